@@ -1,0 +1,43 @@
+// The OpenAI-compatible HTTP server (mlx_lm.server's API): routes, validation, SSE.
+// It only talks to the engine through Engine::submit and the request's event stream.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "engine/sampling.h"
+
+namespace lmserve::engine {
+class Engine;
+}
+namespace lmserve::tokenizer {
+class Tokenizer;
+}
+namespace lmserve::chat {
+class ChatFormatter;
+}
+
+namespace lmserve::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                 // 0 = pick a free port (printed in the "listening" line)
+  std::string model_id;            // served id: --alias, else --model exactly as given
+  int default_max_tokens = 100;    // --max-tokens
+  engine::SamplingParams default_sampling;  // --temp, --top-p, --top-k, --min-p
+  std::size_t max_body_bytes = 16u << 20;   // --max-body
+};
+
+// Everything a request handler needs; all references outlive the server.
+struct ServerContext {
+  engine::Engine& engine;
+  const tokenizer::Tokenizer& tokenizer;
+  const chat::ChatFormatter& chat;
+};
+
+// Binds, prints one line "lmserve: listening on http://HOST:PORT" to stdout (flushed), and
+// serves until SIGINT or SIGTERM. Returns the process exit code. Throws std::runtime_error
+// if the address cannot be bound.
+int serve(const ServerOptions& options, ServerContext context);
+
+}  // namespace lmserve::server

@@ -1,0 +1,78 @@
+// Text <-> token ids, exactly as Hugging Face `tokenizers` does for tokenizer.json.
+// Immutable after loading and safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lmserve::tokenizer {
+
+class Tokenizer {
+ public:
+  // `path` is a directory holding tokenizer.json (+ optional tokenizer_config.json,
+  // special_tokens_map.json, chat_template.jinja) or a tokenizer.json file itself.
+  // Throws FileError on unreadable or unsupported input, naming what is unsupported.
+  static Tokenizer load(const std::filesystem::path& path);
+
+  // add_special_tokens: apply the post-processor (BOS/EOS per tokenizer_config.json).
+  // parse_special: text of special added tokens maps to their ids; false treats it as text.
+  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = true,
+                                   bool parse_special = true) const;
+
+  // Full decode as HF `decode(ids, skip_special_tokens)`; invalid UTF-8 becomes U+FFFD.
+  std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens = false) const;
+
+  // Raw bytes of one token as the decoder would produce them mid-sequence (no
+  // leading-space stripping); may be an incomplete UTF-8 sequence (byte-fallback pieces).
+  std::string token_bytes(std::int32_t id) const;
+
+  // The vocabulary string of a token (e.g. "▁the", "<0x0A>", "Ġworld").
+  const std::string& piece(std::int32_t id) const;
+
+  int vocab_size() const;
+  bool is_special(std::int32_t id) const;
+
+  std::optional<std::int32_t> bos_id() const;
+  std::optional<std::int32_t> eos_id() const;
+  const std::string& bos_token() const;  // "" when none
+  const std::string& eos_token() const;  // "" when none
+  bool adds_bos() const;                 // encode(add_special_tokens=true) prepends BOS
+
+  // Jinja source of the chat template shipped with the tokenizer, if any.
+  const std::optional<std::string>& chat_template() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const Impl> impl_;
+};
+
+// Turns a stream of ids into text incrementally. The concatenation of every push() result
+// and finish() equals tokenizer.decode(all ids) byte for byte, and no result ever ends in
+// (or contains) a broken UTF-8 sequence. Amortised O(1) work per token.
+class StreamingDetokenizer {
+ public:
+  explicit StreamingDetokenizer(const Tokenizer& tokenizer);
+
+  // Text that became final with this token (often "", e.g. mid-way through a multibyte char).
+  std::string push(std::int32_t id);
+
+  // Everything still held back (incomplete UTF-8 becomes U+FFFD, as decode() does).
+  std::string finish();
+
+ private:
+  const Tokenizer* tokenizer_;
+  std::vector<std::int32_t> ids_;
+  std::size_t prefix_ = 0;   // ids before this index are fully emitted
+  std::size_t emitted_ = 0;  // bytes of decode(ids_[prefix_...]) already emitted
+};
+
+}  // namespace lmserve::tokenizer

@@ -1,0 +1,79 @@
+#include "util/utf8.h"
+
+#include <cstdint>
+
+namespace lmserve::util {
+namespace {
+
+enum class Status { kComplete, kIllFormed, kTruncated };
+
+struct Scan {
+  Status status;
+  std::size_t length;  // bytes of the sequence, or of its maximal valid subpart
+};
+
+// Scans the UTF-8 sequence starting at s[i] following Unicode's well-formedness table.
+Scan scan_sequence(std::string_view s, std::size_t i) {
+  const auto b0 = static_cast<std::uint8_t>(s[i]);
+  if (b0 < 0x80) return {Status::kComplete, 1};
+  std::size_t need;
+  std::uint8_t lo = 0x80, hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    need = 1;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    need = 2;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    need = 3;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    return {Status::kIllFormed, 1};
+  }
+  for (std::size_t k = 1; k <= need; ++k) {
+    if (i + k >= s.size()) return {Status::kTruncated, k};
+    const auto b = static_cast<std::uint8_t>(s[i + k]);
+    if (b < lo || b > hi) return {Status::kIllFormed, k};
+    lo = 0x80;
+    hi = 0xBF;
+  }
+  return {Status::kComplete, need + 1};
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    Scan sc = scan_sequence(s, i);
+    if (sc.status != Status::kComplete) return false;
+    i += sc.length;
+  }
+  return true;
+}
+
+std::size_t complete_utf8_prefix(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    Scan sc = scan_sequence(s, i);
+    if (sc.status == Status::kTruncated) return i;
+    i += sc.length;
+  }
+  return s.size();
+}
+
+std::string sanitize_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    Scan sc = scan_sequence(s, i);
+    if (sc.status == Status::kComplete) {
+      out.append(s.substr(i, sc.length));
+    } else {
+      out.append("\xEF\xBF\xBD");
+    }
+    i += sc.length;
+  }
+  return out;
+}
+
+}  // namespace lmserve::util

@@ -1,0 +1,21 @@
+// UTF-8 helpers shared by the tokenizer, the stop-string matcher and the HTTP layer.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace lmserve::util {
+
+// True when s is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+// Length of the longest prefix of s that ends on a complete UTF-8 sequence boundary,
+// treating a trailing *incomplete but so far valid* sequence as not yet complete.
+// Used to hold back bytes that may still be completed by the next token.
+std::size_t complete_utf8_prefix(std::string_view s);
+
+// Replaces every ill-formed sequence with U+FFFD (maximal-subpart rule, as Python and HF do).
+std::string sanitize_utf8(std::string_view s);
+
+}  // namespace lmserve::util

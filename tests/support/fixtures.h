@@ -1,0 +1,21 @@
+// Locates the shared ground-truth fixtures for tests.
+// A missing fixture is a test failure, never a skip.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace lmserve::testing {
+
+// Root of shared/fixtures: $LMSERVE_FIXTURES_DIR if set, else the CMake-configured path.
+std::filesystem::path fixtures_dir();
+
+// fixtures_dir() / relative; fails the current test (fatally, via exception) when absent.
+std::filesystem::path fixture(const std::string& relative);
+
+std::string read_file(const std::filesystem::path& path);
+nlohmann::json read_json(const std::filesystem::path& path);
+
+}  // namespace lmserve::testing
