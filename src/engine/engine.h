@@ -47,6 +47,7 @@ struct GenerationEvent {
   int prompt_total = 0;           // kProgress
   FinishReason finish_reason = FinishReason::kStop;  // kFinished
   Usage usage;                    // kFinished
+  std::vector<std::int32_t> completion_ids;  // kFinished: every sampled id, in order
   std::string error;              // kFailed: message for the client
 };
 
@@ -65,6 +66,7 @@ class RequestHandle {
 
 struct EngineOptions {
   int max_sequences = 32;          // sequences decoded concurrently (--decode-concurrency)
+  int prefill_step_size = 2048;    // prompt tokens evaluated per step (--prefill-step-size)
   std::vector<std::int32_t> extra_eos_ids;  // added to the model's and tokenizer's EOS set
 };
 

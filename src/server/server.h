@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "engine/sampling.h"
 
@@ -26,6 +27,13 @@ struct ServerOptions {
   int default_max_tokens = 100;    // --max-tokens
   engine::SamplingParams default_sampling;  // --temp, --top-p, --top-k, --min-p
   std::size_t max_body_bytes = 16u << 20;   // --max-body
+  // --cors-origins: "*", exact origins, or "scheme://host:*" (any port). Empty = loopback
+  // origins only (http://localhost:*, http://127.0.0.1:*, http://[::1]:*).
+  std::vector<std::string> cors_origins;
+  bool strict_model = false;       // --strict-model: unknown request `model` -> 404
+  int io_threads = 2;              // threads running the HTTP event loop (>= 1)
+  double sse_ping_interval_s = 10; // keepalive comment when a stream was silent this long
+  double idle_timeout_s = 60;      // keep-alive connection idle / slow request read limit
 };
 
 // Everything a request handler needs; all references outlive the server.

@@ -1,0 +1,27 @@
+// Element-wise and per-row operations of a transformer block on f32 activations:
+// RMSNorm, rotary embeddings (HF rotate_half layout), SwiGLU gating, softmax, residual add.
+#pragma once
+
+namespace lmserve::kernels {
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]; out may alias x.
+void rms_norm(const float* x, const float* weight, int n, float eps, float* out);
+
+// The rotation angles of one position: angle_i = pos * inv_freq[i] for i < half, as
+// cos/sin tables of `half` entries each.
+void rope_cos_sin(int pos, const float* inv_freq, int half, float* cos_out, float* sin_out);
+
+// Rotates the first 2*half dims of each of n_heads heads (stride head_dim) in place, pairing
+// element i with element i + half (HF's rotate_half, not the interleaved GPT-J layout).
+void rope_rotate_half(float* x, int n_heads, int head_dim, int half, const float* cos_t, const float* sin_t);
+
+// out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
+void silu_mul(const float* gate, const float* up, float* out, int n);
+
+// In-place numerically stable softmax over n values.
+void softmax(float* x, int n);
+
+// y[i] += x[i].
+void add_inplace(float* y, const float* x, int n);
+
+}  // namespace lmserve::kernels

@@ -1,0 +1,37 @@
+// What the HTTP handlers need from the rest of the pipeline (tokenizer, chat template,
+// engine), as one narrow interface: serve() adapts the real objects, tests plug in fakes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chat/chat_formatter.h"
+#include "engine/engine.h"
+
+namespace lmserve::server {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Tokenizer. encode() parses special-token text (parse_special = true).
+  virtual std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const = 0;
+  virtual int vocab_size() const = 0;
+  virtual const std::string& bos_token() const = 0;  // "" when none
+  virtual bool adds_bos() const = 0;
+
+  // Chat prompt (throws ApiError template_error). template_source() is null without one.
+  virtual chat::RenderedPrompt render_chat(const chat::ChatPromptInput& input) const = 0;
+  virtual const std::string* template_source() const = 0;
+
+  // Engine. Events are delivered on another thread (see engine.h).
+  virtual std::shared_ptr<engine::RequestHandle> submit(engine::GenerationRequest request,
+                                                        engine::EventSink sink) = 0;
+  virtual int context_length() const = 0;
+  virtual bool alive() const = 0;
+};
+
+}  // namespace lmserve::server

@@ -1,0 +1,74 @@
+// Parsing and validation of OpenAI request bodies (/v1/chat/completions, /v1/completions)
+// into engine-ready values, per api-contract §2. Pure functions: every violation throws
+// ApiError (400) naming the offending field, before anything is sent to the client.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/sampling.h"
+
+namespace lmserve::server {
+
+using json = nlohmann::json;
+
+// Command-line defaults a request falls back to.
+struct RequestDefaults {
+  int max_tokens = 100;
+  engine::SamplingParams sampling;
+};
+
+// Fields shared by both generation endpoints.
+struct CommonParams {
+  std::optional<std::string> model;  // as sent (absent when missing or null)
+  int max_tokens = 100;              // >= 1: max_completion_tokens, else max_tokens, else default
+  bool stream = false;
+  bool include_usage = false;        // stream_options.include_usage
+  std::vector<std::string> stop;     // empty strings dropped
+  engine::SamplingParams sampling;
+};
+
+struct ChatRequest {
+  CommonParams common;
+  json messages = json::array();  // normalised (§2.3): string content, parsed tool arguments
+  std::optional<std::map<std::string, std::string>> role_mapping;
+  json tools;  // null, or a non-empty array of {"type":"function",...} after tool_choice
+  json template_kwargs = json::object();  // chat_template_kwargs (+ reasoning_effort)
+};
+
+struct CompletionPrompt {
+  std::optional<std::string> text;  // string prompt (or array of one string)
+  std::vector<std::int32_t> ids;    // token-id prompt, used verbatim (when !text)
+};
+
+struct CompletionRequest {
+  CommonParams common;
+  CompletionPrompt prompt;
+};
+
+// Body bytes -> JSON object. Invalid JSON, invalid UTF-8 or nesting deeper than
+// kMaxJsonDepth -> 400 invalid_json; valid JSON that is not an object -> 400 invalid_request.
+inline constexpr int kMaxJsonDepth = 128;
+json parse_json_body(std::string_view body);
+
+ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults);
+CompletionRequest parse_completion_request(const json& body, const RequestDefaults& defaults);
+
+// §2.3 normalisation of `messages` (exposed for tests; parse_chat_request calls it).
+json normalize_messages(const json& messages);
+
+// §2.4: a text prompt gets the tokenizer's special tokens unless it already starts with the
+// BOS token's text.
+bool completion_adds_special_tokens(std::string_view text, std::string_view bos_token,
+                                    bool tokenizer_adds_bos);
+
+// Throws 400 invalid_value (param "prompt[i]") for an id outside [0, vocab_size).
+void check_token_ids(const std::vector<std::int32_t>& ids, int vocab_size, const char* param);
+
+}  // namespace lmserve::server

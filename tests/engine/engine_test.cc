@@ -1,0 +1,215 @@
+// The engine on the real stories260K model: greedy parity with llama2.c, concurrency,
+// cancellation, stop strings, seeds and failure isolation.
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+#include "model/model.h"
+#include "support/fixtures.h"
+#include "tokenizer/tokenizer.h"
+#include "util/thread_pool.h"
+
+namespace lmserve::engine {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Collects one request's events and lets the test wait for its end.
+class Collector {
+ public:
+  EventSink sink() {
+    return [this](const GenerationEvent& ev) {
+      std::lock_guard lock(mutex_);
+      if (ev.kind == GenerationEvent::Kind::kText) text_ += ev.text;
+      if (ev.kind == GenerationEvent::Kind::kText) ++text_events_;
+      if (ev.kind == GenerationEvent::Kind::kFinished || ev.kind == GenerationEvent::Kind::kFailed) {
+        end_ = ev;
+        cv_.notify_all();
+      }
+    };
+  }
+  GenerationEvent wait() {
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_for(lock, 60s, [&] { return end_.has_value(); })) {
+      ADD_FAILURE() << "request did not finish";
+      return {.kind = GenerationEvent::Kind::kFailed, .error = "timeout"};
+    }
+    return *end_;
+  }
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+  int text_events() {
+    std::lock_guard lock(mutex_);
+    return text_events_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string text_;
+  int text_events_ = 0;
+  std::optional<GenerationEvent> end_;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(testing::fixture("models/stories260K"));
+    reference_ = new nlohmann::json(testing::read_json(*dir_ / "reference_greedy.json"));
+    pool_ = new util::ThreadPool(2);
+    tokenizer_ = new tokenizer::Tokenizer(tokenizer::Tokenizer::load(*dir_));
+    model_ = model::Model::load(*dir_, *pool_).release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete tokenizer_;
+    delete pool_;
+    delete reference_;
+    delete dir_;
+  }
+
+  // Greedy ids expected under the HF stop rule (id 1 is an ordinary token).
+  static std::vector<std::int32_t> expected_ids(const nlohmann::json& c) {
+    const auto& ids = c.contains("output_ids_ignoring_bos_stop") ? c["output_ids_ignoring_bos_stop"]
+                                                                  : c["output_ids"];
+    return ids.get<std::vector<std::int32_t>>();
+  }
+
+  static GenerationRequest greedy(const nlohmann::json& c, int max_tokens) {
+    return {.prompt = c["prompt_ids"].get<std::vector<std::int32_t>>(),
+            .sampling = {.temperature = 0.0f},
+            .max_tokens = max_tokens};
+  }
+
+  static std::filesystem::path* dir_;
+  static nlohmann::json* reference_;
+  static util::ThreadPool* pool_;
+  static tokenizer::Tokenizer* tokenizer_;
+  static model::Model* model_;
+};
+
+std::filesystem::path* EngineTest::dir_ = nullptr;
+nlohmann::json* EngineTest::reference_ = nullptr;
+util::ThreadPool* EngineTest::pool_ = nullptr;
+tokenizer::Tokenizer* EngineTest::tokenizer_ = nullptr;
+model::Model* EngineTest::model_ = nullptr;
+
+TEST_F(EngineTest, GreedyMatchesLlama2cForEveryCaseWhileRunningConcurrently) {
+  Engine engine(*model_, *tokenizer_, {.max_sequences = 32, .prefill_step_size = 7});
+  const auto& cases = (*reference_)["cases"];
+  std::vector<std::unique_ptr<Collector>> collectors;
+  for (const auto& c : cases) {
+    collectors.push_back(std::make_unique<Collector>());
+    engine.submit(greedy(c, 200), collectors.back()->sink());
+  }
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    GenerationEvent end = collectors[i]->wait();
+    ASSERT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
+    EXPECT_EQ(end.completion_ids, expected_ids(cases[i])) << cases[i]["prompt"];
+    EXPECT_EQ(end.finish_reason, FinishReason::kLength);
+    EXPECT_EQ(end.usage.completion_tokens, 200);
+    EXPECT_EQ(end.usage.prompt_tokens, static_cast<int>(cases[i]["prompt_ids"].size()));
+    EXPECT_EQ(collectors[i]->text(), tokenizer_->decode(end.completion_ids));
+  }
+}
+
+TEST_F(EngineTest, MaxTokensBoundsTheCompletion) {
+  Engine engine(*model_, *tokenizer_, {});
+  Collector col;
+  engine.submit(greedy((*reference_)["cases"][1], 3), col.sink());
+  GenerationEvent end = col.wait();
+  EXPECT_EQ(end.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(end.completion_ids.size(), 3u);
+}
+
+TEST_F(EngineTest, StopStringEndsGenerationAndIsNotEmitted) {
+  const auto& c = (*reference_)["cases"][1];
+  const std::string full = tokenizer_->decode(expected_ids(c));
+  // A stop string taken from the middle of the known greedy continuation.
+  const std::size_t at = full.size() / 2;
+  const std::string stop = full.substr(at, 5);
+  const std::size_t first = full.find(stop);
+  Engine engine(*model_, *tokenizer_, {});
+  Collector col;
+  auto req = greedy(c, 200);
+  req.stop = {stop};
+  engine.submit(req, col.sink());
+  GenerationEvent end = col.wait();
+  EXPECT_EQ(end.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(col.text(), full.substr(0, first));
+  EXPECT_LT(end.usage.completion_tokens, 200);
+}
+
+TEST_F(EngineTest, CancelFreesTheSequence) {
+  Engine engine(*model_, *tokenizer_, {});
+  Collector col;
+  auto handle = engine.submit(greedy((*reference_)["cases"][1], 200), col.sink());
+  handle->cancel();
+  GenerationEvent end = col.wait();
+  EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished);
+  EXPECT_EQ(end.finish_reason, FinishReason::kCancelled);
+  EXPECT_LT(end.usage.completion_tokens, 200);
+}
+
+TEST_F(EngineTest, SeededSamplingIsReproducibleUnderConcurrency) {
+  const auto& c = (*reference_)["cases"][1];
+  auto seeded = [&](std::uint64_t seed) {
+    GenerationRequest r = greedy(c, 40);
+    r.sampling = {.temperature = 1.0f, .top_p = 0.9f, .seed = seed};
+    return r;
+  };
+  Engine engine(*model_, *tokenizer_, {});
+  Collector alone;
+  engine.submit(seeded(99), alone.sink());
+  auto reference_ids = alone.wait().completion_ids;
+
+  Collector a, b, other;
+  engine.submit(seeded(5), other.sink());
+  engine.submit(seeded(99), a.sink());
+  engine.submit(seeded(99), b.sink());
+  EXPECT_EQ(a.wait().completion_ids, reference_ids);
+  EXPECT_EQ(b.wait().completion_ids, reference_ids);
+  other.wait();
+}
+
+TEST_F(EngineTest, AFailingRequestDoesNotAffectOthers) {
+  Engine engine(*model_, *tokenizer_, {});
+  Collector bad, good;
+  GenerationRequest too_long{.prompt = std::vector<std::int32_t>(600, 5), .max_tokens = 5};
+  engine.submit(too_long, bad.sink());
+  engine.submit(greedy((*reference_)["cases"][1], 5), good.sink());
+  EXPECT_EQ(bad.wait().kind, GenerationEvent::Kind::kFailed);
+  GenerationEvent end = good.wait();
+  EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished);
+  EXPECT_EQ(end.completion_ids.size(), 5u);
+  EXPECT_TRUE(engine.alive());
+}
+
+TEST_F(EngineTest, EosSetIsTheUnionOfAllSources) {
+  Engine engine(*model_, *tokenizer_, {.extra_eos_ids = {7}});
+  EXPECT_EQ(engine.eos_ids(), (std::vector<std::int32_t>{2, 7}));
+}
+
+TEST_F(EngineTest, ExtraEosStopsGenerationAndIsNotShown) {
+  const auto& c = (*reference_)["cases"][1];
+  auto ids = expected_ids(c);
+  const std::int32_t stop_id = ids[4];
+  Engine engine(*model_, *tokenizer_, {.extra_eos_ids = {stop_id}});
+  Collector col;
+  engine.submit(greedy(c, 200), col.sink());
+  GenerationEvent end = col.wait();
+  EXPECT_EQ(end.finish_reason, FinishReason::kStop);
+  std::size_t first = std::find(ids.begin(), ids.end(), stop_id) - ids.begin();
+  ASSERT_EQ(end.completion_ids.size(), first + 1);
+  std::vector<std::int32_t> shown(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(first));
+  EXPECT_EQ(col.text(), tokenizer_->decode(shown));
+}
+
+}  // namespace
+}  // namespace lmserve::engine
