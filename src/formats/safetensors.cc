@@ -44,7 +44,8 @@ bool json_depth_ok(std::string_view text, int max_depth) {
 // Parses JSON text from a file, turning every failure into a FileError naming `what`.
 json parse_json_text(std::string_view text, const std::string& what) {
   if (!json_depth_ok(text, kMaxJsonDepth)) {
-    throw FileError(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    throw FileError(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                    " levels");
   }
   try {
     return json::parse(text.begin(), text.end());
@@ -53,7 +54,7 @@ json parse_json_text(std::string_view text, const std::string& what) {
   }
 }
 
-std::string quoted(std::string_view s) {
+std::string quote_name(std::string_view s) {
   // Tensor names come from the file; keep messages printable and bounded.
   std::string out = "\"";
   for (char c : s.substr(0, 200)) {
@@ -146,7 +147,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(path
       }
       continue;
     }
-    const std::string tensor = "tensor " + quoted(name);
+    const std::string tensor = "tensor " + quote_name(name);
     if (!value.is_object()) throw FileError(where + ": " + tensor + ": entry is not a JSON object");
     auto dt = value.find("dtype");
     auto sh = value.find("shape");
@@ -156,7 +157,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(path
     }
     auto dtype = parse_dtype(dt->get<std::string>());
     if (!dtype) {
-      throw FileError(where + ": " + tensor + ": unknown dtype " + quoted(dt->get<std::string>()));
+      throw FileError(where + ": " + tensor + ": unknown dtype " +
+                      quote_name(dt->get<std::string>()));
     }
     if (sh == value.end() || !sh->is_array()) {
       throw FileError(where + ": " + tensor + ": missing or non-array \"shape\"");
@@ -171,7 +173,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(path
         throw FileError(where + ": " + tensor + ": shape entry " + d.dump(-1).substr(0, 40) +
                         " is not a non-negative integer");
       }
-      if (__builtin_mul_overflow(numel, dim, &numel) || numel > static_cast<std::uint64_t>(INT64_MAX)) {
+      if (__builtin_mul_overflow(numel, dim, &numel) ||
+          numel > static_cast<std::uint64_t>(INT64_MAX)) {
         throw FileError(where + ": " + tensor + ": shape " + sh->dump().substr(0, 200) +
                         " overflows the element count");
       }
@@ -209,14 +212,15 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(path
   }
 
   // Overlapping tensors would alias each other's bytes: a sign of a corrupt or hostile file.
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
   for (std::size_t i = 1; i < entries.size(); ++i) {
     const auto& prev = entries[i - 1];
     const auto& cur = entries[i];
     if (cur.begin < prev.end && cur.begin != cur.end && prev.begin != prev.end) {
-      throw FileError(where + ": tensors " + quoted(prev.name) + " and " + quoted(cur.name) +
-                      " have overlapping data_offsets");
+      throw FileError(where + ": tensors " + quote_name(prev.name) + " and " +
+                      quote_name(cur.name) + " have overlapping data_offsets");
     }
   }
 }
@@ -230,7 +234,8 @@ void TensorStore::add_file(std::unique_ptr<SafetensorsFile> file) {
   for (const auto& [name, view] : file->tensors()) {
     auto [it, inserted] = index_.emplace(name, &view);
     if (!inserted) {
-      throw FileError(file->path().string() + ": tensor " + quoted(name) + " also appears in another shard");
+      throw FileError(file->path().string() + ": tensor " + quote_name(name) +
+                      " also appears in another shard");
     }
   }
   files_.push_back(std::move(file));
@@ -267,12 +272,14 @@ TensorStore TensorStore::open(const std::filesystem::path& dir) {
   std::map<std::string, std::string> shard_of;
   std::set<std::string> shards;
   for (const auto& [name, shard] : wm->items()) {
-    if (!shard.is_string()) throw FileError(where + ": weight_map entry " + quoted(name) + " is not a string");
+    if (!shard.is_string())
+      throw FileError(where + ": weight_map entry " + quote_name(name) + " is not a string");
     auto s = shard.get<std::string>();
     // Shards live next to the index: refuse paths that would escape the directory.
     std::filesystem::path sp(s);
     if (s.empty() || sp.is_absolute() || sp.has_parent_path() || s == "." || s == "..") {
-      throw FileError(where + ": weight_map entry " + quoted(name) + " names an invalid shard " + quoted(s));
+      throw FileError(where + ": weight_map entry " + quote_name(name) +
+                      " names an invalid shard " + quote_name(s));
     }
     shard_of[name] = s;
     shards.insert(s);
@@ -284,15 +291,16 @@ TensorStore TensorStore::open(const std::filesystem::path& dir) {
   for (const auto& s : shards) {
     auto p = dir / s;
     if (!std::filesystem::exists(p, ec)) {
-      throw FileError(where + ": names shard " + quoted(s) + " which does not exist in " + dir.string());
+      throw FileError(where + ": names shard " + quote_name(s) + " which does not exist in " +
+                      dir.string());
     }
     store.add_file(std::make_unique<SafetensorsFile>(p));
   }
   for (const auto& [name, s] : shard_of) {
     auto it = store.index_.find(name);
     if (it == store.index_.end()) {
-      throw FileError(where + ": tensor " + quoted(name) + " is mapped to shard " + quoted(s) +
-                      " which does not contain it");
+      throw FileError(where + ": tensor " + quote_name(name) + " is mapped to shard " +
+                      quote_name(s) + " which does not contain it");
     }
   }
   return store;
@@ -305,11 +313,12 @@ const TensorView* TensorStore::find(std::string_view name) const {
 
 const TensorView& TensorStore::get(std::string_view name) const {
   const auto* v = find(name);
-  if (v == nullptr) throw FileError(origin_.string() + ": missing tensor " + quoted(name));
+  if (v == nullptr) throw FileError(origin_.string() + ": missing tensor " + quote_name(name));
   return *v;
 }
 
-const TensorView& TensorStore::get(std::string_view name, std::span<const std::int64_t> expected) const {
+const TensorView& TensorStore::get(std::string_view name,
+                                   std::span<const std::int64_t> expected) const {
   const auto& v = get(name);
   if (!std::equal(v.shape.begin(), v.shape.end(), expected.begin(), expected.end())) {
     std::string want = "[";
@@ -318,8 +327,8 @@ const TensorView& TensorStore::get(std::string_view name, std::span<const std::i
       want += std::to_string(expected[i]);
     }
     want += "]";
-    throw FileError(origin_.string() + ": tensor " + quoted(name) + " has shape " + v.shape_string() +
-                    ", expected " + want);
+    throw FileError(origin_.string() + ": tensor " + quote_name(name) + " has shape " +
+                    v.shape_string() + ", expected " + want);
   }
   return v;
 }

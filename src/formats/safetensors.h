@@ -70,7 +70,8 @@ class TensorStore {
   const TensorView& get(std::string_view name) const;
   // Throws FileError unless the tensor exists with exactly this shape.
   const TensorView& get(std::string_view name, std::span<const std::int64_t> expected_shape) const;
-  const TensorView& get(std::string_view name, std::initializer_list<std::int64_t> expected_shape) const {
+  const TensorView& get(std::string_view name,
+                        std::initializer_list<std::int64_t> expected_shape) const {
     return get(name, std::span<const std::int64_t>(expected_shape.begin(), expected_shape.size()));
   }
 

@@ -12,7 +12,8 @@ constexpr long kMinParallelWork = 1L << 15;
 }
 
 void attention(util::ThreadPool& pool, const AttentionShape& shape, const float* q, int n_tokens,
-               int start_pos, const float* k, const float* v, long kv_stride, float scale, float* out) {
+               int start_pos, const float* k, const float* v, long kv_stride, float scale,
+               float* out) {
   const int hd = shape.head_dim;
   const int group = shape.n_heads / shape.n_kv_heads;
   const long q_stride = static_cast<long>(shape.n_heads) * hd;
@@ -46,7 +47,8 @@ void attention(util::ThreadPool& pool, const AttentionShape& shape, const float*
     }
   };
 
-  const std::size_t items = static_cast<std::size_t>(n_tokens) * static_cast<std::size_t>(shape.n_heads);
+  const std::size_t items =
+      static_cast<std::size_t>(n_tokens) * static_cast<std::size_t>(shape.n_heads);
   const long work = static_cast<long>(items) * max_len * hd * 2;
   if (work < kMinParallelWork || pool.size() == 1) {
     body(0, items);

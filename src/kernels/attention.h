@@ -7,8 +7,9 @@
 namespace lmserve::kernels {
 
 struct AttentionShape {
-  int n_heads = 0;     // query heads
-  int n_kv_heads = 0;  // key/value heads; n_heads % n_kv_heads == 0 (query head h reads kv head h / group)
+  int n_heads = 0;  // query heads
+  int n_kv_heads =
+      0;  // key/value heads; n_heads % n_kv_heads == 0 (query head h reads kv head h / group)
   int head_dim = 0;
 };
 
@@ -19,6 +20,7 @@ struct AttentionShape {
 //   out: [n_tokens, n_heads * head_dim]
 // Scores are scaled by `scale` (usually 1/sqrt(head_dim)) before the softmax.
 void attention(util::ThreadPool& pool, const AttentionShape& shape, const float* q, int n_tokens,
-               int start_pos, const float* k, const float* v, long kv_stride, float scale, float* out);
+               int start_pos, const float* k, const float* v, long kv_stride, float scale,
+               float* out);
 
 }  // namespace lmserve::kernels

@@ -25,9 +25,11 @@ inline std::uint16_t f32_to_f16(float f) {
   const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
   x &= 0x7fffffffu;
   if (x >= 0x7f800000u) {  // inf or NaN (NaN stays a quiet NaN)
-    return static_cast<std::uint16_t>(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0u));
+    return static_cast<std::uint16_t>(sign | 0x7c00u |
+                                      (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0u));
   }
-  if (x >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520 rounds to inf
+  if (x >= 0x477ff000u)
+    return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520 rounds to inf
   if (x < 0x38800000u) {
     // Result is subnormal (or zero): adding 0.5 puts the 2^-24 unit in the last mantissa
     // bit, so the FPU's own round-to-nearest-even does the rounding.
@@ -45,7 +47,8 @@ inline float bf16_to_f32(std::uint16_t b) {
 
 inline std::uint16_t f32_to_bf16(float f) {
   std::uint32_t x = std::bit_cast<std::uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<std::uint16_t>((x >> 16) | 0x40u);  // quiet NaN
   x += 0x7fffu + ((x >> 16) & 1u);
   return static_cast<std::uint16_t>(x >> 16);
 }

@@ -193,7 +193,8 @@ void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n
 
   auto body = [&](std::size_t tile_begin, std::size_t tile_end) {
     std::vector<float> scratch;
-    if (widen_tiles) scratch.resize(static_cast<std::size_t>(kTileRows) * static_cast<std::size_t>(cols));
+    if (widen_tiles)
+      scratch.resize(static_cast<std::size_t>(kTileRows) * static_cast<std::size_t>(cols));
     for (std::size_t tile = tile_begin; tile < tile_end; ++tile) {
       const int r0 = static_cast<int>(tile) * kTileRows;
       const int nr = std::min(kTileRows, rows - r0);
@@ -205,7 +206,7 @@ void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n
         }
         continue;
       }
-      const float* rp[kTileRows];
+      const float* rp[kTileRows] = {};
       for (int i = 0; i < kTileRows; ++i) {
         const int r = r0 + std::min(i, nr - 1);  // a short last tile repeats its last row
         if (widen_tiles) {
@@ -232,7 +233,8 @@ void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n
     return;
   }
   const long per_tile = static_cast<long>(kTileRows) * cols * n_tokens;
-  const std::size_t min_chunk = static_cast<std::size_t>(std::max(1L, (kMinParallelWork / 4) / per_tile));
+  const std::size_t min_chunk =
+      static_cast<std::size_t>(std::max(1L, (kMinParallelWork / 4) / per_tile));
   pool.parallel_for(n_tiles, body, min_chunk);
 }
 

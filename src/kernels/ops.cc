@@ -25,7 +25,8 @@ void rope_cos_sin(int pos, const float* inv_freq, int half, float* cos_out, floa
   }
 }
 
-void rope_rotate_half(float* x, int n_heads, int head_dim, int half, const float* cos_t, const float* sin_t) {
+void rope_rotate_half(float* x, int n_heads, int head_dim, int half, const float* cos_t,
+                      const float* sin_t) {
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + static_cast<long>(h) * head_dim;
     for (int i = 0; i < half; ++i) {

@@ -13,7 +13,8 @@ void rope_cos_sin(int pos, const float* inv_freq, int half, float* cos_out, floa
 
 // Rotates the first 2*half dims of each of n_heads heads (stride head_dim) in place, pairing
 // element i with element i + half (HF's rotate_half, not the interleaved GPT-J layout).
-void rope_rotate_half(float* x, int n_heads, int head_dim, int half, const float* cos_t, const float* sin_t);
+void rope_rotate_half(float* x, int n_heads, int head_dim, int half, const float* cos_t,
+                      const float* sin_t);
 
 // out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
 void silu_mul(const float* gate, const float* up, float* out, int n);

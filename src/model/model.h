@@ -7,11 +7,23 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/thread_pool.h"
 
 namespace lmserve::model {
+
+// How rotary frequencies are rescaled for long contexts (HF config.json "rope_scaling").
+struct RopeScaling {
+  enum class Type { kNone, kLinear, kLlama3 };
+  Type type = Type::kNone;
+  float factor = 1.0f;
+  // llama3 only: the wavelength bands that are kept, smoothed or divided by `factor`.
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int original_max_position_embeddings = 8192;
+};
 
 // Hyper-parameters, read once from config.json (HF) and shared by every later stage.
 struct ModelConfig {
@@ -29,7 +41,20 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   std::vector<std::int32_t> eos_token_ids;  // from config.json (and generation_config.json)
   std::int32_t bos_token_id = -1;           // -1 when unknown
+  RopeScaling rope_scaling;
 };
+
+// Parses HF config.json text (and generation_config.json text, empty when absent) into a
+// validated ModelConfig. Throws FileError naming the offending key and value: unknown
+// model_type, non-integer or non-positive dims, hidden_size not divisible by heads, etc.
+ModelConfig parse_model_config(std::string_view config_json,
+                               std::string_view generation_config_json = {});
+
+// Reads dir/config.json and, when present, dir/generation_config.json.
+ModelConfig load_model_config(const std::filesystem::path& dir);
+
+// Rotary inverse frequencies (head_dim / 2 of them) after rope_scaling is applied.
+std::vector<float> rope_inv_freq(const ModelConfig& config);
 
 // Per-sequence key/value cache: the positions already evaluated.
 class KvCache {
@@ -60,7 +85,10 @@ class Model {
   // Evaluates `tokens` at positions cache.size() .. cache.size()+tokens.size()-1, appends
   // their keys/values to `cache`, and writes the logits of the last token into
   // `logits` (vocab_size floats). tokens must be non-empty, ids in [0, vocab_size), and
-  // fit in the cache's capacity.
+  // fit in the cache's capacity: otherwise it throws ApiError (invalid_request; code
+  // "context_length_exceeded" for capacity) and leaves the cache unchanged. A cache from
+  // another model or a wrongly sized `logits` is std::invalid_argument. Calls on one Model
+  // must not overlap: they share its thread pool.
   virtual void forward(std::span<const std::int32_t> tokens, KvCache& cache,
                        std::span<float> logits) = 0;
 };

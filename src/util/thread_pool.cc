@@ -1,6 +1,7 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace lmserve::util {
 
@@ -36,18 +37,29 @@ void ThreadPool::parallel_for(std::size_t n, const std::function<void(std::size_
   job_chunks_ = chunks;
   next_chunk_ = 0;
   chunks_done_ = 0;
+  error_ = nullptr;
   ++generation_;
   work_ready_.notify_all();
   // The caller works too.
-  while (next_chunk_ < job_chunks_) {
-    std::size_t c = next_chunk_++;
-    lock.unlock();
-    fn(c * job_n_ / job_chunks_, (c + 1) * job_n_ / job_chunks_);
-    lock.lock();
-    ++chunks_done_;
-  }
+  while (next_chunk_ < job_chunks_) run_chunk(lock, next_chunk_++);
   work_done_.wait(lock, [this] { return chunks_done_ == job_chunks_; });
   job_ = nullptr;
+  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+}
+
+void ThreadPool::run_chunk(std::unique_lock<std::mutex>& lock, std::size_t c) {
+  const auto* fn = job_;
+  const std::size_t n = job_n_, chunks = job_chunks_;
+  lock.unlock();
+  std::exception_ptr error;
+  try {
+    (*fn)(c * n / chunks, (c + 1) * n / chunks);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  lock.lock();
+  if (error && !error_) error_ = error;
+  if (++chunks_done_ == job_chunks_) work_done_.notify_all();
 }
 
 void ThreadPool::worker_loop(int /*index*/) {
@@ -57,15 +69,7 @@ void ThreadPool::worker_loop(int /*index*/) {
     work_ready_.wait(lock, [&] { return stopping_ || (job_ != nullptr && generation_ != seen_generation); });
     if (stopping_) return;
     seen_generation = generation_;
-    while (job_ != nullptr && next_chunk_ < job_chunks_) {
-      std::size_t c = next_chunk_++;
-      const auto* fn = job_;
-      std::size_t n = job_n_, chunks = job_chunks_;
-      lock.unlock();
-      (*fn)(c * n / chunks, (c + 1) * n / chunks);
-      lock.lock();
-      if (++chunks_done_ == job_chunks_) work_done_.notify_all();
-    }
+    while (job_ != nullptr && next_chunk_ < job_chunks_) run_chunk(lock, next_chunk_++);
   }
 }
 

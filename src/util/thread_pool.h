@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -23,12 +24,15 @@ class ThreadPool {
 
   // Splits [0, n) into contiguous chunks of at least min_chunk items and runs
   // fn(begin, end) on each chunk, in parallel; returns when all chunks are done.
-  // Not reentrant: fn must not call parallel_for on the same pool.
+  // Not reentrant: fn must not call parallel_for on the same pool. If fn throws, the
+  // remaining chunks still run to completion and the first exception is rethrown here.
   void parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn,
                     std::size_t min_chunk = 1);
 
  private:
   void worker_loop(int index);
+  // Runs chunk c of the current job with the lock released; records the first exception.
+  void run_chunk(std::unique_lock<std::mutex>& lock, std::size_t c);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -41,6 +45,7 @@ class ThreadPool {
   std::size_t next_chunk_ = 0;
   std::size_t chunks_done_ = 0;
   std::size_t generation_ = 0;
+  std::exception_ptr error_;
   bool stopping_ = false;
 };
 

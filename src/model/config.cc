@@ -1,0 +1,333 @@
+// ModelConfig from HF config.json / generation_config.json, and the RoPE frequencies it implies.
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <numbers>
+#include <sstream>
+
+#include "model/architecture.h"
+#include "model/model.h"
+#include "util/error.h"
+
+namespace lmserve::model {
+
+namespace {
+
+using nlohmann::json;
+
+// Same reason as in the safetensors reader: nlohmann recurses, so bound nesting first.
+bool json_depth_ok(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+json parse_object(std::string_view text, const std::string& what) {
+  if (!json_depth_ok(text, 64)) throw FileError(what + ": JSON nested too deeply");
+  json j;
+  try {
+    j = json::parse(text.begin(), text.end());
+  } catch (const json::exception& e) {
+    throw FileError(what + ": invalid JSON (" + e.what() + ")");
+  }
+  if (!j.is_object()) throw FileError(what + ": not a JSON object");
+  return j;
+}
+
+std::string show(const json& v) {
+  std::string s = v.dump();
+  return s.size() > 60 ? s.substr(0, 60) + "..." : s;
+}
+
+class ConfigReader {
+ public:
+  ConfigReader(const json& j, std::string what) : j_(j), what_(std::move(what)) {}
+
+  const json* find(const char* key) const {
+    auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  // A strictly positive int; `fallback` when absent (0 = required).
+  int positive_int(const char* key, int fallback = 0) const {
+    const json* v = find(key);
+    if (v == nullptr) {
+      if (fallback > 0) return fallback;
+      throw FileError(what_ + ": missing \"" + key + "\"");
+    }
+    if (!v->is_number_integer())
+      throw FileError(what_ + ": \"" + key + "\" must be an integer, got " + show(*v));
+    if (v->is_number_unsigned()) {
+      auto u = v->get<std::uint64_t>();
+      if (u == 0) throw FileError(what_ + ": \"" + key + "\" = 0 must be a positive integer");
+      if (u > static_cast<std::uint64_t>(std::numeric_limits<int>::max())) {
+        throw FileError(what_ + ": \"" + key + "\" = " + show(*v) +
+                        " is out of range (must be 1.." +
+                        std::to_string(std::numeric_limits<int>::max()) + ")");
+      }
+      return static_cast<int>(u);
+    }
+    auto s = v->get<std::int64_t>();
+    if (s <= 0 || s > std::numeric_limits<int>::max()) {
+      throw FileError(what_ + ": \"" + key + "\" = " + show(*v) + " must be a positive integer");
+    }
+    return static_cast<int>(s);
+  }
+
+  // A finite, strictly positive number.
+  float positive_float(const char* key, float fallback) const {
+    const json* v = find(key);
+    if (v == nullptr) return fallback;
+    if (!v->is_number())
+      throw FileError(what_ + ": \"" + key + "\" must be a number, got " + show(*v));
+    double d = v->get<double>();
+    if (!std::isfinite(d) || d <= 0.0 || d > std::numeric_limits<float>::max()) {
+      throw FileError(what_ + ": \"" + key + "\" = " + show(*v) +
+                      " must be a positive finite number");
+    }
+    return static_cast<float>(d);
+  }
+
+  bool boolean(const char* key, bool fallback) const {
+    const json* v = find(key);
+    if (v == nullptr) return fallback;
+    if (!v->is_boolean())
+      throw FileError(what_ + ": \"" + key + "\" must be true or false, got " + show(*v));
+    return v->get<bool>();
+  }
+
+  std::string string(const char* key, const std::string& fallback) const {
+    const json* v = find(key);
+    if (v == nullptr) return fallback;
+    if (!v->is_string())
+      throw FileError(what_ + ": \"" + key + "\" must be a string, got " + show(*v));
+    return v->get<std::string>();
+  }
+
+  // eos_token_id / bos_token_id: an int or a list of ints (null or absent: nothing).
+  void token_ids(const char* key, std::vector<std::int32_t>& out) const {
+    const json* v = find(key);
+    if (v == nullptr) return;
+    auto one = [&](const json& e) {
+      if (!e.is_number_integer() || e.get<std::int64_t>() < 0 ||
+          e.get<std::int64_t>() > std::numeric_limits<std::int32_t>::max()) {
+        throw FileError(what_ + ": \"" + key +
+                        "\" must be a non-negative token id or a list of them, got " + show(*v));
+      }
+      auto id = static_cast<std::int32_t>(e.get<std::int64_t>());
+      if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+    };
+    if (v->is_array()) {
+      for (const auto& e : *v) one(e);
+    } else {
+      one(*v);
+    }
+  }
+
+  const std::string& what() const { return what_; }
+
+ private:
+  const json& j_;
+  std::string what_;
+};
+
+RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
+  RopeScaling rs;
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return rs;
+  if (!it->is_object())
+    throw FileError(what + ": \"rope_scaling\" must be an object or null, got " + show(*it));
+  ConfigReader r(*it, what + ": rope_scaling");
+  // Newer configs say "rope_type", older ones "type".
+  std::string type = r.string("rope_type", r.string("type", "default"));
+  if (type == "default") return rs;
+  if (type == "linear") {
+    rs.type = RopeScaling::Type::kLinear;
+    rs.factor = r.positive_float("factor", 0.0f);
+    if (rs.factor <= 0.0f)
+      throw FileError(what + ": rope_scaling type \"linear\" needs \"factor\"");
+    return rs;
+  }
+  if (type == "llama3") {
+    rs.type = RopeScaling::Type::kLlama3;
+    rs.factor = r.positive_float("factor", 0.0f);
+    if (rs.factor <= 0.0f)
+      throw FileError(what + ": rope_scaling type \"llama3\" needs \"factor\"");
+    rs.low_freq_factor = r.positive_float("low_freq_factor", 1.0f);
+    rs.high_freq_factor = r.positive_float("high_freq_factor", 4.0f);
+    rs.original_max_position_embeddings = r.positive_int("original_max_position_embeddings", 8192);
+    if (!(rs.high_freq_factor > rs.low_freq_factor)) {
+      throw FileError(what + ": rope_scaling llama3 needs high_freq_factor > low_freq_factor");
+    }
+    return rs;
+  }
+  throw FileError(what + ": rope_scaling type \"" + type +
+                  "\" is not supported (supported: default, linear, llama3)");
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(std::string_view config_json,
+                               std::string_view generation_config_json) {
+  const std::string what = "config.json";
+  json j = parse_object(config_json, what);
+  ConfigReader r(j, what);
+
+  ModelConfig c;
+  const json* mt = r.find("model_type");
+  if (mt == nullptr) throw FileError(what + ": missing \"model_type\"");
+  if (!mt->is_string())
+    throw FileError(what + ": \"model_type\" must be a string, got " + show(*mt));
+  const auto* arch = find_architecture(mt->get<std::string>());
+  if (arch == nullptr) {
+    throw FileError(what + ": unsupported model_type \"" + mt->get<std::string>() +
+                    "\" (supported: " + supported_model_types() + ")");
+  }
+  c.architecture = std::string(arch->name);
+
+  c.hidden_size = r.positive_int("hidden_size");
+  c.intermediate_size = r.positive_int("intermediate_size");
+  c.num_layers = r.positive_int("num_hidden_layers");
+  c.num_heads = r.positive_int("num_attention_heads");
+  c.num_kv_heads = r.positive_int("num_key_value_heads", c.num_heads);
+  c.vocab_size = r.positive_int("vocab_size");
+  // HF LlamaConfig's defaults for the optional keys.
+  c.max_position_embeddings = r.positive_int("max_position_embeddings", 2048);
+  c.rms_norm_eps = r.positive_float("rms_norm_eps", 1e-6f);
+  c.rope_theta = r.positive_float("rope_theta", 10000.0f);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+
+  if (r.find("head_dim") != nullptr) {
+    c.head_dim = r.positive_int("head_dim");
+  } else {
+    if (c.hidden_size % c.num_heads != 0) {
+      throw FileError(what + ": hidden_size " + std::to_string(c.hidden_size) +
+                      " is not divisible by num_attention_heads " + std::to_string(c.num_heads) +
+                      " (and no head_dim is given)");
+    }
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  if (c.num_heads % c.num_kv_heads != 0) {
+    throw FileError(what + ": num_attention_heads " + std::to_string(c.num_heads) +
+                    " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
+  }
+  if (c.head_dim % 2 != 0) {
+    throw FileError(what + ": head_dim " + std::to_string(c.head_dim) +
+                    " must be even for rotary embeddings");
+  }
+  // Every activation row and weight matrix is indexed with int; keep products in range.
+  const long long q_dim = static_cast<long long>(c.num_heads) * c.head_dim;
+  if (q_dim > (1 << 24) || c.hidden_size > (1 << 24) || c.intermediate_size > (1 << 26) ||
+      c.vocab_size > (1 << 26) || c.num_layers > 100000) {
+    throw FileError(what + ": dimensions are implausibly large");
+  }
+
+  const std::string act = r.string("hidden_act", "silu");
+  if (act != "silu") {
+    throw FileError(what + ": hidden_act \"" + act + "\" is not supported for " + c.architecture +
+                    " (only silu)");
+  }
+  if (r.boolean("attention_bias", false))
+    throw FileError(what + ": attention_bias true is not supported yet");
+  if (r.boolean("mlp_bias", false)) throw FileError(what + ": mlp_bias true is not supported yet");
+  c.rope_scaling = parse_rope_scaling(j, what);
+
+  if (arch->has_sliding_window && r.find("sliding_window") != nullptr) {
+    // Within the window, sliding-window attention is plain causal attention; capping the
+    // context there keeps results exact without a windowed attention kernel.
+    c.max_position_embeddings =
+        std::min(c.max_position_embeddings, r.positive_int("sliding_window"));
+  }
+
+  std::vector<std::int32_t> bos;
+  r.token_ids("bos_token_id", bos);
+  r.token_ids("eos_token_id", c.eos_token_ids);
+  if (!generation_config_json.empty()) {
+    json g = parse_object(generation_config_json, "generation_config.json");
+    ConfigReader gr(g, "generation_config.json");
+    gr.token_ids("eos_token_id", c.eos_token_ids);
+    if (bos.empty()) gr.token_ids("bos_token_id", bos);
+  }
+  if (!bos.empty()) c.bos_token_id = bos.front();
+  return c;
+}
+
+namespace {
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError("cannot read " + path.string());
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) throw FileError("cannot read " + path.string());
+  return out.str();
+}
+}  // namespace
+
+ModelConfig load_model_config(const std::filesystem::path& dir) {
+  const auto config_path = dir / "config.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(config_path, ec))
+    throw FileError(dir.string() + ": no config.json");
+  const auto gen_path = dir / "generation_config.json";
+  std::string gen;
+  if (std::filesystem::is_regular_file(gen_path, ec)) {
+    gen = read_text(gen_path);
+    if (gen.empty()) throw FileError(gen_path.string() + ": empty file");
+  }
+  try {
+    return parse_model_config(read_text(config_path), gen);
+  } catch (const FileError& e) {
+    throw FileError(dir.string() + "/" + e.what());
+  }
+}
+
+std::vector<float> rope_inv_freq(const ModelConfig& config) {
+  const int half = config.head_dim / 2;
+  std::vector<float> out(static_cast<std::size_t>(half));
+  const auto& rs = config.rope_scaling;
+  for (int i = 0; i < half; ++i) {
+    // f32 like HF (torch float32 pow) and llama2.c (powf).
+    float inv = 1.0f / std::pow(config.rope_theta,
+                                static_cast<float>(2 * i) / static_cast<float>(config.head_dim));
+    if (rs.type == RopeScaling::Type::kLinear) {
+      inv /= rs.factor;
+    } else if (rs.type == RopeScaling::Type::kLlama3) {
+      // Long wavelengths are slowed by `factor`, short ones kept, and the band between
+      // interpolated (HF's _compute_llama3_parameters).
+      const double old_ctx = rs.original_max_position_embeddings;
+      const double low_wavelen = old_ctx / rs.low_freq_factor;
+      const double high_wavelen = old_ctx / rs.high_freq_factor;
+      const double wavelen = 2.0 * std::numbers::pi / static_cast<double>(inv);
+      if (wavelen > low_wavelen) {
+        inv = static_cast<float>(inv / static_cast<double>(rs.factor));
+      } else if (wavelen >= high_wavelen) {
+        const double smooth =
+            (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+        inv = static_cast<float>((1.0 - smooth) * inv / rs.factor + smooth * inv);
+      }
+    }
+    out[static_cast<std::size_t>(i)] = inv;
+  }
+  return out;
+}
+
+}  // namespace lmserve::model

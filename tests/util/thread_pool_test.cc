@@ -1,0 +1,57 @@
+#include "util/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <numeric>
+#include <stdexcept>
+#include <vector>
+
+namespace lmserve::util {
+namespace {
+
+TEST(ThreadPool, CoversEveryIndexExactlyOnce) {
+  ThreadPool pool(3);
+  for (std::size_t n : {1u, 2u, 7u, 100u, 12345u}) {
+    std::vector<std::atomic<int>> hits(n);
+    pool.parallel_for(n, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) hits[i]++;
+    });
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(ThreadPool, ManyConsecutiveJobs) {
+  ThreadPool pool(2);
+  std::atomic<long> total = 0;
+  for (int job = 0; job < 2000; ++job) {
+    pool.parallel_for(64, [&](std::size_t b, std::size_t e) { total += static_cast<long>(e - b); });
+  }
+  EXPECT_EQ(total, 2000 * 64);
+}
+
+TEST(ThreadPool, ExceptionIsRethrownAfterAllChunksFinish) {
+  ThreadPool pool(4);
+  std::atomic<int> done = 0;
+  EXPECT_THROW(pool.parallel_for(64,
+                                 [&](std::size_t b, std::size_t) {
+                                   if (b == 0) throw std::runtime_error("boom");
+                                   ++done;
+                                 }),
+               std::runtime_error);
+  // The pool stays usable.
+  std::atomic<int> after = 0;
+  pool.parallel_for(10, [&](std::size_t b, std::size_t e) { after += static_cast<int>(e - b); });
+  EXPECT_EQ(after, 10);
+}
+
+TEST(ThreadPool, SingleThreadRunsInline) {
+  ThreadPool pool(1);
+  EXPECT_EQ(pool.size(), 1);
+  std::size_t seen = 0;
+  pool.parallel_for(5, [&](std::size_t b, std::size_t e) { seen += e - b; });
+  EXPECT_EQ(seen, 5u);
+}
+
+}  // namespace
+}  // namespace lmserve::util
