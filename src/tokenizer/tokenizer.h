@@ -38,6 +38,15 @@ class Tokenizer {
   int vocab_size() const;
   bool is_special(std::int32_t id) const;
 
+  // Id of a vocabulary or added-token string, if it has one.
+  std::optional<std::int32_t> token_to_id(std::string_view token) const;
+
+  // tokenizer_config.json's clean_up_tokenization_spaces: Python transformers applies
+  // clean_up_tokenization() after decode() when it is set (llama3 sets it).
+  bool clean_up_tokenization_spaces() const;
+  // transformers' clean-up: drops the space before . ? ! , and before 's 'm 've 're n't.
+  static std::string clean_up_tokenization(std::string_view text);
+
   std::optional<std::int32_t> bos_id() const;
   std::optional<std::int32_t> eos_id() const;
   const std::string& bos_token() const;  // "" when none
@@ -57,10 +66,13 @@ class Tokenizer {
 
 // Turns a stream of ids into text incrementally. The concatenation of every push() result
 // and finish() equals tokenizer.decode(all ids) byte for byte, and no result ever ends in
-// (or contains) a broken UTF-8 sequence. Amortised O(1) work per token.
+// (or contains) a broken UTF-8 sequence. Amortised O(1) work per token. The tokenizer must
+// outlive the detokenizer. A run of ByteFallback byte tokens is held back until the run ends,
+// because HF turns a whole run into U+FFFDs when any part of it is invalid.
 class StreamingDetokenizer {
  public:
-  explicit StreamingDetokenizer(const Tokenizer& tokenizer);
+  // skip_special_tokens: special ids add nothing, as decode(ids, true) drops them.
+  explicit StreamingDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens = false);
 
   // Text that became final with this token (often "", e.g. mid-way through a multibyte char).
   std::string push(std::int32_t id);
@@ -70,9 +82,12 @@ class StreamingDetokenizer {
 
  private:
   const Tokenizer* tokenizer_;
+  bool skip_special_;
+  // The window: ids after the last point where the text so far was final and the
+  // decoder's output splits cleanly. Everything before it has been emitted.
   std::vector<std::int32_t> ids_;
-  std::size_t prefix_ = 0;   // ids before this index are fully emitted
-  std::size_t emitted_ = 0;  // bytes of decode(ids_[prefix_...]) already emitted
+  bool at_start_ = true;     // the window begins at the first id of the stream
+  std::size_t emitted_ = 0;  // bytes of the window's decoded text already emitted
 };
 
 }  // namespace lmserve::tokenizer

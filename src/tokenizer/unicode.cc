@@ -1,8 +1,8 @@
 #include "tokenizer/unicode.h"
 
-#include <array>
-
 #include <utf8proc.h>
+
+#include <array>
 
 namespace lmserve::tokenizer::detail {
 
@@ -33,7 +33,8 @@ char32_t next_code_point(std::string_view s, std::size_t& i) {
       cp = b0 & 0x07;
       break;
   }
-  for (std::size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  for (std::size_t k = 1; k < n; ++k)
+    cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
   i += n;
   return cp;
 }
@@ -103,7 +104,8 @@ struct ByteTable {
       // Printable Latin-1 bytes stand for themselves; the rest are shifted past U+00FF so
       // every byte gets a visible, non-whitespace character.
       const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      const char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++);
+      const char32_t cp =
+          printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + extra++);
       append_utf8(to_unicode[b], cp);
       to_byte[cp] = static_cast<std::int16_t>(b);
     }
