@@ -44,6 +44,10 @@ class ChatFormatter {
   // Throws FileError if the template does not parse.
   ChatFormatter(const tokenizer::Tokenizer& tokenizer,
                 std::optional<std::string> template_override = std::nullopt);
+  // Same behaviour from an explicit template source and special-token strings ("" = the
+  // tokenizer has none), for callers and tests that have no Tokenizer at hand.
+  ChatFormatter(std::optional<std::string> template_source, std::string bos_token,
+                std::string eos_token);
   ~ChatFormatter();
   ChatFormatter(ChatFormatter&&) noexcept;
 
@@ -56,7 +60,9 @@ class ChatFormatter {
   static const std::map<std::string, std::string>& default_role_mapping();
 
  private:
-  const tokenizer::Tokenizer* tokenizer_;
+  const tokenizer::Tokenizer* tokenizer_ = nullptr;
+  std::string bos_token_;
+  std::string eos_token_;
   std::optional<std::string> source_;
   std::unique_ptr<jinja::Template> template_;
 };

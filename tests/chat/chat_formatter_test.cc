@@ -1,0 +1,173 @@
+// ChatFormatter: template rendering with transformers' variables and error mapping, and
+// mlx_lm's role_mapping fallback (api-contract §4.1).
+#include "chat/chat_formatter.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/fixtures.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace lmserve::chat {
+namespace {
+
+using nlohmann::json;
+
+json conversation() {
+  return json::parse(R"([
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello!"},
+    {"role": "user", "content": "Capital of France?"}
+  ])");
+}
+
+TEST(ChatFormatterFallback, DefaultRoleMappingIsMlxVerbatim) {
+  ChatFormatter formatter(std::nullopt, "<s>", "</s>");
+  EXPECT_FALSE(formatter.has_template());
+  ChatPromptInput input;
+  input.messages = conversation();
+  RenderedPrompt prompt = formatter.render(input);
+  EXPECT_EQ(prompt.text,
+            "ASSISTANT's RULE: Be brief.\nUSER: Hi\nASSISTANT: Hello!\nUSER: Capital of France?\n"
+            "ASSISTANT:");
+  EXPECT_TRUE(prompt.add_special_tokens);
+  EXPECT_EQ(ChatFormatter::default_role_mapping().at("system_prompt"),
+            "A chat between a curious user and an artificial intelligence assistant. The assistant "
+            "follows the given rules no matter what.");
+  EXPECT_EQ(ChatFormatter::default_role_mapping().size(), 5u);
+}
+
+TEST(ChatFormatterFallback, RequestMappingReplacesTheDefaultWholesale) {
+  ChatFormatter formatter(std::nullopt, "", "");
+  ChatPromptInput input;
+  input.messages = conversation();
+  input.role_mapping = std::map<std::string, std::string>{{"user", "<u>"}, {"stop", " |\n"}};
+  // No "system"/"assistant" keys: those prefixes become "", and no assistant cue is appended;
+  // trailing whitespace (" |\n") is stripped at the end.
+  EXPECT_EQ(formatter.render(input).text, "Be brief. |\n<u>Hi |\nHello! |\n<u>Capital of France? |");
+
+  input.role_mapping = std::map<std::string, std::string>{};
+  EXPECT_EQ(formatter.render(input).text, "Be brief.HiHello!Capital of France?");
+}
+
+TEST(ChatFormatterFallback, ContentPartsAndNullContent) {
+  ChatFormatter formatter(std::nullopt, "", "");
+  ChatPromptInput input;
+  input.messages = json::parse(R"([
+    {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}, {"type": "text", "text": "b"}]},
+    {"role": "assistant", "content": null},
+    {"role": "tool", "content": "r"}
+  ])");
+  EXPECT_EQ(formatter.render(input).text, "USER: ab\nASSISTANT: \nr\nASSISTANT:");
+}
+
+TEST(ChatFormatterTemplate, PassesTransformersVariables) {
+  ChatFormatter formatter(
+      std::string("{{ bos_token }}|{{ eos_token }}|{{ tools is none }}|{{ documents is none }}|"
+                  "{{ add_generation_prompt }}|{{ messages|length }}|{{ extra|default('-') }}|"
+                  "{% for t in tools or [] %}{{ t.function.name }}{% endfor %}"),
+      "<s>", "</s>");
+  ASSERT_TRUE(formatter.has_template());
+  ChatPromptInput input;
+  input.messages = conversation();
+  RenderedPrompt prompt = formatter.render(input);
+  EXPECT_EQ(prompt.text, "<s>|</s>|True|True|True|4|-|");
+  EXPECT_FALSE(prompt.add_special_tokens);
+
+  input.tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather"}}])");
+  input.add_generation_prompt = false;
+  input.template_kwargs = json{{"extra", "x"}, {"bos_token", "<override>"}};
+  EXPECT_EQ(formatter.render(input).text, "<override>|</s>|False|True|False|4|x|get_weather");
+}
+
+TEST(ChatFormatterTemplate, TokensTheTokenizerLacksAreUndefined) {
+  ChatFormatter formatter(std::string("[{{ bos_token is defined }}{{ bos_token }}]"), "", "<|im_end|>");
+  EXPECT_EQ(formatter.render(ChatPromptInput{}).text, "[False]");
+}
+
+TEST(ChatFormatterTemplate, TemplateErrorsBecomeInvalidRequest) {
+  ChatFormatter raising(std::string("{{ raise_exception('System role not supported') }}"), "", "");
+  try {
+    raising.render(ChatPromptInput{});
+    ADD_FAILURE() << "no error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.http_status(), 400);
+    EXPECT_EQ(e.type(), "invalid_request_error");
+    EXPECT_EQ(e.code(), "template_error");
+    EXPECT_EQ(e.param(), std::optional<std::string>("messages"));
+    EXPECT_STREQ(e.what(), "System role not supported");
+  }
+  ChatFormatter broken(std::string("{{ messages[0].content + 1 }}"), "", "");
+  ChatPromptInput input;
+  input.messages = conversation();
+  try {
+    broken.render(input);
+    ADD_FAILURE() << "no error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.code(), "template_error");
+    EXPECT_NE(std::string(e.what()).find("can only concatenate str (not \"int\") to str"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ChatFormatterTemplate, UnparsableTemplateIsAFileError) {
+  EXPECT_THROW(ChatFormatter(std::string("{% if %}"), "", ""), FileError);
+}
+
+TEST(ChatFormatterTemplate, RealTemplateMatchesPythonRendering) {
+  // Qwen3's template with the fixture's system_multi_turn and thinking-enabled conversations.
+  std::string source = lmserve::testing::read_file(lmserve::testing::fixture("templates/Qwen-Qwen3-0.6B.jinja"));
+  json conversations = lmserve::testing::read_json(lmserve::testing::fixture("templates/conversations.json"));
+  ChatFormatter formatter(source, "", "<|im_end|>");
+  for (int n : {1, 5, 6}) {
+    SCOPED_TRACE(n);
+    ChatPromptInput input;
+    input.messages = conversations[n]["messages"];
+    input.add_generation_prompt = conversations[n]["add_generation_prompt"].get<bool>();
+    if (conversations[n].contains("kwargs")) input.template_kwargs = conversations[n]["kwargs"];
+    std::string want = lmserve::testing::read_file(lmserve::testing::fixture(
+        "templates/Qwen-Qwen3-0.6B.expected." + std::to_string(n) + ".txt"));
+    EXPECT_EQ(formatter.render(input).text, want);
+  }
+}
+
+TEST(ChatFormatterTokenizer, UsesTheTokenizersTemplateAndTokens) {
+  auto tok = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
+  ChatFormatter formatter(tok);
+  ASSERT_TRUE(formatter.has_template());
+  EXPECT_EQ(formatter.template_source(), tok.chat_template());
+  json conversations = lmserve::testing::read_json(lmserve::testing::fixture("templates/conversations.json"));
+  ChatPromptInput input;
+  input.messages = conversations[1]["messages"];
+  EXPECT_EQ(formatter.render(input).text,
+            lmserve::testing::read_file(lmserve::testing::fixture("templates/Qwen-Qwen3-0.6B.expected.1.txt")));
+
+  auto llama = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/llama3"));
+  ChatFormatter llama_formatter(llama);
+  ChatPromptInput hi;
+  hi.messages = json::parse(R"([{"role": "user", "content": "  Hi  "}])");
+  EXPECT_EQ(llama_formatter.render(hi).text,
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+}
+
+TEST(ChatFormatterTokenizer, OverrideAndFallback) {
+  auto mistral = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/mistral"));
+  ChatFormatter fallback(mistral);
+  EXPECT_FALSE(fallback.has_template());
+  ChatPromptInput input;
+  input.messages = json::parse(R"([{"role": "user", "content": "Hi"}])");
+  RenderedPrompt prompt = fallback.render(input);
+  EXPECT_EQ(prompt.text, "USER: Hi\nASSISTANT:");
+  EXPECT_TRUE(prompt.add_special_tokens);
+
+  ChatFormatter overridden(mistral, std::string("{{ bos_token }}[INST] {{ messages[0].content }} [/INST]"));
+  ASSERT_TRUE(overridden.has_template());
+  EXPECT_EQ(overridden.render(input).text, "<s>[INST] Hi [/INST]");
+}
+
+}  // namespace
+}  // namespace lmserve::chat
