@@ -7,12 +7,14 @@
 #include <string>
 #include <utility>
 
+#include "formats/text.h"
 #include "util/error.h"
 
 namespace lmserve::formats {
 
 namespace {
 
+using detail::quote_name;
 using nlohmann::json;
 
 // nlohmann parses recursively; a header of a million '[' would overflow the stack before it
@@ -54,18 +56,6 @@ json parse_json_text(std::string_view text, const std::string& what) {
   }
 }
 
-std::string quote_name(std::string_view s) {
-  // Tensor names come from the file; keep messages printable and bounded.
-  std::string out = "\"";
-  for (char c : s.substr(0, 200)) {
-    unsigned char u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u == 0x7f) ? '?' : c;
-  }
-  if (s.size() > 200) out += "...";
-  out += '"';
-  return out;
-}
-
 // A JSON number as a non-negative integer that fits in uint64, or false.
 bool as_u64(const json& v, std::uint64_t& out) {
   if (v.is_number_unsigned()) {
@@ -88,25 +78,6 @@ struct Entry {
 };
 
 }  // namespace
-
-std::int64_t TensorView::numel() const {
-  std::int64_t n = 1;
-  for (auto d : shape) n *= d;  // validated against overflow when the view was made
-  return n;
-}
-
-std::string TensorView::shape_string() const {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
-bool TensorView::element_aligned() const {
-  return reinterpret_cast<std::uintptr_t>(data) % dtype_size(dtype) == 0;
-}
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(path) {
   const std::string where = path.string();
@@ -230,21 +201,13 @@ const TensorView* SafetensorsFile::find(std::string_view name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
-void TensorStore::add_file(std::unique_ptr<SafetensorsFile> file) {
-  for (const auto& [name, view] : file->tensors()) {
-    auto [it, inserted] = index_.emplace(name, &view);
-    if (!inserted) {
-      throw FileError(file->path().string() + ": tensor " + quote_name(name) +
-                      " also appears in another shard");
-    }
-  }
-  files_.push_back(std::move(file));
-}
-
 TensorStore TensorStore::from_files(const std::vector<std::filesystem::path>& files) {
   TensorStore store;
   store.origin_ = files.empty() ? std::filesystem::path() : files.front();
-  for (const auto& f : files) store.add_file(std::make_unique<SafetensorsFile>(f));
+  for (const auto& f : files) {
+    auto file = std::make_shared<const SafetensorsFile>(f);
+    store.add(file, file->tensors(), file->path().string());
+  }
   return store;
 }
 
@@ -294,7 +257,8 @@ TensorStore TensorStore::open(const std::filesystem::path& dir) {
       throw FileError(where + ": names shard " + quote_name(s) + " which does not exist in " +
                       dir.string());
     }
-    store.add_file(std::make_unique<SafetensorsFile>(p));
+    auto file = std::make_shared<const SafetensorsFile>(p);
+    store.add(file, file->tensors(), file->path().string());
   }
   for (const auto& [name, s] : shard_of) {
     auto it = store.index_.find(name);
@@ -304,40 +268,6 @@ TensorStore TensorStore::open(const std::filesystem::path& dir) {
     }
   }
   return store;
-}
-
-const TensorView* TensorStore::find(std::string_view name) const {
-  auto it = index_.find(name);
-  return it == index_.end() ? nullptr : it->second;
-}
-
-const TensorView& TensorStore::get(std::string_view name) const {
-  const auto* v = find(name);
-  if (v == nullptr) throw FileError(origin_.string() + ": missing tensor " + quote_name(name));
-  return *v;
-}
-
-const TensorView& TensorStore::get(std::string_view name,
-                                   std::span<const std::int64_t> expected) const {
-  const auto& v = get(name);
-  if (!std::equal(v.shape.begin(), v.shape.end(), expected.begin(), expected.end())) {
-    std::string want = "[";
-    for (std::size_t i = 0; i < expected.size(); ++i) {
-      if (i > 0) want += ", ";
-      want += std::to_string(expected[i]);
-    }
-    want += "]";
-    throw FileError(origin_.string() + ": tensor " + quote_name(name) + " has shape " +
-                    v.shape_string() + ", expected " + want);
-  }
-  return v;
-}
-
-std::vector<std::string> TensorStore::names() const {
-  std::vector<std::string> out;
-  out.reserve(index_.size());
-  for (const auto& [name, view] : index_) out.push_back(name);
-  return out;
 }
 
 }  // namespace lmserve::formats

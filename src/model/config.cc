@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "model/architecture.h"
+#include "model/loading.h"
 #include "model/model.h"
 #include "util/error.h"
 
@@ -186,6 +187,23 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
 
 }  // namespace
 
+void check_dimensions(const ModelConfig& c, const std::string& what) {
+  if (c.num_heads % c.num_kv_heads != 0) {
+    throw FileError(what + ": num_attention_heads " + std::to_string(c.num_heads) +
+                    " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
+  }
+  if (c.head_dim % 2 != 0) {
+    throw FileError(what + ": head_dim " + std::to_string(c.head_dim) +
+                    " must be even for rotary embeddings");
+  }
+  // Every activation row and weight matrix is indexed with int; keep products in range.
+  const long long q_dim = static_cast<long long>(c.num_heads) * c.head_dim;
+  if (q_dim > (1 << 24) || c.hidden_size > (1 << 24) || c.intermediate_size > (1 << 26) ||
+      c.vocab_size > (1 << 26) || c.num_layers > 100000) {
+    throw FileError(what + ": dimensions are implausibly large");
+  }
+}
+
 ModelConfig parse_model_config(std::string_view config_json,
                                std::string_view generation_config_json) {
   const std::string what = "config.json";
@@ -226,20 +244,7 @@ ModelConfig parse_model_config(std::string_view config_json,
     }
     c.head_dim = c.hidden_size / c.num_heads;
   }
-  if (c.num_heads % c.num_kv_heads != 0) {
-    throw FileError(what + ": num_attention_heads " + std::to_string(c.num_heads) +
-                    " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
-  }
-  if (c.head_dim % 2 != 0) {
-    throw FileError(what + ": head_dim " + std::to_string(c.head_dim) +
-                    " must be even for rotary embeddings");
-  }
-  // Every activation row and weight matrix is indexed with int; keep products in range.
-  const long long q_dim = static_cast<long long>(c.num_heads) * c.head_dim;
-  if (q_dim > (1 << 24) || c.hidden_size > (1 << 24) || c.intermediate_size > (1 << 26) ||
-      c.vocab_size > (1 << 26) || c.num_layers > 100000) {
-    throw FileError(what + ": dimensions are implausibly large");
-  }
+  check_dimensions(c, what);
 
   const std::string act = r.string("hidden_act", "silu");
   if (act != "silu") {
@@ -325,6 +330,9 @@ std::vector<float> rope_inv_freq(const ModelConfig& config) {
         inv = static_cast<float>((1.0 - smooth) * inv / rs.factor + smooth * inv);
       }
     }
+    // GGUF's rope_freqs divide the angle per frequency (how llama.cpp stores llama3 scaling).
+    if (!config.rope_freq_factors.empty())
+      inv /= config.rope_freq_factors[static_cast<std::size_t>(i)];
     out[static_cast<std::size_t>(i)] = inv;
   }
   return out;

@@ -25,7 +25,8 @@ struct RopeScaling {
   int original_max_position_embeddings = 8192;
 };
 
-// Hyper-parameters, read once from config.json (HF) and shared by every later stage.
+// Hyper-parameters, read once from config.json (HF) or GGUF metadata and shared by every
+// later stage.
 struct ModelConfig {
   std::string architecture;  // e.g. "llama"
   int hidden_size = 0;
@@ -42,6 +43,9 @@ struct ModelConfig {
   std::vector<std::int32_t> eos_token_ids;  // from config.json (and generation_config.json)
   std::int32_t bos_token_id = -1;           // -1 when unknown
   RopeScaling rope_scaling;
+  // Per-frequency divisors of the rotary angles (head_dim / 2 of them), applied after
+  // rope_scaling; empty for none. GGUF files store llama3 scaling this way (rope_freqs).
+  std::vector<float> rope_freq_factors;
 };
 
 // Parses HF config.json text (and generation_config.json text, empty when absent) into a
@@ -73,9 +77,10 @@ class Model {
   virtual ~Model() = default;
 
   // Loads an HF-layout directory (config.json, model.safetensors or shards + index,
-  // optional generation_config.json). Throws FileError with a precise message on any
-  // malformed, missing or inconsistent input.
-  static std::unique_ptr<Model> load(const std::filesystem::path& dir, util::ThreadPool& pool);
+  // optional generation_config.json) or a single .gguf file (config from its metadata; F32,
+  // F16 and BF16 tensors). Throws FileError with a precise message on any malformed, missing,
+  // inconsistent or unsupported (e.g. quantized) input.
+  static std::unique_ptr<Model> load(const std::filesystem::path& path, util::ThreadPool& pool);
 
   virtual const ModelConfig& config() const = 0;
 

@@ -6,16 +6,20 @@
 #include <stdexcept>
 #include <string>
 
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "kernels/attention.h"
 #include "kernels/convert.h"
 #include "kernels/ops.h"
+#include "model/loading.h"
+#include "model/rope.h"
 #include "util/error.h"
 
 namespace lmserve::model {
 
 namespace {
 
-kernels::WeightType weight_type(const formats::TensorView& t) {
+kernels::WeightType weight_type(const formats::TensorView& t, const std::string& where) {
   switch (t.dtype) {
     case formats::DType::kF32:
       return kernels::WeightType::kF32;
@@ -24,7 +28,12 @@ kernels::WeightType weight_type(const formats::TensorView& t) {
     case formats::DType::kBF16:
       return kernels::WeightType::kBF16;
     default:
-      throw FileError("tensor \"" + t.name + "\" has dtype " +
+      if (formats::is_block_quantized(t.dtype)) {
+        throw FileError(where + ": tensor \"" + t.name + "\" has quantized type " +
+                        std::string(formats::dtype_name(t.dtype)) +
+                        ", which lmserve cannot compute with yet (supported: F32, F16, BF16)");
+      }
+      throw FileError(where + ": tensor \"" + t.name + "\" has dtype " +
                       std::string(formats::dtype_name(t.dtype)) +
                       "; only F32, F16 and BF16 weights are supported");
   }
@@ -49,32 +58,37 @@ void F32KvCache::truncate(int n) {
 }
 
 TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescription& arch,
-                                   formats::TensorStore weights, util::ThreadPool& pool)
-    : config_(std::move(config)), arch_(arch), weights_(std::move(weights)), pool_(pool) {
+                                   const CheckpointLayout& layout, formats::TensorStore weights,
+                                   util::ThreadPool& pool)
+    : config_(std::move(config)),
+      arch_(arch),
+      layout_(layout),
+      weights_(std::move(weights)),
+      pool_(pool) {
   const auto& c = config_;
   const int q_dim = c.num_heads * c.head_dim;
   const int kv_dim = c.num_kv_heads * c.head_dim;
-  embed_ = matrix(arch_.embed_tokens, c.vocab_size, c.hidden_size);
-  final_norm_ = norm_vector(arch_.final_norm, c.hidden_size);
+  embed_ = matrix(layout_.embed_tokens, c.vocab_size, c.hidden_size);
+  final_norm_ = norm_vector(layout_.final_norm, c.hidden_size);
   // HF ties when asked to, and a checkpoint without a head can only mean a tied one.
-  if (c.tie_word_embeddings || weights_.find(arch_.lm_head) == nullptr) {
+  if (c.tie_word_embeddings || weights_.find(layout_.lm_head) == nullptr) {
     lm_head_ = embed_;
   } else {
-    lm_head_ = matrix(arch_.lm_head, c.vocab_size, c.hidden_size);
+    lm_head_ = matrix(layout_.lm_head, c.vocab_size, c.hidden_size);
   }
   layers_.resize(static_cast<std::size_t>(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l) {
     auto name = [&](std::string_view pattern) { return layer_tensor_name(pattern, l); };
     Layer& L = layers_[static_cast<std::size_t>(l)];
-    L.attn_norm = norm_vector(name(arch_.attn_norm), c.hidden_size);
-    L.q = matrix(name(arch_.q_proj), q_dim, c.hidden_size);
-    L.k = matrix(name(arch_.k_proj), kv_dim, c.hidden_size);
-    L.v = matrix(name(arch_.v_proj), kv_dim, c.hidden_size);
-    L.o = matrix(name(arch_.o_proj), c.hidden_size, q_dim);
-    L.mlp_norm = norm_vector(name(arch_.mlp_norm), c.hidden_size);
-    L.gate = matrix(name(arch_.gate_proj), c.intermediate_size, c.hidden_size);
-    L.up = matrix(name(arch_.up_proj), c.intermediate_size, c.hidden_size);
-    L.down = matrix(name(arch_.down_proj), c.hidden_size, c.intermediate_size);
+    L.attn_norm = norm_vector(name(layout_.attn_norm), c.hidden_size);
+    L.q = matrix(name(layout_.q_proj), q_dim, c.hidden_size);
+    L.k = matrix(name(layout_.k_proj), kv_dim, c.hidden_size);
+    L.v = matrix(name(layout_.v_proj), kv_dim, c.hidden_size);
+    L.o = matrix(name(layout_.o_proj), c.hidden_size, q_dim);
+    L.mlp_norm = norm_vector(name(layout_.mlp_norm), c.hidden_size);
+    L.gate = matrix(name(layout_.gate_proj), c.intermediate_size, c.hidden_size);
+    L.up = matrix(name(layout_.up_proj), c.intermediate_size, c.hidden_size);
+    L.down = matrix(name(layout_.down_proj), c.hidden_size, c.intermediate_size);
   }
   inv_freq_ = rope_inv_freq(c);
 }
@@ -82,7 +96,7 @@ TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescrip
 kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, int cols) {
   const auto& t = weights_.get(name, {rows, cols});
   kernels::WeightMatrix m;
-  m.type = weight_type(t);
+  m.type = weight_type(t, weights_.origin().string());
   m.rows = rows;
   m.cols = cols;
   m.data = t.data;
@@ -96,27 +110,10 @@ kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, 
 }
 
 std::vector<float> TransformerModel::norm_vector(std::string_view name, int n) {
-  const auto& t = weights_.get(name, {n});
-  std::vector<float> out(static_cast<std::size_t>(n));
   // Norm weights are tiny, so they are widened once to f32 (and copied, so alignment is moot).
-  for (int i = 0; i < n; ++i) {
-    const std::uint8_t* p = t.data + static_cast<std::size_t>(i) * formats::dtype_size(t.dtype);
-    std::uint16_t h = 0;
-    switch (weight_type(t)) {
-      case kernels::WeightType::kF32:
-        std::memcpy(&out[static_cast<std::size_t>(i)], p, 4);
-        break;
-      case kernels::WeightType::kF16:
-        std::memcpy(&h, p, 2);
-        out[static_cast<std::size_t>(i)] = kernels::f16_to_f32(h);
-        break;
-      case kernels::WeightType::kBF16:
-        std::memcpy(&h, p, 2);
-        out[static_cast<std::size_t>(i)] = kernels::bf16_to_f32(h);
-        break;
-    }
-  }
-  return out;
+  const auto& t = weights_.get(name, {n});
+  weight_type(t, weights_.origin().string());  // the same dtype error as for matrices
+  return widen_to_f32(t);
 }
 
 std::unique_ptr<KvCache> TransformerModel::new_cache(int capacity) const {
@@ -193,8 +190,15 @@ void TransformerModel::forward(std::span<const std::int32_t> tokens, KvCache& ca
     for (int t = 0; t < T; ++t) {
       const float* ct = cos_t.data() + sz(t, half);
       const float* st = sin_t.data() + sz(t, half);
-      kernels::rope_rotate_half(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half, ct, st);
-      kernels::rope_rotate_half(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim, half, ct, st);
+      if (layout_.rope_style == RopeStyle::kAdjacentPairs) {
+        rope_rotate_adjacent_pairs(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half, ct, st);
+        rope_rotate_adjacent_pairs(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim, half, ct,
+                                   st);
+      } else {
+        kernels::rope_rotate_half(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half, ct, st);
+        kernels::rope_rotate_half(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim, half, ct,
+                                  st);
+      }
       std::copy_n(k.data() + sz(t, kv_dim), kv_dim, k_cache + sz(start + t, kv_dim));
       std::copy_n(v.data() + sz(t, kv_dim), kv_dim, v_cache + sz(start + t, kv_dim));
     }
@@ -221,13 +225,39 @@ void TransformerModel::forward(std::span<const std::int32_t> tokens, KvCache& ca
   kernels::matmul(pool_, lm_head_, xn.data(), 1, logits.data());
 }
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, util::ThreadPool& pool) {
-  ModelConfig config = load_model_config(dir);
+namespace {
+
+std::unique_ptr<Model> load_gguf(const std::filesystem::path& path, util::ThreadPool& pool) {
+  auto file = std::make_shared<const formats::GgufFile>(path);
+  if (!file->has("general.architecture")) {
+    throw FileError(path.string() + ": GGUF file has no general.architecture");
+  }
+  const std::string name(file->get_string("general.architecture"));
+  const auto* arch = find_gguf_architecture(name);
+  if (arch == nullptr) {
+    throw FileError(path.string() + ": unsupported GGUF architecture \"" + name +
+                    "\" (supported: " + supported_gguf_architectures() + ")");
+  }
+  ModelConfig config = model_config_from_gguf(*file, *arch);
+  auto weights = formats::TensorStore::from_gguf(std::move(file));
+  return std::make_unique<TransformerModel>(std::move(config), *arch, arch->gguf,
+                                            std::move(weights), pool);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path, util::ThreadPool& pool) {
+  // A file is a GGUF checkpoint (the reader rejects anything without the magic); a directory
+  // is the HF layout.
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) return load_gguf(path, pool);
+  ModelConfig config = load_model_config(path);
   const auto* arch = find_architecture(config.architecture);
   if (arch == nullptr)
-    throw FileError(dir.string() + ": unsupported architecture " + config.architecture);
-  auto weights = formats::TensorStore::open(dir);
-  return std::make_unique<TransformerModel>(std::move(config), *arch, std::move(weights), pool);
+    throw FileError(path.string() + ": unsupported architecture " + config.architecture);
+  auto weights = formats::TensorStore::open(path);
+  return std::make_unique<TransformerModel>(std::move(config), *arch, arch->hf, std::move(weights),
+                                            pool);
 }
 
 }  // namespace lmserve::model

@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-#include "formats/safetensors.h"
+#include "formats/tensor_store.h"
 #include "kernels/matmul.h"
 #include "model/architecture.h"
 #include "model/model.h"
@@ -43,9 +43,11 @@ class F32KvCache final : public KvCache {
 
 class TransformerModel final : public Model {
  public:
-  // Binds every tensor the description names, checking dtype and shape against config.
+  // Binds every tensor `layout` (one of arch's checkpoint layouts) names, checking dtype and
+  // shape against config.
   TransformerModel(ModelConfig config, const ArchitectureDescription& arch,
-                   formats::TensorStore weights, util::ThreadPool& pool);
+                   const CheckpointLayout& layout, formats::TensorStore weights,
+                   util::ThreadPool& pool);
 
   const ModelConfig& config() const override { return config_; }
   std::unique_ptr<KvCache> new_cache(int capacity) const override;
@@ -65,6 +67,7 @@ class TransformerModel final : public Model {
 
   ModelConfig config_;
   const ArchitectureDescription& arch_;
+  const CheckpointLayout& layout_;
   formats::TensorStore weights_;
   util::ThreadPool& pool_;
   // Copies of tensors whose bytes are not aligned to their element size in the file.
