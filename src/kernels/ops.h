@@ -1,5 +1,5 @@
 // Element-wise and per-row operations of a transformer block on f32 activations:
-// RMSNorm, rotary embeddings (HF rotate_half layout), SwiGLU gating, softmax, residual add.
+// RMSNorm, rotary embeddings (rotate_half or adjacent pairs), SwiGLU gating, softmax, residual add.
 #pragma once
 
 namespace lmserve::kernels {
@@ -15,6 +15,13 @@ void rope_cos_sin(int pos, const float* inv_freq, int half, float* cos_out, floa
 // element i with element i + half (HF's rotate_half, not the interleaved GPT-J layout).
 void rope_rotate_half(float* x, int n_heads, int head_dim, int half, const float* cos_t,
                       const float* sin_t);
+
+// The same rotation for Q/K rows stored in Meta's interleaved order (GGUF llama): pairs
+// element 2i with 2i+1 at angle i. On rows permuted from HF order by
+// [0, 2, 4, ..., 1, 3, 5, ...] this equals rope_rotate_half on the unpermuted rows, so
+// attention scores are identical and GGUF weights need no reordering.
+void rope_rotate_adjacent_pairs(float* x, int n_heads, int head_dim, int half, const float* cos_t,
+                                const float* sin_t);
 
 // out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
 void silu_mul(const float* gate, const float* up, float* out, int n);

@@ -12,7 +12,6 @@
 #include "kernels/convert.h"
 #include "kernels/ops.h"
 #include "model/loading.h"
-#include "model/rope.h"
 #include "util/error.h"
 
 namespace lmserve::model {
@@ -191,9 +190,10 @@ void TransformerModel::forward(std::span<const std::int32_t> tokens, KvCache& ca
       const float* ct = cos_t.data() + sz(t, half);
       const float* st = sin_t.data() + sz(t, half);
       if (layout_.rope_style == RopeStyle::kAdjacentPairs) {
-        rope_rotate_adjacent_pairs(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half, ct, st);
-        rope_rotate_adjacent_pairs(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim, half, ct,
-                                   st);
+        kernels::rope_rotate_adjacent_pairs(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half,
+                                            ct, st);
+        kernels::rope_rotate_adjacent_pairs(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim,
+                                            half, ct, st);
       } else {
         kernels::rope_rotate_half(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half, ct, st);
         kernels::rope_rotate_half(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim, half, ct,

@@ -16,7 +16,6 @@
 #include "formats/safetensors.h"
 #include "kernels/ops.h"
 #include "model/model.h"
-#include "model/rope.h"
 #include "support/fixtures.h"
 #include "util/error.h"
 
@@ -193,7 +192,7 @@ TEST(GgufLayout, AdjacentPairRopeIsPermutedRotateHalf) {
   std::vector<float> inv = {1.0f, 0.1f, 0.01f, 0.001f}, c(half), s(half);
   kernels::rope_cos_sin(37, inv.data(), half, c.data(), s.data());
   kernels::rope_rotate_half(hf.data(), heads, head_dim, half, c.data(), s.data());
-  rope_rotate_adjacent_pairs(inter.data(), heads, head_dim, half, c.data(), s.data());
+  kernels::rope_rotate_adjacent_pairs(inter.data(), heads, head_dim, half, c.data(), s.data());
   auto expected = to_inter(hf);
   for (std::size_t i = 0; i < inter.size(); ++i) EXPECT_FLOAT_EQ(inter[i], expected[i]) << i;
   // And it is not the identity.
