@@ -1,5 +1,6 @@
 #include "tokenizer/bpe.h"
 
+#include <atomic>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -11,31 +12,36 @@
 namespace lmserve::tokenizer::detail {
 namespace {
 
-constexpr std::size_t kCacheCapacity = 65536;
-constexpr std::size_t kMaxCachedWordBytes = 256;
+// Longer words are rare and would crowd out the common ones.
+constexpr std::size_t kMaxCachedWordBytes = 4096;
+// Below this many symbols a linear scan for the best merge beats a heap.
+constexpr std::size_t kLinearScanSymbols = 32;
+constexpr char32_t kCharTableSize = 0x400;
+
+std::uint64_t next_cache_owner() {
+  static std::atomic<std::uint64_t> counter{1};
+  return counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+// One cache per thread: no lock on the hot path, and the model stays immutable.
+WordCache& thread_cache() {
+  thread_local WordCache cache;
+  return cache;
+}
 
 }  // namespace
 
-BpeModel::BpeModel(const nlohmann::json& model) {
+BpeModel::BpeModel(const nlohmann::json& model) : cache_owner_(next_cache_owner()) {
   const auto vocab_it = model.find("vocab");
   if (vocab_it == model.end() || !vocab_it->is_object()) {
     throw FileError("tokenizer.json: BPE model has no \"vocab\" object");
   }
   vocab_.reserve(vocab_it->size());
-  std::int32_t max_id = -1;
   for (const auto& [token, id] : vocab_it->items()) {
     if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > INT32_MAX) {
       throw FileError("tokenizer.json: vocab entry \"" + token + "\" has an invalid id");
     }
-    const auto value = id.get<std::int32_t>();
-    vocab_.emplace(token, value);
-    max_id = std::max(max_id, value);
-  }
-  id_to_token_.resize(static_cast<std::size_t>(max_id + 1));
-  has_id_.assign(id_to_token_.size(), false);
-  for (const auto& [token, id] : vocab_) {
-    id_to_token_[static_cast<std::size_t>(id)] = token;
-    has_id_[static_cast<std::size_t>(id)] = true;
+    vocab_.add(token, id.get<std::int32_t>());
   }
 
   const std::string unk = json_string_or(model, "unk_token", "");
@@ -54,6 +60,15 @@ BpeModel::BpeModel(const nlohmann::json& model) {
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
     byte_ids_[static_cast<std::size_t>(b)] = token_to_id(name).value_or(-1);
   }
+  if (continuing_subword_prefix_.empty() && end_of_word_suffix_.empty()) {
+    char_ids_.assign(kCharTableSize, -1);
+    std::string ch;
+    for (char32_t cp = 0; cp < kCharTableSize; ++cp) {
+      ch.clear();
+      append_utf8(ch, cp);
+      char_ids_[cp] = token_to_id(ch).value_or(-1);
+    }
+  }
 
   const auto merges_it = model.find("merges");
   if (merges_it == model.end() || !merges_it->is_array()) {
@@ -61,78 +76,69 @@ BpeModel::BpeModel(const nlohmann::json& model) {
   }
   merges_.reserve(merges_it->size());
   std::uint32_t rank = 0;
+  std::string merged;
   for (const auto& merge : *merges_it) {
-    std::string a, b;
+    std::string_view a, b;
     if (merge.is_string()) {
-      const auto& s = merge.get_ref<const std::string&>();
+      const std::string_view s = merge.get_ref<const std::string&>();
       const auto space = s.find(' ');
-      if (space == std::string::npos) throw FileError("tokenizer.json: bad merge \"" + s + "\"");
+      if (space == std::string::npos) {
+        throw FileError("tokenizer.json: bad merge \"" + std::string(s) + "\"");
+      }
       a = s.substr(0, space);
       b = s.substr(space + 1);
     } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
                merge[1].is_string()) {
-      a = merge[0].get<std::string>();
-      b = merge[1].get<std::string>();
+      a = merge[0].get_ref<const std::string&>();
+      b = merge[1].get_ref<const std::string&>();
     } else {
       throw FileError("tokenizer.json: merge #" + std::to_string(rank) +
                       " is neither \"a b\" nor [\"a\", \"b\"]");
     }
     const auto a_id = token_to_id(a);
     const auto b_id = token_to_id(b);
-    std::string merged = a;
+    merged.assign(a);
     if (!continuing_subword_prefix_.empty() && b.starts_with(continuing_subword_prefix_)) {
-      merged.append(b, continuing_subword_prefix_.size());
+      merged.append(b.substr(continuing_subword_prefix_.size()));
     } else {
       merged.append(b);
     }
     const auto new_id = token_to_id(merged);
     if (!a_id || !b_id || !new_id) {
-      throw FileError("tokenizer.json: merge \"" + a + " " + b +
+      throw FileError("tokenizer.json: merge \"" + std::string(a) + " " + std::string(b) +
                       "\" uses a token missing from the vocab");
     }
     // Like HF's map construction, a repeated pair keeps its last rank.
-    merges_[pair_key(*a_id, *b_id)] = Merge{rank, *new_id};
+    merges_.insert_or_assign(pair_key(*a_id, *b_id), Merge{rank, *new_id});
     ++rank;
   }
 }
 
-std::optional<std::int32_t> BpeModel::token_to_id(std::string_view token) const {
-  const auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
-}
-
-const std::string* BpeModel::id_to_token(std::int32_t id) const {
-  if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size() ||
-      !has_id_[static_cast<std::size_t>(id)]) {
-    return nullptr;
-  }
-  return &id_to_token_[static_cast<std::size_t>(id)];
-}
-
 void BpeModel::tokenize(std::string_view word, std::vector<std::int32_t>& out) const {
   if (word.empty()) return;
+  const std::uint64_t hash = hash_bytes(word);
   if (ignore_merges_) {
-    if (auto id = token_to_id(word)) {
+    if (auto id = vocab_.find_hashed(word, hash)) {
       out.push_back(*id);
       return;
     }
   }
-  const bool cacheable = word.size() <= kMaxCachedWordBytes;
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex_);
-    if (auto it = cache_.find(word); it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+  // A single character needs no merging and no cache.
+  if (word.size() <= 4 &&
+      utf8_sequence_length(static_cast<unsigned char>(word[0])) == word.size()) {
+    merge_word(word, out);
+    return;
   }
-  std::vector<std::int32_t> ids;
-  merge_word(word, ids);
-  out.insert(out.end(), ids.begin(), ids.end());
+  const bool cacheable = word.size() <= kMaxCachedWordBytes;
+  WordCache& cache = thread_cache();
   if (cacheable) {
-    std::lock_guard lock(cache_mutex_);
-    if (cache_.size() >= kCacheCapacity) cache_.clear();
-    cache_.emplace(std::string(word), std::move(ids));
+    cache.claim(cache_owner_);
+    if (cache.find(word, hash, out)) return;
+  }
+  const std::size_t mark = out.size();
+  merge_word(word, out);
+  if (cacheable) {
+    cache.insert(word, hash, std::span<const std::int32_t>(out).subspan(mark));
   }
 }
 
@@ -141,14 +147,14 @@ void BpeModel::merge_word(std::string_view word, std::vector<std::int32_t>& out)
     std::int32_t id;
     int prev;
     int next;
-    bool alive;
   };
-  std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
+  // Scratch space reused across calls on this thread.
+  thread_local std::vector<Symbol> symbols;
+  thread_local std::string piece;
+  symbols.clear();
   auto push = [&](std::int32_t id) {
     const int index = static_cast<int>(symbols.size());
-    if (!symbols.empty()) symbols.back().next = index;
-    symbols.push_back({id, index - 1, -1, true});
+    symbols.push_back({id, index - 1, index + 1});
   };
 
   bool pending_unk = false;  // an unk not yet pushed, so that following unks can fuse into it
@@ -156,20 +162,25 @@ void BpeModel::merge_word(std::string_view word, std::vector<std::int32_t>& out)
     if (pending_unk) push(*unk_id_);
     pending_unk = false;
   };
-  std::string piece;
   for (std::size_t i = 0; i < word.size();) {
     const std::size_t start = i;
-    next_code_point(word, i);
-    const std::string_view ch = word.substr(start, i - start);
-    piece.clear();
-    if (start > 0) piece.append(continuing_subword_prefix_);
-    piece.append(ch);
-    if (i == word.size()) piece.append(end_of_word_suffix_);
-    if (auto id = token_to_id(piece)) {
+    const char32_t cp = next_code_point(word, i);
+    std::optional<std::int32_t> id;
+    if (!char_ids_.empty() && cp < kCharTableSize) {
+      if (char_ids_[cp] >= 0) id = char_ids_[cp];
+    } else {
+      piece.clear();
+      if (start > 0) piece.append(continuing_subword_prefix_);
+      piece.append(word.substr(start, i - start));
+      if (i == word.size()) piece.append(end_of_word_suffix_);
+      id = token_to_id(piece);
+    }
+    if (id) {
       flush_unk();
       push(*id);
       continue;
     }
+    const std::string_view ch = word.substr(start, i - start);
     if (byte_fallback_) {
       bool all = true;
       for (char c : ch) all = all && byte_ids_[static_cast<unsigned char>(c)] >= 0;
@@ -187,42 +198,82 @@ void BpeModel::merge_word(std::string_view word, std::vector<std::int32_t>& out)
     }
   }
   flush_unk();
+  const int n = static_cast<int>(symbols.size());
+  if (n == 0) return;
+  symbols.back().next = -1;
 
-  struct Candidate {
-    std::uint32_t rank;
-    int pos;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
+  if (static_cast<std::size_t>(n) <= kLinearScanSymbols) {
+    // Short words: find the lowest-ranked pair (leftmost on ties) by scanning, as the heap
+    // below would pop it. ranks[k] is the rank of the pair starting at symbol k.
+    std::uint32_t ranks[kLinearScanSymbols];
+    std::int32_t results[kLinearScanSymbols];
+    constexpr std::uint32_t kNone = UINT32_MAX;
+    auto rank_at = [&](int k) -> std::uint32_t {
+      const int next = symbols[static_cast<std::size_t>(k)].next;
+      if (next < 0) return kNone;
+      const Merge* m = find_merge(symbols[static_cast<std::size_t>(k)].id,
+                                  symbols[static_cast<std::size_t>(next)].id);
+      if (m == nullptr) return kNone;
+      results[k] = m->new_id;
+      return m->rank;
+    };
+    for (int k = 0; k < n; ++k) ranks[k] = rank_at(k);
+    for (;;) {
+      int best = -1;
+      std::uint32_t best_rank = kNone;
+      for (int k = 0; k >= 0; k = symbols[static_cast<std::size_t>(k)].next) {
+        if (ranks[k] < best_rank) {
+          best_rank = ranks[k];
+          best = k;
+        }
+      }
+      if (best < 0) break;
+      Symbol& left = symbols[static_cast<std::size_t>(best)];
+      const int right = left.next;
+      left.id = results[best];
+      left.next = symbols[static_cast<std::size_t>(right)].next;
+      if (left.next >= 0) symbols[static_cast<std::size_t>(left.next)].prev = best;
+      ranks[best] = rank_at(best);
+      if (left.prev >= 0) ranks[left.prev] = rank_at(left.prev);
     }
-  };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
-  auto consider = [&](int left) {
-    if (left < 0) return;
-    const int right = symbols[static_cast<std::size_t>(left)].next;
-    if (right < 0) return;
-    const auto it = merges_.find(pair_key(symbols[static_cast<std::size_t>(left)].id,
-                                          symbols[static_cast<std::size_t>(right)].id));
-    if (it != merges_.end()) queue.push({it->second.rank, left});
-  };
-  for (int k = 0; k + 1 < static_cast<int>(symbols.size()); ++k) consider(k);
-
-  while (!queue.empty()) {
-    const Candidate top = queue.top();
-    queue.pop();
-    Symbol& left = symbols[static_cast<std::size_t>(top.pos)];
-    if (!left.alive || left.next < 0) continue;
-    Symbol& right = symbols[static_cast<std::size_t>(left.next)];
-    const auto it = merges_.find(pair_key(left.id, right.id));
-    // Entries go stale when a neighbour merged first; skip anything no longer current.
-    if (it == merges_.end() || it->second.rank != top.rank) continue;
-    left.id = it->second.new_id;
-    right.alive = false;
-    left.next = right.next;
-    if (left.next >= 0) symbols[static_cast<std::size_t>(left.next)].prev = top.pos;
-    consider(left.prev);
-    consider(top.pos);
+  } else {
+    struct Candidate {
+      std::uint32_t rank;
+      int pos;
+      bool operator>(const Candidate& o) const {
+        return rank != o.rank ? rank > o.rank : pos > o.pos;
+      }
+    };
+    std::vector<bool> alive(static_cast<std::size_t>(n), true);
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+    auto consider = [&](int left) {
+      if (left < 0) return;
+      const int right = symbols[static_cast<std::size_t>(left)].next;
+      if (right < 0) return;
+      if (const Merge* m = find_merge(symbols[static_cast<std::size_t>(left)].id,
+                                      symbols[static_cast<std::size_t>(right)].id)) {
+        queue.push({m->rank, left});
+      }
+    };
+    for (int k = 0; k + 1 < n; ++k) consider(k);
+    while (!queue.empty()) {
+      const Candidate top = queue.top();
+      queue.pop();
+      Symbol& left = symbols[static_cast<std::size_t>(top.pos)];
+      if (!alive[static_cast<std::size_t>(top.pos)] || left.next < 0) continue;
+      Symbol& right = symbols[static_cast<std::size_t>(left.next)];
+      const Merge* m = find_merge(left.id, right.id);
+      // Entries go stale when a neighbour merged first; skip anything no longer current.
+      if (m == nullptr || m->rank != top.rank) continue;
+      left.id = m->new_id;
+      alive[static_cast<std::size_t>(left.next)] = false;
+      left.next = right.next;
+      if (left.next >= 0) symbols[static_cast<std::size_t>(left.next)].prev = top.pos;
+      consider(left.prev);
+      consider(top.pos);
+    }
   }
-  for (int k = symbols.empty() ? -1 : 0; k >= 0; k = symbols[static_cast<std::size_t>(k)].next) {
+  for (int k = 0; k >= 0; k = symbols[static_cast<std::size_t>(k)].next) {
     out.push_back(symbols[static_cast<std::size_t>(k)].id);
   }
 }

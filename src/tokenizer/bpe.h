@@ -4,52 +4,46 @@
 
 #include <array>
 #include <cstdint>
-#include <memory>
-#include <mutex>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "tokenizer/hash_map.h"
+#include "tokenizer/model.h"
+#include "tokenizer/vocabulary.h"
 
 namespace lmserve::tokenizer::detail {
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-using Vocab = std::unordered_map<std::string, std::int32_t, StringHash, std::equal_to<>>;
-
-class BpeModel {
+class BpeModel final : public Model {
  public:
   // `model` is tokenizer.json's "model" object with "type": "BPE". Throws FileError.
   explicit BpeModel(const nlohmann::json& model);
 
-  // Appends the ids of one pre-token (a "word") to `out`. Thread-safe.
-  void tokenize(std::string_view word, std::vector<std::int32_t>& out) const;
-
-  std::optional<std::int32_t> token_to_id(std::string_view token) const;
-  // nullptr for ids the vocabulary does not have.
-  const std::string* id_to_token(std::int32_t id) const;
-  // One past the largest id in the vocabulary.
-  std::int32_t id_limit() const { return static_cast<std::int32_t>(id_to_token_.size()); }
+  void tokenize(std::string_view word, std::vector<std::int32_t>& out) const override;
+  std::optional<std::int32_t> token_to_id(std::string_view token) const override {
+    return vocab_.find(token);
+  }
+  const std::string* id_to_token(std::int32_t id) const override { return vocab_.token(id); }
+  std::int32_t id_limit() const override { return vocab_.id_limit(); }
 
  private:
   struct Merge {
-    std::uint32_t rank;
-    std::int32_t new_id;
+    std::uint32_t rank = 0;
+    std::int32_t new_id = -1;
   };
   static std::uint64_t pair_key(std::int32_t a, std::int32_t b) {
     return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) |
            static_cast<std::uint32_t>(b);
   }
+  const Merge* find_merge(std::int32_t a, std::int32_t b) const {
+    return merges_.find(pair_key(a, b));
+  }
   void merge_word(std::string_view word, std::vector<std::int32_t>& out) const;
 
-  Vocab vocab_;
-  std::vector<std::string> id_to_token_;
-  std::vector<bool> has_id_;
-  std::unordered_map<std::uint64_t, Merge> merges_;
+  Vocabulary vocab_;
+  U64Map<Merge> merges_;
   std::optional<std::int32_t> unk_id_;
   std::string continuing_subword_prefix_;
   std::string end_of_word_suffix_;
@@ -57,11 +51,11 @@ class BpeModel {
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
   std::array<std::int32_t, 256> byte_ids_{};  // id of "<0xXX>", -1 when absent
-
-  // Words repeat a lot in real text; remembering their ids skips the merge loop.
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<std::int32_t>, StringHash, std::equal_to<>>
-      cache_;
+  // Ids of single characters below U+0400 (ASCII and GPT-2's byte-level alphabet), when no
+  // subword prefix/suffix changes how they are spelled; -1 when not in the vocab, -2 unused.
+  std::vector<std::int32_t> char_ids_;
+  // Distinguishes this model's entries in the per-thread word caches.
+  std::uint64_t cache_owner_;
 };
 
 }  // namespace lmserve::tokenizer::detail

@@ -164,6 +164,111 @@ class Strip final : public DecoderStep {
   std::size_t start_, stop_;
 };
 
+// The replacements of HF's wordpiece::cleanup, in its order (used by WordPiece and CTC).
+std::string wordpiece_cleanup(std::string text) {
+  static const std::pair<std::string_view, std::string_view> kRules[] = {
+      {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+      {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+      {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (const auto& [from, to] : kRules) {
+    if (text.find(from) == std::string::npos) continue;
+    std::string next;
+    std::size_t last = 0;
+    for (std::size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, last)) {
+      next.append(text, last, pos - last);
+      next.append(to);
+      last = pos + from.size();
+    }
+    next.append(text, last);
+    text = std::move(next);
+  }
+  return text;
+}
+
+// Continuation pieces lose their prefix; every other piece but the very first gets a space.
+class WordPiece final : public DecoderStep {
+ public:
+  WordPiece(std::string prefix, bool cleanup) : prefix_(std::move(prefix)), cleanup_(cleanup) {}
+  void decode_chain(std::vector<std::string>& tokens, bool at_start, bool&) const override {
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      std::string& token = tokens[t];
+      if (!(at_start && t == 0)) {
+        if (token.starts_with(prefix_)) {
+          token.erase(0, prefix_.size());
+        } else {
+          token.insert(0, 1, ' ');
+        }
+      }
+      if (cleanup_) token = wordpiece_cleanup(std::move(token));
+    }
+  }
+
+ private:
+  std::string prefix_;
+  bool cleanup_;
+};
+
+// The end-of-word suffix becomes a space, except in the last token of the text.
+class BpeDecoder final : public DecoderStep {
+ public:
+  explicit BpeDecoder(std::string suffix) : suffix_(std::move(suffix)) {}
+  void decode_chain(std::vector<std::string>& tokens, bool, bool&) const override {
+    if (suffix_.empty()) return;
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      const std::string_view replacement = t + 1 == tokens.size() ? "" : " ";
+      std::string& token = tokens[t];
+      std::string out;
+      std::size_t last = 0;
+      for (std::size_t pos = token.find(suffix_); pos != std::string::npos;
+           pos = token.find(suffix_, last)) {
+        out.append(token, last, pos - last);
+        out.append(replacement);
+        last = pos + suffix_.size();
+      }
+      out.append(token, last);
+      token = std::move(out);
+    }
+  }
+
+ private:
+  std::string suffix_;
+};
+
+// Connectionist temporal classification output: repeats collapse, pads vanish, the word
+// delimiter becomes a space.
+class Ctc final : public DecoderStep {
+ public:
+  Ctc(std::string pad, std::string delimiter, bool cleanup)
+      : pad_(std::move(pad)), delimiter_(std::move(delimiter)), cleanup_(cleanup) {}
+  void decode_chain(std::vector<std::string>& tokens, bool, bool&) const override {
+    std::vector<std::string> out;
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      if (t > 0 && tokens[t] == tokens[t - 1]) continue;
+      std::string text = replace_all(tokens[t], pad_, "");
+      if (cleanup_) text = replace_all(wordpiece_cleanup(std::move(text)), delimiter_, " ");
+      if (!text.empty()) out.push_back(std::move(text));
+    }
+    tokens = std::move(out);
+  }
+
+ private:
+  static std::string replace_all(const std::string& text, const std::string& from,
+                                 std::string_view to) {
+    if (from.empty()) return text;
+    std::string out;
+    std::size_t last = 0;
+    for (std::size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, last)) {
+      out.append(text, last, pos - last);
+      out.append(to);
+      last = pos + from.size();
+    }
+    out.append(text, last);
+    return out;
+  }
+  std::string pad_, delimiter_;
+  bool cleanup_;
+};
+
 class Sequence final : public DecoderStep {
  public:
   explicit Sequence(std::vector<std::unique_ptr<DecoderStep>> steps) : steps_(std::move(steps)) {}
@@ -225,9 +330,25 @@ std::unique_ptr<DecoderStep> make_step(const nlohmann::json& config, BuildState&
     return std::make_unique<Strip>(json_string(config, "content", "Strip decoder"),
                                    static_cast<std::size_t>(start), static_cast<std::size_t>(stop));
   }
+  if (type == "WordPiece") {
+    return std::make_unique<WordPiece>(json_string_or(config, "prefix", "##"),
+                                       json_bool(config, "cleanup", true));
+  }
+  if (type == "BPEDecoder") {
+    // The last token of the text decodes differently, so nothing is final before the end.
+    state.streamable = false;
+    return std::make_unique<BpeDecoder>(json_string_or(config, "suffix", "</w>"));
+  }
+  if (type == "CTC") {
+    // Collapsing repeats looks across the whole sequence: decode it as a whole.
+    state.streamable = false;
+    return std::make_unique<Ctc>(json_string_or(config, "pad_token", "<pad>"),
+                                 json_string_or(config, "word_delimiter_token", "|"),
+                                 json_bool(config, "cleanup", true));
+  }
   throw FileError("unsupported tokenizer.json decoder type \"" + type +
                   "\" (supported: ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, "
-                  "Sequence)");
+                  "WordPiece, BPEDecoder, CTC, Sequence)");
 }
 
 }  // namespace

@@ -29,11 +29,54 @@ std::string utf8proc_transform(std::string_view text, int options) {
   return result;
 }
 
+// utf8proc's normalization into a per-thread buffer, appended to `out`.
+void append_normalized(std::string& out, std::string_view text, int options) {
+  thread_local std::vector<utf8proc_int32_t> buffer;
+  const auto opts = static_cast<utf8proc_option_t>(options | UTF8PROC_STABLE);
+  const auto* str = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+  const auto len = static_cast<utf8proc_ssize_t>(text.size());
+  if (buffer.size() < text.size() + 8) buffer.resize(text.size() + 8);
+  utf8proc_ssize_t n = utf8proc_decompose(str, len, buffer.data(),
+                                          static_cast<utf8proc_ssize_t>(buffer.size()), opts);
+  if (n > static_cast<utf8proc_ssize_t>(buffer.size())) {
+    buffer.resize(static_cast<std::size_t>(n));
+    n = utf8proc_decompose(str, len, buffer.data(), n, opts);
+  }
+  if (n >= 0) n = utf8proc_reencode(buffer.data(), n, opts);
+  if (n < 0) {
+    // Only reachable with invalid UTF-8, which the entry point already replaced.
+    throw std::runtime_error(std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
+  }
+  out.append(reinterpret_cast<const char*>(buffer.data()), static_cast<std::size_t>(n));
+}
+
+// NFC/NFD/NFKC/NFKD. ASCII is unchanged by all four, no character composes with a following
+// ASCII character, and ASCII characters are starters that canonical reordering never moves
+// across; so the text is normalized in chunks: each run of non-ASCII characters together with
+// the ASCII character before it (which may compose with marks in the run), with the rest
+// copied as it is. Mostly-ASCII text then skips utf8proc almost entirely.
 class UnicodeNormalizer final : public Normalizer {
  public:
   explicit UnicodeNormalizer(int options) : options_(options) {}
   std::string normalize(std::string_view text) const override {
-    return utf8proc_transform(text, options_);
+    std::string out;
+    out.reserve(text.size() + text.size() / 8);
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      std::size_t j = pos;
+      while (j < text.size() && static_cast<unsigned char>(text[j]) < 0x80) ++j;
+      if (j == text.size()) {
+        out.append(text.substr(pos));
+        break;
+      }
+      const std::size_t start = j > pos ? j - 1 : j;
+      out.append(text.substr(pos, start - pos));
+      std::size_t k = j;
+      while (k < text.size() && static_cast<unsigned char>(text[k]) >= 0x80) ++k;
+      append_normalized(out, text.substr(start, k - start), options_);
+      pos = k;
+    }
+    return out;
   }
 
  private:

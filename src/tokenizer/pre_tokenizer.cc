@@ -29,12 +29,12 @@ Behavior parse_behavior(const nlohmann::json& config, Behavior fallback) {
   throw FileError("tokenizer.json: unknown split behavior \"" + name + "\"");
 }
 
-// Turns the matches inside a piece of length `len` into the ranges to keep, following
-// HF's SplitDelimiterBehavior on the alternating (span, is_match) sequence.
-std::vector<Range> apply_behavior(const std::vector<Range>& matches, std::size_t len,
-                                  Behavior behavior, bool invert) {
-  std::vector<std::pair<Range, bool>> spans;
-  spans.reserve(matches.size() * 2 + 1);
+// Turns the matches inside a piece of length `len` into the ranges to keep (written to `out`),
+// following HF's SplitDelimiterBehavior on the alternating (span, is_match) sequence.
+void apply_behavior(const std::vector<Range>& matches, std::size_t len, Behavior behavior,
+                    bool invert, std::vector<Range>& out) {
+  thread_local std::vector<std::pair<Range, bool>> spans;
+  spans.clear();
   std::size_t prev = 0;
   for (const auto& [b, e] : matches) {
     if (prev < b) spans.push_back({{prev, b}, invert});
@@ -43,7 +43,7 @@ std::vector<Range> apply_behavior(const std::vector<Range>& matches, std::size_t
   }
   if (prev < len) spans.push_back({{prev, len}, invert});
 
-  std::vector<Range> out;
+  out.clear();
   switch (behavior) {
     case Behavior::kRemoved:
       for (const auto& [r, m] : spans) {
@@ -92,41 +92,41 @@ std::vector<Range> apply_behavior(const std::vector<Range>& matches, std::size_t
       break;
     }
   }
-  return out;
 }
 
-// Replaces every piece by its kept sub-ranges; only a sub-range at offset 0 keeps at_origin.
-void split_pieces(std::vector<PreToken>& pieces,
-                  const std::function<std::vector<Range>(const std::string&)>& splitter) {
-  std::vector<PreToken> out;
-  out.reserve(pieces.size());
-  for (auto& piece : pieces) {
-    for (const auto& [b, e] : splitter(piece.text)) {
+// Replaces every piece by its kept sub-ranges, which `splitter(view, ranges)` writes relative
+// to the piece; only a sub-range at offset 0 keeps at_origin. No text is copied.
+template <typename Splitter>
+void split_pieces(PreTokenized& p, const Splitter& splitter) {
+  p.scratch_pieces.clear();
+  for (const auto& piece : p.pieces) {
+    splitter(p.view(piece), p.ranges);
+    for (const auto& [b, e] : p.ranges) {
       if (e <= b) continue;
-      out.push_back({piece.text.substr(b, e - b), piece.at_origin && b == 0});
+      p.scratch_pieces.push_back({piece.begin + b, piece.begin + e, piece.at_origin && b == 0});
     }
   }
-  pieces = std::move(out);
+  p.pieces.swap(p.scratch_pieces);
 }
 
 // Every character satisfying `pred` is its own match, as HF's `Fn(char) -> bool` pattern.
-std::vector<Range> char_matches(const std::string& text,
-                                const std::function<bool(char32_t)>& pred) {
-  std::vector<Range> matches;
+template <typename Pred>
+void char_matches(std::string_view text, const Pred& pred, std::vector<Range>& out) {
+  out.clear();
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t start = i;
-    if (pred(next_code_point(text, i))) matches.emplace_back(start, i);
+    if (pred(next_code_point(text, i))) out.emplace_back(start, i);
   }
-  return matches;
 }
 
 class CharSplit final : public PreTokenizer {
  public:
   CharSplit(std::function<bool(char32_t)> pred, Behavior behavior)
       : pred_(std::move(pred)), behavior_(behavior) {}
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
-    split_pieces(pieces, [&](const std::string& text) {
-      return apply_behavior(char_matches(text, pred_), text.size(), behavior_, false);
+  void pre_tokenize(PreTokenized& p) const override {
+    split_pieces(p, [&](std::string_view text, std::vector<Range>& out) {
+      char_matches(text, pred_, p.matches);
+      apply_behavior(p.matches, text.size(), behavior_, false, out);
     });
   }
 
@@ -139,9 +139,10 @@ class Split final : public PreTokenizer {
  public:
   Split(Pattern pattern, Behavior behavior, bool invert)
       : pattern_(std::move(pattern)), behavior_(behavior), invert_(invert) {}
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
-    split_pieces(pieces, [&](const std::string& text) {
-      return apply_behavior(pattern_.find_all(text), text.size(), behavior_, invert_);
+  void pre_tokenize(PreTokenized& p) const override {
+    split_pieces(p, [&](std::string_view text, std::vector<Range>& out) {
+      pattern_.find_all(text, p.matches);
+      apply_behavior(p.matches, text.size(), behavior_, invert_, out);
     });
   }
 
@@ -154,28 +155,60 @@ class Split final : public PreTokenizer {
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// GPT-2's byte -> UTF-8 of its printable stand-in, as (length, bytes) for a branch-free copy.
+struct ByteMap {
+  std::uint8_t len[256];
+  char bytes[256][2];
+  ByteMap() {
+    for (int b = 0; b < 256; ++b) {
+      const std::string& s = byte_to_unicode(static_cast<unsigned char>(b));
+      len[b] = static_cast<std::uint8_t>(s.size());
+      bytes[b][0] = s[0];
+      bytes[b][1] = s.size() > 1 ? s[1] : 0;
+    }
+  }
+};
+
 class ByteLevel final : public PreTokenizer {
  public:
   ByteLevel(bool add_prefix_space, bool use_regex) : add_prefix_space_(add_prefix_space) {
     if (use_regex) regex_ = std::make_unique<Regex>(kGpt2Pattern);
   }
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
+  void pre_tokenize(PreTokenized& p) const override {
     if (add_prefix_space_) {
-      for (auto& piece : pieces) {
-        if (piece.text.empty() || piece.text[0] != ' ') piece.text.insert(0, 1, ' ');
+      p.scratch_text.clear();
+      for (auto& piece : p.pieces) {
+        const std::string_view text = p.view(piece);
+        const std::size_t begin = p.scratch_text.size();
+        if (text.empty() || text[0] != ' ') p.scratch_text.push_back(' ');
+        p.scratch_text.append(text);
+        piece = {begin, p.scratch_text.size(), piece.at_origin};
       }
+      p.text.swap(p.scratch_text);
     }
     if (regex_) {
-      split_pieces(pieces, [&](const std::string& text) {
-        return apply_behavior(regex_->find_all(text), text.size(), Behavior::kIsolated, false);
+      split_pieces(p, [&](std::string_view text, std::vector<Range>& out) {
+        regex_->find_all(text, p.matches);
+        apply_behavior(p.matches, text.size(), Behavior::kIsolated, false, out);
       });
     }
-    for (auto& piece : pieces) {
-      std::string mapped;
-      mapped.reserve(piece.text.size() * 2);
-      for (char c : piece.text) mapped.append(byte_to_unicode(static_cast<unsigned char>(c)));
-      piece.text = std::move(mapped);
+    static const ByteMap map;
+    p.scratch_text.resize(p.text.size() * 2);
+    char* dst = p.scratch_text.data();
+    const char* base = dst;
+    for (auto& piece : p.pieces) {
+      const std::size_t begin = static_cast<std::size_t>(dst - base);
+      for (std::size_t i = piece.begin; i < piece.end; ++i) {
+        const auto b = static_cast<unsigned char>(p.text[i]);
+        dst[0] = map.bytes[b][0];
+        dst[1] = map.bytes[b][1];
+        dst += map.len[b];
+      }
+      piece.begin = begin;
+      piece.end = static_cast<std::size_t>(dst - base);
     }
+    p.scratch_text.resize(static_cast<std::size_t>(dst - base));
+    p.text.swap(p.scratch_text);
   }
 
  private:
@@ -188,36 +221,41 @@ enum class PrependScheme { kAlways, kFirst, kNever };
 class Metaspace final : public PreTokenizer {
  public:
   Metaspace(std::string replacement, PrependScheme scheme, bool split)
-      : replacement_(std::move(replacement)), scheme_(scheme), split_(split) {}
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
-    for (auto& piece : pieces) {
-      std::string replaced;
-      replaced.reserve(piece.text.size() + replacement_.size());
-      for (char c : piece.text) {
-        if (c == ' ') {
-          replaced.append(replacement_);
-        } else {
-          replaced.push_back(c);
-        }
-      }
-      const bool starts = replaced.compare(0, replacement_.size(), replacement_) == 0;
+      : replacement_(std::move(replacement)),
+        pattern_(Pattern::literal(replacement_)),
+        scheme_(scheme),
+        split_(split) {}
+  void pre_tokenize(PreTokenized& p) const override {
+    p.scratch_text.clear();
+    for (auto& piece : p.pieces) {
+      const std::string_view text = p.view(piece);
+      const std::size_t begin = p.scratch_text.size();
+      const bool starts = text.starts_with(' ') || text.starts_with(replacement_);
       if (!starts && (scheme_ == PrependScheme::kAlways ||
                       (scheme_ == PrependScheme::kFirst && piece.at_origin))) {
-        replaced.insert(0, replacement_);
+        p.scratch_text.append(replacement_);
       }
-      piece.text = std::move(replaced);
+      for (char c : text) {
+        if (c == ' ') {
+          p.scratch_text.append(replacement_);
+        } else {
+          p.scratch_text.push_back(c);
+        }
+      }
+      piece = {begin, p.scratch_text.size(), piece.at_origin};
     }
+    p.text.swap(p.scratch_text);
     if (split_) {
-      const Pattern pattern = Pattern::literal(replacement_);
-      split_pieces(pieces, [&](const std::string& text) {
-        return apply_behavior(pattern.find_all(text), text.size(), Behavior::kMergedWithNext,
-                              false);
+      split_pieces(p, [&](std::string_view text, std::vector<Range>& out) {
+        pattern_.find_all(text, p.matches);
+        apply_behavior(p.matches, text.size(), Behavior::kMergedWithNext, false, out);
       });
     }
   }
 
  private:
   std::string replacement_;
+  Pattern pattern_;
   PrependScheme scheme_;
   bool split_;
 };
@@ -225,8 +263,8 @@ class Metaspace final : public PreTokenizer {
 class Sequence final : public PreTokenizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<PreTokenizer>> steps) : steps_(std::move(steps)) {}
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
-    for (const auto& step : steps_) step->pre_tokenize(pieces);
+  void pre_tokenize(PreTokenized& p) const override {
+    for (const auto& step : steps_) step->pre_tokenize(p);
   }
 
  private:
@@ -235,9 +273,9 @@ class Sequence final : public PreTokenizer {
 
 class BertPreTokenizer final : public PreTokenizer {
  public:
-  void pre_tokenize(std::vector<PreToken>& pieces) const override {
-    whitespace_.pre_tokenize(pieces);
-    punctuation_.pre_tokenize(pieces);
+  void pre_tokenize(PreTokenized& p) const override {
+    whitespace_.pre_tokenize(p);
+    punctuation_.pre_tokenize(p);
   }
 
  private:

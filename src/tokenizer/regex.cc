@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <new>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -26,6 +27,7 @@ constexpr std::string_view kHexSet = "0-9a-fA-F";
 
 struct Regex::Code {
   pcre2_code* code = nullptr;
+  bool jit = false;
   ~Code() { pcre2_code_free(code); }
 };
 
@@ -130,29 +132,47 @@ Regex::Regex(std::string_view pattern) {
                     ")");
   }
   // JIT is an optimisation only: when it is unavailable pcre2_match interprets.
-  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  const bool jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
   auto owned = std::make_shared<Code>();
   owned->code = code;
+  owned->jit = jit;
   code_ = std::move(owned);
 }
 
 std::vector<std::pair<std::size_t, std::size_t>> Regex::find_all(std::string_view subject) const {
   std::vector<std::pair<std::size_t, std::size_t>> matches;
-  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> data(
-      pcre2_match_data_create_from_pattern(code_->code, nullptr), &pcre2_match_data_free);
+  find_all(subject, matches);
+  return matches;
+}
+
+void Regex::find_all(std::string_view subject,
+                     std::vector<std::pair<std::size_t, std::size_t>>& matches) const {
+  matches.clear();
+  // Only the whole match is needed, so one ovector pair serves every pattern; one block per
+  // thread avoids an allocation per call.
+  struct MatchData {
+    pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
+    ~MatchData() { pcre2_match_data_free(data); }
+  };
+  thread_local MatchData match_data;
+  if (match_data.data == nullptr) throw std::bad_alloc();
+  pcre2_match_data* data = match_data.data;
   const auto* bytes = reinterpret_cast<PCRE2_SPTR>(subject.data());
   std::size_t start = 0;
   while (start <= subject.size()) {
     // NO_UTF_CHECK: the subject is validated once upstream; checking on every call from a
     // new offset would make long inputs quadratic.
-    const int rc = pcre2_match(code_->code, bytes, subject.size(), start, PCRE2_NO_UTF_CHECK,
-                               data.get(), nullptr);
+    const int rc = code_->jit ? pcre2_jit_match(code_->code, bytes, subject.size(), start,
+                                                PCRE2_NO_UTF_CHECK, data, nullptr)
+                              : pcre2_match(code_->code, bytes, subject.size(), start,
+                                            PCRE2_NO_UTF_CHECK, data, nullptr);
+    // rc == 0: matched, with more capture groups than the one ovector pair holds.
     if (rc < 0) {
       if (rc == PCRE2_ERROR_NOMATCH) break;
       throw std::runtime_error("tokenizer regex match failed with PCRE2 error " +
                                std::to_string(rc));
     }
-    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.get());
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data);
     const std::size_t b = ov[0];
     const std::size_t e = ov[1];
     matches.emplace_back(b, e);
@@ -167,7 +187,6 @@ std::vector<std::pair<std::size_t, std::size_t>> Regex::find_all(std::string_vie
       start = e + n;
     }
   }
-  return matches;
 }
 
 Pattern Pattern::literal(std::string text) {
@@ -183,14 +202,20 @@ Pattern Pattern::regex(std::string_view pattern) {
 }
 
 std::vector<std::pair<std::size_t, std::size_t>> Pattern::find_all(std::string_view subject) const {
-  if (regex_) return regex_->find_all(subject);
   std::vector<std::pair<std::size_t, std::size_t>> matches;
-  if (literal_.empty()) return matches;
+  find_all(subject, matches);
+  return matches;
+}
+
+void Pattern::find_all(std::string_view subject,
+                       std::vector<std::pair<std::size_t, std::size_t>>& matches) const {
+  if (regex_) return regex_->find_all(subject, matches);
+  matches.clear();
+  if (literal_.empty()) return;
   for (std::size_t pos = subject.find(literal_); pos != std::string_view::npos;
        pos = subject.find(literal_, pos + literal_.size())) {
     matches.emplace_back(pos, pos + literal_.size());
   }
-  return matches;
 }
 
 }  // namespace lmserve::tokenizer::detail

@@ -19,6 +19,9 @@ class Regex {
   // Byte ranges [begin, end) of the successive non-overlapping matches, leftmost first.
   // `subject` must be valid UTF-8 (callers sanitize input once at the entry point).
   std::vector<std::pair<std::size_t, std::size_t>> find_all(std::string_view subject) const;
+  // The same, written to `out` (cleared first) to reuse its storage.
+  void find_all(std::string_view subject,
+                std::vector<std::pair<std::size_t, std::size_t>>& out) const;
 
   // Rewrites Oniguruma syntax whose meaning differs in PCRE2 (\s, \w, \h ...).
   static std::string translate(std::string_view pattern);
@@ -36,6 +39,8 @@ class Pattern {
 
   // Same contract as Regex::find_all. An empty literal never matches.
   std::vector<std::pair<std::size_t, std::size_t>> find_all(std::string_view subject) const;
+  void find_all(std::string_view subject,
+                std::vector<std::pair<std::size_t, std::size_t>>& out) const;
 
  private:
   std::string literal_;

@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/json_util.h"
+#include "tokenizer/model_json.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -73,6 +75,8 @@ bool is_llama_family_class(const std::string& name) {
 }  // namespace
 
 Tokenizer Tokenizer::load(const fs::path& path) {
+  // A GGUF file (vocab-only or a whole model) carries its vocabulary as tokenizer.ggml.*.
+  if (detail::is_gguf_file(path)) return Tokenizer(detail::load_gguf_tokenizer(path));
   fs::path dir = path;
   fs::path file = path / "tokenizer.json";
   std::error_code ec;
@@ -82,7 +86,7 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   }
   if (!fs::exists(file, ec)) {
     throw FileError("no tokenizer.json at " + file.string() +
-                    " (only Hugging Face tokenizer.json files are supported)");
+                    " (supported: Hugging Face tokenizer.json files and GGUF files)");
   }
   const json root = read_json_file(file);
   if (!root.is_object()) throw FileError(file.string() + ": not a tokenizer.json object");
@@ -102,16 +106,7 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   try {
     static const json kNull;
     const auto model_it = root.find("model");
-    const json& model = model_it != root.end() ? *model_it : kNull;
-    const std::string model_type = model.is_object() ? model.value("type", "") : "";
-    // Files from older `tokenizers` versions omit the type of a BPE model.
-    const bool is_bpe = model_type == "BPE" ||
-                        (model_type.empty() && model.is_object() && model.contains("merges"));
-    if (!is_bpe) {
-      throw FileError("unsupported tokenizer model type \"" + model_type + "\" in " +
-                      file.string() + " (only BPE is supported; Unigram and WordPiece are not)");
-    }
-    impl->model = std::make_unique<detail::BpeModel>(model);
+    impl->model = detail::make_model(model_it != root.end() ? *model_it : kNull, file.string());
     impl->normalizer = detail::make_normalizer(root.value("normalizer", json()));
     impl->pre_tokenizer = detail::make_pre_tokenizer(root.value("pre_tokenizer", json()));
     impl->post = detail::make_post_processor(root.value("post_processor", json()));
@@ -216,14 +211,15 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
     text = sanitized;
   }
   std::vector<std::int32_t> ids;
-  if (add_special_tokens) ids = im.post.prefix;
+  ids.reserve(text.size() / 3 + 4);
+  if (add_special_tokens) ids.insert(ids.end(), im.post.prefix.begin(), im.post.prefix.end());
 
-  std::vector<detail::PreToken> pieces;
+  // One workspace per thread: after warm-up, encoding allocates nothing but its result.
+  thread_local detail::PreTokenized pre;
   auto run_model = [&](std::string_view segment, bool at_origin) {
-    pieces.clear();
-    pieces.push_back({std::string(segment), at_origin});
-    if (im.pre_tokenizer) im.pre_tokenizer->pre_tokenize(pieces);
-    for (const auto& piece : pieces) im.model->tokenize(piece.text, ids);
+    pre.reset(segment, at_origin);
+    if (im.pre_tokenizer) im.pre_tokenizer->pre_tokenize(pre);
+    for (const auto& piece : pre.pieces) im.model->tokenize(pre.view(piece), ids);
   };
 
   for (const auto& seg : im.added.split(text, false, parse_special)) {
@@ -232,7 +228,12 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
       continue;
     }
     const std::string_view raw = text.substr(seg.begin, seg.end - seg.begin);
-    std::string normalized = im.normalizer ? im.normalizer->normalize(raw) : std::string(raw);
+    std::string normalized_text;
+    std::string_view normalized = raw;
+    if (im.normalizer) {
+      normalized_text = im.normalizer->normalize(raw);
+      normalized = normalized_text;
+    }
     if (!im.added.has_normalized()) {
       run_model(normalized, seg.begin == 0);
       continue;
@@ -241,11 +242,13 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
       if (sub.id >= 0) {
         ids.push_back(sub.id);
       } else {
-        run_model(std::string_view(normalized).substr(sub.begin, sub.end - sub.begin),
+        run_model(normalized.substr(sub.begin, sub.end - sub.begin),
                   seg.begin == 0 && sub.begin == 0);
       }
     }
   }
+  // Keep the workspace from holding on to the memory of one huge input.
+  if (pre.text.capacity() > (1u << 20)) pre = detail::PreTokenized();
   if (add_special_tokens) ids.insert(ids.end(), im.post.suffix.begin(), im.post.suffix.end());
   return ids;
 }
@@ -264,6 +267,12 @@ std::string Tokenizer::Impl::decode_raw(std::span<const std::int32_t> ids, bool 
 
 std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_special_tokens) const {
   return util::sanitize_utf8(impl_->decode_raw(ids, skip_special_tokens, true));
+}
+
+std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_special_tokens,
+                              bool clean_up_spaces) const {
+  std::string text = decode(ids, skip_special_tokens);
+  return clean_up_spaces ? clean_up_tokenization(text) : text;
 }
 
 std::string Tokenizer::token_bytes(std::int32_t id) const {
@@ -299,6 +308,14 @@ std::optional<std::int32_t> Tokenizer::bos_id() const { return impl_->bos_id; }
 std::optional<std::int32_t> Tokenizer::eos_id() const { return impl_->eos_id; }
 const std::string& Tokenizer::bos_token() const { return impl_->bos_token; }
 const std::string& Tokenizer::eos_token() const { return impl_->eos_token; }
+
+std::vector<std::int32_t> Tokenizer::end_of_generation_ids() const {
+  std::vector<std::int32_t> ids = impl_->end_of_turn_ids;
+  if (impl_->eos_id) ids.push_back(*impl_->eos_id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
 
 bool Tokenizer::adds_bos() const {
   return impl_->bos_id && !impl_->post.prefix.empty() &&

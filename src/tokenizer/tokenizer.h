@@ -16,7 +16,8 @@ namespace lmserve::tokenizer {
 class Tokenizer {
  public:
   // `path` is a directory holding tokenizer.json (+ optional tokenizer_config.json,
-  // special_tokens_map.json, chat_template.jinja) or a tokenizer.json file itself.
+  // special_tokens_map.json, chat_template.jinja), a tokenizer.json file itself, or a GGUF
+  // file (vocab-only or a whole model) whose tokenizer.ggml.* vocabulary is used.
   // Throws FileError on unreadable or unsupported input, naming what is unsupported.
   static Tokenizer load(const std::filesystem::path& path);
 
@@ -27,6 +28,11 @@ class Tokenizer {
 
   // Full decode as HF `decode(ids, skip_special_tokens)`; invalid UTF-8 becomes U+FFFD.
   std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens = false) const;
+  // The same followed, when clean_up_spaces is set, by clean_up_tokenization(): Python's
+  // decode(ids, skip_special_tokens, clean_up_tokenization_spaces=clean_up_spaces). Pass
+  // clean_up_tokenization_spaces() to get transformers' default for this tokenizer.
+  std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens,
+                     bool clean_up_spaces) const;
 
   // Raw bytes of one token as the decoder would produce them mid-sequence (no
   // leading-space stripping); may be an incomplete UTF-8 sequence (byte-fallback pieces).
@@ -52,6 +58,10 @@ class Tokenizer {
   const std::string& bos_token() const;  // "" when none
   const std::string& eos_token() const;  // "" when none
   bool adds_bos() const;                 // encode(add_special_tokens=true) prepends BOS
+  // Every id that ends a generation: eos_id, plus for GGUF vocabularies the end-of-turn ids
+  // llama.cpp stops at (tokenizer.ggml.eot/eom_token_id, "<|eot_id|>", "<|im_end|>" ...).
+  // Sorted, without duplicates.
+  std::vector<std::int32_t> end_of_generation_ids() const;
 
   // Jinja source of the chat template shipped with the tokenizer, if any.
   const std::optional<std::string>& chat_template() const;
@@ -66,13 +76,20 @@ class Tokenizer {
 
 // Turns a stream of ids into text incrementally. The concatenation of every push() result
 // and finish() equals tokenizer.decode(all ids) byte for byte, and no result ever ends in
-// (or contains) a broken UTF-8 sequence. Amortised O(1) work per token. The tokenizer must
-// outlive the detokenizer. A run of ByteFallback byte tokens is held back until the run ends,
-// because HF turns a whole run into U+FFFDs when any part of it is invalid.
+// (or contains) a broken UTF-8 sequence. Amortised O(1) work per token (for decoders that
+// only know their output at the end, BPEDecoder and CTC, everything waits for finish()).
+// The tokenizer must outlive the detokenizer. A run of ByteFallback byte tokens is held
+// back until the run ends, because HF turns a whole run into U+FFFDs when any part of it is
+// invalid.
 class StreamingDetokenizer {
  public:
   // skip_special_tokens: special ids add nothing, as decode(ids, true) drops them.
-  explicit StreamingDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens = false);
+  // clean_up_spaces: the stream equals decode(ids, skip_special_tokens, true) instead; text
+  // that clean-up could still rewrite (a space that may turn out to precede "." or "'s")
+  // is held back until what follows settles it. Pass tokenizer.clean_up_tokenization_spaces()
+  // to match transformers' default decode.
+  explicit StreamingDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens = false,
+                                bool clean_up_spaces = false);
 
   // Text that became final with this token (often "", e.g. mid-way through a multibyte char).
   std::string push(std::int32_t id);
@@ -81,8 +98,13 @@ class StreamingDetokenizer {
   std::string finish();
 
  private:
+  std::string push_raw(std::int32_t id);
+  std::string finish_raw();
+
   const Tokenizer* tokenizer_;
   bool skip_special_;
+  bool clean_up_;
+  std::string pending_;  // decoded text held back from clean-up
   // The window: ids after the last point where the text so far was final and the
   // decoder's output splits cleanly. Everything before it has been emitted.
   std::vector<std::int32_t> ids_;

@@ -11,6 +11,7 @@
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/decoder.h"
+#include "tokenizer/model.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
 #include "tokenizer/pre_tokenizer.h"
@@ -21,7 +22,7 @@ namespace lmserve::tokenizer {
 struct Tokenizer::Impl {
   std::unique_ptr<detail::Normalizer> normalizer;
   std::unique_ptr<detail::PreTokenizer> pre_tokenizer;
-  std::unique_ptr<detail::BpeModel> model;
+  std::unique_ptr<detail::Model> model;  // BpeModel, SpmModel, ...
   detail::AddedVocabulary added;
   detail::SpecialTemplate post;
   std::unique_ptr<detail::Decoder> decoder;
@@ -35,6 +36,7 @@ struct Tokenizer::Impl {
   std::vector<std::pair<std::string, std::int32_t>> added_by_content;  // sorted, for token_to_id
 
   std::optional<std::int32_t> bos_id, eos_id;
+  std::vector<std::int32_t> end_of_turn_ids;  // besides eos_id (GGUF only)
   std::string bos_token, eos_token;
   std::optional<std::string> chat_template;
   bool clean_up_spaces = false;

@@ -116,6 +116,15 @@ TEST_P(TokenizerHf, DecodeCases) {
     streamed += stream.finish();
     tally.check("streamed", streamed, row["decoded_raw"].get<std::string>(), what);
 
+    // transformers' default decode (clean-up as the tokenizer's config says), streamed.
+    tally.check("decode_with_cleanup", tok.decode(ids, false, tok.clean_up_tokenization_spaces()),
+                row["decoded"].get<std::string>(), what);
+    StreamingDetokenizer cleaning(tok, false, tok.clean_up_tokenization_spaces());
+    std::string streamed_clean;
+    for (const auto id : ids) streamed_clean += cleaning.push(id);
+    streamed_clean += cleaning.finish();
+    tally.check("streamed_cleanup", streamed_clean, row["decoded"].get<std::string>(), what);
+
     StreamingDetokenizer skipping(tok, true);
     std::string streamed_skip;
     for (const auto id : ids) streamed_skip += skipping.push(id);

@@ -124,6 +124,97 @@ TEST_P(TokenizerStreamingProperty, LongTextIsLinear) {
   EXPECT_LT(seconds, 2.0);
 }
 
+// With clean-up on, the stream must equal transformers' decode(ids, skip_special_tokens,
+// clean_up_tokenization_spaces=True) and never emit what clean-up could still rewrite.
+TEST(TokenizerStreamingCleanUp, Llama3RandomSequences) {
+  const Tokenizer& tok = load("tokenizers/llama3");
+  ASSERT_TRUE(tok.clean_up_tokenization_spaces());
+  // Fragments that build (or nearly build) every clean-up pattern across token boundaries.
+  const std::vector<std::string> fragments = {
+      " .", " ,", " !", " ?",   " '",  "'",  " ' ",  " n't",    "n't",  " n",
+      "n",  "'t", "'s", " 's",  " 'm", "m",  " 've", "ve",      "'v",   " 're",
+      "re", "'r", " ",  "  ",   "   ", "do", " not", " do not", "word", " word",
+      "x",  ".",  "\n", "日本", " 🐶",  "t",  "e",    "v",       "r",    "s"};
+  std::vector<Ids> pieces;
+  for (const auto& f : fragments) pieces.push_back(tok.encode(f, false));
+  Ids specials;
+  for (int id = 128000; id < 128010; ++id) specials.push_back(id);
+  std::mt19937 rng(977);
+  for (int round = 0; round < 400; ++round) {
+    Ids ids;
+    const int count = 1 + static_cast<int>(rng() % 25);
+    for (int k = 0; k < count; ++k) {
+      if (rng() % 10 == 0) {
+        ids.push_back(specials[rng() % specials.size()]);
+      } else {
+        const Ids& p = pieces[rng() % pieces.size()];
+        ids.insert(ids.end(), p.begin(), p.end());
+      }
+    }
+    for (const bool skip : {false, true}) {
+      const std::string expected = tok.decode(ids, skip, true);
+      ASSERT_EQ(expected, Tokenizer::clean_up_tokenization(tok.decode(ids, skip)));
+      StreamingDetokenizer stream(tok, skip, true);
+      std::string so_far;
+      for (std::size_t k = 0; k < ids.size(); ++k) {
+        const std::string piece = stream.push(ids[k]);
+        ASSERT_TRUE(util::is_valid_utf8(piece));
+        so_far += piece;
+        ASSERT_EQ(expected.compare(0, so_far.size(), so_far), 0)
+            << "emitted text that clean-up later rewrote, after " << k + 1
+            << " ids: " << ::testing::PrintToString(ids)
+            << "\n stream: " << ::testing::PrintToString(so_far)
+            << "\n final:  " << ::testing::PrintToString(expected);
+      }
+      so_far += stream.finish();
+      ASSERT_EQ(so_far, expected) << ::testing::PrintToString(ids);
+    }
+  }
+}
+
+// Every sequence of three fragments from a set that spells each clean-up pattern piecewise.
+TEST(TokenizerStreamingCleanUp, Llama3AllTriples) {
+  const Tokenizer& tok = load("tokenizers/llama3");
+  const std::vector<std::string> fragments = {" ", " n", "n",  "'", " '", "t", "s",   "m",   "ve",
+                                              "v", "e",  "re", "r", ".",  "x", " ' ", " do", "not"};
+  std::vector<Ids> pieces;
+  for (const auto& f : fragments) pieces.push_back(tok.encode(f, false));
+  for (const auto& a : pieces) {
+    for (const auto& b : pieces) {
+      for (const auto& c : pieces) {
+        Ids ids = a;
+        ids.insert(ids.end(), b.begin(), b.end());
+        ids.insert(ids.end(), c.begin(), c.end());
+        const std::string expected = tok.decode(ids, false, true);
+        StreamingDetokenizer stream(tok, false, true);
+        std::string so_far;
+        for (const auto id : ids) {
+          so_far += stream.push(id);
+          ASSERT_EQ(expected.compare(0, so_far.size(), so_far), 0)
+              << ::testing::PrintToString(tok.decode(ids)) << " streamed "
+              << ::testing::PrintToString(so_far) << ", final "
+              << ::testing::PrintToString(expected);
+        }
+        ASSERT_EQ(so_far + stream.finish(), expected) << ::testing::PrintToString(ids);
+      }
+    }
+  }
+}
+
+TEST(TokenizerStreamingCleanUp, HoldsBackOnlyWhatCleanUpCouldChange) {
+  const Tokenizer& tok = load("tokenizers/llama3");
+  StreamingDetokenizer stream(tok, false, true);
+  std::string out;
+  for (const auto id : tok.encode("Hello world", false)) out += stream.push(id);
+  EXPECT_EQ(out, "Hello world");  // nothing after the last space could start a rule
+  for (const auto id : tok.encode(" it", false)) out += stream.push(id);
+  EXPECT_EQ(out, "Hello world it");
+  for (const auto id : tok.encode(" ", false)) out += stream.push(id);
+  EXPECT_EQ(out, "Hello world it");  // the space may yet precede "."
+  for (const auto id : tok.encode("'s done .", false)) out += stream.push(id);
+  EXPECT_EQ(out + stream.finish(), "Hello world it's done.");
+}
+
 INSTANTIATE_TEST_SUITE_P(Tokenizers, TokenizerStreamingProperty,
                          ::testing::Values("models/stories260K", "tokenizers/mistral",
                                            "tokenizers/llama3", "tokenizers/qwen3"),
