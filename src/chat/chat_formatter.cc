@@ -52,7 +52,7 @@ namespace {
 
 // Message content as text: strings verbatim, text parts concatenated (lmserve flattens
 // parts here where mlx would print the Python list), null as "".
-std::string content_text(const nlohmann::json& message) {
+std::string content_text(const nlohmann::ordered_json& message) {
   auto it = message.find("content");
   if (it == message.end() || it->is_null()) return "";
   if (it->is_string()) return it->get<std::string>();
@@ -100,7 +100,7 @@ RenderedPrompt ChatFormatter::render(const ChatPromptInput& input) const {
   // Variables as transformers' apply_chat_template passes them: tools/documents are bound
   // (to None when absent), special tokens only when the tokenizer defines them, and the
   // template kwargs override everything.
-  nlohmann::json context = nlohmann::json::object();
+  nlohmann::ordered_json context = nlohmann::ordered_json::object();
   context["messages"] = input.messages;
   context["tools"] = input.tools;
   context["documents"] = nullptr;

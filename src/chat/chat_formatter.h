@@ -23,12 +23,14 @@ struct ChatPromptInput {
   // Normalised messages: array of objects with "role" and string "content" (text parts
   // already concatenated, null content as ""), plus any other keys passed through
   // ("name", "tool_calls" with arguments parsed into objects, "tool_call_id", ...).
-  nlohmann::json messages = nlohmann::json::array();
+  // Ordered JSON throughout: templates that print `tools|tojson` or iterate a message's
+  // keys must see the request's key order, as Python dicts keep it.
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   // Request role_mapping (replaces the default wholesale, mlx semantics); only used when
   // the model has no chat template.
   std::optional<std::map<std::string, std::string>> role_mapping;
-  nlohmann::json tools;                                       // null = none
-  nlohmann::json template_kwargs = nlohmann::json::object();  // extra template variables
+  nlohmann::ordered_json tools;  // null = none
+  nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // extra variables
   bool add_generation_prompt = true;
 };
 

@@ -55,7 +55,9 @@ struct Engine::State {
   State(model::Model& m, const tokenizer::Tokenizer& t, EngineOptions o)
       : model(m), tokenizer(t), options(std::move(o)) {
     eos = model.config().eos_token_ids;
-    if (auto id = tokenizer.eos_id()) eos.push_back(*id);
+    // The tokenizer's EOS plus, for GGUF vocabularies, the end-of-turn ids llama.cpp stops
+    // at: a GGUF has no generation_config.json to list them.
+    for (auto id : tokenizer.end_of_generation_ids()) eos.push_back(id);
     eos.insert(eos.end(), options.extra_eos_ids.begin(), options.extra_eos_ids.end());
     std::sort(eos.begin(), eos.end());
     eos.erase(std::unique(eos.begin(), eos.end()), eos.end());

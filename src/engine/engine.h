@@ -81,7 +81,8 @@ class Engine {
   // Queues a request; events go to `sink`. Never blocks on generation.
   std::shared_ptr<RequestHandle> submit(GenerationRequest request, EventSink sink);
 
-  // The union of EOS ids (model config, generation config, tokenizer, options).
+  // The union of EOS ids (model config, generation config, tokenizer incl. GGUF end-of-turn
+  // ids, options).
   const std::vector<std::int32_t>& eos_ids() const;
   int context_length() const;
   bool alive() const;  // false if the engine thread died
