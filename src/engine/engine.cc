@@ -32,7 +32,10 @@ struct Sequence {
         sink(std::move(s)),
         handle(std::make_shared<RequestHandle>()),
         sampler(request.sampling),
-        detokenizer(tokenizer),
+        // Text equals transformers' decode of the completion (§4.4): special tokens shown,
+        // clean-up of tokenization spaces as the tokenizer's config says.
+        detokenizer(tokenizer, /*skip_special_tokens=*/false,
+                    tokenizer.clean_up_tokenization_spaces()),
         stops(request.stop),
         tokens(request.prompt) {}
 

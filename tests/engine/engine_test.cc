@@ -115,7 +115,9 @@ TEST_F(EngineTest, GreedyMatchesLlama2cForEveryCaseWhileRunningConcurrently) {
     EXPECT_EQ(end.finish_reason, FinishReason::kLength);
     EXPECT_EQ(end.usage.completion_tokens, 200);
     EXPECT_EQ(end.usage.prompt_tokens, static_cast<int>(cases[i]["prompt_ids"].size()));
-    EXPECT_EQ(collectors[i]->text(), tokenizer_->decode(end.completion_ids));
+    EXPECT_EQ(collectors[i]->text(),
+              tokenizer_->decode(end.completion_ids, false,
+                                 tokenizer_->clean_up_tokenization_spaces()));
   }
 }
 
