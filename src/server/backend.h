@@ -18,7 +18,8 @@ class Backend {
   virtual ~Backend() = default;
 
   // Tokenizer. encode() parses special-token text (parse_special = true).
-  virtual std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const = 0;
+  virtual std::vector<std::int32_t> encode(std::string_view text,
+                                           bool add_special_tokens) const = 0;
   virtual int vocab_size() const = 0;
   virtual const std::string& bos_token() const = 0;  // "" when none
   virtual bool adds_bos() const = 0;

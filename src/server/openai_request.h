@@ -5,12 +5,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/sampling.h"
 
@@ -29,8 +28,8 @@ struct CommonParams {
   std::optional<std::string> model;  // as sent (absent when missing or null)
   int max_tokens = 100;              // >= 1: max_completion_tokens, else max_tokens, else default
   bool stream = false;
-  bool include_usage = false;        // stream_options.include_usage
-  std::vector<std::string> stop;     // empty strings dropped
+  bool include_usage = false;     // stream_options.include_usage
+  std::vector<std::string> stop;  // empty strings dropped
   engine::SamplingParams sampling;
 };
 

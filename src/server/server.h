@@ -22,18 +22,18 @@ namespace lmserve::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                 // 0 = pick a free port (printed in the "listening" line)
-  std::string model_id;            // served id: --alias, else --model exactly as given
-  int default_max_tokens = 100;    // --max-tokens
+  int port = 8080;               // 0 = pick a free port (printed in the "listening" line)
+  std::string model_id;          // served id: --alias, else --model exactly as given
+  int default_max_tokens = 100;  // --max-tokens
   engine::SamplingParams default_sampling;  // --temp, --top-p, --top-k, --min-p
   std::size_t max_body_bytes = 16u << 20;   // --max-body
   // --cors-origins: "*", exact origins, or "scheme://host:*" (any port). Empty = loopback
   // origins only (http://localhost:*, http://127.0.0.1:*, http://[::1]:*).
   std::vector<std::string> cors_origins;
-  bool strict_model = false;       // --strict-model: unknown request `model` -> 404
-  int io_threads = 2;              // threads running the HTTP event loop (>= 1)
-  double sse_ping_interval_s = 10; // keepalive comment when a stream was silent this long
-  double idle_timeout_s = 60;      // keep-alive connection idle / slow request read limit
+  bool strict_model = false;        // --strict-model: unknown request `model` -> 404
+  int io_threads = 2;               // threads running the HTTP event loop (>= 1)
+  double sse_ping_interval_s = 10;  // keepalive comment when a stream was silent this long
+  double idle_timeout_s = 60;       // keep-alive connection idle / slow request read limit
 };
 
 // Everything a request handler needs; all references outlive the server.

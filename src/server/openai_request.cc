@@ -1,0 +1,595 @@
+#include "server/openai_request.h"
+
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "util/error.h"
+
+namespace lmserve::server {
+namespace {
+
+[[noreturn]] void fail(const char* code, std::optional<std::string> param,
+                       const std::string& message) {
+  throw ApiError::invalid_request(code, std::move(param), message);
+}
+
+// A present, non-null member, else nullptr (JSON null means "absent", §2.1).
+const json* field(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+const char* kind_of(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "an unsupported value";
+  }
+}
+
+[[noreturn]] void wrong_type(const std::string& param, const char* expected, const json& got) {
+  fail("invalid_type", param, "'" + param + "' must be " + expected + ", got " + kind_of(got));
+}
+
+std::int64_t require_int(const json& v, const std::string& param) {
+  if (v.is_number_unsigned()) {
+    auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      fail("invalid_value", param, "'" + param + "' is too large");
+    }
+    return static_cast<std::int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (!std::isfinite(d)) fail("invalid_value", param, "'" + param + "' must be finite");
+    if (std::trunc(d) != d) wrong_type(param, "an integer", v);
+    // 2^63 is exactly representable; anything at or beyond it does not fit.
+    if (d >= 9223372036854775808.0 || d < -9223372036854775808.0) {
+      fail("invalid_value", param, "'" + param + "' is out of range");
+    }
+    return static_cast<std::int64_t>(d);
+  }
+  wrong_type(param, "an integer", v);
+}
+
+double require_number(const json& v, const std::string& param) {
+  if (!v.is_number()) wrong_type(param, "a number", v);
+  double d = v.get<double>();
+  if (!std::isfinite(d)) fail("invalid_value", param, "'" + param + "' must be a finite number");
+  return d;
+}
+
+bool require_bool(const json& v, const std::string& param) {
+  if (!v.is_boolean()) wrong_type(param, "a boolean", v);
+  return v.get<bool>();
+}
+
+const std::string& require_string(const json& v, const std::string& param) {
+  if (!v.is_string()) wrong_type(param, "a string", v);
+  return v.get_ref<const std::string&>();
+}
+
+const json& require_object(const json& v, const std::string& param) {
+  if (!v.is_object()) wrong_type(param, "an object", v);
+  return v;
+}
+
+std::optional<std::int64_t> opt_int(const json& body, const char* key) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  return require_int(*v, key);
+}
+
+std::optional<double> opt_number(const json& body, const char* key) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  return require_number(*v, key);
+}
+
+std::optional<bool> opt_bool(const json& body, const char* key) {
+  const json* v = field(body, key);
+  if (!v) return std::nullopt;
+  return require_bool(*v, key);
+}
+
+int clamp_int(std::int64_t v) {
+  if (v > INT_MAX) return INT_MAX;
+  if (v < INT_MIN) return INT_MIN;
+  return static_cast<int>(v);
+}
+
+std::string fmt(double d) {
+  std::string s = std::to_string(d);
+  while (s.size() > 1 && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+void check_range(double v, double lo, double hi, const char* param) {
+  if (v < lo || v > hi) {
+    fail("invalid_value", param,
+         std::string("'") + param + "' must be between " + fmt(lo) + " and " + fmt(hi));
+  }
+}
+
+void check_at_least(double v, double lo, const char* param) {
+  if (v < lo)
+    fail("invalid_value", param, std::string("'") + param + "' must be at least " + fmt(lo));
+}
+
+std::size_t code_points(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::vector<std::string> parse_stop(const json& body) {
+  const json* v = field(body, "stop");
+  std::vector<std::string> out;
+  if (!v) return out;
+  auto add = [&out](const std::string& s, const std::string& param) {
+    if (s.empty()) return;  // §2.2: empty strings ignored (mlx would stop after one token)
+    if (code_points(s) > 256) {
+      fail("invalid_value", param, "each stop sequence must be at most 256 characters");
+    }
+    out.push_back(s);
+  };
+  if (v->is_string()) {
+    add(v->get<std::string>(), "stop");
+  } else if (v->is_array()) {
+    if (v->size() > 16) fail("invalid_value", "stop", "'stop' may hold at most 16 sequences");
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      std::string param = "stop[" + std::to_string(i) + "]";
+      add(require_string((*v)[i], param), param);
+    }
+  } else {
+    wrong_type("stop", "a string or an array of strings", *v);
+  }
+  return out;
+}
+
+CommonParams parse_common(const json& body, const RequestDefaults& defaults, bool chat) {
+  CommonParams p;
+  p.sampling = defaults.sampling;
+  p.max_tokens = defaults.max_tokens;
+
+  if (const json* v = field(body, "model")) p.model = require_string(*v, "model");
+
+  auto max_tokens = opt_int(body, "max_tokens");
+  if (max_tokens) check_at_least(static_cast<double>(*max_tokens), 1, "max_tokens");
+  auto max_completion = opt_int(body, "max_completion_tokens");
+  if (max_completion) {
+    check_at_least(static_cast<double>(*max_completion), 1, "max_completion_tokens");
+  }
+  if (max_completion) {
+    p.max_tokens = clamp_int(*max_completion);
+  } else if (max_tokens) {
+    p.max_tokens = clamp_int(*max_tokens);
+  }
+
+  p.stream = opt_bool(body, "stream").value_or(false);
+  if (const json* v = field(body, "stream_options")) {
+    require_object(*v, "stream_options");
+    if (const json* u = field(*v, "include_usage")) {
+      p.include_usage = require_bool(*u, "stream_options.include_usage");
+    }
+  }
+
+  p.stop = parse_stop(body);
+
+  // Sampling (§2.2). Defaults come from the command line.
+  if (auto t = opt_number(body, "temperature")) {
+    check_at_least(*t, 0, "temperature");
+    p.sampling.temperature = static_cast<float>(*t);
+  }
+  if (auto t = opt_number(body, "top_p")) {
+    check_range(*t, 0, 1, "top_p");
+    p.sampling.top_p = static_cast<float>(*t);
+  }
+  if (auto k = opt_int(body, "top_k")) {
+    check_at_least(static_cast<double>(*k), 0, "top_k");
+    // Beyond any vocabulary: the same as "disabled" (Q14).
+    p.sampling.top_k = *k > INT_MAX ? 0 : static_cast<int>(*k);
+  }
+  if (auto m = opt_number(body, "min_p")) {
+    check_range(*m, 0, 1, "min_p");
+    p.sampling.min_p = static_cast<float>(*m);
+  }
+  // `repeat_penalty` is llama-server's name for the same thing; the OpenAI-style name wins.
+  const char* penalty_key = field(body, "repetition_penalty") ? "repetition_penalty"
+                            : field(body, "repeat_penalty")   ? "repeat_penalty"
+                                                              : nullptr;
+  if (penalty_key) {
+    double r = require_number(*field(body, penalty_key), penalty_key);
+    check_at_least(r, 0, penalty_key);
+    p.sampling.repetition_penalty = static_cast<float>(r);
+  }
+  if (auto n = opt_int(body, "repetition_context_size")) {
+    check_at_least(static_cast<double>(*n), 1, "repetition_context_size");
+    p.sampling.repetition_context_size = clamp_int(*n);
+  }
+  if (auto s = opt_int(body, "seed")) p.sampling.seed = static_cast<std::uint64_t>(*s);
+
+  // Known fields the engine cannot honour yet: validated, then accepted only at their
+  // neutral value, so that nobody gets silently different semantics (Q18).
+  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
+    if (auto v = opt_number(body, key); v && *v != 0) {
+      fail("unsupported_parameter", key, std::string("'") + key + "' is not supported yet");
+    }
+  }
+  for (const char* key : {"presence_context_size", "frequency_context_size"}) {
+    if (auto v = opt_int(body, key)) check_at_least(static_cast<double>(*v), 1, key);
+  }
+  if (auto x = opt_number(body, "xtc_threshold")) check_range(*x, 0, 0.5, "xtc_threshold");
+  if (auto x = opt_number(body, "xtc_probability")) {
+    check_range(*x, 0, 1, "xtc_probability");
+    if (*x > 0)
+      fail("unsupported_parameter", "xtc_probability", "XTC sampling is not supported yet");
+  }
+  if (const json* v = field(body, "logit_bias")) {
+    require_object(*v, "logit_bias");
+    if (!v->empty())
+      fail("unsupported_parameter", "logit_bias", "'logit_bias' is not supported yet");
+  }
+  if (auto n = opt_int(body, "num_draft_tokens"))
+    check_range(static_cast<double>(*n), 0, 64, "num_draft_tokens");
+  for (const char* key : {"adapters", "draft_model"}) {
+    if (const json* v = field(body, key)) {
+      require_string(*v, key);
+      fail("unsupported_parameter", key,
+           std::string("'") + key + "' must match the server's start-up configuration (none)");
+    }
+  }
+  if (auto n = opt_int(body, "n")) {
+    check_range(static_cast<double>(*n), 1, 16, "n");
+    if (*n != 1) fail("unsupported_parameter", "n", "only n = 1 is supported");
+  }
+  if (const json* v = field(body, "response_format")) {
+    require_object(*v, "response_format");
+    const json* type = field(*v, "type");
+    if (!type)
+      fail("missing_required_parameter", "response_format.type",
+           "'response_format.type' is required");
+    const std::string& t = require_string(*type, "response_format.type");
+    if (t == "json_object" || t == "json_schema") {
+      fail("unsupported_parameter", "response_format",
+           "response_format '" + t + "' is not supported (no constrained decoding); use 'text'");
+    }
+    if (t != "text") {
+      fail("invalid_value", "response_format.type",
+           "'response_format.type' must be one of 'text', 'json_object', 'json_schema'");
+    }
+  }
+
+  // Log probabilities are not produced yet: accept only their "off" values, clearly.
+  bool logprobs_on = false;
+  if (const json* v = field(body, "logprobs")) {
+    if (chat) {
+      logprobs_on = require_bool(*v, "logprobs");
+    } else if (v->is_boolean()) {
+      logprobs_on = v->get<bool>();
+    } else if (v->is_number()) {
+      check_range(static_cast<double>(require_int(*v, "logprobs")), 0, 20, "logprobs");
+      logprobs_on = true;
+    } else {
+      wrong_type("logprobs", "a boolean or an integer", *v);
+    }
+  }
+  if (logprobs_on)
+    fail("unsupported_parameter", "logprobs", "log probabilities are not supported yet");
+  if (auto k = opt_int(body, "top_logprobs")) {
+    check_range(static_cast<double>(*k), 0, 20, "top_logprobs");
+    if (*k > 0) fail("invalid_value", "top_logprobs", "'top_logprobs' requires 'logprobs': true");
+  }
+
+  if (!chat) {
+    if (opt_bool(body, "echo").value_or(false)) {
+      fail("unsupported_parameter", "echo", "'echo': true is not supported");
+    }
+    if (const json* v = field(body, "suffix"); v && !require_string(*v, "suffix").empty()) {
+      fail("unsupported_parameter", "suffix", "'suffix' is not supported");
+    }
+    if (auto b = opt_int(body, "best_of")) {
+      check_at_least(static_cast<double>(*b), 1, "best_of");
+      if (*b != 1) fail("unsupported_parameter", "best_of", "only best_of = 1 is supported");
+    }
+  }
+  return p;
+}
+
+void check_optional_string(const json& message, const char* key, const std::string& prefix) {
+  if (const json* v = field(message, key)) require_string(*v, prefix + "." + key);
+}
+
+json normalize_tool_calls(const json& calls, const std::string& param) {
+  if (!calls.is_array()) wrong_type(param, "an array", calls);
+  json out = json::array();
+  for (std::size_t j = 0; j < calls.size(); ++j) {
+    std::string p = param + "[" + std::to_string(j) + "]";
+    json call = require_object(calls[j], p);
+    if (json* fn = call.contains("function") ? &call["function"] : nullptr; fn && !fn->is_null()) {
+      require_object(*fn, p + ".function");
+      if (fn->contains("arguments")) {
+        json& args = (*fn)["arguments"];
+        std::string ap = p + ".function.arguments";
+        if (args.is_string()) {
+          const std::string& text = args.get_ref<const std::string&>();
+          bool blank = text.find_first_not_of(" \t\r\n") == std::string::npos;
+          json parsed = blank ? json::object() : json::parse(text, nullptr, false);
+          if (parsed.is_discarded()) fail("invalid_value", ap, "'" + ap + "' is not valid JSON");
+          args = std::move(parsed);
+        } else if (args.is_null()) {
+          args = json::object();
+        } else if (!args.is_object()) {
+          wrong_type(ap, "a string containing JSON", args);
+        }
+      }
+    }
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+json normalize_tools(const json& body) {
+  const json* v = field(body, "tools");
+  json tools;  // null
+  if (v) {
+    if (!v->is_array()) wrong_type("tools", "an array", *v);
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      std::string p = "tools[" + std::to_string(i) + "]";
+      const json& tool = require_object((*v)[i], p);
+      const json* type = field(tool, "type");
+      if (!type) fail("missing_required_parameter", p + ".type", "'" + p + ".type' is required");
+      if (require_string(*type, p + ".type") != "function") {
+        fail("invalid_value", p + ".type", "only tools of type 'function' are supported");
+      }
+      const json* fn = field(tool, "function");
+      if (!fn)
+        fail("missing_required_parameter", p + ".function", "'" + p + ".function' is required");
+      require_object(*fn, p + ".function");
+      const json* name = field(*fn, "name");
+      if (!name) {
+        fail("missing_required_parameter", p + ".function.name",
+             "'" + p + ".function.name' is required");
+      }
+      require_string(*name, p + ".function.name");
+    }
+    if (!v->empty()) tools = *v;  // an empty list means "no tools" (mlx: tools or None)
+  }
+
+  const json* choice = field(body, "tool_choice");
+  if (!choice) return tools;
+  if (choice->is_string()) {
+    const std::string& c = choice->get_ref<const std::string&>();
+    if (c == "none") return json();
+    if (c == "auto") return tools;
+    if (c == "required") {
+      if (tools.is_null())
+        fail("invalid_value", "tool_choice", "'tool_choice': 'required' needs 'tools'");
+      return tools;
+    }
+    fail("invalid_value", "tool_choice",
+         "'tool_choice' must be 'none', 'auto', 'required' or an object");
+  }
+  require_object(*choice, "tool_choice");
+  const json* fn = field(*choice, "function");
+  const json* name = fn && fn->is_object() ? field(*fn, "name") : nullptr;
+  if (!name || !name->is_string()) {
+    fail("invalid_value", "tool_choice",
+         "'tool_choice' must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+  }
+  json only = json::array();
+  if (!tools.is_null()) {
+    for (const auto& tool : tools) {
+      if (tool["function"]["name"] == *name) only.push_back(tool);
+    }
+  }
+  if (only.empty()) {
+    fail("invalid_value", "tool_choice", "'tool_choice' names a function that is not in 'tools'");
+  }
+  return only;
+}
+
+}  // namespace
+
+json parse_json_body(std::string_view body) {
+  // nlohmann's parser is not recursive, but destroying and walking deep values is: refuse
+  // absurd nesting before parsing.
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        fail("invalid_json", std::nullopt,
+             "Invalid JSON in request body: nesting deeper than " + std::to_string(kMaxJsonDepth) +
+                 " levels");
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  json value;
+  try {
+    value = json::parse(body);
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e999
+    std::string what = e.what();
+    // "[json.exception.parse_error.101] parse error at ...": keep the readable part.
+    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    throw ApiError::invalid_request("invalid_json", std::nullopt,
+                                    "Invalid JSON in request body: " + what);
+  }
+  if (!value.is_object()) {
+    throw ApiError::invalid_request(
+        "invalid_request", std::nullopt,
+        std::string("Request body must be a JSON object, got ") + kind_of(value));
+  }
+  return value;
+}
+
+json normalize_messages(const json& messages) {
+  if (!messages.is_array()) wrong_type("messages", "an array", messages);
+  if (messages.empty())
+    fail("invalid_value", "messages", "'messages' must contain at least one message");
+  json out = json::array();
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    std::string p = "messages[" + std::to_string(i) + "]";
+    const json& m = require_object(messages[i], p);
+    json msg = json::object();
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      if (!it.value().is_null()) msg[it.key()] = it.value();  // null = absent
+    }
+    const json* role = field(m, "role");
+    if (!role) fail("missing_required_parameter", p + ".role", "'" + p + ".role' is required");
+    require_string(*role, p + ".role");
+
+    std::string content;
+    if (const json* c = field(m, "content")) {
+      std::string cp = p + ".content";
+      if (c->is_string()) {
+        content = c->get<std::string>();
+      } else if (c->is_array()) {
+        for (std::size_t j = 0; j < c->size(); ++j) {
+          std::string pp = cp + "[" + std::to_string(j) + "]";
+          const json& part = require_object((*c)[j], pp);
+          const json* type = field(part, "type");
+          if (!type)
+            fail("missing_required_parameter", pp + ".type", "'" + pp + ".type' is required");
+          const std::string& t = require_string(*type, pp + ".type");
+          if (t == "text" || t == "refusal") {
+            const json* text = field(part, t.c_str());
+            if (!text)
+              fail("missing_required_parameter", pp + "." + t,
+                   "'" + pp + "." + t + "' is required");
+            content += require_string(*text, pp + "." + t);
+          } else {
+            fail("unsupported_parameter", cp,
+                 "content part type '" + t + "' is not supported; only 'text' parts are");
+          }
+        }
+      } else {
+        wrong_type(cp, "a string, an array of content parts or null", *c);
+      }
+    }
+    msg["content"] = std::move(content);
+
+    for (const char* key : {"name", "tool_call_id", "reasoning", "reasoning_content"}) {
+      check_optional_string(m, key, p);
+    }
+    if (const json* calls = field(m, "tool_calls")) {
+      msg["tool_calls"] = normalize_tool_calls(*calls, p + ".tool_calls");
+    }
+    out.push_back(std::move(msg));
+  }
+  return out;
+}
+
+ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults) {
+  ChatRequest r;
+  const json* messages = field(body, "messages");
+  if (!messages) fail("missing_required_parameter", "messages", "'messages' is required");
+  r.messages = normalize_messages(*messages);
+  r.common = parse_common(body, defaults, /*chat=*/true);
+
+  if (const json* v = field(body, "role_mapping")) {
+    require_object(*v, "role_mapping");
+    std::map<std::string, std::string> mapping;
+    for (auto it = v->begin(); it != v->end(); ++it) {
+      mapping[it.key()] = require_string(it.value(), "role_mapping." + it.key());
+    }
+    r.role_mapping = std::move(mapping);
+  }
+  r.tools = normalize_tools(body);
+  if (auto v = opt_bool(body, "parallel_tool_calls")) (void)*v;
+  if (const json* v = field(body, "chat_template_kwargs")) {
+    r.template_kwargs = require_object(*v, "chat_template_kwargs");
+  }
+  if (const json* v = field(body, "reasoning_effort")) {
+    const std::string& effort = require_string(*v, "reasoning_effort");
+    if (!r.template_kwargs.contains("reasoning_effort"))
+      r.template_kwargs["reasoning_effort"] = effort;
+  }
+  return r;
+}
+
+CompletionRequest parse_completion_request(const json& body, const RequestDefaults& defaults) {
+  CompletionRequest r;
+  const json* prompt = field(body, "prompt");
+  if (!prompt) fail("missing_required_parameter", "prompt", "'prompt' is required");
+  if (prompt->is_string()) {
+    r.prompt.text = prompt->get<std::string>();
+  } else if (prompt->is_array()) {
+    if (prompt->empty()) fail("invalid_value", "prompt", "'prompt' must not be empty");
+    const json& first = prompt->front();
+    if (first.is_string()) {
+      for (std::size_t i = 0; i < prompt->size(); ++i) {
+        require_string((*prompt)[i], "prompt[" + std::to_string(i) + "]");
+      }
+      if (prompt->size() != 1) {
+        fail("unsupported_parameter", "prompt", "only one prompt per request is supported");
+      }
+      r.prompt.text = first.get<std::string>();
+    } else if (first.is_array()) {
+      fail("unsupported_parameter", "prompt", "batches of token-id prompts are not supported");
+    } else {
+      r.prompt.ids.reserve(prompt->size());
+      for (std::size_t i = 0; i < prompt->size(); ++i) {
+        std::string p = "prompt[" + std::to_string(i) + "]";
+        std::int64_t id = require_int((*prompt)[i], p);
+        if (id < 0 || id > INT32_MAX)
+          fail("invalid_value", p, "token id " + std::to_string(id) + " is out of range");
+        r.prompt.ids.push_back(static_cast<std::int32_t>(id));
+      }
+    }
+  } else {
+    wrong_type("prompt", "a string, an array of one string or an array of token ids", *prompt);
+  }
+  r.common = parse_common(body, defaults, /*chat=*/false);
+  return r;
+}
+
+bool completion_adds_special_tokens(std::string_view text, std::string_view bos_token,
+                                    bool tokenizer_adds_bos) {
+  if (tokenizer_adds_bos && !bos_token.empty() && text.starts_with(bos_token)) return false;
+  return true;
+}
+
+void check_token_ids(const std::vector<std::int32_t>& ids, int vocab_size, const char* param) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size) {
+      fail("invalid_value", std::string(param) + "[" + std::to_string(i) + "]",
+           "token id " + std::to_string(ids[i]) + " is outside the vocabulary [0, " +
+               std::to_string(vocab_size) + ")");
+    }
+  }
+}
+
+}  // namespace lmserve::server

@@ -1,0 +1,148 @@
+#include "server/openai_response.h"
+
+#include <cstdio>
+#include <random>
+
+#ifndef LMSERVE_VERSION
+#error "LMSERVE_VERSION must be defined by the build"
+#endif
+#ifndef LMSERVE_GIT_SHA
+#error "LMSERVE_GIT_SHA must be defined by the build"
+#endif
+
+namespace lmserve::server {
+
+std::string new_uuid4() {
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device device;
+    std::seed_seq seq{device(), device(), device(), device(), device(), device()};
+    return std::mt19937_64(seq);
+  }();
+  std::uint64_t hi = rng();
+  std::uint64_t lo = rng();
+  hi = (hi & ~std::uint64_t{0xF000}) | 0x4000;                           // version 4
+  lo = (lo & ~(std::uint64_t{0xC} << 60)) | (std::uint64_t{0x8} << 60);  // RFC 4122 variant
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
+  return buf;
+}
+
+const std::string& system_fingerprint() {
+  static const std::string fingerprint =
+      std::string("fp_lmserve-") + LMSERVE_VERSION + "-" + LMSERVE_GIT_SHA;
+  return fingerprint;
+}
+
+std::string dump_json(const json& value) {
+  return value.dump(-1, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace);
+}
+
+json error_body(std::string_view type, std::optional<std::string_view> code,
+                std::optional<std::string_view> param, std::string_view message) {
+  json error = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
+  if (param) error["param"] = *param;
+  if (code) error["code"] = *code;
+  return {{"error", std::move(error)}};
+}
+
+json error_body(const ApiError& error) {
+  std::optional<std::string_view> param;
+  if (error.param()) param = *error.param();
+  std::optional<std::string_view> code;
+  if (!error.code().empty()) code = error.code();
+  return error_body(error.type(), code, param, error.what());
+}
+
+json usage_json(const UsageCounts& usage, bool chat) {
+  json u = {{"prompt_tokens", usage.prompt_tokens},
+            {"completion_tokens", usage.completion_tokens},
+            {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
+            {"prompt_tokens_details", {{"cached_tokens", 0}}}};
+  if (chat) u["completion_tokens_details"] = {{"reasoning_tokens", 0}};
+  return u;
+}
+
+namespace {
+
+json envelope(const ResponseMeta& meta, const char* object) {
+  return {{"id", meta.id},
+          {"object", object},
+          {"created", meta.created},
+          {"model", meta.model},
+          {"system_fingerprint", system_fingerprint()}};
+}
+
+json finish_value(std::optional<std::string_view> finish_reason) {
+  if (finish_reason) return std::string(*finish_reason);
+  return nullptr;
+}
+
+}  // namespace
+
+json chat_completion_body(const ResponseMeta& meta, const std::string& content,
+                          std::string_view finish_reason, const UsageCounts& usage) {
+  json body = envelope(meta, "chat.completion");
+  json message = {{"role", "assistant"}, {"content", nullptr}, {"refusal", nullptr}};
+  if (!content.empty()) message["content"] = content;
+  body["choices"] = json::array({{{"index", 0},
+                                  {"message", std::move(message)},
+                                  {"logprobs", nullptr},
+                                  {"finish_reason", finish_reason}}});
+  body["usage"] = usage_json(usage, /*chat=*/true);
+  return body;
+}
+
+json text_completion_body(const ResponseMeta& meta, const std::string& text,
+                          std::string_view finish_reason, const UsageCounts& usage) {
+  json body = envelope(meta, "text_completion");
+  body["choices"] = json::array(
+      {{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
+  body["usage"] = usage_json(usage, /*chat=*/false);
+  return body;
+}
+
+json chat_chunk(const ResponseMeta& meta, json delta, std::optional<std::string_view> finish_reason,
+                bool include_usage) {
+  json chunk = envelope(meta, "chat.completion.chunk");
+  chunk["choices"] = json::array({{{"index", 0},
+                                   {"delta", std::move(delta)},
+                                   {"logprobs", nullptr},
+                                   {"finish_reason", finish_value(finish_reason)}}});
+  if (include_usage) chunk["usage"] = nullptr;
+  return chunk;
+}
+
+json text_chunk(const ResponseMeta& meta, const std::string& text,
+                std::optional<std::string_view> finish_reason, bool include_usage) {
+  json chunk = envelope(meta, "text_completion");
+  chunk["choices"] = json::array({{{"index", 0},
+                                   {"text", text},
+                                   {"logprobs", nullptr},
+                                   {"finish_reason", finish_value(finish_reason)}}});
+  if (include_usage) chunk["usage"] = nullptr;
+  return chunk;
+}
+
+json usage_chunk(const ResponseMeta& meta, bool chat, const UsageCounts& usage) {
+  json chunk = envelope(meta, chat ? "chat.completion.chunk" : "text_completion");
+  chunk["choices"] = json::array();
+  chunk["usage"] = usage_json(usage, chat);
+  return chunk;
+}
+
+std::string sse_data(const json& value) { return "data: " + dump_json(value) + "\n\n"; }
+
+std::string sse_done() { return "data: [DONE]\n\n"; }
+
+std::string sse_comment(std::string_view text) {
+  std::string out = ": ";
+  // A newline inside a comment would end it and start a (bogus) field line.
+  for (char c : text) out += (c == '\n' || c == '\r') ? ' ' : c;
+  out += "\n\n";
+  return out;
+}
+
+}  // namespace lmserve::server

@@ -1,0 +1,64 @@
+// Building OpenAI response bodies, stream chunks and error objects (api-contract §3, §5.1),
+// and their SSE framing. Pure functions over plain values, so they are unit-tested directly.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "util/error.h"
+
+namespace lmserve::server {
+
+using json = nlohmann::json;
+
+// "xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx" from a per-thread CSPRNG-seeded generator.
+std::string new_uuid4();
+
+// "fp_lmserve-<version>-<short git sha>", constant per build.
+const std::string& system_fingerprint();
+
+// Compact JSON, non-ASCII emitted raw, invalid UTF-8 replaced by U+FFFD (never throws).
+std::string dump_json(const json& value);
+
+// {"error": {"message", "type", "param", "code"}}: all four keys always present.
+json error_body(const ApiError& error);
+json error_body(std::string_view type, std::optional<std::string_view> code,
+                std::optional<std::string_view> param, std::string_view message);
+
+// What every response or chunk of one request repeats.
+struct ResponseMeta {
+  std::string id;  // chatcmpl-<uuid4> / cmpl-<uuid4>
+  std::int64_t created = 0;
+  std::string model;  // §2.5
+};
+
+struct UsageCounts {
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+};
+
+json usage_json(const UsageCounts& usage, bool chat);
+
+// Non-streaming bodies. An empty chat content is `null` (never omitted).
+json chat_completion_body(const ResponseMeta& meta, const std::string& content,
+                          std::string_view finish_reason, const UsageCounts& usage);
+json text_completion_body(const ResponseMeta& meta, const std::string& text,
+                          std::string_view finish_reason, const UsageCounts& usage);
+
+// Stream chunks. `include_usage` adds "usage": null (stream_options.include_usage).
+json chat_chunk(const ResponseMeta& meta, json delta, std::optional<std::string_view> finish_reason,
+                bool include_usage);
+json text_chunk(const ResponseMeta& meta, const std::string& text,
+                std::optional<std::string_view> finish_reason, bool include_usage);
+// The final usage chunk: "choices": [] plus usage.
+json usage_chunk(const ResponseMeta& meta, bool chat, const UsageCounts& usage);
+
+// SSE framing: "data: <json>\n\n", "data: [DONE]\n\n", ": <comment>\n\n".
+std::string sse_data(const json& value);
+std::string sse_done();
+std::string sse_comment(std::string_view text);
+
+}  // namespace lmserve::server

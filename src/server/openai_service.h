@@ -1,0 +1,75 @@
+// The OpenAI-compatible endpoints (routes, handlers, SSE streaming) on top of HttpExchange
+// and a Backend. One instance serves every connection; handlers run on connection strands.
+#pragma once
+
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
+// clang-format off
+#include <utility>
+// clang-format on
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "server/backend.h"
+#include "server/event_channel.h"
+#include "server/http_server.h"
+#include "server/openai_request.h"
+
+namespace lmserve::server {
+
+struct ServiceOptions {
+  std::string model_id;
+  RequestDefaults defaults;
+  bool strict_model = false;
+  double sse_ping_interval_s = 10;
+};
+
+class OpenAiService {
+ public:
+  OpenAiService(ServiceOptions options, Backend& backend);
+
+  // The Handler for HttpServer.
+  net::awaitable<void> handle(HttpExchange& exchange);
+
+  // Graceful stop: cancels every in-flight generation; each is still answered (503
+  // `shutting_down`, or an error event in a stream). New requests get 503 too.
+  void begin_shutdown();
+
+  // Cancels every in-flight generation and detaches it from the event loop. Call after the
+  // event loop stopped and before it is destroyed.
+  void shutdown();
+
+  // The `model` value a response reports for a request's `model` field (§2.5).
+  std::string response_model(const std::optional<std::string>& requested) const;
+
+ private:
+  struct Job;
+
+  net::awaitable<void> chat_completions(HttpExchange& exchange);
+  net::awaitable<void> completions(HttpExchange& exchange);
+  net::awaitable<void> generate(HttpExchange& exchange, Job job);
+  net::awaitable<void> generate_full(HttpExchange& exchange, Job& job, EventChannel& channel);
+  net::awaitable<void> generate_stream(HttpExchange& exchange, Job& job, EventChannel& channel,
+                                       engine::RequestHandle& handle);
+  void check_model(const std::optional<std::string>& requested) const;
+  int fit_context(int prompt_tokens, int max_tokens, const char* param) const;
+
+  ServiceOptions options_;
+  Backend& backend_;
+  std::int64_t created_;
+
+  struct Live {
+    std::weak_ptr<EventChannel> channel;
+    std::weak_ptr<engine::RequestHandle> handle;
+  };
+  std::atomic<bool> shutting_down_{false};
+  std::mutex live_mutex_;
+  std::list<Live> live_;
+};
+
+}  // namespace lmserve::server

@@ -1,0 +1,109 @@
+#include "server/server.h"
+
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+
+#include "chat/chat_formatter.h"
+#include "engine/engine.h"
+#include "server/backend.h"
+#include "server/http_server.h"
+#include "server/openai_service.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lmserve::server {
+namespace {
+
+// The real pipeline behind the Backend interface.
+class EngineBackend final : public Backend {
+ public:
+  explicit EngineBackend(ServerContext context) : context_(context) {}
+
+  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const override {
+    return context_.tokenizer.encode(text, add_special_tokens, /*parse_special=*/true);
+  }
+  int vocab_size() const override { return context_.tokenizer.vocab_size(); }
+  const std::string& bos_token() const override { return context_.tokenizer.bos_token(); }
+  bool adds_bos() const override { return context_.tokenizer.adds_bos(); }
+
+  chat::RenderedPrompt render_chat(const chat::ChatPromptInput& input) const override {
+    return context_.chat.render(input);
+  }
+  const std::string* template_source() const override {
+    const auto& source = context_.chat.template_source();
+    return source ? &*source : nullptr;
+  }
+
+  std::shared_ptr<engine::RequestHandle> submit(engine::GenerationRequest request,
+                                                engine::EventSink sink) override {
+    return context_.engine.submit(std::move(request), std::move(sink));
+  }
+  int context_length() const override { return context_.engine.context_length(); }
+  bool alive() const override { return context_.engine.alive(); }
+
+ private:
+  ServerContext context_;
+};
+
+std::string url_host(const tcp::endpoint& endpoint) {
+  std::string host = endpoint.address().to_string();
+  return endpoint.address().is_v6() ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+int serve(const ServerOptions& options, ServerContext context) {
+  EngineBackend backend(context);
+
+  ServiceOptions service_options;
+  service_options.model_id = options.model_id;
+  service_options.defaults.max_tokens = options.default_max_tokens;
+  service_options.defaults.sampling = options.default_sampling;
+  service_options.strict_model = options.strict_model;
+  service_options.sse_ping_interval_s = options.sse_ping_interval_s;
+  OpenAiService service(service_options, backend);
+
+  HttpServerOptions http_options;
+  http_options.host = options.host;
+  http_options.port = options.port;
+  http_options.max_body_bytes = options.max_body_bytes;
+  http_options.cors_origins = options.cors_origins;
+  http_options.io_threads = std::max(1, options.io_threads);
+  http_options.idle_timeout_s = options.idle_timeout_s;
+  HttpServer server(http_options,
+                    [&service](HttpExchange& exchange) { return service.handle(exchange); });
+
+  tcp::endpoint endpoint = server.listen();
+
+  // First signal: drain (every request in progress still gets a well-formed answer);
+  // a second one, or a drain that takes too long, stops at once.
+  boost::asio::signal_set signals(server.context(), SIGINT, SIGTERM);
+  std::function<void(const boost::system::error_code&, int)> on_signal;
+  int signals_seen = 0;
+  on_signal = [&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    if (++signals_seen == 1) {
+      service.begin_shutdown();
+      server.shutdown(std::chrono::seconds(5));
+      signals.async_wait(on_signal);
+    } else {
+      server.stop();
+    }
+  };
+  signals.async_wait(on_signal);
+
+  std::cout << "lmserve: listening on http://" << url_host(endpoint) << ":" << endpoint.port()
+            << std::endl;  // endl flushes: scripts and tests wait for this line
+
+  server.run();
+  signals.cancel();
+  // The engine outlives this function: detach every in-flight request from the event loop
+  // before the loop (and its strands) are destroyed.
+  service.shutdown();
+  return 0;
+}
+
+}  // namespace lmserve::server

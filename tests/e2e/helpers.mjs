@@ -1,0 +1,113 @@
+// Shared by the end-to-end tests: starts the real lmserve binary on a free port, talks to it
+// over loopback, parses SSE. Paths come from the environment (CTest sets them).
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '..', '..');
+export const bin = process.env.LMSERVE_BIN ?? path.join(repoRoot, 'build', 'lmserve');
+export const fixturesDir = process.env.LMSERVE_FIXTURES_DIR ?? path.join(repoRoot, '..', 'shared', 'fixtures');
+export const modelDir = process.env.LMSERVE_MODEL ?? path.join(fixturesDir, 'models', 'stories260K');
+
+// The openai package must be installed (npm ci in tests/e2e): a missing one is a failure.
+export async function loadOpenAI() {
+  const pkg = path.join(here, 'node_modules', 'openai', 'package.json');
+  if (!existsSync(pkg)) {
+    throw new Error(`the npm package "openai" is missing: run "npm ci" in ${here}`);
+  }
+  return (await import('openai')).default;
+}
+
+export function readJson(file) {
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
+// Starts `lmserve --model <modelDir> --port 0` and resolves once it prints its address.
+export async function startServer(extraArgs = [], { timeoutMs = 60_000 } = {}) {
+  if (!existsSync(bin)) throw new Error(`lmserve binary not found at ${bin} (set LMSERVE_BIN)`);
+  if (!existsSync(modelDir)) throw new Error(`model directory not found: ${modelDir}`);
+  const child = spawn(bin, ['--model', modelDir, '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => { stderr += d; });
+  child.stdout.setEncoding('utf8');
+  const baseURL = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`lmserve did not start within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const m = stdout.match(/lmserve: listening on (http:\/\/\S+?:\d+)\s/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`lmserve exited (${code ?? signal}) before listening\nstdout: ${stdout}\nstderr: ${stderr}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return {
+    baseURL,
+    child,
+    stderr: () => stderr,
+    // SIGTERM, then the exit status (a clean shutdown exits 0).
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const status = await exited;
+      clearTimeout(killer);
+      return status;
+    },
+  };
+}
+
+export async function postJson(baseURL, route, body, headers = {}) {
+  return fetch(baseURL + route, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+// Parses a complete text/event-stream body into { data: [json...], comments, done, doneLast }.
+export function parseSse(text) {
+  const out = { data: [], comments: [], done: false, doneLast: false, raw: text };
+  const events = text.split('\n\n');
+  if (events.at(-1) !== '') throw new Error(`stream does not end with a blank line: ${JSON.stringify(text.slice(-80))}`);
+  events.pop();
+  for (const event of events) {
+    out.doneLast = false;
+    if (event.startsWith(': ')) {
+      out.comments.push(event.slice(2));
+    } else if (event === 'data: [DONE]') {
+      out.done = true;
+      out.doneLast = true;
+    } else if (event.startsWith('data: ') && !event.includes('\n')) {
+      out.data.push(JSON.parse(event.slice(6)));
+    } else {
+      throw new Error(`unexpected SSE event: ${JSON.stringify(event)}`);
+    }
+  }
+  return out;
+}
+
+// Asserts the OpenAI error object shape and returns it.
+export async function errorOf(response) {
+  const body = await response.json();
+  if (!body || typeof body.error !== 'object') throw new Error(`not an error body: ${JSON.stringify(body)}`);
+  for (const key of ['message', 'type', 'param', 'code']) {
+    if (!(key in body.error)) throw new Error(`error.${key} missing: ${JSON.stringify(body)}`);
+  }
+  return body.error;
+}

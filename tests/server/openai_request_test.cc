@@ -1,0 +1,466 @@
+// Request parsing and validation (api-contract §2, §5.1): defaults, types, ranges, params.
+#include "server/openai_request.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "util/error.h"
+
+namespace lmserve::server {
+namespace {
+
+RequestDefaults defaults() {
+  RequestDefaults d;
+  d.max_tokens = 100;
+  d.sampling.temperature = 1.0f;
+  d.sampling.top_p = 1.0f;
+  return d;
+}
+
+json chat_body(json extra = json::object()) {
+  json body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  body.update(extra);
+  return body;
+}
+
+json completion_body(json extra = json::object()) {
+  json body = {{"prompt", "Once"}};
+  body.update(extra);
+  return body;
+}
+
+// Runs f, expecting an ApiError with the given status/code/param.
+template <typename F>
+void expect_api_error(F&& f, const std::string& code, const std::optional<std::string>& param,
+                      int status = 400) {
+  try {
+    f();
+    ADD_FAILURE() << "expected ApiError " << code;
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.http_status(), status);
+    EXPECT_EQ(e.type(), "invalid_request_error");
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_EQ(e.param(), param) << e.what();
+    EXPECT_FALSE(std::string(e.what()).empty());
+  }
+}
+
+void expect_chat_error(const json& body, const std::string& code,
+                       const std::optional<std::string>& param) {
+  SCOPED_TRACE(body.dump());
+  expect_api_error([&] { parse_chat_request(body, defaults()); }, code, param);
+}
+
+void expect_completion_error(const json& body, const std::string& code,
+                             const std::optional<std::string>& param) {
+  SCOPED_TRACE(body.dump());
+  expect_api_error([&] { parse_completion_request(body, defaults()); }, code, param);
+}
+
+TEST(ParseJsonBody, AcceptsObjectsOnly) {
+  EXPECT_EQ(parse_json_body(R"({"a":1})")["a"], 1);
+  expect_api_error([] { parse_json_body("{oops"); }, "invalid_json", std::nullopt);
+  expect_api_error([] { parse_json_body(""); }, "invalid_json", std::nullopt);
+  expect_api_error([] { parse_json_body(R"({"t": NaN})"); }, "invalid_json", std::nullopt);
+  expect_api_error([] { parse_json_body(R"({"t": Infinity})"); }, "invalid_json", std::nullopt);
+  expect_api_error([] { parse_json_body("{\"s\": \"\xc3\x28\"}"); }, "invalid_json", std::nullopt);
+  expect_api_error([] { parse_json_body("[1]"); }, "invalid_request", std::nullopt);
+  expect_api_error([] { parse_json_body("\"text\""); }, "invalid_request", std::nullopt);
+  expect_api_error([] { parse_json_body("null"); }, "invalid_request", std::nullopt);
+}
+
+TEST(ParseJsonBody, RefusesAbsurdNestingButNotBracketsInStrings) {
+  std::string deep = std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']');
+  expect_api_error([&] { parse_json_body(R"({"a":)" + deep + "}"); }, "invalid_json", std::nullopt);
+  std::string in_string = R"({"a":")" + std::string(1000, '[') + R"(\"[[["})";
+  EXPECT_TRUE(parse_json_body(in_string).is_object());
+}
+
+TEST(ParseChat, DefaultsFromTheCommandLine) {
+  RequestDefaults d = defaults();
+  d.max_tokens = 77;
+  d.sampling.temperature = 0.3f;
+  d.sampling.top_k = 5;
+  d.sampling.min_p = 0.1f;
+  ChatRequest r = parse_chat_request(chat_body(), d);
+  EXPECT_EQ(r.common.max_tokens, 77);
+  EXPECT_FLOAT_EQ(r.common.sampling.temperature, 0.3f);
+  EXPECT_EQ(r.common.sampling.top_k, 5);
+  EXPECT_FLOAT_EQ(r.common.sampling.min_p, 0.1f);
+  EXPECT_FLOAT_EQ(r.common.sampling.repetition_penalty, 1.0f);
+  EXPECT_EQ(r.common.sampling.repetition_context_size, 20);
+  EXPECT_FALSE(r.common.sampling.seed);
+  EXPECT_FALSE(r.common.stream);
+  EXPECT_FALSE(r.common.include_usage);
+  EXPECT_TRUE(r.common.stop.empty());
+  EXPECT_FALSE(r.common.model);
+  EXPECT_FALSE(r.role_mapping);
+  EXPECT_TRUE(r.tools.is_null());
+}
+
+TEST(ParseChat, NullMeansAbsent) {
+  json body = chat_body({{"temperature", nullptr},
+                         {"max_tokens", nullptr},
+                         {"top_p", nullptr},
+                         {"stop", nullptr},
+                         {"seed", nullptr},
+                         {"stream", nullptr},
+                         {"model", nullptr},
+                         {"stream_options", nullptr},
+                         {"role_mapping", nullptr},
+                         {"tools", nullptr},
+                         {"logprobs", nullptr},
+                         {"n", nullptr},
+                         {"response_format", nullptr}});
+  ChatRequest r = parse_chat_request(body, defaults());
+  EXPECT_EQ(r.common.max_tokens, 100);
+  EXPECT_FLOAT_EQ(r.common.sampling.temperature, 1.0f);
+  EXPECT_FALSE(r.common.model);
+}
+
+TEST(ParseChat, AllSeedFields) {
+  json body = chat_body({{"model", "gpt-4o"},
+                         {"max_tokens", 12},
+                         {"stream", true},
+                         {"stream_options", {{"include_usage", true}}},
+                         {"stop", {"\n\n", "", "END"}},
+                         {"temperature", 0},
+                         {"top_p", 0.9},
+                         {"top_k", 40.0},
+                         {"min_p", 0.05},
+                         {"repetition_penalty", 1.1},
+                         {"repetition_context_size", 64},
+                         {"seed", -3},
+                         {"role_mapping", {{"user", "U: "}, {"assistant", "A: "}}},
+                         {"user", "ignored"},
+                         {"metadata", {{"x", 1}}},
+                         {"unknown_field", {1, 2, 3}}});
+  ChatRequest r = parse_chat_request(body, defaults());
+  EXPECT_EQ(r.common.model, "gpt-4o");
+  EXPECT_EQ(r.common.max_tokens, 12);
+  EXPECT_TRUE(r.common.stream);
+  EXPECT_TRUE(r.common.include_usage);
+  EXPECT_EQ(r.common.stop, (std::vector<std::string>{"\n\n", "END"}));
+  EXPECT_FLOAT_EQ(r.common.sampling.temperature, 0.0f);
+  EXPECT_FLOAT_EQ(r.common.sampling.top_p, 0.9f);
+  EXPECT_EQ(r.common.sampling.top_k, 40);
+  EXPECT_FLOAT_EQ(r.common.sampling.min_p, 0.05f);
+  EXPECT_FLOAT_EQ(r.common.sampling.repetition_penalty, 1.1f);
+  EXPECT_EQ(r.common.sampling.repetition_context_size, 64);
+  EXPECT_EQ(r.common.sampling.seed, static_cast<std::uint64_t>(-3));
+  ASSERT_TRUE(r.role_mapping);
+  EXPECT_EQ(r.role_mapping->at("user"), "U: ");
+}
+
+TEST(ParseChat, MaxCompletionTokensWinsOverMaxTokens) {
+  EXPECT_EQ(
+      parse_chat_request(chat_body({{"max_tokens", 5}, {"max_completion_tokens", 9}}), defaults())
+          .common.max_tokens,
+      9);
+  EXPECT_EQ(parse_chat_request(chat_body({{"max_tokens", 5}, {"max_completion_tokens", nullptr}}),
+                               defaults())
+                .common.max_tokens,
+            5);
+  EXPECT_EQ(parse_chat_request(chat_body({{"max_tokens", 1e12}}), defaults()).common.max_tokens,
+            INT_MAX);
+  expect_chat_error(chat_body({{"max_tokens", 5}, {"max_completion_tokens", 0}}), "invalid_value",
+                    "max_completion_tokens");
+}
+
+TEST(ParseChat, RepeatPenaltyAlias) {
+  EXPECT_FLOAT_EQ(parse_chat_request(chat_body({{"repeat_penalty", 1.5}}), defaults())
+                      .common.sampling.repetition_penalty,
+                  1.5f);
+  EXPECT_FLOAT_EQ(parse_chat_request(
+                      chat_body({{"repeat_penalty", 1.5}, {"repetition_penalty", 1.2}}), defaults())
+                      .common.sampling.repetition_penalty,
+                  1.2f);
+  expect_chat_error(chat_body({{"repeat_penalty", -1}}), "invalid_value", "repeat_penalty");
+}
+
+TEST(ParseChat, IntegersAcceptWholeFloatsButNotBooleansOrFractions) {
+  EXPECT_EQ(parse_chat_request(chat_body({{"max_tokens", 5.0}}), defaults()).common.max_tokens, 5);
+  expect_chat_error(chat_body({{"max_tokens", true}}), "invalid_type", "max_tokens");
+  expect_chat_error(chat_body({{"max_tokens", 5.5}}), "invalid_type", "max_tokens");
+  expect_chat_error(chat_body({{"max_tokens", "5"}}), "invalid_type", "max_tokens");
+  expect_chat_error(chat_body({{"top_k", false}}), "invalid_type", "top_k");
+  expect_chat_error(chat_body({{"seed", 1.5}}), "invalid_type", "seed");
+  expect_chat_error(chat_body({{"seed", 1e30}}), "invalid_value", "seed");
+  expect_chat_error(chat_body({{"seed", 18446744073709551615ull}}), "invalid_value", "seed");
+  expect_chat_error(chat_body({{"temperature", true}}), "invalid_type", "temperature");
+  expect_chat_error(chat_body({{"temperature", "hot"}}), "invalid_type", "temperature");
+}
+
+TEST(ParseChat, NonFiniteNumbersAreRejected) {
+  // JSON has no NaN or Infinity literal; an overflowing literal is refused by the parser.
+  expect_api_error([] { parse_json_body(R"({"temperature":1e999})"); }, "invalid_json",
+                   std::nullopt);
+  expect_api_error([] { parse_json_body(R"({"temperature":-1e999})"); }, "invalid_json",
+                   std::nullopt);
+  expect_chat_error(chat_body({{"temperature", std::numeric_limits<double>::infinity()}}),
+                    "invalid_value", "temperature");
+  expect_chat_error(chat_body({{"max_tokens", std::numeric_limits<double>::infinity()}}),
+                    "invalid_value", "max_tokens");
+  expect_chat_error(chat_body({{"top_p", std::nan("")}}), "invalid_value", "top_p");
+}
+
+TEST(ParseChat, Ranges) {
+  expect_chat_error(chat_body({{"max_tokens", 0}}), "invalid_value", "max_tokens");
+  expect_chat_error(chat_body({{"max_tokens", -1}}), "invalid_value", "max_tokens");
+  expect_chat_error(chat_body({{"temperature", -0.1}}), "invalid_value", "temperature");
+  EXPECT_FLOAT_EQ(
+      parse_chat_request(chat_body({{"temperature", 7}}), defaults()).common.sampling.temperature,
+      7.0f);
+  expect_chat_error(chat_body({{"top_p", 1.01}}), "invalid_value", "top_p");
+  expect_chat_error(chat_body({{"top_p", -0.01}}), "invalid_value", "top_p");
+  EXPECT_FLOAT_EQ(parse_chat_request(chat_body({{"top_p", 0}}), defaults()).common.sampling.top_p,
+                  0.0f);
+  expect_chat_error(chat_body({{"top_k", -1}}), "invalid_value", "top_k");
+  EXPECT_EQ(parse_chat_request(chat_body({{"top_k", 1e15}}), defaults()).common.sampling.top_k, 0);
+  expect_chat_error(chat_body({{"min_p", 2}}), "invalid_value", "min_p");
+  expect_chat_error(chat_body({{"repetition_context_size", 0}}), "invalid_value",
+                    "repetition_context_size");
+  expect_chat_error(chat_body({{"xtc_threshold", 0.6}}), "invalid_value", "xtc_threshold");
+  expect_chat_error(chat_body({{"num_draft_tokens", 65}}), "invalid_value", "num_draft_tokens");
+}
+
+TEST(ParseChat, StopValidation) {
+  EXPECT_EQ(parse_chat_request(chat_body({{"stop", "x"}}), defaults()).common.stop,
+            std::vector<std::string>{"x"});
+  EXPECT_TRUE(parse_chat_request(chat_body({{"stop", ""}}), defaults()).common.stop.empty());
+  expect_chat_error(chat_body({{"stop", 3}}), "invalid_type", "stop");
+  expect_chat_error(chat_body({{"stop", {"a", 3}}}), "invalid_type", "stop[1]");
+  expect_chat_error(chat_body({{"stop", json::array({"a", nullptr})}}), "invalid_type", "stop[1]");
+  json seventeen = json::array();
+  for (int i = 0; i < 17; ++i) seventeen.push_back(std::string(1, static_cast<char>('a' + i)));
+  expect_chat_error(chat_body({{"stop", seventeen}}), "invalid_value", "stop");
+  expect_chat_error(chat_body({{"stop", {std::string(257, 'a')}}}), "invalid_value", "stop[0]");
+  // 256 characters, not bytes: "é" is 2 bytes.
+  std::string accents(512, '\0');
+  for (std::size_t i = 0; i < accents.size(); i += 2) {
+    accents[i] = '\xc3';
+    accents[i + 1] = '\xa9';
+  }
+  EXPECT_EQ(parse_chat_request(chat_body({{"stop", {accents}}}), defaults()).common.stop.size(),
+            1u);
+}
+
+TEST(ParseChat, StreamOptions) {
+  EXPECT_FALSE(parse_chat_request(chat_body({{"stream", true}, {"stream_options", json::object()}}),
+                                  defaults())
+                   .common.include_usage);
+  expect_chat_error(chat_body({{"stream_options", "yes"}}), "invalid_type", "stream_options");
+  expect_chat_error(chat_body({{"stream_options", {{"include_usage", 1}}}}), "invalid_type",
+                    "stream_options.include_usage");
+  expect_chat_error(chat_body({{"stream", 1}}), "invalid_type", "stream");
+}
+
+TEST(ParseChat, UnsupportedButKnownFields) {
+  EXPECT_NO_THROW(parse_chat_request(chat_body({{"n", 1},
+                                                {"logprobs", false},
+                                                {"top_logprobs", 0},
+                                                {"response_format", {{"type", "text"}}},
+                                                {"presence_penalty", 0},
+                                                {"frequency_penalty", 0.0},
+                                                {"logit_bias", json::object()},
+                                                {"xtc_probability", 0}}),
+                                     defaults()));
+  expect_chat_error(chat_body({{"n", 2}}), "unsupported_parameter", "n");
+  expect_chat_error(chat_body({{"n", 0}}), "invalid_value", "n");
+  expect_chat_error(chat_body({{"logprobs", true}}), "unsupported_parameter", "logprobs");
+  expect_chat_error(chat_body({{"logprobs", 3}}), "invalid_type", "logprobs");
+  expect_chat_error(chat_body({{"top_logprobs", 3}}), "invalid_value", "top_logprobs");
+  expect_chat_error(chat_body({{"top_logprobs", 21}}), "invalid_value", "top_logprobs");
+  expect_chat_error(chat_body({{"response_format", {{"type", "json_object"}}}}),
+                    "unsupported_parameter", "response_format");
+  expect_chat_error(chat_body({{"response_format", {{"type", "json_schema"}}}}),
+                    "unsupported_parameter", "response_format");
+  expect_chat_error(chat_body({{"response_format", {{"type", "yaml"}}}}), "invalid_value",
+                    "response_format.type");
+  expect_chat_error(chat_body({{"response_format", "text"}}), "invalid_type", "response_format");
+  expect_chat_error(chat_body({{"presence_penalty", 0.5}}), "unsupported_parameter",
+                    "presence_penalty");
+  expect_chat_error(chat_body({{"logit_bias", {{"5", 10}}}}), "unsupported_parameter",
+                    "logit_bias");
+  expect_chat_error(chat_body({{"adapters", "my-lora"}}), "unsupported_parameter", "adapters");
+  expect_chat_error(chat_body({{"draft_model", "small"}}), "unsupported_parameter", "draft_model");
+  expect_chat_error(chat_body({{"model", 4}}), "invalid_type", "model");
+}
+
+TEST(ParseCompletion, EchoSuffixBestOf) {
+  EXPECT_NO_THROW(parse_completion_request(
+      completion_body({{"echo", false}, {"suffix", ""}, {"best_of", 1}, {"logprobs", false}}),
+      defaults()));
+  EXPECT_NO_THROW(parse_completion_request(completion_body({{"suffix", nullptr}}), defaults()));
+  expect_completion_error(completion_body({{"echo", true}}), "unsupported_parameter", "echo");
+  expect_completion_error(completion_body({{"suffix", "end"}}), "unsupported_parameter", "suffix");
+  expect_completion_error(completion_body({{"best_of", 3}}), "unsupported_parameter", "best_of");
+  expect_completion_error(completion_body({{"best_of", 0}}), "invalid_value", "best_of");
+  expect_completion_error(completion_body({{"logprobs", 5}}), "unsupported_parameter", "logprobs");
+  expect_completion_error(completion_body({{"logprobs", 25}}), "invalid_value", "logprobs");
+  expect_completion_error(completion_body({{"logprobs", "5"}}), "invalid_type", "logprobs");
+}
+
+TEST(ParseCompletion, PromptForms) {
+  auto text = parse_completion_request(completion_body(), defaults()).prompt;
+  EXPECT_EQ(text.text, "Once");
+  auto one = parse_completion_request(completion_body({{"prompt", {"Hi"}}}), defaults()).prompt;
+  EXPECT_EQ(one.text, "Hi");
+  auto empty = parse_completion_request(completion_body({{"prompt", ""}}), defaults()).prompt;
+  EXPECT_EQ(empty.text, "");  // allowed here: BOS may make it non-empty (checked later)
+  auto ids =
+      parse_completion_request(completion_body({{"prompt", {1, 2.0, 3}}}), defaults()).prompt;
+  EXPECT_FALSE(ids.text);
+  EXPECT_EQ(ids.ids, (std::vector<std::int32_t>{1, 2, 3}));
+
+  expect_completion_error(json::object(), "missing_required_parameter", "prompt");
+  expect_completion_error({{"prompt", nullptr}}, "missing_required_parameter", "prompt");
+  expect_completion_error({{"prompt", json::array()}}, "invalid_value", "prompt");
+  expect_completion_error({{"prompt", {"a", "b"}}}, "unsupported_parameter", "prompt");
+  expect_completion_error({{"prompt", {{1, 2}, {3}}}}, "unsupported_parameter", "prompt");
+  expect_completion_error({{"prompt", {1, "a"}}}, "invalid_type", "prompt[1]");
+  expect_completion_error({{"prompt", {"a", 1}}}, "invalid_type", "prompt[1]");
+  expect_completion_error({{"prompt", {1, 2.5}}}, "invalid_type", "prompt[1]");
+  expect_completion_error({{"prompt", {1, true}}}, "invalid_type", "prompt[1]");
+  expect_completion_error({{"prompt", {-1}}}, "invalid_value", "prompt[0]");
+  expect_completion_error({{"prompt", {1, 3000000000ll}}}, "invalid_value", "prompt[1]");
+  expect_completion_error({{"prompt", 12}}, "invalid_type", "prompt");
+  expect_completion_error({{"prompt", {{"text", "x"}}}}, "invalid_type", "prompt");
+}
+
+TEST(CompletionPrompt, BosIsNotAddedTwice) {
+  EXPECT_TRUE(completion_adds_special_tokens("Once", "<s>", true));
+  EXPECT_FALSE(completion_adds_special_tokens("<s>Once", "<s>", true));
+  EXPECT_TRUE(completion_adds_special_tokens(" <s>Once", "<s>", true));
+  EXPECT_TRUE(completion_adds_special_tokens("<|begin_of_text|>x", "", false));
+  EXPECT_FALSE(completion_adds_special_tokens("<|begin_of_text|>x", "<|begin_of_text|>", true));
+}
+
+TEST(CompletionPrompt, TokenIdRange) {
+  EXPECT_NO_THROW(check_token_ids({0, 511}, 512, "prompt"));
+  expect_api_error([] { check_token_ids({0, 512}, 512, "prompt"); }, "invalid_value", "prompt[1]");
+  expect_api_error([] { check_token_ids({-5}, 512, "prompt"); }, "invalid_value", "prompt[0]");
+}
+
+TEST(Messages, MissingAndWrongTypes) {
+  expect_chat_error(json::object(), "missing_required_parameter", "messages");
+  expect_chat_error({{"messages", nullptr}}, "missing_required_parameter", "messages");
+  expect_chat_error({{"messages", "hello"}}, "invalid_type", "messages");
+  expect_chat_error({{"messages", json::array()}}, "invalid_value", "messages");
+  expect_chat_error({{"messages", {"hello"}}}, "invalid_type", "messages[0]");
+  expect_chat_error({{"messages", {{{"role", "user"}, {"content", "a"}}, {{"content", "b"}}}}},
+                    "missing_required_parameter", "messages[1].role");
+  expect_chat_error({{"messages", {{{"role", 3}, {"content", "b"}}}}}, "invalid_type",
+                    "messages[0].role");
+  expect_chat_error({{"messages", {{{"role", "user"}, {"content", 5}}}}}, "invalid_type",
+                    "messages[0].content");
+  expect_chat_error({{"messages",
+                      {{{"role", "user"}, {"content", "x"}},
+                       {{"role", "user"}, {"content", "y"}},
+                       {{"role", "user"}, {"content", {{{"type", "text"}, {"text", 1}}}}}}}},
+                    "invalid_type", "messages[2].content[0].text");
+  expect_chat_error({{"messages", {{{"role", "user"}, {"content", "x"}, {"name", 4}}}}},
+                    "invalid_type", "messages[0].name");
+}
+
+TEST(Messages, TextPartsAreConcatenatedAndOtherPartsRefused) {
+  json messages = {
+      {{"role", "user"},
+       {"content",
+        {{{"type", "text"}, {"text", "Hello, "}}, {{"type", "text"}, {"text", "world"}}}}},
+      {{"role", "assistant"}, {"content", nullptr}},
+      {{"role", "assistant"}},
+      {{"role", "user"}, {"content", "plain"}, {"name", "bob"}, {"extra", nullptr}}};
+  json out = normalize_messages(messages);
+  EXPECT_EQ(out[0]["content"], "Hello, world");
+  EXPECT_EQ(out[1]["content"], "");
+  EXPECT_EQ(out[2]["content"], "");
+  EXPECT_EQ(out[3]["content"], "plain");
+  EXPECT_EQ(out[3]["name"], "bob");
+  EXPECT_FALSE(out[3].contains("extra"));  // null = absent
+  expect_chat_error({{"messages",
+                      {{{"role", "user"},
+                        {"content",
+                         {{{"type", "text"}, {"text", "x"}},
+                          {{"type", "image_url"}, {"image_url", {{"url", "http://x"}}}}}}}}}},
+                    "unsupported_parameter", "messages[0].content");
+  expect_chat_error({{"messages", {{{"role", "user"}, {"content", {{{"text", "x"}}}}}}}},
+                    "missing_required_parameter", "messages[0].content[0].type");
+  expect_chat_error({{"messages", {{{"role", "user"}, {"content", {"x"}}}}}}, "invalid_type",
+                    "messages[0].content[0]");
+}
+
+TEST(Messages, ToolCallArgumentsAreDecoded) {
+  json messages = {
+      {{"role", "assistant"},
+       {"content", nullptr},
+       {"tool_calls",
+        {{{"id", "call_1"},
+          {"type", "function"},
+          {"function", {{"name", "get_weather"}, {"arguments", R"({"city": "Paris"})"}}}},
+         {{"id", "call_2"},
+          {"type", "function"},
+          {"function", {{"name", "now"}, {"arguments", ""}}}}}}},
+      {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "sunny"}}};
+  json out = normalize_messages(messages);
+  EXPECT_EQ(out[0]["tool_calls"][0]["function"]["arguments"], json({{"city", "Paris"}}));
+  EXPECT_EQ(out[0]["tool_calls"][1]["function"]["arguments"], json::object());
+  EXPECT_EQ(out[1]["tool_call_id"], "call_1");
+  json bad = messages;
+  bad[0]["tool_calls"][0]["function"]["arguments"] = "{not json";
+  expect_chat_error({{"messages", bad}}, "invalid_value",
+                    "messages[0].tool_calls[0].function.arguments");
+  bad[0]["tool_calls"] = "nope";
+  expect_chat_error({{"messages", bad}}, "invalid_type", "messages[0].tool_calls");
+}
+
+TEST(ParseChat, RoleMappingToolsAndTemplateKwargs) {
+  expect_chat_error(chat_body({{"role_mapping", "x"}}), "invalid_type", "role_mapping");
+  expect_chat_error(chat_body({{"role_mapping", {{"user", 1}}}}), "invalid_type",
+                    "role_mapping.user");
+
+  json tool = {{"type", "function"}, {"function", {{"name", "f"}, {"parameters", json::object()}}}};
+  json other = {{"type", "function"}, {"function", {{"name", "g"}}}};
+  ChatRequest r = parse_chat_request(chat_body({{"tools", {tool, other}}}), defaults());
+  EXPECT_EQ(r.tools.size(), 2u);
+  EXPECT_TRUE(
+      parse_chat_request(chat_body({{"tools", json::array()}}), defaults()).tools.is_null());
+  EXPECT_TRUE(
+      parse_chat_request(chat_body({{"tools", {tool}}, {"tool_choice", "none"}}), defaults())
+          .tools.is_null());
+  json chosen =
+      parse_chat_request(
+          chat_body({{"tools", {tool, other}},
+                     {"tool_choice", {{"type", "function"}, {"function", {{"name", "g"}}}}}}),
+          defaults())
+          .tools;
+  ASSERT_EQ(chosen.size(), 1u);
+  EXPECT_EQ(chosen[0]["function"]["name"], "g");
+  expect_chat_error(
+      chat_body({{"tools", {tool}},
+                 {"tool_choice", {{"type", "function"}, {"function", {{"name", "zz"}}}}}}),
+      "invalid_value", "tool_choice");
+  expect_chat_error(chat_body({{"tool_choice", "required"}}), "invalid_value", "tool_choice");
+  expect_chat_error(chat_body({{"tools", {{{"type", "retrieval"}}}}}), "invalid_value",
+                    "tools[0].type");
+  expect_chat_error(chat_body({{"tools", {{{"type", "function"}, {"function", json::object()}}}}}),
+                    "missing_required_parameter", "tools[0].function.name");
+
+  ChatRequest k =
+      parse_chat_request(chat_body({{"chat_template_kwargs", {{"enable_thinking", false}}},
+                                    {"reasoning_effort", "low"}}),
+                         defaults());
+  EXPECT_EQ(k.template_kwargs, json({{"enable_thinking", false}, {"reasoning_effort", "low"}}));
+  ChatRequest k2 =
+      parse_chat_request(chat_body({{"chat_template_kwargs", {{"reasoning_effort", "high"}}},
+                                    {"reasoning_effort", "low"}}),
+                         defaults());
+  EXPECT_EQ(k2.template_kwargs["reasoning_effort"], "high");
+  expect_chat_error(chat_body({{"chat_template_kwargs", "x"}}), "invalid_type",
+                    "chat_template_kwargs");
+}
+
+}  // namespace
+}  // namespace lmserve::server

@@ -1,0 +1,731 @@
+// The OpenAI endpoints over real HTTP, with a scripted fake engine running on its own
+// threads (as the real one does): shapes, SSE sequences, errors, cancellation.
+#include "server/openai_service.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <regex>
+#include <thread>
+
+#include "test_http_client.h"
+
+namespace lmserve::server {
+namespace {
+
+using engine::FinishReason;
+using engine::GenerationEvent;
+using testing::TestConnection;
+using testing::TestResponse;
+using Kind = GenerationEvent::Kind;
+using namespace std::chrono_literals;
+
+struct Step {
+  GenerationEvent event;
+  std::chrono::milliseconds delay{0};  // simulated compute before the event
+  bool wait_for_cancel = false;        // hold here until the request is cancelled
+};
+
+GenerationEvent progress(int done, int total) {
+  GenerationEvent e{Kind::kProgress};
+  e.prompt_processed = done;
+  e.prompt_total = total;
+  return e;
+}
+GenerationEvent text(std::string t) {
+  GenerationEvent e{Kind::kText};
+  e.text = std::move(t);
+  return e;
+}
+GenerationEvent finished(FinishReason reason, int completion_tokens) {
+  GenerationEvent e{Kind::kFinished};
+  e.finish_reason = reason;
+  e.usage.completion_tokens = completion_tokens;
+  return e;
+}
+GenerationEvent failed(std::string message) {
+  GenerationEvent e{Kind::kFailed};
+  e.error = std::move(message);
+  return e;
+}
+
+// Tokenizer: one id per byte (id = byte + 3), BOS = 1 as "<s>"; chat: "role: content\n".
+class FakeBackend final : public Backend {
+ public:
+  ~FakeBackend() override { join(); }
+
+  void join() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mutex_);
+      threads.swap(threads_);
+    }
+    for (auto& t : threads) t.join();
+  }
+
+  std::vector<std::int32_t> encode(std::string_view s, bool add_special_tokens) const override {
+    std::lock_guard lock(mutex_);
+    encode_calls.emplace_back(std::string(s), add_special_tokens);
+    std::vector<std::int32_t> ids;
+    if (add_special_tokens) ids.push_back(1);
+    for (unsigned char c : s) ids.push_back(c + 3);
+    return ids;
+  }
+  int vocab_size() const override { return 259; }
+  const std::string& bos_token() const override { return bos_; }
+  bool adds_bos() const override { return true; }
+
+  chat::RenderedPrompt render_chat(const chat::ChatPromptInput& input) const override {
+    std::lock_guard lock(mutex_);
+    chat_inputs.push_back(input);
+    std::string out;
+    for (const auto& m : input.messages) {
+      if (m["content"] == "RAISE") {
+        throw ApiError::invalid_request("template_error", "messages",
+                                        "Conversation roles must alternate");
+      }
+      out += m["role"].get<std::string>() + ": " + m["content"].get<std::string>() + "\n";
+    }
+    return {out, /*add_special_tokens=*/true};
+  }
+  const std::string* template_source() const override {
+    return template_.empty() ? nullptr : &template_;
+  }
+
+  std::shared_ptr<engine::RequestHandle> submit(engine::GenerationRequest request,
+                                                engine::EventSink sink) override {
+    auto handle = std::make_shared<engine::RequestHandle>();
+    std::lock_guard lock(mutex_);
+    requests.push_back(request);
+    handles.push_back(handle);
+    std::vector<Step> steps = script;
+    int prompt = static_cast<int>(request.prompt.size());
+    threads_.emplace_back([handle, sink = std::move(sink), steps = std::move(steps), prompt] {
+      for (Step step : steps) {
+        if (step.delay.count() > 0) std::this_thread::sleep_for(step.delay);  // simulated work
+        if (step.wait_for_cancel) {
+          auto deadline = std::chrono::steady_clock::now() + 10s;
+          while (!handle->cancelled() && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::yield();
+          }
+        }
+        if (handle->cancelled()) {
+          sink(finished(FinishReason::kCancelled, 0));
+          return;
+        }
+        if (step.event.kind == Kind::kFinished) step.event.usage.prompt_tokens = prompt;
+        sink(step.event);
+      }
+    });
+    return handle;
+  }
+  int context_length() const override { return context; }
+  bool alive() const override { return is_alive; }
+
+  std::size_t submitted() const {
+    std::lock_guard lock(mutex_);
+    return requests.size();
+  }
+
+  // Behaviour.
+  std::vector<Step> script = {{progress(0, 8)},
+                              {progress(8, 8)},
+                              {text("Hello")},
+                              {text(" world")},
+                              {finished(FinishReason::kStop, 3)}};
+  int context = 4096;
+  std::atomic<bool> is_alive{true};
+  std::string template_;
+
+  // Observations.
+  mutable std::mutex mutex_;
+  mutable std::vector<std::pair<std::string, bool>> encode_calls;
+  mutable std::vector<chat::ChatPromptInput> chat_inputs;
+  std::vector<engine::GenerationRequest> requests;
+  std::vector<std::shared_ptr<engine::RequestHandle>> handles;
+
+ private:
+  std::string bos_ = "<s>";
+  std::vector<std::thread> threads_;
+};
+
+struct SseEvents {
+  std::vector<json> data;  // parsed JSON payloads, in order
+  std::vector<std::string> comments;
+  bool done = false;       // saw data: [DONE]
+  bool done_last = false;  // ... as the very last event
+};
+
+SseEvents parse_sse(const std::string& body) {
+  SseEvents out;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    std::size_t end = body.find("\n\n", pos);
+    EXPECT_NE(end, std::string::npos) << "unterminated event in: " << body;
+    if (end == std::string::npos) break;
+    std::string event = body.substr(pos, end - pos);
+    pos = end + 2;
+    out.done_last = false;
+    if (event.starts_with(": ")) {
+      out.comments.push_back(event.substr(2));
+    } else if (event == "data: [DONE]") {
+      out.done = out.done_last = true;
+    } else {
+      EXPECT_TRUE(event.starts_with("data: ")) << event;
+      EXPECT_EQ(event.find('\n'), std::string::npos) << "one line per event: " << event;
+      out.data.push_back(json::parse(event.substr(6)));
+    }
+  }
+  return out;
+}
+
+void expect_error(const TestResponse& r, int status, const std::string& code,
+                  const std::optional<std::string>& param = std::nullopt) {
+  EXPECT_EQ(r.status, status) << r.body;
+  json body = json::parse(r.body, nullptr, false);
+  ASSERT_TRUE(body.is_object()) << r.body;
+  const json& e = body["error"];
+  for (const char* key : {"message", "type", "param", "code"}) EXPECT_TRUE(e.contains(key)) << key;
+  EXPECT_EQ(e["code"], code) << r.body;
+  if (param) {
+    EXPECT_EQ(e["param"], *param) << r.body;
+  }
+  EXPECT_EQ(e["type"], status >= 500 ? "server_error" : "invalid_request_error");
+}
+
+const std::regex kUuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void start(ServiceOptions options = {}, int io_threads = 2) {
+    if (options.model_id.empty()) options.model_id = "stories";
+    service_ = std::make_unique<OpenAiService>(options, backend_);
+    HttpServerOptions http;
+    http.host = "127.0.0.1";
+    http.port = 0;
+    http.io_threads = io_threads;
+    server_ = std::make_unique<HttpServer>(
+        http, [this](HttpExchange& ex) { return service_->handle(ex); });
+    port_ = server_->listen().port();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+    if (service_) service_->shutdown();
+    backend_.join();
+    server_.reset();
+  }
+
+  TestResponse post(const std::string& path, const json& body) {
+    TestConnection c(port_);
+    return c.request("POST", path, body.dump(), testing::json_headers());
+  }
+
+  FakeBackend backend_;
+  std::unique_ptr<OpenAiService> service_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  unsigned short port_ = 0;
+};
+
+const json kChat = {{"messages", {{{"role", "user"}, {"content", "Say this is a test!"}}}},
+                    {"temperature", 0.7}};
+
+TEST_F(ServiceTest, ChatCompletionShape) {
+  start();
+  auto before = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  auto r = post("/v1/chat/completions", kChat);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/json");
+  json b = json::parse(r.body);
+  std::string id = b["id"];
+  ASSERT_TRUE(id.starts_with("chatcmpl-")) << id;
+  EXPECT_TRUE(std::regex_match(id.substr(9), kUuid)) << id;
+  EXPECT_EQ(b["object"], "chat.completion");
+  EXPECT_GE(b["created"].get<std::int64_t>(), before);
+  EXPECT_EQ(b["model"], "stories");
+  EXPECT_TRUE(b["system_fingerprint"].get<std::string>().starts_with("fp_lmserve-"));
+  ASSERT_EQ(b["choices"].size(), 1u);
+  const json& c = b["choices"][0];
+  EXPECT_EQ(c["index"], 0);
+  EXPECT_EQ(c["message"],
+            json({{"role", "assistant"}, {"content", "Hello world"}, {"refusal", nullptr}}));
+  EXPECT_TRUE(c["logprobs"].is_null());
+  EXPECT_EQ(c["finish_reason"], "stop");
+  std::string prompt = "user: Say this is a test!\n";
+  int prompt_tokens = static_cast<int>(prompt.size()) + 1;  // + BOS
+  EXPECT_EQ(b["usage"]["prompt_tokens"], prompt_tokens);
+  EXPECT_EQ(b["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(b["usage"]["total_tokens"], prompt_tokens + 3);
+  EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+
+  ASSERT_EQ(backend_.requests.size(), 1u);
+  const auto& req = backend_.requests[0];
+  EXPECT_EQ(req.prompt.size(), static_cast<std::size_t>(prompt_tokens));
+  EXPECT_EQ(req.prompt[0], 1);
+  EXPECT_FLOAT_EQ(req.sampling.temperature, 0.7f);
+  EXPECT_EQ(req.max_tokens, 100);
+}
+
+TEST_F(ServiceTest, RequestFieldsReachTheEngine) {
+  ServiceOptions options;
+  options.defaults.max_tokens = 42;
+  options.defaults.sampling.top_k = 7;
+  start(options);
+  json body = kChat;
+  body["stop"] = {"END", ""};
+  body["top_p"] = 0.5;
+  body["seed"] = 11;
+  body["repeat_penalty"] = 1.3;
+  body["model"] = "gpt-4o";
+  auto r = post("/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["model"], "gpt-4o");  // the request's model string (§2.5)
+  const auto& req = backend_.requests.at(0);
+  EXPECT_EQ(req.stop, std::vector<std::string>{"END"});
+  EXPECT_FLOAT_EQ(req.sampling.top_p, 0.5f);
+  EXPECT_EQ(req.sampling.top_k, 7);  // server default kept
+  EXPECT_EQ(req.sampling.seed, 11u);
+  EXPECT_FLOAT_EQ(req.sampling.repetition_penalty, 1.3f);
+  EXPECT_EQ(req.max_tokens, 42);
+}
+
+TEST_F(ServiceTest, EmptyContentIsNullAndLengthFinish) {
+  backend_.script = {{finished(FinishReason::kLength, 5)}};
+  start();
+  auto r = post("/v1/chat/completions", kChat);
+  json b = json::parse(r.body);
+  EXPECT_TRUE(b["choices"][0]["message"].contains("content"));
+  EXPECT_TRUE(b["choices"][0]["message"]["content"].is_null());
+  EXPECT_EQ(b["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(ServiceTest, DeveloperRoleBecomesSystemUnlessTheTemplateKnowsIt) {
+  start();
+  json body = {
+      {"messages",
+       {{{"role", "developer"}, {"content", "be brief"}}, {{"role", "user"}, {"content", "hi"}}}}};
+  ASSERT_EQ(post("/v1/chat/completions", body).status, 200);
+  EXPECT_EQ(backend_.chat_inputs.at(0).messages[0]["role"], "system");
+  backend_.template_ = "{% if message.role == 'developer' %}...";
+  ASSERT_EQ(post("/v1/chat/completions", body).status, 200);
+  EXPECT_EQ(backend_.chat_inputs.at(1).messages[0]["role"], "developer");
+}
+
+TEST_F(ServiceTest, TemplateErrorIs400) {
+  start();
+  json body = {{"messages", {{{"role", "user"}, {"content", "RAISE"}}}}};
+  expect_error(post("/v1/chat/completions", body), 400, "template_error", "messages");
+  EXPECT_EQ(backend_.submitted(), 0u);
+}
+
+TEST_F(ServiceTest, CompletionShapeAndPromptForms) {
+  start();
+  auto r = post("/v1/completions", {{"prompt", "Once"}, {"max_tokens", 8}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json b = json::parse(r.body);
+  EXPECT_TRUE(std::regex_match(b["id"].get<std::string>().substr(5), kUuid));
+  EXPECT_TRUE(b["id"].get<std::string>().starts_with("cmpl-"));
+  EXPECT_EQ(b["object"], "text_completion");
+  EXPECT_EQ(b["choices"][0]["text"], "Hello world");
+  EXPECT_TRUE(b["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(b["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(b["usage"]["prompt_tokens"], 5);  // BOS + 4 bytes
+  EXPECT_FALSE(b["usage"].contains("completion_tokens_details"));
+  EXPECT_EQ(backend_.requests.at(0).max_tokens, 8);
+
+  // The prompt already starts with the BOS text: BOS is not added again (§2.4).
+  ASSERT_EQ(post("/v1/completions", {{"prompt", {"<s>Once"}}}).status, 200);
+  EXPECT_FALSE(backend_.encode_calls.back().second);
+  EXPECT_EQ(backend_.encode_calls.back().first, "<s>Once");
+
+  // Token ids are used verbatim.
+  ASSERT_EQ(post("/completions", {{"prompt", {1, 2.0, 258}}}).status, 200);
+  EXPECT_EQ(backend_.requests.back().prompt, (std::vector<std::int32_t>{1, 2, 258}));
+
+  expect_error(post("/v1/completions", {{"prompt", {1, 259}}}), 400, "invalid_value", "prompt[1]");
+  expect_error(post("/v1/completions", {{"prompt", json::array()}}), 400, "invalid_value",
+               "prompt");
+  expect_error(post("/v1/completions", {{"prompt", {"a", "b"}}}), 400, "unsupported_parameter",
+               "prompt");
+}
+
+TEST_F(ServiceTest, ContextLimit) {
+  backend_.context = 10;
+  start();
+  // 1 + 9 bytes = 10 tokens >= context
+  expect_error(post("/v1/completions", {{"prompt", "123456789"}}), 400, "context_length_exceeded",
+               "prompt");
+  json chat = {{"messages", {{{"role", "user"}, {"content", "x"}}}}};  // "user: x\n" + BOS = 9
+  expect_error(
+      post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "xx"}}}}}), 400,
+      "context_length_exceeded", "messages");
+  ASSERT_EQ(post("/v1/chat/completions", chat).status, 200);
+  EXPECT_EQ(backend_.requests.back().max_tokens, 1);  // clamped to the room left
+}
+
+TEST_F(ServiceTest, ChatStreamWithUsage) {
+  start();
+  json body = kChat;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto r = post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/event-stream");
+  EXPECT_EQ(r.header("cache-control"), "no-cache");
+  EXPECT_EQ(r.header("x-accel-buffering"), "no");
+  EXPECT_EQ(r.header("transfer-encoding"), "chunked");
+  SseEvents ev = parse_sse(r.body);
+  EXPECT_EQ(ev.comments, (std::vector<std::string>{"keepalive 0/8", "keepalive 8/8"}));
+  ASSERT_EQ(ev.data.size(), 5u) << r.body;
+  std::string id = ev.data[0]["id"];
+  EXPECT_TRUE(id.starts_with("chatcmpl-"));
+  for (const json& chunk : ev.data) {
+    EXPECT_EQ(chunk["id"], id);
+    EXPECT_EQ(chunk["created"], ev.data[0]["created"]);
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    EXPECT_EQ(chunk["model"], "stories");
+    EXPECT_TRUE(chunk["system_fingerprint"].is_string());
+  }
+  EXPECT_EQ(ev.data[0]["choices"][0]["delta"], json({{"role", "assistant"}, {"content", ""}}));
+  EXPECT_EQ(ev.data[1]["choices"][0]["delta"], json({{"content", "Hello"}}));
+  EXPECT_EQ(ev.data[2]["choices"][0]["delta"], json({{"content", " world"}}));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(ev.data[i]["choices"][0]["finish_reason"].is_null());
+    EXPECT_TRUE(ev.data[i]["choices"][0]["logprobs"].is_null());
+  }
+  EXPECT_EQ(ev.data[3]["choices"][0]["delta"], json::object());
+  EXPECT_EQ(ev.data[3]["choices"][0]["finish_reason"], "stop");
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(ev.data[i].contains("usage") && ev.data[i]["usage"].is_null()) << ev.data[i];
+  }
+  EXPECT_EQ(ev.data[4]["choices"], json::array());
+  EXPECT_EQ(ev.data[4]["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(ev.data[4]["usage"]["total_tokens"],
+            ev.data[4]["usage"]["prompt_tokens"].get<int>() + 3);
+  EXPECT_TRUE(ev.done_last);
+}
+
+TEST_F(ServiceTest, ChatStreamWithoutUsageHasNoUsageKey) {
+  start();
+  json body = kChat;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", nullptr}};
+  SseEvents ev = parse_sse(post("/v1/chat/completions", body).body);
+  ASSERT_EQ(ev.data.size(), 4u);
+  for (const json& chunk : ev.data) EXPECT_FALSE(chunk.contains("usage"));
+  EXPECT_TRUE(ev.done_last);
+}
+
+TEST_F(ServiceTest, RoleChunkComesEvenWithoutProgressOrText) {
+  backend_.script = {{finished(FinishReason::kLength, 1)}};
+  start();
+  json body = kChat;
+  body["stream"] = true;
+  SseEvents ev = parse_sse(post("/v1/chat/completions", body).body);
+  ASSERT_EQ(ev.data.size(), 2u);
+  EXPECT_EQ(ev.data[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(ev.data[1]["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(ServiceTest, CompletionStream) {
+  start();
+  auto r =
+      post("/v1/completions",
+           {{"prompt", "Once"}, {"stream", true}, {"stream_options", {{"include_usage", true}}}});
+  SseEvents ev = parse_sse(r.body);
+  ASSERT_EQ(ev.data.size(), 4u) << r.body;
+  for (const json& chunk : ev.data) {
+    EXPECT_EQ(chunk["object"], "text_completion");
+    EXPECT_EQ(chunk["id"], ev.data[0]["id"]);
+  }
+  EXPECT_EQ(ev.data[0]["choices"][0]["text"], "Hello");
+  EXPECT_EQ(ev.data[1]["choices"][0]["text"], " world");
+  EXPECT_EQ(ev.data[2]["choices"][0]["text"], "");
+  EXPECT_EQ(ev.data[2]["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(ev.data[3]["choices"], json::array());
+  EXPECT_EQ(ev.data[3]["usage"]["prompt_tokens"], 5);
+  EXPECT_TRUE(ev.done_last);
+}
+
+TEST_F(ServiceTest, StreamAndNonStreamAgree) {
+  start();
+  json body = kChat;
+  auto full = json::parse(post("/v1/chat/completions", body).body);
+  body["stream"] = true;
+  SseEvents ev = parse_sse(post("/v1/chat/completions", body).body);
+  std::string streamed;
+  std::string finish;
+  for (const json& chunk : ev.data) {
+    const json& c = chunk["choices"][0];
+    if (c["delta"].contains("content")) streamed += c["delta"]["content"].get<std::string>();
+    if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+  }
+  EXPECT_EQ(streamed, full["choices"][0]["message"]["content"]);
+  EXPECT_EQ(finish, full["choices"][0]["finish_reason"]);
+}
+
+TEST_F(ServiceTest, FailureAfterTheStreamStartedIsAnErrorEventWithoutDone) {
+  backend_.script = {{text("partial")}, {failed("the sampler exploded")}};
+  start();
+  TestConnection c(port_);
+  json body = kChat;
+  body["stream"] = true;
+  auto r = c.request("POST", "/v1/chat/completions", body.dump(), testing::json_headers());
+  EXPECT_EQ(r.status, 200);
+  SseEvents ev = parse_sse(r.body);
+  EXPECT_FALSE(ev.done);
+  ASSERT_FALSE(ev.data.empty());
+  const json& last = ev.data.back();
+  EXPECT_EQ(last["error"]["type"], "server_error");
+  EXPECT_EQ(last["error"]["code"], "generation_failed");
+  EXPECT_EQ(last["error"]["message"], "the sampler exploded");
+  EXPECT_TRUE(last["error"].contains("param"));
+  // The failure affects only that request.
+  backend_.script = {{text("ok")}, {finished(FinishReason::kStop, 1)}};
+  EXPECT_EQ(c.request("POST", "/v1/chat/completions", kChat.dump()).status, 200);
+}
+
+TEST_F(ServiceTest, FailureBeforeTheResponseIs500) {
+  backend_.script = {{text("partial")}, {failed("out of memory")}};
+  start();
+  TestConnection c(port_);
+  auto r = c.request("POST", "/v1/completions", R"({"prompt":"x"})", testing::json_headers());
+  expect_error(r, 500, "internal_error");
+  EXPECT_EQ(json::parse(r.body)["error"]["message"], "out of memory");
+  backend_.script = {{finished(FinishReason::kStop, 1)}};
+  EXPECT_EQ(c.request("POST", "/v1/completions", R"({"prompt":"x"})").status, 200);
+}
+
+TEST_F(ServiceTest, StreamingClientDisconnectCancelsTheRequest) {
+  backend_.script = {
+      {progress(0, 8)}, {text("first")}, {text(""), std::chrono::milliseconds(0), true}};
+  start();
+  {
+    TestConnection c(port_);
+    json body = kChat;
+    body["stream"] = true;
+    c.send_request("POST", "/v1/chat/completions", body.dump(), testing::json_headers());
+    c.read_until("first");
+  }
+  backend_.join();  // the fake engine thread ends only once the handle is cancelled (or 10 s)
+  ASSERT_EQ(backend_.handles.size(), 1u);
+  EXPECT_TRUE(backend_.handles[0]->cancelled());
+}
+
+TEST_F(ServiceTest, NonStreamingClientDisconnectCancelsTheRequest) {
+  backend_.script = {{progress(0, 8)}, {text(""), std::chrono::milliseconds(0), true}};
+  start();
+  {
+    TestConnection c(port_);
+    c.send_request("POST", "/v1/chat/completions", kChat.dump(), testing::json_headers());
+    // Wait until the request reached the engine before hanging up.
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (backend_.submitted() == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+    ASSERT_EQ(backend_.submitted(), 1u);
+  }
+  backend_.join();
+  EXPECT_TRUE(backend_.handles.at(0)->cancelled());
+}
+
+TEST_F(ServiceTest, SilentStreamsGetKeepaliveComments) {
+  backend_.script = {{progress(0, 4)},
+                     {progress(4, 4)},
+                     {text("late"), std::chrono::milliseconds(300)},
+                     {finished(FinishReason::kStop, 1)}};
+  ServiceOptions options;
+  options.sse_ping_interval_s = 0.05;
+  start(options);
+  json body = kChat;
+  body["stream"] = true;
+  SseEvents ev = parse_sse(post("/v1/chat/completions", body).body);
+  EXPECT_GE(ev.comments.size(), 3u);  // 0/4, 4/4, then at least one idle ping
+  EXPECT_EQ(ev.comments.back(), "keepalive 4/4");
+  EXPECT_TRUE(ev.done_last);
+}
+
+TEST_F(ServiceTest, Http10StreamEndsWithTheConnection) {
+  start();
+  TestConnection c(port_);
+  json body = kChat;
+  body["stream"] = true;
+  auto r =
+      c.request("POST", "/v1/chat/completions", body.dump(), testing::json_headers(), "HTTP/1.0");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(parse_sse(r.body).done_last);
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(ServiceTest, ModelsAndHealth) {
+  start();
+  TestConnection c(port_);
+  for (const char* path : {"/v1/models", "/models", "/v1/models/?limit=5"}) {
+    auto r = c.request("GET", path);
+    ASSERT_EQ(r.status, 200) << path;
+    json b = json::parse(r.body);
+    EXPECT_EQ(b["object"], "list");
+    ASSERT_EQ(b["data"].size(), 1u);
+    EXPECT_EQ(b["data"][0]["id"], "stories");
+    EXPECT_EQ(b["data"][0]["object"], "model");
+    EXPECT_EQ(b["data"][0]["owned_by"], "lmserve");
+    EXPECT_TRUE(b["data"][0]["created"].is_number_integer());
+  }
+  auto one = c.request("GET", "/v1/models/stories");
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(json::parse(one.body)["id"], "stories");
+  expect_error(c.request("GET", "/v1/models/gpt-4o"), 404, "model_not_found", "model");
+  for (const char* path : {"/health", "/v1/health", "/health/"}) {
+    auto r = c.request("GET", path);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(json::parse(r.body), json({{"status", "ok"}}));
+  }
+  backend_.is_alive = false;
+  auto dead = c.request("GET", "/health");
+  expect_error(dead, 503, "worker_unavailable");
+  expect_error(post("/v1/chat/completions", kChat), 503, "worker_unavailable");
+}
+
+TEST_F(ServiceTest, ModelIdsWithSlashesAndEscapes) {
+  ServiceOptions options;
+  options.model_id = "mlx-community/Qwen3-0.6B";
+  start(options);
+  TestConnection c(port_);
+  EXPECT_EQ(c.request("GET", "/v1/models/mlx-community/Qwen3-0.6B").status, 200);
+  EXPECT_EQ(c.request("GET", "/v1/models/mlx-community%2FQwen3-0.6B").status, 200);
+}
+
+TEST_F(ServiceTest, StrictModel) {
+  ServiceOptions options;
+  options.strict_model = true;
+  start(options);
+  json body = kChat;
+  body["model"] = "gpt-4o";
+  expect_error(post("/v1/chat/completions", body), 404, "model_not_found", "model");
+  body["model"] = "stories";
+  EXPECT_EQ(post("/v1/chat/completions", body).status, 200);
+  body["model"] = "default_model";
+  auto r = post("/v1/chat/completions", body);
+  EXPECT_EQ(json::parse(r.body)["model"], "stories");  // never the sentinel
+}
+
+TEST_F(ServiceTest, RoutingErrorsAndPreflight) {
+  start();
+  TestConnection c(port_);
+  expect_error(c.request("GET", "/v2/nothing"), 404, "not_found");
+  expect_error(c.request("POST", "/nothing", "{}"), 404, "not_found");
+  auto wrong = c.request("GET", "/v1/chat/completions");
+  expect_error(wrong, 405, "method_not_allowed");
+  EXPECT_EQ(wrong.header("allow"), "POST, OPTIONS");
+  auto wrong_get = c.request("DELETE", "/v1/models");
+  expect_error(wrong_get, 405, "method_not_allowed");
+  EXPECT_EQ(wrong_get.header("allow"), "GET, OPTIONS");
+  auto options =
+      c.request("OPTIONS", "/v1/chat/completions", "", {{"Origin", "http://localhost:3000"}});
+  EXPECT_EQ(options.status, 204);
+  EXPECT_EQ(options.header("content-length"), "0");
+  EXPECT_EQ(options.body, "");
+  EXPECT_EQ(options.header("access-control-allow-origin"), "http://localhost:3000");
+  EXPECT_EQ(options.header("access-control-allow-methods"), "*");
+  EXPECT_EQ(options.header("access-control-allow-headers"), "*");
+  EXPECT_EQ(c.request("OPTIONS", "/anything").status, 204);
+  // Query strings and a trailing slash are tolerated on POST routes too.
+  EXPECT_EQ(c.request("POST", "/v1/chat/completions/?x=1", kChat.dump()).status, 200);
+}
+
+TEST_F(ServiceTest, BadInputIsAnsweredAndTheNextRequestWorks) {
+  start();
+  TestConnection c(port_);
+  struct Case {
+    std::string path;
+    std::string body;
+    std::string code;
+    std::optional<std::string> param;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/chat/completions", "{not json", "invalid_json", std::nullopt},
+      {"/v1/chat/completions", "\xff\xfe", "invalid_json", std::nullopt},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"\ud800"}]})",
+       "invalid_json", std::nullopt},
+      {"/v1/chat/completions", "[1,2]", "invalid_request", std::nullopt},
+      {"/v1/chat/completions", "{}", "missing_required_parameter", "messages"},
+      {"/v1/completions", R"({"prompt":null})", "missing_required_parameter", "prompt"},
+      {"/v1/chat/completions", R"({"messages":"hi"})", "invalid_type", "messages"},
+      {"/v1/chat/completions", R"({"messages":[]})", "invalid_value", "messages"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})",
+       "unsupported_parameter", "messages[0].content"},
+      {"/v1/chat/completions", R"({"messages":[{"content":"x"}]})", "missing_required_parameter",
+       "messages[0].role"},
+      {"/v1/completions", R"({"prompt":"x","max_tokens":true})", "invalid_type", "max_tokens"},
+      {"/v1/completions", R"({"prompt":"x","max_tokens":0})", "invalid_value", "max_tokens"},
+      {"/v1/completions", R"({"prompt":"x","temperature":-1})", "invalid_value", "temperature"},
+      {"/v1/completions", R"({"prompt":"x","top_p":1.5})", "invalid_value", "top_p"},
+      {"/v1/completions", R"({"prompt":"x","temperature":NaN})", "invalid_json", std::nullopt},
+      {"/v1/completions", R"({"prompt":"x","stream":"yes"})", "invalid_type", "stream"},
+      {"/v1/completions", R"({"prompt":"x","n":2})", "unsupported_parameter", "n"},
+      {"/v1/completions", R"({"prompt":"x","stop":[1]})", "invalid_type", "stop[0]"},
+      {"/v1/completions", R"({"prompt":5})", "invalid_type", "prompt"},
+      {"/v1/completions", std::string(200, '[') + std::string(200, ']'), "invalid_json",
+       std::nullopt},
+  };
+  for (const auto& tc : cases) {
+    SCOPED_TRACE(tc.body);
+    expect_error(c.request("POST", tc.path, tc.body, testing::json_headers()), 400, tc.code,
+                 tc.param);
+    auto good = c.request("POST", "/v1/chat/completions", kChat.dump(), testing::json_headers());
+    EXPECT_EQ(good.status, 200);
+  }
+  EXPECT_EQ(backend_.submitted(), cases.size());  // only the good ones reached the engine
+}
+
+}  // namespace
+}  // namespace lmserve::server
+
+namespace lmserve::server {
+namespace {
+
+TEST_F(ServiceTest, GracefulShutdownAnswersEveryRequestInProgress) {
+  backend_.script = {
+      {progress(0, 8)}, {text("partial")}, {text(""), std::chrono::milliseconds(0), true}};
+  start();
+  TestConnection idle(port_);
+  EXPECT_EQ(idle.request("GET", "/health").status, 200);  // now idle, kept alive
+
+  TestConnection streaming(port_);
+  json body = kChat;
+  body["stream"] = true;
+  streaming.send_request("POST", "/v1/chat/completions", body.dump(), testing::json_headers());
+  streaming.read_until("partial");
+
+  TestConnection waiting(port_);
+  waiting.send_request("POST", "/v1/completions", R"({"prompt":"x"})", testing::json_headers());
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (backend_.submitted() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  ASSERT_EQ(backend_.submitted(), 2u);
+
+  service_->begin_shutdown();
+  server_->shutdown(10s);
+
+  auto r = waiting.read_response();
+  expect_error(r, 503, "shutting_down");
+  std::string rest = streaming.read_until("0\r\n\r\n");
+  EXPECT_NE(rest.find("The server is shutting down"), std::string::npos) << rest;
+  EXPECT_NE(rest.find("\"generation_failed\""), std::string::npos) << rest;
+  EXPECT_EQ(rest.find("[DONE]"), std::string::npos);
+  EXPECT_TRUE(idle.wait_closed());
+  EXPECT_TRUE(waiting.wait_closed());
+  EXPECT_TRUE(streaming.wait_closed());
+  thread_.join();  // run() returned by itself, well before the 10 s grace
+  // No new connections are accepted.
+  EXPECT_THROW(TestConnection late(port_), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace lmserve::server
