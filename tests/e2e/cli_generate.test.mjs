@@ -6,11 +6,9 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { bin, fixturesDir as fixtures } from './helpers.mjs';
 
 const run = promisify(execFile);
-const repoRoot = path.resolve(import.meta.dirname, '..', '..');
-const bin = process.env.LMSERVE_BIN ?? path.join(repoRoot, 'build', 'lmserve');
-const fixtures = process.env.LMSERVE_FIXTURES_DIR ?? path.join(repoRoot, '..', 'shared', 'fixtures');
 const modelDir = path.join(fixtures, 'models', 'stories260K');
 const reference = JSON.parse(readFileSync(path.join(modelDir, 'reference_greedy.json'), 'utf8'));
 
