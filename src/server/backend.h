@@ -17,9 +17,14 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  // Tokenizer. encode() parses special-token text (parse_special = true).
-  virtual std::vector<std::int32_t> encode(std::string_view text,
-                                           bool add_special_tokens) const = 0;
+  // Tokenizer. parse_special: special-token text maps to its id (else it is plain text).
+  virtual std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens,
+                                           bool parse_special = true) const = 0;
+  // Text of ids exactly as a generation streams it (specials shown, the tokenizer's
+  // clean-up applied, invalid UTF-8 as U+FFFD). Ids must be in range.
+  virtual std::string decode(const std::vector<std::int32_t>& ids) const = 0;
+  // The bytes one token contributes mid-sequence (may be incomplete UTF-8).
+  virtual std::string token_bytes(std::int32_t id) const = 0;
   virtual int vocab_size() const = 0;
   virtual const std::string& bos_token() const = 0;  // "" when none
   virtual bool adds_bos() const = 0;

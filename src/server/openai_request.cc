@@ -110,6 +110,21 @@ std::optional<bool> opt_bool(const json& body, const char* key) {
   return require_bool(*v, key);
 }
 
+// An array of token ids (integers in int32 range; the vocabulary check comes later).
+std::vector<std::int32_t> token_id_array(const json& array, const std::string& param) {
+  std::vector<std::int32_t> ids;
+  ids.reserve(array.size());
+  for (std::size_t i = 0; i < array.size(); ++i) {
+    std::string p = param + "[" + std::to_string(i) + "]";
+    std::int64_t id = require_int(array[i], p);
+    if (id < 0 || id > INT32_MAX) {
+      fail("invalid_value", p, "token id " + std::to_string(id) + " is out of range");
+    }
+    ids.push_back(static_cast<std::int32_t>(id));
+  }
+  return ids;
+}
+
 int clamp_int(std::int64_t v) {
   if (v > INT_MAX) return INT_MAX;
   if (v < INT_MIN) return INT_MIN;
@@ -560,14 +575,7 @@ CompletionRequest parse_completion_request(const json& body, const RequestDefaul
     } else if (first.is_array()) {
       fail("unsupported_parameter", "prompt", "batches of token-id prompts are not supported");
     } else {
-      r.prompt.ids.reserve(prompt->size());
-      for (std::size_t i = 0; i < prompt->size(); ++i) {
-        std::string p = "prompt[" + std::to_string(i) + "]";
-        std::int64_t id = require_int((*prompt)[i], p);
-        if (id < 0 || id > INT32_MAX)
-          fail("invalid_value", p, "token id " + std::to_string(id) + " is out of range");
-        r.prompt.ids.push_back(static_cast<std::int32_t>(id));
-      }
+      r.prompt.ids = token_id_array(*prompt, "prompt");
     }
   } else {
     wrong_type("prompt", "a string, an array of one string or an array of token ids", *prompt);
@@ -590,6 +598,26 @@ void check_token_ids(const std::vector<std::int32_t>& ids, int vocab_size, const
                std::to_string(vocab_size) + ")");
     }
   }
+}
+
+TokenizeRequest parse_tokenize_request(const json& body) {
+  TokenizeRequest r;
+  const json* content = field(body, "content");
+  if (!content) fail("missing_required_parameter", "content", "'content' is required");
+  r.content = require_string(*content, "content");
+  r.add_special = opt_bool(body, "add_special").value_or(r.add_special);
+  r.parse_special = opt_bool(body, "parse_special").value_or(r.parse_special);
+  r.with_pieces = opt_bool(body, "with_pieces").value_or(r.with_pieces);
+  return r;
+}
+
+std::vector<std::int32_t> parse_detokenize_request(const json& body, int vocab_size) {
+  const json* tokens = field(body, "tokens");
+  if (!tokens) fail("missing_required_parameter", "tokens", "'tokens' is required");
+  if (!tokens->is_array()) wrong_type("tokens", "an array of token ids", *tokens);
+  std::vector<std::int32_t> ids = token_id_array(*tokens, "tokens");
+  check_token_ids(ids, vocab_size, "tokens");
+  return ids;
 }
 
 }  // namespace lmserve::server

@@ -1,6 +1,7 @@
-// Parsing and validation of OpenAI request bodies (/v1/chat/completions, /v1/completions)
-// into engine-ready values, per api-contract §2. Pure functions: every violation throws
-// ApiError (400) naming the offending field, before anything is sent to the client.
+// Parsing and validation of request bodies (/v1/chat/completions, /v1/completions, and
+// llama-server's /tokenize, /detokenize) into engine-ready values, per api-contract §1-§2.
+// Pure functions: every violation throws ApiError (400) naming the offending field, before
+// anything is sent to the client.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,7 @@
 
 namespace lmserve::server {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keeps the request's key order (templates print it)
 
 // Command-line defaults a request falls back to.
 struct RequestDefaults {
@@ -66,6 +67,18 @@ json normalize_messages(const json& messages);
 // BOS token's text.
 bool completion_adds_special_tokens(std::string_view text, std::string_view bos_token,
                                     bool tokenizer_adds_bos);
+
+// llama-server's POST /tokenize (api-contract §1.6).
+struct TokenizeRequest {
+  std::string content;
+  bool add_special = false;   // add BOS/EOS as the tokenizer's post-processor would
+  bool parse_special = true;  // special-token text maps to its id
+  bool with_pieces = false;   // answer {id, piece} objects instead of bare ids
+};
+TokenizeRequest parse_tokenize_request(const json& body);
+
+// POST /detokenize (§1.7): `tokens`, each in [0, vocab_size).
+std::vector<std::int32_t> parse_detokenize_request(const json& body, int vocab_size);
 
 // Throws 400 invalid_value (param "prompt[i]") for an id outside [0, vocab_size).
 void check_token_ids(const std::vector<std::int32_t>& ids, int vocab_size, const char* param);

@@ -12,7 +12,7 @@
 
 namespace lmserve::server {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // "xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx" from a per-thread CSPRNG-seeded generator.
 std::string new_uuid4();

@@ -8,6 +8,7 @@
 
 #include "server/openai_response.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace lmserve::server {
 namespace {
@@ -54,7 +55,16 @@ json generation_failed_event(const std::string& message) {
                     message.empty() ? "Generation failed" : message);
 }
 
-enum class Route { kChat, kCompletions, kModels, kModel, kHealth, kUnknown };
+enum class Route {
+  kChat,
+  kCompletions,
+  kModels,
+  kModel,
+  kHealth,
+  kTokenize,
+  kDetokenize,
+  kUnknown
+};
 
 }  // namespace
 
@@ -118,10 +128,15 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
     model_id = percent_decode(path.substr(path.find("/models/") + 8));
   } else if (path == "/health" || path == "/v1/health") {
     route = Route::kHealth;
+  } else if (path == "/tokenize") {
+    route = Route::kTokenize;
+  } else if (path == "/detokenize") {
+    route = Route::kDetokenize;
   }
   if (route == Route::kUnknown) throw not_found(path);
 
-  bool post_route = route == Route::kChat || route == Route::kCompletions;
+  bool post_route = route == Route::kChat || route == Route::kCompletions ||
+                    route == Route::kTokenize || route == Route::kDetokenize;
   http::verb wanted = post_route ? http::verb::post : http::verb::get;
   if (method != wanted) {
     std::string allow = post_route ? "POST, OPTIONS" : "GET, OPTIONS";
@@ -168,9 +183,49 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
       }
       co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
       break;
+    case Route::kTokenize:
+      co_await tokenize(exchange);
+      break;
+    case Route::kDetokenize:
+      co_await detokenize(exchange);
+      break;
     case Route::kUnknown:
       break;
   }
+}
+
+net::awaitable<void> OpenAiService::tokenize(HttpExchange& exchange) {
+  std::string_view body = co_await exchange.read_body();
+  TokenizeRequest request = parse_tokenize_request(parse_json_body(body));
+  const std::vector<std::int32_t> ids =
+      backend_.encode(request.content, request.add_special, request.parse_special);
+  json tokens = json::array();
+  for (std::int32_t id : ids) {
+    if (!request.with_pieces) {
+      tokens.push_back(id);
+      continue;
+    }
+    // A piece that is not valid UTF-8 on its own (part of a character) is given as bytes.
+    const std::string bytes = backend_.token_bytes(id);
+    json piece = json::array();
+    if (util::is_valid_utf8(bytes)) {
+      piece = bytes;
+    } else {
+      for (unsigned char b : bytes) piece.push_back(b);
+    }
+    tokens.push_back({{"id", id}, {"piece", std::move(piece)}});
+  }
+  // Built outside the co_await: GCC 12 rejects string literals inside a co_await expression.
+  std::string response = dump_json(json{{"tokens", std::move(tokens)}});
+  co_await exchange.respond(http::status::ok, std::move(response));
+}
+
+net::awaitable<void> OpenAiService::detokenize(HttpExchange& exchange) {
+  std::string_view body = co_await exchange.read_body();
+  const std::vector<std::int32_t> ids =
+      parse_detokenize_request(parse_json_body(body), backend_.vocab_size());
+  std::string response = dump_json(json{{"content", util::sanitize_utf8(backend_.decode(ids))}});
+  co_await exchange.respond(http::status::ok, std::move(response));
 }
 
 net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {

@@ -52,6 +52,8 @@ class OpenAiService {
 
   net::awaitable<void> chat_completions(HttpExchange& exchange);
   net::awaitable<void> completions(HttpExchange& exchange);
+  net::awaitable<void> tokenize(HttpExchange& exchange);
+  net::awaitable<void> detokenize(HttpExchange& exchange);
   net::awaitable<void> generate(HttpExchange& exchange, Job job);
   net::awaitable<void> generate_full(HttpExchange& exchange, Job& job, EventChannel& channel);
   net::awaitable<void> generate_stream(HttpExchange& exchange, Job& job, EventChannel& channel,

@@ -22,8 +22,16 @@ class EngineBackend final : public Backend {
  public:
   explicit EngineBackend(ServerContext context) : context_(context) {}
 
-  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const override {
-    return context_.tokenizer.encode(text, add_special_tokens, /*parse_special=*/true);
+  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens,
+                                   bool parse_special) const override {
+    return context_.tokenizer.encode(text, add_special_tokens, parse_special);
+  }
+  std::string decode(const std::vector<std::int32_t>& ids) const override {
+    const auto& tok = context_.tokenizer;
+    return tok.decode(ids, /*skip_special_tokens=*/false, tok.clean_up_tokenization_spaces());
+  }
+  std::string token_bytes(std::int32_t id) const override {
+    return context_.tokenizer.token_bytes(id);
   }
   int vocab_size() const override { return context_.tokenizer.vocab_size(); }
   const std::string& bos_token() const override { return context_.tokenizer.bos_token(); }

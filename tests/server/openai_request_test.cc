@@ -464,3 +464,23 @@ TEST(ParseChat, RoleMappingToolsAndTemplateKwargs) {
 
 }  // namespace
 }  // namespace lmserve::server
+
+namespace lmserve::server {
+namespace {
+
+// Templates print `tools|tojson` and iterate message keys: the request's key order must
+// reach them unchanged, as Python dicts keep it.
+TEST(ParseChat, KeyOrderOfTheRequestIsKept) {
+  const std::string tools =
+      R"([{"type":"function","function":{"name":"get_weather","description":"d",)"
+      R"("parameters":{"type":"object","properties":{"zeta":{"type":"string"},)"
+      R"("alpha":{"type":"number"}},"required":["zeta"]}}}])";
+  const std::string body =
+      R"({"tools":)" + tools + R"(,"messages":[{"role":"user","name":"bob","content":"hi"}]})";
+  ChatRequest r = parse_chat_request(parse_json_body(body), defaults());
+  EXPECT_EQ(r.tools.dump(), tools);
+  EXPECT_EQ(r.messages[0].dump(), R"({"role":"user","name":"bob","content":"hi"})");
+}
+
+}  // namespace
+}  // namespace lmserve::server

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "test_http_client.h"
+#include "util/utf8.h"
 
 namespace lmserve::server {
 namespace {
@@ -65,13 +66,31 @@ class FakeBackend final : public Backend {
     for (auto& t : threads) t.join();
   }
 
-  std::vector<std::int32_t> encode(std::string_view s, bool add_special_tokens) const override {
+  // A byte tokenizer: id 1 is BOS ("<s>"), byte b is id b + 3.
+  std::vector<std::int32_t> encode(std::string_view s, bool add_special_tokens,
+                                   bool parse_special = true) const override {
     std::lock_guard lock(mutex_);
     encode_calls.emplace_back(std::string(s), add_special_tokens);
     std::vector<std::int32_t> ids;
     if (add_special_tokens) ids.push_back(1);
-    for (unsigned char c : s) ids.push_back(c + 3);
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (parse_special && s.substr(i).starts_with("<s>")) {
+        ids.push_back(1);
+        i += 2;
+      } else {
+        ids.push_back(static_cast<unsigned char>(s[i]) + 3);
+      }
+    }
     return ids;
+  }
+  std::string decode(const std::vector<std::int32_t>& ids) const override {
+    std::string out;
+    for (auto id : ids) out += token_bytes(id);
+    return util::sanitize_utf8(out);
+  }
+  std::string token_bytes(std::int32_t id) const override {
+    if (id == 1) return "<s>";
+    return id >= 3 ? std::string(1, static_cast<char>(id - 3)) : std::string();
   }
   int vocab_size() const override { return 259; }
   const std::string& bos_token() const override { return bos_; }
@@ -613,6 +632,41 @@ TEST_F(ServiceTest, StrictModel) {
   body["model"] = "default_model";
   auto r = post("/v1/chat/completions", body);
   EXPECT_EQ(json::parse(r.body)["model"], "stories");  // never the sentinel
+}
+
+TEST_F(ServiceTest, TokenizeAndDetokenize) {
+  start();
+  auto ids = post("/tokenize", json{{"content", "a<s>b"}});
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  EXPECT_EQ(json::parse(ids.body), json({{"tokens", {100, 1, 101}}}));
+  auto special = post("/tokenize", json{{"content", "ab"}, {"add_special", true}});
+  EXPECT_EQ(json::parse(special.body)["tokens"], json({1, 100, 101}));
+  auto literal = post("/tokenize", json{{"content", "<s>"}, {"parse_special", false}});
+  EXPECT_EQ(json::parse(literal.body)["tokens"], json({63, 118, 65}));
+  // A piece that is not UTF-8 on its own comes back as its bytes.
+  auto pieces = post("/tokenize", json{{"content", "a\u00e9"}, {"with_pieces", true}});
+  EXPECT_EQ(json::parse(pieces.body)["tokens"],
+            json::parse(R"([{"id":100,"piece":"a"},{"id":198,"piece":[195]},)"
+                        R"({"id":172,"piece":[169]}])"));
+
+  auto text = post("/detokenize", json{{"tokens", {1, 100, 198, 172}}});
+  ASSERT_EQ(text.status, 200) << text.body;
+  EXPECT_EQ(json::parse(text.body), json({{"content", "<s>a\u00e9"}}));
+  // Invalid UTF-8 is replaced, never sent raw.
+  auto broken = post("/detokenize", json{{"tokens", {100, 198}}});
+  EXPECT_EQ(json::parse(broken.body)["content"], "a\ufffd");
+
+  expect_error(post("/tokenize", json::object()), 400, "missing_required_parameter", "content");
+  expect_error(post("/tokenize", json{{"content", 5}}), 400, "invalid_type", "content");
+  expect_error(post("/tokenize", json{{"content", "x"}, {"with_pieces", "yes"}}), 400,
+               "invalid_type", "with_pieces");
+  expect_error(post("/detokenize", json::object()), 400, "missing_required_parameter", "tokens");
+  expect_error(post("/detokenize", json{{"tokens", "1 2"}}), 400, "invalid_type", "tokens");
+  expect_error(post("/detokenize", json{{"tokens", {1, 259}}}), 400, "invalid_value",
+               "tokens[1]");
+  expect_error(post("/detokenize", json{{"tokens", {-1}}}), 400, "invalid_value", "tokens[0]");
+  TestConnection c(port_);
+  expect_error(c.request("GET", "/tokenize"), 405, "method_not_allowed");
 }
 
 TEST_F(ServiceTest, RoutingErrorsAndPreflight) {
