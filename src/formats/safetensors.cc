@@ -9,6 +9,7 @@
 
 #include "formats/text.h"
 #include "util/error.h"
+#include "util/text_file.h"
 
 namespace lmserve::formats {
 
@@ -21,31 +22,9 @@ using nlohmann::json;
 // could fail. Safetensors headers are two levels deep, so anything past this is corrupt.
 constexpr int kMaxJsonDepth = 64;
 
-bool json_depth_ok(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 // Parses JSON text from a file, turning every failure into a FileError naming `what`.
 json parse_json_text(std::string_view text, const std::string& what) {
-  if (!json_depth_ok(text, kMaxJsonDepth)) {
+  if (!util::json_nesting_within(text, kMaxJsonDepth)) {
     throw FileError(what + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
                     " levels");
   }

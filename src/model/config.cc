@@ -1,16 +1,15 @@
 // ModelConfig from HF config.json / generation_config.json, and the RoPE frequencies it implies.
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <numbers>
-#include <sstream>
 
 #include "model/architecture.h"
 #include "model/loading.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/text_file.h"
 
 namespace lmserve::model {
 
@@ -18,31 +17,9 @@ namespace {
 
 using nlohmann::json;
 
-// Same reason as in the safetensors reader: nlohmann recurses, so bound nesting first.
-bool json_depth_ok(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 json parse_object(std::string_view text, const std::string& what) {
-  if (!json_depth_ok(text, 64)) throw FileError(what + ": JSON nested too deeply");
+  // nlohmann recurses over nesting: bound it before parsing.
+  if (!util::json_nesting_within(text, 64)) throw FileError(what + ": JSON nested too deeply");
   json j;
   try {
     j = json::parse(text.begin(), text.end());
@@ -276,17 +253,6 @@ ModelConfig parse_model_config(std::string_view config_json,
   return c;
 }
 
-namespace {
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError("cannot read " + path.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) throw FileError("cannot read " + path.string());
-  return out.str();
-}
-}  // namespace
-
 ModelConfig load_model_config(const std::filesystem::path& dir) {
   const auto config_path = dir / "config.json";
   std::error_code ec;
@@ -295,11 +261,11 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   const auto gen_path = dir / "generation_config.json";
   std::string gen;
   if (std::filesystem::is_regular_file(gen_path, ec)) {
-    gen = read_text(gen_path);
+    gen = util::read_text_file(gen_path);
     if (gen.empty()) throw FileError(gen_path.string() + ": empty file");
   }
   try {
-    return parse_model_config(read_text(config_path), gen);
+    return parse_model_config(util::read_text_file(config_path), gen);
   } catch (const FileError& e) {
     throw FileError(dir.string() + "/" + e.what());
   }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "util/error.h"
+#include "util/text_file.h"
 
 namespace lmserve::server {
 namespace {
@@ -428,29 +429,10 @@ json normalize_tools(const json& body) {
 json parse_json_body(std::string_view body) {
   // nlohmann's parser is not recursive, but destroying and walking deep values is: refuse
   // absurd nesting before parsing.
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) {
-        fail("invalid_json", std::nullopt,
-             "Invalid JSON in request body: nesting deeper than " + std::to_string(kMaxJsonDepth) +
-                 " levels");
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
+  if (!util::json_nesting_within(body, kMaxJsonDepth)) {
+    fail("invalid_json", std::nullopt,
+         "Invalid JSON in request body: nesting deeper than " + std::to_string(kMaxJsonDepth) +
+             " levels");
   }
   json value;
   try {

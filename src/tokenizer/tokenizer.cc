@@ -1,15 +1,14 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/json_util.h"
 #include "tokenizer/model_json.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "util/error.h"
+#include "util/text_file.h"
 #include "util/utf8.h"
 
 namespace lmserve::tokenizer {
@@ -18,18 +17,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError("cannot read " + path.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) throw FileError("cannot read " + path.string());
-  return out.str();
-}
-
 json read_json_file(const fs::path& path) {
+  const std::string text = util::read_text_file(path);
+  // nlohmann recurses over nesting: bound it before parsing a file we did not write.
+  if (!util::json_nesting_within(text, 256)) {
+    throw FileError(path.string() + " is not a tokenizer file: JSON nested too deeply");
+  }
   try {
-    return json::parse(read_text(path));
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     throw FileError(path.string() + " is not valid JSON: " + e.what());
   }
@@ -193,7 +188,7 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   impl->clean_up_spaces = clean != config.end() && clean->is_boolean() && clean->get<bool>();
 
   if (fs::exists(dir / "chat_template.jinja", ec)) {
-    impl->chat_template = read_text(dir / "chat_template.jinja");
+    impl->chat_template = util::read_text_file(dir / "chat_template.jinja");
   } else {
     impl->chat_template = template_from_config(config);
   }
