@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/utf8.h"
+
 namespace lmserve::tokenizer::detail {
 
 // Decodes the code point at s[i] (s must be valid UTF-8) and advances i past it.
@@ -14,7 +16,7 @@ char32_t next_code_point(std::string_view s, std::size_t& i);
 // Byte length of the UTF-8 sequence starting with lead byte b (1 for stray bytes).
 std::size_t utf8_sequence_length(unsigned char b);
 
-void append_utf8(std::string& out, char32_t cp);
+using util::append_utf8;
 
 // Rust's char::is_whitespace: the Unicode White_Space property.
 bool is_whitespace(char32_t cp);

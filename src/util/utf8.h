@@ -15,6 +15,9 @@ bool is_valid_utf8(std::string_view s);
 // Used to hold back bytes that may still be completed by the next token.
 std::size_t complete_utf8_prefix(std::string_view s);
 
+// Appends the UTF-8 encoding of code point cp (cp <= U+10FFFF).
+void append_utf8(std::string& out, char32_t cp);
+
 // Replaces every ill-formed sequence with U+FFFD (maximal-subpart rule, as Python and HF do).
 std::string sanitize_utf8(std::string_view s);
 

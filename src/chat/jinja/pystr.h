@@ -8,12 +8,14 @@
 #include <string_view>
 #include <vector>
 
+#include "util/utf8.h"
+
 namespace lmserve::chat::jinja::pystr {
 
 // Code points of s; ill-formed bytes decode to U+FFFD (Python strings cannot hold them).
 std::u32string decode(std::string_view s);
 std::string encode(std::u32string_view s);
-void append_utf8(std::string& out, char32_t cp);
+using util::append_utf8;
 
 // len(s) in code points.
 std::size_t length(std::string_view s);
