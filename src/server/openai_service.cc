@@ -228,6 +228,23 @@ net::awaitable<void> OpenAiService::detokenize(HttpExchange& exchange) {
   co_await exchange.respond(http::status::ok, std::move(response));
 }
 
+OpenAiService::Job OpenAiService::make_job(bool chat, std::vector<std::int32_t> prompt,
+                                           CommonParams& common) const {
+  Job job;
+  job.chat = chat;
+  job.meta = {(chat ? "chatcmpl-" : "cmpl-") + new_uuid4(), unix_now(),
+              response_model(common.model)};
+  job.prompt_tokens = static_cast<int>(prompt.size());
+  job.request.max_tokens =
+      fit_context(job.prompt_tokens, common.max_tokens, chat ? "messages" : "prompt");
+  job.request.prompt = std::move(prompt);
+  job.request.sampling = common.sampling;
+  job.request.stop = std::move(common.stop);
+  job.stream = common.stream;
+  job.include_usage = common.include_usage;
+  return job;
+}
+
 net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {
   std::string_view body = co_await exchange.read_body();
   ChatRequest request = parse_chat_request(parse_json_body(body), options_.defaults);
@@ -257,17 +274,7 @@ net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {
     throw ApiError::invalid_request("invalid_value", "messages", "The rendered prompt is empty");
   }
 
-  Job job;
-  job.chat = true;
-  job.meta = {"chatcmpl-" + new_uuid4(), unix_now(), response_model(request.common.model)};
-  job.prompt_tokens = static_cast<int>(ids.size());
-  job.request.max_tokens = fit_context(job.prompt_tokens, request.common.max_tokens, "messages");
-  job.request.prompt = std::move(ids);
-  job.request.sampling = request.common.sampling;
-  job.request.stop = std::move(request.common.stop);
-  job.stream = request.common.stream;
-  job.include_usage = request.common.include_usage;
-  co_await generate(exchange, std::move(job));
+  co_await generate(exchange, make_job(/*chat=*/true, std::move(ids), request.common));
 }
 
 net::awaitable<void> OpenAiService::completions(HttpExchange& exchange) {
@@ -287,17 +294,7 @@ net::awaitable<void> OpenAiService::completions(HttpExchange& exchange) {
   if (ids.empty())
     throw ApiError::invalid_request("invalid_value", "prompt", "'prompt' must not be empty");
 
-  Job job;
-  job.chat = false;
-  job.meta = {"cmpl-" + new_uuid4(), unix_now(), response_model(request.common.model)};
-  job.prompt_tokens = static_cast<int>(ids.size());
-  job.request.max_tokens = fit_context(job.prompt_tokens, request.common.max_tokens, "prompt");
-  job.request.prompt = std::move(ids);
-  job.request.sampling = request.common.sampling;
-  job.request.stop = std::move(request.common.stop);
-  job.stream = request.common.stream;
-  job.include_usage = request.common.include_usage;
-  co_await generate(exchange, std::move(job));
+  co_await generate(exchange, make_job(/*chat=*/false, std::move(ids), request.common));
 }
 
 static ApiError shutting_down_error() {

@@ -58,6 +58,8 @@ class OpenAiService {
   net::awaitable<void> generate_full(HttpExchange& exchange, Job& job, EventChannel& channel);
   net::awaitable<void> generate_stream(HttpExchange& exchange, Job& job, EventChannel& channel,
                                        engine::RequestHandle& handle);
+  // The engine request and response metadata shared by both generation endpoints.
+  Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
   void check_model(const std::optional<std::string>& requested) const;
   int fit_context(int prompt_tokens, int max_tokens, const char* param) const;
 
