@@ -4,7 +4,6 @@
 #include "formats/gguf.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -16,6 +15,7 @@
 #include "formats/safetensors.h"
 #include "formats/tensor_store.h"
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace lmserve::formats {
@@ -24,30 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 using lmserve::testing::fixture;
 using lmserve::testing::read_json;
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("lmserve_gguf_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using lmserve::testing::TempDir;
+using lmserve::testing::write_file;
 
 std::string read_bytes(const fs::path& p) { return lmserve::testing::read_file(p); }
 
@@ -104,7 +82,7 @@ class GgufFiles : public ::testing::Test {
  protected:
   fs::path write(const std::string& bytes) {
     auto p = dir_.path() / ("f" + std::to_string(n_++) + ".gguf");
-    write_bytes(p, bytes);
+    write_file(p, bytes);
     return p;
   }
   // Opening `bytes` must fail with a FileError whose message contains `needle`.
@@ -500,7 +478,7 @@ TEST_F(GgufFiles, EveryTruncationIsAFileError) {
   const auto p = dir_.path() / "cut.gguf";
   int failures = 0;
   for (std::size_t n : cuts) {
-    write_bytes(p, full.substr(0, n));
+    write_file(p, full.substr(0, n));
     try {
       GgufFile f(p);
       ++failures;
@@ -528,7 +506,7 @@ TEST_F(GgufFiles, RandomHeaderCorruptionIsHandled) {
     for (int k = 0; k < flips; ++k) {
       bytes[rng() % header] = static_cast<char>(rng() % 256);
     }
-    write_bytes(p, bytes);
+    write_file(p, bytes);
     try {
       GgufFile f(p);
       ++parsed;

@@ -3,7 +3,6 @@
 #include "formats/safetensors.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -12,36 +11,15 @@
 #include <vector>
 
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace lmserve::formats {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("lmserve_formats_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using lmserve::testing::TempDir;
+using lmserve::testing::write_file;
 
 std::string le64(std::uint64_t v) {
   std::string s(8, '\0');
@@ -66,7 +44,7 @@ class Safetensors : public ::testing::Test {
  protected:
   fs::path write(const std::string& bytes, const std::string& name = "model.safetensors") {
     auto p = dir_.path() / name;
-    write_bytes(p, bytes);
+    write_file(p, bytes);
     return p;
   }
 

@@ -1,7 +1,6 @@
 // Model::load on synthetic checkpoints written to a temp dir: F16/BF16 weights and shards
 // agree with F32, and every malformed input is a FileError with a useful message.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -14,37 +13,16 @@
 
 #include "kernels/convert.h"
 #include "model/model.h"
+#include "support/temp_dir.h"
 #include "util/error.h"
 
 namespace lmserve::model {
 namespace {
 
 namespace fs = std::filesystem;
+using lmserve::testing::TempDir;
+using lmserve::testing::write_file;
 using nlohmann::json;
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("lmserve_model_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_text(const fs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(s.data(), static_cast<std::streamsize>(s.size()));
-}
 
 struct Tensor {
   std::vector<std::int64_t> shape;
@@ -130,7 +108,7 @@ void write_safetensors(const fs::path& path, const std::map<std::string, Tensor>
   if (!aligned) h += ' ';  // header length 8k+1 + 8 bytes => data starts at an odd address
   std::uint64_t len = h.size();
   std::string out(reinterpret_cast<const char*>(&len), 8);
-  write_text(path, out + h + data);
+  write_file(path, out + h + data);
 }
 
 std::vector<float> run(const fs::path& dir, const std::vector<std::int32_t>& prompt) {
@@ -148,7 +126,7 @@ class Loader : public ::testing::Test {
  protected:
   void write_model(const json& config, const std::map<std::string, Tensor>& w,
                    const std::string& dtype = "F32") {
-    write_text(dir_.path() / "config.json", config.dump());
+    write_file(dir_.path() / "config.json", config.dump());
     write_safetensors(dir_.path() / "model.safetensors", w, dtype);
   }
 
@@ -174,7 +152,7 @@ TEST_F(Loader, F16Bf16AndShardedAgreeWithF32) {
   auto ref = run(dir_.path(), prompt_);
   for (const char* dtype : {"F16", "BF16"}) {
     TempDir other;
-    write_text(other.path() / "config.json", tiny_config().dump());
+    write_file(other.path() / "config.json", tiny_config().dump());
     write_safetensors(other.path() / "model.safetensors", w, dtype);
     auto got = run(other.path(), prompt_);
     for (int i = 0; i < kVocab; ++i)
@@ -183,7 +161,7 @@ TEST_F(Loader, F16Bf16AndShardedAgreeWithF32) {
   }
   // Sharded: split the tensors over two files and an index; and misaligned data.
   TempDir sharded;
-  write_text(sharded.path() / "config.json", tiny_config().dump());
+  write_file(sharded.path() / "config.json", tiny_config().dump());
   std::map<std::string, Tensor> a, b;
   json map = json::object();
   int i = 0;
@@ -196,7 +174,7 @@ TEST_F(Loader, F16Bf16AndShardedAgreeWithF32) {
                     /*aligned=*/false);
   write_safetensors(sharded.path() / "model-00002-of-00002.safetensors", b, "F32",
                     /*aligned=*/false);
-  write_text(sharded.path() / "model.safetensors.index.json", json{{"weight_map", map}}.dump());
+  write_file(sharded.path() / "model.safetensors.index.json", json{{"weight_map", map}}.dump());
   auto got = run(sharded.path(), prompt_);
   for (int j = 0; j < kVocab; ++j)
     EXPECT_NEAR(got[static_cast<std::size_t>(j)], ref[static_cast<std::size_t>(j)], 1e-4);
@@ -218,9 +196,9 @@ TEST_F(Loader, MissingLmHeadMeansTied) {
 
 TEST_F(Loader, RejectsMissingFiles) {
   expect_load_error({"no config.json"});
-  write_text(dir_.path() / "config.json", tiny_config().dump());
+  write_file(dir_.path() / "config.json", tiny_config().dump());
   expect_load_error({"no model.safetensors"});
-  write_text(dir_.path() / "model.safetensors", "short");
+  write_file(dir_.path() / "model.safetensors", "short");
   expect_load_error({"shorter than the 8-byte header length"});
 }
 
@@ -261,7 +239,7 @@ TEST_F(Loader, RejectsNonFloatDtype) {
   std::string h = header.dump();
   while (h.size() % 8 != 0) h += ' ';
   std::uint64_t len = h.size();
-  write_text(dir_.path() / "model.safetensors",
+  write_file(dir_.path() / "model.safetensors",
              std::string(reinterpret_cast<const char*>(&len), 8) + h + data);
   expect_load_error({"model.layers.0.mlp.gate_proj.weight", "dtype U8"});
 }
@@ -280,10 +258,10 @@ TEST_F(Loader, RejectsBadConfigValues) {
   bad("num_attention_heads", -2, {"num_attention_heads"});
   bad("intermediate_size", "24", {"intermediate_size", "must be an integer"});
   bad("model_type", "bert", {"unsupported model_type \"bert\""});
-  write_text(dir_.path() / "config.json", "{\"model_type\": \"llama\",");
+  write_file(dir_.path() / "config.json", "{\"model_type\": \"llama\",");
   expect_load_error({"config.json", "invalid JSON"});
-  write_text(dir_.path() / "config.json", tiny_config().dump());
-  write_text(dir_.path() / "generation_config.json", "[]");
+  write_file(dir_.path() / "config.json", tiny_config().dump());
+  write_file(dir_.path() / "generation_config.json", "[]");
   expect_load_error({"generation_config.json", "not a JSON object"});
 }
 
