@@ -24,11 +24,12 @@ export function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 
-// Starts `lmserve --model <modelDir> --port 0` and resolves once it prints its address.
-export async function startServer(extraArgs = [], { timeoutMs = 60_000 } = {}) {
+// Starts `lmserve --model <model> --port 0` (the model directory unless told) and resolves
+// once it prints its address.
+export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = modelDir } = {}) {
   if (!existsSync(bin)) throw new Error(`lmserve binary not found at ${bin} (set LMSERVE_BIN)`);
-  if (!existsSync(modelDir)) throw new Error(`model directory not found: ${modelDir}`);
-  const child = spawn(bin, ['--model', modelDir, '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
+  if (!existsSync(model)) throw new Error(`model not found: ${model}`);
+  const child = spawn(bin, ['--model', model, '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
