@@ -570,11 +570,13 @@ net::awaitable<void> HttpServer::session(tcp::socket socket) {
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   // Read (and drop) what the client may still be sending, e.g. the rest of a refused body,
   // for a moment: closing with unread input would reset the connection and could destroy
-  // the response before the client read it.
-  char scratch[4096];
+  // the response before the client read it. Bounded in time and bytes (a body one limit
+  // long, plus slack), so a client that never stops sending costs at most two seconds.
+  char scratch[16384];
   std::size_t drained = 0;
+  const std::size_t drain_limit = options_.max_body_bytes + (1u << 20);
   stream.expires_after(std::chrono::seconds(2));
-  while (!ec && drained < (1u << 20)) {
+  while (!ec && drained < drain_limit) {
     drained += co_await stream.async_read_some(net::buffer(scratch),
                                                net::redirect_error(kUseAwaitable, ec));
   }
