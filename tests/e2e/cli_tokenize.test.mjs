@@ -66,3 +66,14 @@ test('detokenize rejects ids outside the vocabulary with exit code 2', async () 
     return true;
   });
 });
+
+test('tokenize reads a vocab-only GGUF (llama.cpp test vectors, no special tokens)', async () => {
+  const vocab = path.join(fixtures, 'vocab', 'ggml-vocab-llama-bpe.gguf');
+  const inputs = readFileSync(`${vocab}.inp`, 'utf8').split('\n__ggml_vocab_test__\n');
+  const outputs = readFileSync(`${vocab}.out`, 'utf8').split('\n');
+  for (const i of [0, 1, 5]) {
+    const ids = JSON.parse(await tokenize(vocab, '--no-special', '--', inputs[i]));
+    assert.deepEqual(ids, outputs[i].trim().split(/\s+/).filter(Boolean).map(Number), JSON.stringify(inputs[i]));
+  }
+});
+
