@@ -349,6 +349,13 @@ json normalize_tool_calls(const json& calls, const std::string& param) {
         if (args.is_string()) {
           const std::string& text = args.get_ref<const std::string&>();
           bool blank = text.find_first_not_of(" \t\r\n") == std::string::npos;
+          // The body's nesting bound does not see inside this string; copying or printing
+          // a value nested deeper (templates do both) would recurse off the stack.
+          if (!util::json_nesting_within(text, kMaxJsonDepth)) {
+            fail("invalid_value", ap,
+                 "'" + ap + "' is nested deeper than " + std::to_string(kMaxJsonDepth) +
+                     " levels");
+          }
           json parsed = blank ? json::object() : json::parse(text, nullptr, false);
           if (parsed.is_discarded()) fail("invalid_value", ap, "'" + ap + "' is not valid JSON");
           args = std::move(parsed);

@@ -11,6 +11,10 @@ namespace lmserve::tokenizer::detail {
 
 void Vocabulary::add(std::string_view token, std::int32_t id) {
   if (id < 0) throw FileError("tokenizer.json: vocab entry with a negative id");
+  if (id > kMaxTokenId) {
+    throw FileError("tokenizer.json: vocab id " + std::to_string(id) + " is above the limit of " +
+                    std::to_string(kMaxTokenId));
+  }
   const auto i = static_cast<std::size_t>(id);
   if (i >= by_id_.size()) {
     by_id_.resize(i + 1);

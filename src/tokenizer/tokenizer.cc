@@ -7,6 +7,7 @@
 #include "tokenizer/json_util.h"
 #include "tokenizer/model_json.h"
 #include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/vocabulary.h"
 #include "util/error.h"
 #include "util/text_file.h"
 #include "util/utf8.h"
@@ -25,7 +26,7 @@ json read_json_file(const fs::path& path) {
   }
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e999
     throw FileError(path.string() + " is not valid JSON: " + e.what());
   }
 }
@@ -114,8 +115,9 @@ Tokenizer Tokenizer::load(const fs::path& path) {
         detail::AddedToken token;
         token.content = detail::json_string(entry, "content", "added token");
         const long long id = detail::json_int(entry, "id", -1);
-        if (id < 0 || id > INT32_MAX)
-          throw FileError("tokenizer.json: added token without a valid id");
+        if (id < 0 || id > detail::kMaxTokenId)
+          throw FileError("tokenizer.json: added token without a valid id (0 to " +
+                          std::to_string(detail::kMaxTokenId) + ")");
         token.id = static_cast<std::int32_t>(id);
         token.special = detail::json_bool(entry, "special", false);
         token.lstrip = detail::json_bool(entry, "lstrip", false);

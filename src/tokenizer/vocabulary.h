@@ -12,9 +12,13 @@
 
 namespace lmserve::tokenizer::detail {
 
+// Largest token id a tokenizer.json may use. Tables are indexed by id, so one stray id of
+// 2^31 - 1 would cost tens of GB; real vocabularies stay under a million ids.
+inline constexpr std::int32_t kMaxTokenId = (1 << 22) - 1;
+
 class Vocabulary {
  public:
-  // Throws FileError when an id is negative or repeated.
+  // Throws FileError when an id is negative, above kMaxTokenId or repeated.
   void add(std::string_view token, std::int32_t id);
   std::optional<std::int32_t> find(std::string_view token) const { return by_token_.find(token); }
   // `hash` is hash_bytes(token), for callers that look the same string up more than once.

@@ -416,6 +416,28 @@ TEST(Messages, ToolCallArgumentsAreDecoded) {
   expect_chat_error({{"messages", bad}}, "invalid_type", "messages[0].tool_calls");
 }
 
+// Found by fuzz_request: the body's nesting bound cannot see inside the arguments string, and
+// a value decoded from it nested 200k deep overflowed the stack when the chat formatter
+// copied it into the template context.
+TEST(Messages, DeeplyNestedToolCallArgumentsAreRefused) {
+  const auto call = [](const std::string& arguments) {
+    return json::array({{{"role", "assistant"},
+                         {"content", nullptr},
+                         {"tool_calls",
+                          {{{"id", "call_1"},
+                            {"type", "function"},
+                            {"function", {{"name", "f"}, {"arguments", arguments}}}}}}}});
+  };
+  const int deep = 200000;
+  expect_chat_error({{"messages", call(std::string(deep, '[') + std::string(deep, ']'))}},
+                    "invalid_value", "messages[0].tool_calls[0].function.arguments");
+  // Nesting up to the body's own bound is still accepted.
+  json out = normalize_messages(
+      call(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')));
+  const json copy = out;  // copies recurse: this is what the deep value broke
+  EXPECT_EQ(copy[0]["tool_calls"][0]["function"]["arguments"].size(), 1u);
+}
+
 TEST(ParseChat, RoleMappingToolsAndTemplateKwargs) {
   expect_chat_error(chat_body({{"role_mapping", "x"}}), "invalid_type", "role_mapping");
   expect_chat_error(chat_body({{"role_mapping", {{"user", 1}}}}), "invalid_type",

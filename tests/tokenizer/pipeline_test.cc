@@ -319,6 +319,31 @@ TEST(TokenizerErrors, UnsupportedPartsAreNamed) {
   EXPECT_THROW(Tokenizer::load(dir), FileError);
 }
 
+// Found by fuzz_tokenizer_json: a number too large for a double escaped as nlohmann's
+// out_of_range instead of a FileError.
+TEST(TokenizerErrors, NumberOverflowIsAFileError) {
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "lmserve_tok_overflow";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "BPE", "vocab": {"a": 1E99999}}})";
+  EXPECT_THROW(Tokenizer::load(dir), FileError);
+}
+
+// Tables are indexed by id: one huge id must be refused, not turned into a 64 GB allocation.
+TEST(TokenizerErrors, HugeTokenIdsAreFileErrors) {
+  json added = tokenizer_json(bpe({"a", "b"}, {}));
+  added["added_tokens"] = {{{"id", 2000000000}, {"content", "<x>"}, {"special", true}}};
+  EXPECT_THROW(load(added), FileError);
+  added["added_tokens"][0]["id"] = INT32_MAX;  // id + 1 would overflow, too
+  EXPECT_THROW(load(added), FileError);
+  json vocab = tokenizer_json(bpe({"a", "b"}, {}));
+  vocab["model"]["vocab"]["c"] = 2000000000;
+  EXPECT_THROW(load(vocab), FileError);
+  // Sparse but sane ids still load.
+  added["added_tokens"][0]["id"] = 300000;
+  const Tokenizer tok = load(added);
+  EXPECT_EQ(tok.encode("a<x>b", false), (Ids{0, 300000, 1}));
+}
+
 TEST(TokenizerRegex, OnigurumaWhitespaceAndWordClasses) {
   using detail::Regex;
   auto count = [](const std::string& pattern, const std::string& text) {
