@@ -85,9 +85,10 @@ RenderedPrompt ChatFormatter::render(const ChatPromptInput& input) const {
     const std::string stop = lookup(mapping, "stop");
     if (input.messages.is_array()) {
       for (const auto& message : input.messages) {
-        std::string role = message.is_object() && message.contains("role") && message["role"].is_string()
-                               ? message["role"].get<std::string>()
-                               : std::string();
+        std::string role =
+            message.is_object() && message.contains("role") && message["role"].is_string()
+                ? message["role"].get<std::string>()
+                : std::string();
         prompt += lookup(mapping, role);
         prompt += message.is_object() ? content_text(message) : std::string();
         prompt += stop;
@@ -117,9 +118,9 @@ RenderedPrompt ChatFormatter::render(const ChatPromptInput& input) const {
   } catch (const jinja::TemplateRaised& e) {
     throw ApiError::invalid_request("template_error", "messages", e.what());
   } catch (const jinja::TemplateRenderError& e) {
-    throw ApiError::invalid_request("template_error", "messages",
-                                    std::string("chat template failed: ") + e.kind_name() + ": " +
-                                        e.what());
+    throw ApiError::invalid_request(
+        "template_error", "messages",
+        std::string("chat template failed: ") + e.kind_name() + ": " + e.what());
   }
 }
 

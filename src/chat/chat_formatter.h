@@ -4,10 +4,9 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 namespace lmserve::tokenizer {
 class Tokenizer;
@@ -29,7 +28,7 @@ struct ChatPromptInput {
   // Request role_mapping (replaces the default wholesale, mlx semantics); only used when
   // the model has no chat template.
   std::optional<std::map<std::string, std::string>> role_mapping;
-  nlohmann::ordered_json tools;  // null = none
+  nlohmann::ordered_json tools;                                               // null = none
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // extra variables
   bool add_generation_prompt = true;
 };

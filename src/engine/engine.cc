@@ -15,10 +15,14 @@ namespace lmserve::engine {
 
 const char* to_string(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
-    case FinishReason::kError: return "error";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
   }
   return "error";
 }
@@ -132,7 +136,8 @@ void Engine::State::run() {
         std::unique_lock lock(mutex);
         wake.wait(lock, [&] { return stopping || !pending.empty() || !active.empty(); });
         if (stopping) break;
-        while (!pending.empty() && active.size() < static_cast<std::size_t>(options.max_sequences)) {
+        while (!pending.empty() &&
+               active.size() < static_cast<std::size_t>(options.max_sequences)) {
           active.push_back(std::move(pending.front()));
           pending.pop_front();
         }
@@ -174,7 +179,8 @@ void Engine::State::advance(Sequence& seq) {
         std::min<std::size_t>(prompt.size() + static_cast<std::size_t>(seq.request.max_tokens),
                               static_cast<std::size_t>(n_ctx)));
     seq.cache = model.new_cache(capacity);
-    seq.sink({.kind = GenerationEvent::Kind::kProgress, .prompt_processed = 0,
+    seq.sink({.kind = GenerationEvent::Kind::kProgress,
+              .prompt_processed = 0,
               .prompt_total = static_cast<int>(prompt.size())});
   }
   if (seq.prefilled < prompt.size()) {
@@ -230,9 +236,9 @@ void Engine::State::finish(Sequence& seq, FinishReason reason) {
             .finish_reason = reason,
             .usage = {.prompt_tokens = static_cast<int>(seq.request.prompt.size()),
                       .completion_tokens = seq.generated},
-            .completion_ids = {seq.tokens.begin() + static_cast<std::ptrdiff_t>(
-                                                        seq.request.prompt.size()),
-                               seq.tokens.end()}});
+            .completion_ids = {
+                seq.tokens.begin() + static_cast<std::ptrdiff_t>(seq.request.prompt.size()),
+                seq.tokens.end()}});
 }
 
 void Engine::State::fail(Sequence& seq, const std::string& message) {

@@ -27,8 +27,8 @@ const char* to_string(FinishReason reason);  // "stop", "length", "cancelled", "
 struct GenerationRequest {
   std::vector<std::int32_t> prompt;  // non-empty, ids in range (callers validate)
   SamplingParams sampling;
-  int max_tokens = 100;              // >= 1
-  std::vector<std::string> stop;     // text-level stop strings (empty strings are ignored)
+  int max_tokens = 100;           // >= 1
+  std::vector<std::string> stop;  // text-level stop strings (empty strings are ignored)
 };
 
 struct Usage {
@@ -42,13 +42,13 @@ struct Usage {
 struct GenerationEvent {
   enum class Kind { kProgress, kText, kFinished, kFailed };
   Kind kind;
-  std::string text;               // kText: visible text (stop strings already removed)
-  int prompt_processed = 0;       // kProgress
-  int prompt_total = 0;           // kProgress
+  std::string text;          // kText: visible text (stop strings already removed)
+  int prompt_processed = 0;  // kProgress
+  int prompt_total = 0;      // kProgress
   FinishReason finish_reason = FinishReason::kStop;  // kFinished
-  Usage usage;                    // kFinished
-  std::vector<std::int32_t> completion_ids;  // kFinished: every sampled id, in order
-  std::string error;              // kFailed: message for the client
+  Usage usage;                                       // kFinished
+  std::vector<std::int32_t> completion_ids;          // kFinished: every sampled id, in order
+  std::string error;                                 // kFailed: message for the client
 };
 
 using EventSink = std::function<void(const GenerationEvent&)>;
@@ -65,8 +65,8 @@ class RequestHandle {
 };
 
 struct EngineOptions {
-  int max_sequences = 32;          // sequences decoded concurrently (--decode-concurrency)
-  int prefill_step_size = 2048;    // prompt tokens evaluated per step (--prefill-step-size)
+  int max_sequences = 32;        // sequences decoded concurrently (--decode-concurrency)
+  int prefill_step_size = 2048;  // prompt tokens evaluated per step (--prefill-step-size)
   std::vector<std::int32_t> extra_eos_ids;  // added to the model's and tokenizer's EOS set
 };
 

@@ -23,7 +23,8 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const std::int3
   std::unordered_set<std::int32_t> seen;
   for (std::size_t i = history.size() - window; i < history.size(); ++i) {
     std::int32_t id = history[i];
-    if (id < 0 || static_cast<std::size_t>(id) >= logits.size() || !seen.insert(id).second) continue;
+    if (id < 0 || static_cast<std::size_t>(id) >= logits.size() || !seen.insert(id).second)
+      continue;
     float& l = logits[static_cast<std::size_t>(id)];
     l = l > 0 ? l / penalty : l * penalty;
   }
@@ -88,7 +89,8 @@ std::int32_t Sampler::sample(std::span<float> logits, std::span<const std::int32
   }
   double total = 0.0;
   for (std::size_t i = 0; i < kept; ++i) {
-    total += std::exp(static_cast<double>(logits[static_cast<std::size_t>(order_[i])] * inv_t - best));
+    total +=
+        std::exp(static_cast<double>(logits[static_cast<std::size_t>(order_[i])] * inv_t - best));
   }
   double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
   for (std::size_t i = 0; i < kept; ++i) {

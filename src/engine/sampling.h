@@ -10,13 +10,13 @@
 namespace lmserve::engine {
 
 struct SamplingParams {
-  float temperature = 1.0f;            // 0 = greedy (every other field but penalties ignored)
-  float top_p = 1.0f;                  // (0,1) filters; 1 = off; 0 = keep only the best token
-  int top_k = 0;                       // 0 (or >= vocab) = off
-  float min_p = 0.0f;                  // 0 = off
-  float repetition_penalty = 1.0f;     // 0 or 1 = off
-  int repetition_context_size = 20;    // window (prompt + generated) for the penalty
-  std::optional<std::uint64_t> seed;   // none = seeded from std::random_device
+  float temperature = 1.0f;           // 0 = greedy (every other field but penalties ignored)
+  float top_p = 1.0f;                 // (0,1) filters; 1 = off; 0 = keep only the best token
+  int top_k = 0;                      // 0 (or >= vocab) = off
+  float min_p = 0.0f;                 // 0 = off
+  float repetition_penalty = 1.0f;    // 0 or 1 = off
+  int repetition_context_size = 20;   // window (prompt + generated) for the penalty
+  std::optional<std::uint64_t> seed;  // none = seeded from std::random_device
 };
 
 class Sampler {

@@ -35,7 +35,8 @@ StopMatcher::Result StopMatcher::push(std::string_view text) {
   for (const auto& stop : stops_) {
     std::size_t max_len = std::min(stop.size() - 1, held_.size());
     for (std::size_t len = max_len; len > hold; --len) {
-      if (std::string_view(held_).substr(held_.size() - len) == std::string_view(stop).substr(0, len)) {
+      if (std::string_view(held_).substr(held_.size() - len) ==
+          std::string_view(stop).substr(0, len)) {
         hold = len;
         break;
       }

@@ -353,8 +353,7 @@ json normalize_tool_calls(const json& calls, const std::string& param) {
           // a value nested deeper (templates do both) would recurse off the stack.
           if (!util::json_nesting_within(text, kMaxJsonDepth)) {
             fail("invalid_value", ap,
-                 "'" + ap + "' is nested deeper than " + std::to_string(kMaxJsonDepth) +
-                     " levels");
+                 "'" + ap + "' is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
           }
           json parsed = blank ? json::object() : json::parse(text, nullptr, false);
           if (parsed.is_discarded()) fail("invalid_value", ap, "'" + ap + "' is not valid JSON");

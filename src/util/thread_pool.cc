@@ -6,7 +6,8 @@
 namespace lmserve::util {
 
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n_threads <= 0)
+    n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
@@ -20,7 +21,8 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::parallel_for(std::size_t n, const std::function<void(std::size_t, std::size_t)>& fn,
+void ThreadPool::parallel_for(std::size_t n,
+                              const std::function<void(std::size_t, std::size_t)>& fn,
                               std::size_t min_chunk) {
   if (n == 0) return;
   min_chunk = std::max<std::size_t>(1, min_chunk);
@@ -66,7 +68,8 @@ void ThreadPool::worker_loop(int /*index*/) {
   std::size_t seen_generation = 0;
   std::unique_lock lock(mutex_);
   while (true) {
-    work_ready_.wait(lock, [&] { return stopping_ || (job_ != nullptr && generation_ != seen_generation); });
+    work_ready_.wait(
+        lock, [&] { return stopping_ || (job_ != nullptr && generation_ != seen_generation); });
     if (stopping_) return;
     seen_generation = generation_;
     while (job_ != nullptr && next_chunk_ < job_chunks_) run_chunk(lock, next_chunk_++);

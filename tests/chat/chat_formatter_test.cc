@@ -47,7 +47,8 @@ TEST(ChatFormatterFallback, RequestMappingReplacesTheDefaultWholesale) {
   input.role_mapping = std::map<std::string, std::string>{{"user", "<u>"}, {"stop", " |\n"}};
   // No "system"/"assistant" keys: those prefixes become "", and no assistant cue is appended;
   // trailing whitespace (" |\n") is stripped at the end.
-  EXPECT_EQ(formatter.render(input).text, "Be brief. |\n<u>Hi |\nHello! |\n<u>Capital of France? |");
+  EXPECT_EQ(formatter.render(input).text,
+            "Be brief. |\n<u>Hi |\nHello! |\n<u>Capital of France? |");
 
   input.role_mapping = std::map<std::string, std::string>{};
   EXPECT_EQ(formatter.render(input).text, "Be brief.HiHello!Capital of France?");
@@ -84,7 +85,8 @@ TEST(ChatFormatterTemplate, PassesTransformersVariables) {
 }
 
 TEST(ChatFormatterTemplate, TokensTheTokenizerLacksAreUndefined) {
-  ChatFormatter formatter(std::string("[{{ bos_token is defined }}{{ bos_token }}]"), "", "<|im_end|>");
+  ChatFormatter formatter(std::string("[{{ bos_token is defined }}{{ bos_token }}]"), "",
+                          "<|im_end|>");
   EXPECT_EQ(formatter.render(ChatPromptInput{}).text, "[False]");
 }
 
@@ -108,7 +110,8 @@ TEST(ChatFormatterTemplate, TemplateErrorsBecomeInvalidRequest) {
     ADD_FAILURE() << "no error";
   } catch (const ApiError& e) {
     EXPECT_EQ(e.code(), "template_error");
-    EXPECT_NE(std::string(e.what()).find("can only concatenate str (not \"int\") to str"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("can only concatenate str (not \"int\") to str"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -119,8 +122,10 @@ TEST(ChatFormatterTemplate, UnparsableTemplateIsAFileError) {
 
 TEST(ChatFormatterTemplate, RealTemplateMatchesPythonRendering) {
   // Qwen3's template with the fixture's system_multi_turn and thinking-enabled conversations.
-  std::string source = lmserve::testing::read_file(lmserve::testing::fixture("templates/Qwen-Qwen3-0.6B.jinja"));
-  json conversations = lmserve::testing::read_json(lmserve::testing::fixture("templates/conversations.json"));
+  std::string source =
+      lmserve::testing::read_file(lmserve::testing::fixture("templates/Qwen-Qwen3-0.6B.jinja"));
+  json conversations =
+      lmserve::testing::read_json(lmserve::testing::fixture("templates/conversations.json"));
   ChatFormatter formatter(source, "", "<|im_end|>");
   for (int n : {1, 5, 6}) {
     SCOPED_TRACE(n);
@@ -139,11 +144,12 @@ TEST(ChatFormatterTokenizer, UsesTheTokenizersTemplateAndTokens) {
   ChatFormatter formatter(tok);
   ASSERT_TRUE(formatter.has_template());
   EXPECT_EQ(formatter.template_source(), tok.chat_template());
-  json conversations = lmserve::testing::read_json(lmserve::testing::fixture("templates/conversations.json"));
+  json conversations =
+      lmserve::testing::read_json(lmserve::testing::fixture("templates/conversations.json"));
   ChatPromptInput input;
   input.messages = conversations[1]["messages"];
-  EXPECT_EQ(formatter.render(input).text,
-            lmserve::testing::read_file(lmserve::testing::fixture("templates/Qwen-Qwen3-0.6B.expected.1.txt")));
+  EXPECT_EQ(formatter.render(input).text, lmserve::testing::read_file(lmserve::testing::fixture(
+                                              "templates/Qwen-Qwen3-0.6B.expected.1.txt")));
 
   auto llama = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/llama3"));
   ChatFormatter llama_formatter(llama);
@@ -164,7 +170,8 @@ TEST(ChatFormatterTokenizer, OverrideAndFallback) {
   EXPECT_EQ(prompt.text, "USER: Hi\nASSISTANT:");
   EXPECT_TRUE(prompt.add_special_tokens);
 
-  ChatFormatter overridden(mistral, std::string("{{ bos_token }}[INST] {{ messages[0].content }} [/INST]"));
+  ChatFormatter overridden(mistral,
+                           std::string("{{ bos_token }}[INST] {{ messages[0].content }} [/INST]"));
   ASSERT_TRUE(overridden.has_template());
   EXPECT_EQ(overridden.render(input).text, "<s>[INST] Hi [/INST]");
 }

@@ -3,9 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <ctime>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "chat/jinja/template.h"
 #include "support/fixtures.h"
@@ -44,7 +43,8 @@ ordered_json make_context(const ordered_json& conversation, const ordered_json& 
   ctx["documents"] =
       conversation.contains("documents") ? conversation["documents"] : ordered_json(nullptr);
   ctx["add_generation_prompt"] = conversation.at("add_generation_prompt");
-  for (auto it = special_tokens.begin(); it != special_tokens.end(); ++it) ctx[it.key()] = it.value();
+  for (auto it = special_tokens.begin(); it != special_tokens.end(); ++it)
+    ctx[it.key()] = it.value();
   if (conversation.contains("kwargs")) {
     for (auto it = conversation["kwargs"].begin(); it != conversation["kwargs"].end(); ++it) {
       ctx[it.key()] = it.value();
@@ -72,7 +72,8 @@ TEST(JinjaFixtures, EveryTemplateAndConversationMatchesPythonJinja2) {
   for (auto it = manifest.at("templates").begin(); it != manifest.at("templates").end(); ++it) {
     const std::string name = it.key();
     const ordered_json& entry = it.value();
-    std::string source = lmserve::testing::read_file(lmserve::testing::fixture("templates/" + name + ".jinja"));
+    std::string source =
+        lmserve::testing::read_file(lmserve::testing::fixture("templates/" + name + ".jinja"));
     std::unique_ptr<Template> tmpl;
     try {
       tmpl = std::make_unique<Template>(source);
@@ -113,7 +114,8 @@ TEST(JinjaFixtures, EveryTemplateAndConversationMatchesPythonJinja2) {
           ++errors_ok;
           ++error_messages_exact;
         } else {
-          ADD_FAILURE() << label << ": raised '" << e.what() << "', want " << want_type << ": " << want_msg;
+          ADD_FAILURE() << label << ": raised '" << e.what() << "', want " << want_type << ": "
+                        << want_msg;
         }
       } catch (const TemplateRenderError& e) {
         if (want_type == e.kind_name()) {
@@ -126,8 +128,9 @@ TEST(JinjaFixtures, EveryTemplateAndConversationMatchesPythonJinja2) {
       }
     }
   }
-  std::printf("renders: %d/%d byte-exact; errors: %d/%d raised with the same type (%d same message)\n",
-              renders_ok, renders, errors_ok, errors, error_messages_exact);
+  std::printf(
+      "renders: %d/%d byte-exact; errors: %d/%d raised with the same type (%d same message)\n",
+      renders_ok, renders, errors_ok, errors, error_messages_exact);
   EXPECT_EQ(renders, manifest.at("counts").at("renders").get<int>());
   EXPECT_EQ(errors, manifest.at("counts").at("errors").get<int>());
   EXPECT_EQ(renders_ok, renders);

@@ -26,7 +26,8 @@ class Collector {
       std::lock_guard lock(mutex_);
       if (ev.kind == GenerationEvent::Kind::kText) text_ += ev.text;
       if (ev.kind == GenerationEvent::Kind::kText) ++text_events_;
-      if (ev.kind == GenerationEvent::Kind::kFinished || ev.kind == GenerationEvent::Kind::kFailed) {
+      if (ev.kind == GenerationEvent::Kind::kFinished ||
+          ev.kind == GenerationEvent::Kind::kFailed) {
         end_ = ev;
         cv_.notify_all();
       }
@@ -77,7 +78,7 @@ class EngineTest : public ::testing::Test {
   // Greedy ids expected under the HF stop rule (id 1 is an ordinary token).
   static std::vector<std::int32_t> expected_ids(const nlohmann::json& c) {
     const auto& ids = c.contains("output_ids_ignoring_bos_stop") ? c["output_ids_ignoring_bos_stop"]
-                                                                  : c["output_ids"];
+                                                                 : c["output_ids"];
     return ids.get<std::vector<std::int32_t>>();
   }
 
@@ -115,9 +116,9 @@ TEST_F(EngineTest, GreedyMatchesLlama2cForEveryCaseWhileRunningConcurrently) {
     EXPECT_EQ(end.finish_reason, FinishReason::kLength);
     EXPECT_EQ(end.usage.completion_tokens, 200);
     EXPECT_EQ(end.usage.prompt_tokens, static_cast<int>(cases[i]["prompt_ids"].size()));
-    EXPECT_EQ(collectors[i]->text(),
-              tokenizer_->decode(end.completion_ids, false,
-                                 tokenizer_->clean_up_tokenization_spaces()));
+    EXPECT_EQ(
+        collectors[i]->text(),
+        tokenizer_->decode(end.completion_ids, false, tokenizer_->clean_up_tokenization_spaces()));
   }
 }
 

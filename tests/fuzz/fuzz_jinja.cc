@@ -4,9 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
-#include <string_view>
-
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "chat/jinja/template.h"
 #include "util/text_file.h"

@@ -34,9 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The route hands the validated values on: the chat formatter copies them into the
     // template context and templates serialize them (tojson), so both must be safe.
     const server::ChatRequest chat = server::parse_chat_request(request, defaults);
-    const server::json context = {{"messages", chat.messages},
-                                  {"tools", chat.tools},
-                                  {"kwargs", chat.template_kwargs}};
+    const server::json context = {
+        {"messages", chat.messages}, {"tools", chat.tools}, {"kwargs", chat.template_kwargs}};
     (void)context.dump();
   });
   expect_api_error_only([&] {

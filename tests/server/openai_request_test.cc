@@ -432,8 +432,8 @@ TEST(Messages, DeeplyNestedToolCallArgumentsAreRefused) {
   expect_chat_error({{"messages", call(std::string(deep, '[') + std::string(deep, ']'))}},
                     "invalid_value", "messages[0].tool_calls[0].function.arguments");
   // Nesting up to the body's own bound is still accepted.
-  json out = normalize_messages(
-      call(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')));
+  json out =
+      normalize_messages(call(std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']')));
   const json copy = out;  // copies recurse: this is what the deep value broke
   EXPECT_EQ(copy[0]["tool_calls"][0]["function"]["arguments"].size(), 1u);
 }

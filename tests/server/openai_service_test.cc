@@ -662,8 +662,7 @@ TEST_F(ServiceTest, TokenizeAndDetokenize) {
                "invalid_type", "with_pieces");
   expect_error(post("/detokenize", json::object()), 400, "missing_required_parameter", "tokens");
   expect_error(post("/detokenize", json{{"tokens", "1 2"}}), 400, "invalid_type", "tokens");
-  expect_error(post("/detokenize", json{{"tokens", {1, 259}}}), 400, "invalid_value",
-               "tokens[1]");
+  expect_error(post("/detokenize", json{{"tokens", {1, 259}}}), 400, "invalid_value", "tokens[1]");
   expect_error(post("/detokenize", json{{"tokens", {-1}}}), 400, "invalid_value", "tokens[0]");
   TestConnection c(port_);
   expect_error(c.request("GET", "/tokenize"), 405, "method_not_allowed");

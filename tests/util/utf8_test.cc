@@ -27,9 +27,15 @@ TEST(Utf8, CompletePrefixHoldsOnlyATruncatedTail) {
 
 TEST(Utf8, SanitizeUsesMaximalSubparts) {
   EXPECT_EQ(sanitize_utf8("ok"), "ok");
-  EXPECT_EQ(sanitize_utf8("a\xFF" "b"), "a\uFFFD" "b");
+  EXPECT_EQ(sanitize_utf8("a\xFF"
+                          "b"),
+            "a\uFFFD"
+            "b");
   // A truncated 3-byte sequence is one maximal subpart -> one U+FFFD.
-  EXPECT_EQ(sanitize_utf8("a\xE6\x97" "b"), "a\uFFFD" "b");
+  EXPECT_EQ(sanitize_utf8("a\xE6\x97"
+                          "b"),
+            "a\uFFFD"
+            "b");
   EXPECT_EQ(sanitize_utf8("\xE6\x97"), "\uFFFD");
   // Overlong: each byte is its own subpart.
   EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\uFFFD\uFFFD");

@@ -12,8 +12,22 @@
 namespace lmserve::chat::jinja {
 
 struct Expr {
-  enum class Kind { kConst, kName, kList, kDict, kAttr, kItem, kSlice, kCall, kFilter, kTest,
-                    kUnary, kBinary, kCompare, kCond };
+  enum class Kind {
+    kConst,
+    kName,
+    kList,
+    kDict,
+    kAttr,
+    kItem,
+    kSlice,
+    kCall,
+    kFilter,
+    kTest,
+    kUnary,
+    kBinary,
+    kCompare,
+    kCond
+  };
   Expr(Kind k, int l) : kind(k), line(l) {}
   virtual ~Expr() = default;
   Kind kind;
@@ -46,12 +60,14 @@ struct DictExpr : Expr {
   std::vector<std::pair<ExprPtr, ExprPtr>> items;
 };
 struct AttrExpr : Expr {
-  AttrExpr(int l, ExprPtr o, std::string n) : Expr(Kind::kAttr, l), obj(std::move(o)), name(std::move(n)) {}
+  AttrExpr(int l, ExprPtr o, std::string n)
+      : Expr(Kind::kAttr, l), obj(std::move(o)), name(std::move(n)) {}
   ExprPtr obj;
   std::string name;
 };
 struct ItemExpr : Expr {
-  ItemExpr(int l, ExprPtr o, ExprPtr i) : Expr(Kind::kItem, l), obj(std::move(o)), index(std::move(i)) {}
+  ItemExpr(int l, ExprPtr o, ExprPtr i)
+      : Expr(Kind::kItem, l), obj(std::move(o)), index(std::move(i)) {}
   ExprPtr obj;
   ExprPtr index;
 };
@@ -78,7 +94,8 @@ struct TestExpr : Expr {
   bool negated = false;
 };
 struct UnaryExpr : Expr {
-  UnaryExpr(int l, std::string o, ExprPtr e) : Expr(Kind::kUnary, l), op(std::move(o)), operand(std::move(e)) {}
+  UnaryExpr(int l, std::string o, ExprPtr e)
+      : Expr(Kind::kUnary, l), op(std::move(o)), operand(std::move(e)) {}
   std::string op;  // "not", "-", "+"
   ExprPtr operand;
 };
@@ -103,8 +120,21 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 struct Stmt {
-  enum class Kind { kData, kOutput, kIf, kFor, kSet, kSetBlock, kMacro, kCallBlock, kFilterBlock,
-                    kWith, kBreak, kContinue, kBlock };
+  enum class Kind {
+    kData,
+    kOutput,
+    kIf,
+    kFor,
+    kSet,
+    kSetBlock,
+    kMacro,
+    kCallBlock,
+    kFilterBlock,
+    kWith,
+    kBreak,
+    kContinue,
+    kBlock
+  };
   Stmt(Kind k, int l) : kind(k), line(l) {}
   virtual ~Stmt() = default;
   Kind kind;

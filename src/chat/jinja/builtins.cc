@@ -21,7 +21,9 @@ namespace {
   throw TemplateRenderError(ErrorKind::kValue, msg);
 }
 
-Value str_value(std::string s, const Value& like) { return Value::string(std::move(s), like.is_markup()); }
+Value str_value(std::string s, const Value& like) {
+  return Value::string(std::move(s), like.is_markup());
+}
 
 // soft_str: Markup stays Markup, everything else goes through str().
 Value soft_str(const Value& v) {
@@ -55,9 +57,11 @@ std::tm current_time(const RenderOptions& options) {
 
 // C-locale strftime written out so hostile formats cannot misbehave.
 std::string format_time(const std::tm& tm, const std::string& fmt) {
-  static const char* kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
-                                  "July",    "August",   "September", "October", "November", "December"};
-  static const char* kDays[] = {"Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"};
+  static const char* kMonths[] = {"January",   "February", "March",    "April",
+                                  "May",       "June",     "July",     "August",
+                                  "September", "October",  "November", "December"};
+  static const char* kDays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                "Thursday", "Friday", "Saturday"};
   std::string out;
   auto num = [&](int v, int width, bool pad) {
     std::string s = std::to_string(v);
@@ -81,41 +85,94 @@ std::string format_time(const std::tm& tm, const std::string& fmt) {
     int wday = std::clamp(tm.tm_wday, 0, 6);
     int hour12 = tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12;
     switch (c) {
-      case 'Y': out += std::to_string(tm.tm_year + 1900); break;
-      case 'y': num((tm.tm_year + 1900) % 100, 2, pad); break;
-      case 'm': num(tm.tm_mon + 1, 2, pad); break;
-      case 'd': num(tm.tm_mday, 2, pad); break;
+      case 'Y':
+        out += std::to_string(tm.tm_year + 1900);
+        break;
+      case 'y':
+        num((tm.tm_year + 1900) % 100, 2, pad);
+        break;
+      case 'm':
+        num(tm.tm_mon + 1, 2, pad);
+        break;
+      case 'd':
+        num(tm.tm_mday, 2, pad);
+        break;
       case 'e': {
         std::string s = std::to_string(tm.tm_mday);
         if (pad && s.size() < 2) s.insert(s.begin(), ' ');
         out += s;
         break;
       }
-      case 'H': num(tm.tm_hour, 2, pad); break;
-      case 'I': num(hour12, 2, pad); break;
-      case 'M': num(tm.tm_min, 2, pad); break;
-      case 'S': num(tm.tm_sec, 2, pad); break;
-      case 'j': num(tm.tm_yday + 1, 3, pad); break;
-      case 'p': out += tm.tm_hour < 12 ? "AM" : "PM"; break;
-      case 'B': out += kMonths[mon]; break;
-      case 'b': case 'h': out += std::string(kMonths[mon]).substr(0, 3); break;
-      case 'A': out += kDays[wday]; break;
-      case 'a': out += std::string(kDays[wday]).substr(0, 3); break;
-      case 'w': out += std::to_string(wday); break;
-      case 'u': out += std::to_string(wday == 0 ? 7 : wday); break;
+      case 'H':
+        num(tm.tm_hour, 2, pad);
+        break;
+      case 'I':
+        num(hour12, 2, pad);
+        break;
+      case 'M':
+        num(tm.tm_min, 2, pad);
+        break;
+      case 'S':
+        num(tm.tm_sec, 2, pad);
+        break;
+      case 'j':
+        num(tm.tm_yday + 1, 3, pad);
+        break;
+      case 'p':
+        out += tm.tm_hour < 12 ? "AM" : "PM";
+        break;
+      case 'B':
+        out += kMonths[mon];
+        break;
+      case 'b':
+      case 'h':
+        out += std::string(kMonths[mon]).substr(0, 3);
+        break;
+      case 'A':
+        out += kDays[wday];
+        break;
+      case 'a':
+        out += std::string(kDays[wday]).substr(0, 3);
+        break;
+      case 'w':
+        out += std::to_string(wday);
+        break;
+      case 'u':
+        out += std::to_string(wday == 0 ? 7 : wday);
+        break;
       case 'F':
         out += format_time(tm, "%Y-%m-%d");
         break;
-      case 'T': out += format_time(tm, "%H:%M:%S"); break;
-      case 'D': out += format_time(tm, "%m/%d/%y"); break;
-      case 'R': out += format_time(tm, "%H:%M"); break;
-      case 'c': out += format_time(tm, "%a %b %e %H:%M:%S %Y"); break;
-      case 'x': out += format_time(tm, "%m/%d/%y"); break;
-      case 'X': out += format_time(tm, "%H:%M:%S"); break;
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'Z': case 'z': break;
-      case '%': out += '%'; break;
+      case 'T':
+        out += format_time(tm, "%H:%M:%S");
+        break;
+      case 'D':
+        out += format_time(tm, "%m/%d/%y");
+        break;
+      case 'R':
+        out += format_time(tm, "%H:%M");
+        break;
+      case 'c':
+        out += format_time(tm, "%a %b %e %H:%M:%S %Y");
+        break;
+      case 'x':
+        out += format_time(tm, "%m/%d/%y");
+        break;
+      case 'X':
+        out += format_time(tm, "%H:%M:%S");
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'Z':
+      case 'z':
+        break;
+      case '%':
+        out += '%';
+        break;
       default:
         out += '%';
         if (!pad) out += '-';
@@ -133,8 +190,10 @@ Value lookup_path(Interpreter& in, const Value& item, const std::string& path) {
   std::size_t start = 0;
   while (true) {
     std::size_t dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    bool digits = !part.empty() && std::all_of(part.begin(), part.end(),
+                                               [](char c) { return c >= '0' && c <= '9'; });
     cur = digits ? in.get_item(cur, Value::integer(std::atoll(part.c_str())))
                  : in.get_item(cur, Value::string(part));
     if (dot == std::string::npos) return cur;
@@ -147,8 +206,8 @@ Value lowered(const Value& v, bool case_sensitive) {
   return v;
 }
 
-std::vector<Value> sorted_values(std::vector<Value> items, const std::function<Value(const Value&)>& key,
-                                 bool reverse) {
+std::vector<Value> sorted_values(std::vector<Value> items,
+                                 const std::function<Value(const Value&)>& key, bool reverse) {
   std::vector<std::pair<Value, Value>> keyed;
   keyed.reserve(items.size());
   for (auto& it : items) keyed.emplace_back(key(it), std::move(it));
@@ -207,7 +266,8 @@ Value select_or_reject(Interpreter& in, const Value& seq, CallArgs& args, bool a
   return Value::list(std::move(out));
 }
 
-std::string indent_text(const std::string& s_in, const std::string& indention, bool first, bool blank) {
+std::string indent_text(const std::string& s_in, const std::string& indention, bool first,
+                        bool blank) {
   std::string s = s_in + "\n";  // Jinja2's quirk so splitlines keeps a trailing empty line
   std::vector<std::string> lines = pystr::splitlines(s, false);
   std::string rv;
@@ -238,8 +298,10 @@ std::string py_format(Interpreter& in, const std::string& fmt, const CallArgs& a
   for (std::size_t i = 0; i < fmt.size(); ++i) {
     char c = fmt[i];
     if (c == '}') {
-      if (i + 1 < fmt.size() && fmt[i + 1] == '}') ++i;
-      else value_error("Single '}' encountered in format string");
+      if (i + 1 < fmt.size() && fmt[i + 1] == '}')
+        ++i;
+      else
+        value_error("Single '}' encountered in format string");
       out += '}';
       continue;
     }
@@ -261,16 +323,21 @@ std::string py_format(Interpreter& in, const std::string& fmt, const CallArgs& a
       if (bang + 1 < field.size()) conv = field[bang + 1];
       field = field.substr(0, bang);
     }
-    if (field.find(':') != std::string::npos) value_error("format specifications are not supported");
+    if (field.find(':') != std::string::npos)
+      value_error("format specifications are not supported");
     std::size_t end = field.find_first_of(".[");
     std::string head = field.substr(0, end);
     Value v;
     if (head.empty()) {
-      if (auto_index >= args.args.size()) throw TemplateRenderError(ErrorKind::kValue, "Replacement index " + std::to_string(auto_index) + " out of range");
+      if (auto_index >= args.args.size())
+        throw TemplateRenderError(
+            ErrorKind::kValue, "Replacement index " + std::to_string(auto_index) + " out of range");
       v = args.args[auto_index++];
-    } else if (std::all_of(head.begin(), head.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    } else if (std::all_of(head.begin(), head.end(),
+                           [](char ch) { return ch >= '0' && ch <= '9'; })) {
       std::size_t idx = static_cast<std::size_t>(std::atoll(head.c_str()));
-      if (idx >= args.args.size()) throw TemplateRenderError(ErrorKind::kValue, "Replacement index " + head + " out of range");
+      if (idx >= args.args.size())
+        throw TemplateRenderError(ErrorKind::kValue, "Replacement index " + head + " out of range");
       v = args.args[idx];
     } else {
       bool found = false;
@@ -285,13 +352,15 @@ std::string py_format(Interpreter& in, const std::string& fmt, const CallArgs& a
     while (end != std::string::npos && end < field.size()) {
       if (field[end] == '.') {
         std::size_t nxt = field.find_first_of(".[", end + 1);
-        v = in.get_attr(v, field.substr(end + 1, nxt == std::string::npos ? std::string::npos : nxt - end - 1));
+        v = in.get_attr(
+            v, field.substr(end + 1, nxt == std::string::npos ? std::string::npos : nxt - end - 1));
         end = nxt;
       } else {
         std::size_t rb = field.find(']', end);
         if (rb == std::string::npos) value_error("Missing ']' in format string");
         std::string key = field.substr(end + 1, rb - end - 1);
-        bool digits = !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        bool digits = !key.empty() && std::all_of(key.begin(), key.end(),
+                                                  [](char ch) { return ch >= '0' && ch <= '9'; });
         v = in.get_item(v, digits ? Value::integer(std::atoll(key.c_str())) : Value::string(key));
         end = rb + 1;
       }
@@ -313,7 +382,8 @@ Value do_tojson(Interpreter&, const Value& v, CallArgs& args) {
     if (a[1]->is_string()) {
       o.indent = a[1]->as_string();
     } else {
-      o.indent = std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, opt_int(a[1], 0))), ' ');
+      o.indent =
+          std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, opt_int(a[1], 0))), ' ');
     }
     o.item_separator = ",";
   }
@@ -379,7 +449,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
           std::u32string pu = std::u32string(u.substr(i, j - i));
           std::string head;
           pystr::append_utf8(head, pu[0]);
-          out += pystr::upper(head) + pystr::lower(pystr::encode(std::u32string_view(pu).substr(1)));
+          out +=
+              pystr::upper(head) + pystr::lower(pystr::encode(std::u32string_view(pu).substr(1)));
         }
         i = j;
       }
@@ -409,7 +480,9 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       if (items.empty()) return Value::undefined("No last item, sequence was empty.");
       return items.back();
     };
-    f["list"] = [](Interpreter& in, const Value& v, CallArgs&) { return Value::list(in.iterate(v)); };
+    f["list"] = [](Interpreter& in, const Value& v, CallArgs&) {
+      return Value::list(in.iterate(v));
+    };
     f["reverse"] = [](Interpreter& in, const Value& v, CallArgs&) {
       if (v.is_string()) {
         std::u32string u = pystr::decode(v.as_string());
@@ -457,20 +530,26 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       if (!v.is_dict()) type_error("'" + type_name(v) + "' object has no attribute 'items'");
       bool cs = a[0] && truthy(*a[0]);
       std::string by = a[1] ? to_str(*a[1]) : "key";
-      if (by != "key" && by != "value") throw TemplateRenderError(ErrorKind::kValue, "You can only sort by either 'key' or 'value'");
+      if (by != "key" && by != "value")
+        throw TemplateRenderError(ErrorKind::kValue,
+                                  "You can only sort by either 'key' or 'value'");
       std::size_t pos = by == "key" ? 0 : 1;
       auto items = items_of(v).as_list();
-      return Value::list(sorted_values(items, [&](const Value& t) { return lowered(t.as_list()[pos], cs); },
-                                       a[2] && truthy(*a[2])));
+      return Value::list(sorted_values(
+          items, [&](const Value& t) { return lowered(t.as_list()[pos], cs); },
+          a[2] && truthy(*a[2])));
     };
     f["sort"] = [](Interpreter& in, const Value& v, CallArgs& args) {
       auto a = bind_args(args, "sort", {"reverse", "case_sensitive", "attribute"});
       bool cs = a[1] && truthy(*a[1]);
       std::optional<std::string> attr;
       if (a[2] && !a[2]->is_none()) attr = to_str(*a[2]);
-      return Value::list(sorted_values(in.iterate(v), [&](const Value& item) {
-        return lowered(attr ? lookup_path(in, item, *attr) : item, cs);
-      }, a[0] && truthy(*a[0])));
+      return Value::list(sorted_values(
+          in.iterate(v),
+          [&](const Value& item) {
+            return lowered(attr ? lookup_path(in, item, *attr) : item, cs);
+          },
+          a[0] && truthy(*a[0])));
     };
     f["unique"] = [](Interpreter& in, const Value& v, CallArgs& args) {
       auto a = bind_args(args, "unique", {"case_sensitive", "attribute"});
@@ -497,9 +576,12 @@ const std::unordered_map<std::string, FilterFn>& filters() {
         std::optional<std::string> attr;
         if (a[1] && !a[1]->is_none()) attr = to_str(*a[1]);
         auto items = in.iterate(v);
-        if (items.empty()) return Value::undefined(std::string("No aggregated item, sequence was empty."));
+        if (items.empty())
+          return Value::undefined(std::string("No aggregated item, sequence was empty."));
         std::size_t best = 0;
-        auto key = [&](const Value& item) { return lowered(attr ? lookup_path(in, item, *attr) : item, cs); };
+        auto key = [&](const Value& item) {
+          return lowered(attr ? lookup_path(in, item, *attr) : item, cs);
+        };
         Value best_key = key(items[0]);
         for (std::size_t i = 1; i < items.size(); ++i) {
           Value k = key(items[i]);
@@ -518,7 +600,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       auto a = bind_args(args, "sum", {"attribute", "start"});
       Value total = a[1] ? *a[1] : Value::integer(0);
       for (const auto& item : in.iterate(v)) {
-        total = in.binary("+", total, a[0] && !a[0]->is_none() ? lookup_path(in, item, to_str(*a[0])) : item);
+        total = in.binary("+", total,
+                          a[0] && !a[0]->is_none() ? lookup_path(in, item, to_str(*a[0])) : item);
       }
       return total;
     };
@@ -526,7 +609,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       if (v.is_undefined()) v.fail_undefined();
       if (v.is_float()) return Value::number(std::fabs(v.as_float()));
       if (v.is_int() || v.is_bool()) {
-        if (v.as_int() == INT64_MIN) throw TemplateRenderError(ErrorKind::kOverflow, "integer overflow");
+        if (v.as_int() == INT64_MIN)
+          throw TemplateRenderError(ErrorKind::kOverflow, "integer overflow");
         return Value::integer(std::llabs(v.as_int()));
       }
       type_error("bad operand type for abs(): '" + type_name(v) + "'");
@@ -538,15 +622,18 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       if (v.is_int() || v.is_bool()) return Value::integer(v.as_int());
       if (v.is_float()) {
         double d = v.as_float();
-        if (!std::isfinite(d)) throw TemplateRenderError(ErrorKind::kOverflow, "cannot convert float to integer");
-        if (std::fabs(d) >= 9.2e18) throw TemplateRenderError(ErrorKind::kOverflow, "integer overflow");
+        if (!std::isfinite(d))
+          throw TemplateRenderError(ErrorKind::kOverflow, "cannot convert float to integer");
+        if (std::fabs(d) >= 9.2e18)
+          throw TemplateRenderError(ErrorKind::kOverflow, "integer overflow");
         return Value::integer(static_cast<std::int64_t>(std::trunc(d)));
       }
       if (v.is_string()) {
         std::string s = pystr::strip(v.as_string(), std::nullopt, true, true);
         std::string clean;
         for (std::size_t i = 0; i < s.size(); ++i) {
-          if (s[i] == '_' && i > 0 && i + 1 < s.size() && std::isalnum(static_cast<unsigned char>(s[i - 1])) &&
+          if (s[i] == '_' && i > 0 && i + 1 < s.size() &&
+              std::isalnum(static_cast<unsigned char>(s[i - 1])) &&
               std::isalnum(static_cast<unsigned char>(s[i + 1]))) {
             continue;
           }
@@ -557,7 +644,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
           errno = 0;
           char* end = nullptr;
           long long r = std::strtoll(clean.c_str(), &end, base);
-          if (end && *end == '\0' && errno == 0 && !std::isspace(static_cast<unsigned char>(clean[0]))) {
+          if (end && *end == '\0' && errno == 0 &&
+              !std::isspace(static_cast<unsigned char>(clean[0]))) {
             return Value::integer(r);
           }
           // Jinja2's quirk: "42.23"|int gives 42 via float().
@@ -611,10 +699,13 @@ const std::unordered_map<std::string, FilterFn>& filters() {
     f["indent"] = [](Interpreter&, const Value& v, CallArgs& args) {
       auto a = bind_args(args, "indent", {"width", "first", "blank"});
       if (v.is_undefined()) v.fail_undefined();
-      std::string ind = a[0] && a[0]->is_string()
-                            ? a[0]->as_string()
-                            : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, opt_int(a[0], 4))), ' ');
-      return str_value(indent_text(to_str(v), ind, a[1] && truthy(*a[1]), a[2] && truthy(*a[2])), v);
+      std::string ind =
+          a[0] && a[0]->is_string()
+              ? a[0]->as_string()
+              : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, opt_int(a[0], 4))),
+                            ' ');
+      return str_value(indent_text(to_str(v), ind, a[1] && truthy(*a[1]), a[2] && truthy(*a[2])),
+                       v);
     };
     f["center"] = [](Interpreter&, const Value& v, CallArgs& args) {
       auto a = bind_args(args, "center", {"width"});
@@ -729,7 +820,9 @@ const std::unordered_map<std::string, TestFn>& tests() {
     t["none"] = [](Interpreter&, const Value& v, CallArgs&) { return v.is_none(); };
     t["boolean"] = [](Interpreter&, const Value& v, CallArgs&) { return v.is_bool(); };
     t["true"] = [](Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && v.as_bool(); };
-    t["false"] = [](Interpreter&, const Value& v, CallArgs&) { return v.is_bool() && !v.as_bool(); };
+    t["false"] = [](Interpreter&, const Value& v, CallArgs&) {
+      return v.is_bool() && !v.as_bool();
+    };
     t["integer"] = [](Interpreter&, const Value& v, CallArgs&) { return v.is_int(); };
     t["float"] = [](Interpreter&, const Value& v, CallArgs&) { return v.is_float(); };
     t["number"] = [](Interpreter&, const Value& v, CallArgs&) { return v.is_number(); };
@@ -754,19 +847,33 @@ const std::unordered_map<std::string, TestFn>& tests() {
     t["divisibleby"] = [](Interpreter& in, const Value& v, CallArgs& a) {
       return !truthy(in.binary("%", v, test_arg(a, "divisibleby")));
     };
-    t["eq"] = [](Interpreter&, const Value& v, CallArgs& a) { return equals(v, test_arg(a, "eq")); };
+    t["eq"] = [](Interpreter&, const Value& v, CallArgs& a) {
+      return equals(v, test_arg(a, "eq"));
+    };
     t["equalto"] = t["=="] = t["eq"];
-    t["ne"] = [](Interpreter&, const Value& v, CallArgs& a) { return !equals(v, test_arg(a, "ne")); };
+    t["ne"] = [](Interpreter&, const Value& v, CallArgs& a) {
+      return !equals(v, test_arg(a, "ne"));
+    };
     t["!="] = t["ne"];
-    t["lt"] = [](Interpreter&, const Value& v, CallArgs& a) { return compare(v, test_arg(a, "lt"), "<") < 0; };
+    t["lt"] = [](Interpreter&, const Value& v, CallArgs& a) {
+      return compare(v, test_arg(a, "lt"), "<") < 0;
+    };
     t["lessthan"] = t["<"] = t["lt"];
-    t["le"] = [](Interpreter&, const Value& v, CallArgs& a) { return compare(v, test_arg(a, "le"), "<=") <= 0; };
+    t["le"] = [](Interpreter&, const Value& v, CallArgs& a) {
+      return compare(v, test_arg(a, "le"), "<=") <= 0;
+    };
     t["<="] = t["le"];
-    t["gt"] = [](Interpreter&, const Value& v, CallArgs& a) { return compare(v, test_arg(a, "gt"), ">") > 0; };
+    t["gt"] = [](Interpreter&, const Value& v, CallArgs& a) {
+      return compare(v, test_arg(a, "gt"), ">") > 0;
+    };
     t["greaterthan"] = t[">"] = t["gt"];
-    t["ge"] = [](Interpreter&, const Value& v, CallArgs& a) { return compare(v, test_arg(a, "ge"), ">=") >= 0; };
+    t["ge"] = [](Interpreter&, const Value& v, CallArgs& a) {
+      return compare(v, test_arg(a, "ge"), ">=") >= 0;
+    };
     t[">="] = t["ge"];
-    t["in"] = [](Interpreter& in, const Value& v, CallArgs& a) { return in.contains(test_arg(a, "in"), v); };
+    t["in"] = [](Interpreter& in, const Value& v, CallArgs& a) {
+      return in.contains(test_arg(a, "in"), v);
+    };
     t["sameas"] = [](Interpreter&, const Value& v, CallArgs& a) {
       const Value& o = test_arg(a, "sameas");
       if (v.kind() != o.kind()) return false;
@@ -783,8 +890,12 @@ const std::unordered_map<std::string, TestFn>& tests() {
       std::string s = to_str(v);
       return pystr::upper(s) == s && pystr::lower(s) != s;
     };
-    t["filter"] = [](Interpreter& in, const Value& v, CallArgs&) { return v.is_string() && in.has_filter(v.as_string()); };
-    t["test"] = [](Interpreter& in, const Value& v, CallArgs&) { return v.is_string() && in.has_test(v.as_string()); };
+    t["filter"] = [](Interpreter& in, const Value& v, CallArgs&) {
+      return v.is_string() && in.has_filter(v.as_string());
+    };
+    t["test"] = [](Interpreter& in, const Value& v, CallArgs&) {
+      return v.is_string() && in.has_test(v.as_string());
+    };
     return t;
   }();
   return kTests;
@@ -792,14 +903,17 @@ const std::unordered_map<std::string, TestFn>& tests() {
 
 // ---------------------------------------------------------------- methods
 
-bool string_starts_or_ends(const std::string& s, const Value& affix, bool starts, const char* name) {
+bool string_starts_or_ends(const std::string& s, const Value& affix, bool starts,
+                           const char* name) {
   auto one = [&](const Value& a) {
     if (!a.is_string()) {
-      type_error(std::string(name) + " first arg must be str or a tuple of str, not " + type_name(a));
+      type_error(std::string(name) + " first arg must be str or a tuple of str, not " +
+                 type_name(a));
     }
     const std::string& x = a.as_string();
     if (x.size() > s.size()) return false;
-    return starts ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0;
+    return starts ? s.compare(0, x.size(), x) == 0
+                  : s.compare(s.size() - x.size(), x.size(), x) == 0;
   };
   if (affix.is_tuple()) {
     for (const auto& a : affix.as_list()) {
@@ -811,8 +925,9 @@ bool string_starts_or_ends(const std::string& s, const Value& affix, bool starts
 }
 
 // Code-point index of a substring search over s[start:end].
-std::int64_t find_sub(const std::string& s, const std::string& sub, const std::optional<Value>& start_v,
-                      const std::optional<Value>& end_v, bool reverse) {
+std::int64_t find_sub(const std::string& s, const std::string& sub,
+                      const std::optional<Value>& start_v, const std::optional<Value>& end_v,
+                      bool reverse) {
   std::u32string u = pystr::decode(s);
   std::u32string needle = pystr::decode(sub);
   auto n = static_cast<std::int64_t>(u.size());
@@ -821,7 +936,8 @@ std::int64_t find_sub(const std::string& s, const std::string& sub, const std::o
   if (e < 0) e = std::max<std::int64_t>(0, e + n);
   e = std::min(e, n);
   if (b > e) return -1;
-  std::u32string_view hay = std::u32string_view(u).substr(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b));
+  std::u32string_view hay =
+      std::u32string_view(u).substr(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b));
   std::size_t pos = reverse ? hay.rfind(needle) : hay.find(needle);
   return pos == std::u32string_view::npos ? -1 : b + static_cast<std::int64_t>(pos);
 }
@@ -853,7 +969,8 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
     fn = [self](Interpreter&, CallArgs& args) {
       auto a = bind_args(args, "splitlines", {"keepends"});
       std::vector<Value> out;
-      for (auto& p : pystr::splitlines(self.as_string(), a[0] && truthy(*a[0]))) out.push_back(str_value(std::move(p), self));
+      for (auto& p : pystr::splitlines(self.as_string(), a[0] && truthy(*a[0])))
+        out.push_back(str_value(std::move(p), self));
       return Value::list(std::move(out));
     };
   } else if (name == "startswith" || name == "endswith") {
@@ -869,7 +986,8 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
         if (e < 0) e = std::max<std::int64_t>(0, e + n);
         e = std::min(e, n);
         if (b > e) return Value::boolean(false);
-        sub = pystr::encode(std::u32string_view(u).substr(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)));
+        sub = pystr::encode(std::u32string_view(u).substr(static_cast<std::size_t>(b),
+                                                          static_cast<std::size_t>(e - b)));
       }
       return Value::boolean(string_starts_or_ends(sub, *a[0], starts, name.c_str()));
     };
@@ -926,9 +1044,12 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
       auto a = bind_args(args, "count", {"sub"}, 1);
       if (!a[0]->is_string()) type_error("must be str, not " + type_name(*a[0]));
       const std::string& sub = a[0]->as_string();
-      if (sub.empty()) return Value::integer(static_cast<std::int64_t>(pystr::length(self.as_string()) + 1));
+      if (sub.empty())
+        return Value::integer(static_cast<std::int64_t>(pystr::length(self.as_string()) + 1));
       std::int64_t n = 0;
-      for (std::size_t p = self.as_string().find(sub); p != std::string::npos; p = self.as_string().find(sub, p + sub.size())) ++n;
+      for (std::size_t p = self.as_string().find(sub); p != std::string::npos;
+           p = self.as_string().find(sub, p + sub.size()))
+        ++n;
       return Value::integer(n);
     };
   } else if (name == "join") {
@@ -937,7 +1058,8 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
       std::string out;
       bool first = true;
       for (const auto& item : in.iterate(*a[0])) {
-        if (!item.is_string()) type_error("sequence item: expected str instance, " + type_name(item) + " found");
+        if (!item.is_string())
+          type_error("sequence item: expected str instance, " + type_name(item) + " found");
         if (!first) out += self.as_string();
         first = false;
         out += item.as_string();
@@ -1028,7 +1150,8 @@ std::optional<Value> string_method(const Value& self, const std::string& name) {
         parts = right ? std::vector<Value>{Value::string(""), Value::string(""), Value::string(x)}
                       : std::vector<Value>{Value::string(x), Value::string(""), Value::string("")};
       } else {
-        parts = {Value::string(x.substr(0, p)), Value::string(sep), Value::string(x.substr(p + sep.size()))};
+        parts = {Value::string(x.substr(0, p)), Value::string(sep),
+                 Value::string(x.substr(p + sep.size()))};
       }
       return Value::list(std::move(parts), true);
     };
@@ -1065,7 +1188,8 @@ std::optional<Value> list_method(const Value& self, const std::string& name) {
     });
   }
   if (name == "copy" && !self.is_tuple()) {
-    return make_builtin(name, [self](Interpreter&, CallArgs&) { return Value::list(self.as_list()); });
+    return make_builtin(name,
+                        [self](Interpreter&, CallArgs&) { return Value::list(self.as_list()); });
   }
   return std::nullopt;
 }
@@ -1185,11 +1309,13 @@ void install_globals(Scope& globals) {
     long double count = step > 0 ? (static_cast<long double>(stop) - start) / step
                                  : (static_cast<long double>(start) - stop) / -step;
     if (count > kMaxRange) {
-      throw TemplateRenderError(ErrorKind::kOverflow,
-                                "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+      throw TemplateRenderError(
+          ErrorKind::kOverflow,
+          "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
     }
     std::vector<Value> out;
-    for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(Value::integer(i));
+    for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+      out.push_back(Value::integer(i));
     in.charge(out.size());
     return Value::list(std::move(out));
   });
@@ -1211,10 +1337,11 @@ void install_globals(Scope& globals) {
     for (const auto& [k, v] : args.kwargs) d->set(Value::string(k), v);
     return Value::dict(d);
   });
-  globals.vars["raise_exception"] = make_builtin("raise_exception", [](Interpreter&, CallArgs& args) -> Value {
-    auto a = bind_args(args, "raise_exception", {"message"}, 1);
-    throw TemplateRaised(to_str(*a[0]));
-  });
+  globals.vars["raise_exception"] =
+      make_builtin("raise_exception", [](Interpreter&, CallArgs& args) -> Value {
+        auto a = bind_args(args, "raise_exception", {"message"}, 1);
+        throw TemplateRaised(to_str(*a[0]));
+      });
   globals.vars["strftime_now"] = make_builtin("strftime_now", [](Interpreter& in, CallArgs& args) {
     auto a = bind_args(args, "strftime_now", {"format"}, 1);
     return Value::string(in.strftime_now(to_str(*a[0])));

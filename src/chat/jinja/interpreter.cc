@@ -1,10 +1,9 @@
-#include "chat/jinja/runtime.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "chat/jinja/pystr.h"
+#include "chat/jinja/runtime.h"
 
 namespace lmserve::chat::jinja {
 
@@ -70,13 +69,15 @@ std::string percent_format(const std::string& fmt, const Value& args) {
     const Value* v = nullptr;
     if (fmt[i] == '(' && mapping) {
       std::size_t close = fmt.find(')', i);
-      if (close == std::string::npos) throw TemplateRenderError(ErrorKind::kValue, "incomplete format key");
+      if (close == std::string::npos)
+        throw TemplateRenderError(ErrorKind::kValue, "incomplete format key");
       v = mapping->find(std::string_view(fmt).substr(i + 1, close - i - 1));
       if (!v) throw TemplateRenderError(ErrorKind::kType, "format key not found");
       i = close + 1;
     }
     std::string spec;
-    while (i < fmt.size() && std::string_view("-+ #0123456789.").find(fmt[i]) != std::string_view::npos) {
+    while (i < fmt.size() &&
+           std::string_view("-+ #0123456789.").find(fmt[i]) != std::string_view::npos) {
       spec.push_back(fmt[i++]);
     }
     if (i >= fmt.size()) throw TemplateRenderError(ErrorKind::kValue, "incomplete format");
@@ -92,29 +93,48 @@ std::string percent_format(const std::string& fmt, const Value& args) {
     char buf[512];
     std::string cspec = "%" + spec;
     switch (conv) {
-      case 's': out += to_str(*v); break;
-      case 'r': case 'a': out += to_repr(*v); break;
-      case 'd': case 'i': case 'u':
-        if (!v->is_number()) type_error("%d format: a real number is required, not " + type_name(*v));
-        std::snprintf(buf, sizeof buf, (cspec + "lld").c_str(),
-                      static_cast<long long>(v->is_float() ? std::trunc(v->as_float()) : v->as_int()));
+      case 's':
+        out += to_str(*v);
+        break;
+      case 'r':
+      case 'a':
+        out += to_repr(*v);
+        break;
+      case 'd':
+      case 'i':
+      case 'u':
+        if (!v->is_number())
+          type_error("%d format: a real number is required, not " + type_name(*v));
+        std::snprintf(
+            buf, sizeof buf, (cspec + "lld").c_str(),
+            static_cast<long long>(v->is_float() ? std::trunc(v->as_float()) : v->as_int()));
         out += buf;
         break;
-      case 'f': case 'F': case 'e': case 'E': case 'g': case 'G':
+      case 'f':
+      case 'F':
+      case 'e':
+      case 'E':
+      case 'g':
+      case 'G':
         if (!v->is_number()) type_error("must be real number, not " + type_name(*v));
         std::snprintf(buf, sizeof buf, (cspec + conv).c_str(), v->as_float());
         out += buf;
         break;
-      case 'x': case 'X': case 'o':
+      case 'x':
+      case 'X':
+      case 'o':
         if (!is_intlike(*v)) type_error("%x format: an integer is required, not " + type_name(*v));
-        std::snprintf(buf, sizeof buf, (cspec + "ll" + conv).c_str(), static_cast<long long>(v->as_int()));
+        std::snprintf(buf, sizeof buf, (cspec + "ll" + conv).c_str(),
+                      static_cast<long long>(v->as_int()));
         out += buf;
         break;
       default:
-        throw TemplateRenderError(ErrorKind::kValue, std::string("unsupported format character '") + conv + "'");
+        throw TemplateRenderError(ErrorKind::kValue,
+                                  std::string("unsupported format character '") + conv + "'");
     }
   }
-  if (!mapping && next < vals.size()) type_error("not all arguments converted during string formatting");
+  if (!mapping && next < vals.size())
+    type_error("not all arguments converted during string formatting");
   return out;
 }
 
@@ -142,7 +162,8 @@ std::vector<std::optional<Value>> bind_args(const CallArgs& call, std::string_vi
     if (idx == names.size()) {
       type_error(std::string(func) + "() got an unexpected keyword argument '" + key + "'");
     }
-    if (out[idx]) type_error(std::string(func) + "() got multiple values for argument '" + key + "'");
+    if (out[idx])
+      type_error(std::string(func) + "() got multiple values for argument '" + key + "'");
     out[idx] = val;
   }
   for (std::size_t i = 0; i < required; ++i) {
@@ -215,8 +236,8 @@ struct DepthGuard {
   DepthGuard(int& depth, int limit) : depth_(depth) {
     if (++depth_ > limit) {
       --depth_;
-      throw TemplateRenderError(ErrorKind::kLimit,
-                                "maximum macro call depth exceeded (" + std::to_string(limit) + ")");
+      throw TemplateRenderError(
+          ErrorKind::kLimit, "maximum macro call depth exceeded (" + std::to_string(limit) + ")");
     }
   }
   ~DepthGuard() { --depth_; }
@@ -304,7 +325,8 @@ Value Interpreter::call_caller(const CallBlockStmt& def, const ScopePtr& parent,
   auto scope = std::make_shared<Scope>();
   scope->parent = parent;
   const auto& names = def.params.names;
-  if (args.args.size() > names.size()) type_error("caller() takes not more than " + std::to_string(names.size()) + " argument(s)");
+  if (args.args.size() > names.size())
+    type_error("caller() takes not more than " + std::to_string(names.size()) + " argument(s)");
   std::vector<bool> bound(names.size(), false);
   for (std::size_t i = 0; i < args.args.size(); ++i) {
     scope->vars[names[i]] = args.args[i];
@@ -339,9 +361,9 @@ void Interpreter::charge(std::uint64_t steps) {
 
 void Interpreter::check_size(std::size_t bytes) const {
   if (bytes > options_.max_output_bytes) {
-    throw TemplateRenderError(ErrorKind::kLimit, "template output exceeds " +
-                                                     std::to_string(options_.max_output_bytes) +
-                                                     " bytes");
+    throw TemplateRenderError(
+        ErrorKind::kLimit,
+        "template output exceeds " + std::to_string(options_.max_output_bytes) + " bytes");
   }
 }
 
@@ -381,7 +403,8 @@ void Interpreter::assign(const Target& target, const Value& v, const ScopePtr& s
     const Value* ns = scope->lookup(target.names[0]);
     auto* obj = ns && ns->is_object() ? dynamic_cast<NamespaceObj*>(ns->as_object()) : nullptr;
     if (!obj) {
-      throw TemplateRenderError(ErrorKind::kRuntime, "cannot assign attribute on non-namespace object");
+      throw TemplateRenderError(ErrorKind::kRuntime,
+                                "cannot assign attribute on non-namespace object");
     }
     obj->attrs->set(Value::string(target.attr), v);
     return;
@@ -398,8 +421,8 @@ void Interpreter::assign(const Target& target, const Value& v, const ScopePtr& s
                                                        std::to_string(target.names.size()) + ")");
     }
     throw TemplateRenderError(ErrorKind::kValue, "not enough values to unpack (expected " +
-                                                     std::to_string(target.names.size()) + ", got " +
-                                                     std::to_string(items.size()) + ")");
+                                                     std::to_string(target.names.size()) +
+                                                     ", got " + std::to_string(items.size()) + ")");
   }
   for (std::size_t i = 0; i < items.size(); ++i) scope->vars[target.names[i]] = items[i];
 }
@@ -496,8 +519,10 @@ Interpreter::Flow Interpreter::exec(const Body& body, const ScopePtr& scope, std
         if (f != Flow::kNormal) return f;
         break;
       }
-      case Stmt::Kind::kBreak: return Flow::kBreak;
-      case Stmt::Kind::kContinue: return Flow::kContinue;
+      case Stmt::Kind::kBreak:
+        return Flow::kBreak;
+      case Stmt::Kind::kContinue:
+        return Flow::kContinue;
       case Stmt::Kind::kBlock: {
         Flow f = exec(static_cast<const BlockStmt&>(*stmt).body, scope, out);
         if (f != Flow::kNormal) return f;
@@ -587,7 +612,8 @@ Value Interpreter::eval_filter(const FilterExpr& f, const ScopePtr& scope) {
 Value Interpreter::eval(const Expr& e, const ScopePtr& scope) {
   NestingGuard guard(*this);
   switch (e.kind) {
-    case Expr::Kind::kConst: return static_cast<const ConstExpr&>(e).value;
+    case Expr::Kind::kConst:
+      return static_cast<const ConstExpr&>(e).value;
     case Expr::Kind::kName: {
       const auto& n = static_cast<const NameExpr&>(e);
       if (const Value* v = scope->lookup(n.name)) return *v;
@@ -632,7 +658,8 @@ Value Interpreter::eval(const Expr& e, const ScopePtr& scope) {
       CallArgs args = eval_args(c.args, scope);
       return call(callee, args);
     }
-    case Expr::Kind::kFilter: return eval_filter(static_cast<const FilterExpr&>(e), scope);
+    case Expr::Kind::kFilter:
+      return eval_filter(static_cast<const FilterExpr&>(e), scope);
     case Expr::Kind::kTest: {
       const auto& t = static_cast<const TestExpr&>(e);
       Value v = eval(*t.operand, scope);
@@ -645,7 +672,8 @@ Value Interpreter::eval(const Expr& e, const ScopePtr& scope) {
       Value v = eval(*u.operand, scope);
       if (u.op == "not") return Value::boolean(!truthy(v));
       if (v.is_undefined()) v.fail_undefined();
-      if (!v.is_number()) type_error("bad operand type for unary " + u.op + ": '" + type_name(v) + "'");
+      if (!v.is_number())
+        type_error("bad operand type for unary " + u.op + ": '" + type_name(v) + "'");
       if (u.op == "+") return v.is_bool() ? Value::integer(v.as_int()) : v;
       if (v.is_float()) return Value::number(-v.as_float());
       std::int64_t r = 0;
@@ -759,7 +787,9 @@ Value Interpreter::binary(const std::string& op, const Value& a, const Value& b)
       return Value::integer(r);
     }
     if (nums) return Value::number(a.as_float() * b.as_float());
-    const Value* seq = (a.is_string() || a.is_list()) ? &a : (b.is_string() || b.is_list()) ? &b : nullptr;
+    const Value* seq = (a.is_string() || a.is_list())   ? &a
+                       : (b.is_string() || b.is_list()) ? &b
+                                                        : nullptr;
     const Value* count = seq == &a ? &b : &a;
     if (seq && is_intlike(*count)) {
       std::int64_t n = std::max<std::int64_t>(0, count->as_int());
@@ -774,8 +804,8 @@ Value Interpreter::binary(const std::string& op, const Value& a, const Value& b)
         return Value::string(std::move(out), seq->is_markup());
       }
       const auto& items = seq->as_list();
-      if (!items.empty() &&
-          static_cast<std::uint64_t>(n) > options_.max_output_bytes / (items.size() * sizeof(Value))) {
+      if (!items.empty() && static_cast<std::uint64_t>(n) >
+                                options_.max_output_bytes / (items.size() * sizeof(Value))) {
         check_size(options_.max_output_bytes + 1);
       }
       std::vector<Value> out;
@@ -787,7 +817,8 @@ Value Interpreter::binary(const std::string& op, const Value& a, const Value& b)
   }
   if (op == "/") {
     if (!nums) type_error(unsupported("/", a, b));
-    if (b.as_float() == 0.0) throw TemplateRenderError(ErrorKind::kZeroDivision, "division by zero");
+    if (b.as_float() == 0.0)
+      throw TemplateRenderError(ErrorKind::kZeroDivision, "division by zero");
     return Value::number(a.as_float() / b.as_float());
   }
   if (op == "//") {
@@ -798,7 +829,8 @@ Value Interpreter::binary(const std::string& op, const Value& a, const Value& b)
       }
       return Value::integer(floordiv(a.as_int(), b.as_int()));
     }
-    if (b.as_float() == 0.0) throw TemplateRenderError(ErrorKind::kZeroDivision, "float floor division by zero");
+    if (b.as_float() == 0.0)
+      throw TemplateRenderError(ErrorKind::kZeroDivision, "float floor division by zero");
     return Value::number(std::floor(a.as_float() / b.as_float()));
   }
   if (op == "%") {
@@ -830,7 +862,8 @@ Value Interpreter::binary(const std::string& op, const Value& a, const Value& b)
       return Value::integer(result);
     }
     if (a.as_float() == 0.0 && b.as_float() < 0) {
-      throw TemplateRenderError(ErrorKind::kZeroDivision, "0.0 cannot be raised to a negative power");
+      throw TemplateRenderError(ErrorKind::kZeroDivision,
+                                "0.0 cannot be raised to a negative power");
     }
     return Value::number(std::pow(a.as_float(), b.as_float()));
   }
@@ -843,7 +876,8 @@ namespace {
 
 bool is_unsafe_mutator(const Value& obj, const std::string& name) {
   if (obj.is_list() && !obj.is_tuple()) {
-    static const char* kList[] = {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear"};
+    static const char* kList[] = {"append", "extend",  "insert", "pop",
+                                  "remove", "reverse", "sort",   "clear"};
     for (const char* m : kList) {
       if (name == m) return true;
     }
@@ -858,9 +892,9 @@ bool is_unsafe_mutator(const Value& obj, const std::string& name) {
 }
 
 Value unsafe(const Value& obj, const std::string& name) {
-  return Value::undefined("access to attribute '" + name + "' of '" + type_name(obj) +
-                              "' object is unsafe.",
-                          ErrorKind::kSecurity);
+  return Value::undefined(
+      "access to attribute '" + name + "' of '" + type_name(obj) + "' object is unsafe.",
+      ErrorKind::kSecurity);
 }
 
 }  // namespace
@@ -898,7 +932,8 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
         std::u32string u = pystr::decode(s);
         auto n = static_cast<std::int64_t>(u.size());
         if (i < 0) i += n;
-        if (i >= 0 && i < n) return Value::string(pystr::encode(u.substr(static_cast<std::size_t>(i), 1)));
+        if (i >= 0 && i < n)
+          return Value::string(pystr::encode(u.substr(static_cast<std::size_t>(i), 1)));
       }
     }
     return undefined_item(obj, key);
@@ -920,7 +955,8 @@ Value Interpreter::slice(const Value& obj, const Value& start_v, const Value& st
   if (obj.is_undefined()) obj.fail_undefined();
   auto as_index = [](const Value& v) -> std::optional<std::int64_t> {
     if (v.is_none()) return std::nullopt;
-    if (!is_intlike(v)) type_error("slice indices must be integers or None or have an __index__ method");
+    if (!is_intlike(v))
+      type_error("slice indices must be integers or None or have an __index__ method");
     return v.as_int();
   };
   std::optional<std::int64_t> start = as_index(start_v), stop = as_index(stop_v),
@@ -980,8 +1016,10 @@ Value Interpreter::slice(const Value& obj, const Value& start_v, const Value& st
 
 std::vector<Value> Interpreter::iterate(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return {};
-    case Value::Kind::kList: return v.as_list();
+    case Value::Kind::kUndefined:
+      return {};
+    case Value::Kind::kList:
+      return v.as_list();
     case Value::Kind::kDict: {
       std::vector<Value> keys;
       keys.reserve(v.as_dict().size());
@@ -1009,7 +1047,8 @@ std::vector<Value> Interpreter::iterate(const Value& v) {
 
 bool Interpreter::contains(const Value& container, const Value& item) {
   switch (container.kind()) {
-    case Value::Kind::kUndefined: return false;
+    case Value::Kind::kUndefined:
+      return false;
     case Value::Kind::kString:
       if (!item.is_string()) {
         type_error("'in <string>' requires string as left operand, not " + type_name(item));

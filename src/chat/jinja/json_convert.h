@@ -19,7 +19,8 @@ Value from_json(const Json& j, int depth = 0) {
   if (j.is_boolean()) return Value::boolean(j.template get<bool>());
   if (j.is_number_unsigned()) {
     auto u = j.template get<unsigned long long>();
-    if (u > static_cast<unsigned long long>(INT64_MAX)) return Value::number(static_cast<double>(u));
+    if (u > static_cast<unsigned long long>(INT64_MAX))
+      return Value::number(static_cast<double>(u));
     return Value::integer(static_cast<std::int64_t>(u));
   }
   if (j.is_number_integer()) return Value::integer(j.template get<std::int64_t>());

@@ -11,7 +11,9 @@ namespace lmserve::chat::jinja {
 
 namespace {
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_name_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
@@ -242,8 +244,9 @@ class Lexer {
     emit(block ? TokenType::kBlockBegin : TokenType::kVariableBegin);
     int balance = 0;
     while (true) {
-      if (pos_ >= src_.size()) fail(block ? "unexpected end of template, expected '%}'"
-                                          : "unexpected end of template, expected '}}'");
+      if (pos_ >= src_.size())
+        fail(block ? "unexpected end of template, expected '%}'"
+                   : "unexpected end of template, expected '}}'");
       if (balance == 0) {
         if (block) {
           if (starts_with(pos_, "-%}")) {
@@ -257,7 +260,8 @@ class Lexer {
             return close_tag(TokenType::kBlockEnd, end);
           }
         } else {
-          if (starts_with(pos_, "-}}")) return close_tag(TokenType::kVariableEnd, skip_ws(pos_ + 3));
+          if (starts_with(pos_, "-}}"))
+            return close_tag(TokenType::kVariableEnd, skip_ws(pos_ + 3));
           if (starts_with(pos_, "}}")) return close_tag(TokenType::kVariableEnd, pos_ + 2);
         }
       }
@@ -340,10 +344,13 @@ class Lexer {
     if (src_[p] == '0' && p + 1 < src_.size() &&
         (src_[p + 1] == 'x' || src_[p + 1] == 'X' || src_[p + 1] == 'o' || src_[p + 1] == 'O' ||
          src_[p + 1] == 'b' || src_[p + 1] == 'B')) {
-      int base = (src_[p + 1] == 'x' || src_[p + 1] == 'X') ? 16
-                 : (src_[p + 1] == 'o' || src_[p + 1] == 'O') ? 8 : 2;
+      int base = (src_[p + 1] == 'x' || src_[p + 1] == 'X')   ? 16
+                 : (src_[p + 1] == 'o' || src_[p + 1] == 'O') ? 8
+                                                              : 2;
       std::size_t q = p + 2;
-      while (q < src_.size() && (std::isxdigit(static_cast<unsigned char>(src_[q])) || src_[q] == '_')) ++q;
+      while (q < src_.size() &&
+             (std::isxdigit(static_cast<unsigned char>(src_[q])) || src_[q] == '_'))
+        ++q;
       std::string body = clean(std::string_view(src_).substr(p + 2, q - p - 2));
       errno = 0;
       char* endp = nullptr;
@@ -426,17 +433,39 @@ class Lexer {
       char e = src_[p + 1];
       p += 2;
       switch (e) {
-        case '\n': ++line_; break;  // line continuation
-        case '\\': out.push_back('\\'); break;
-        case '\'': out.push_back('\''); break;
-        case '"': out.push_back('"'); break;
-        case 'a': out.push_back('\a'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'v': out.push_back('\v'); break;
+        case '\n':
+          ++line_;
+          break;  // line continuation
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\'':
+          out.push_back('\'');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case 'a':
+          out.push_back('\a');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'v':
+          out.push_back('\v');
+          break;
         case 'x':
         case 'u':
         case 'U': {

@@ -33,25 +33,32 @@ class Parser {
   };
 
   const Token& cur() const { return toks_[pos_]; }
-  const Token& peek(std::size_t n = 1) const {
-    return toks_[std::min(pos_ + n, toks_.size() - 1)];
-  }
+  const Token& peek(std::size_t n = 1) const { return toks_[std::min(pos_ + n, toks_.size() - 1)]; }
   const Token& next() {
     const Token& t = toks_[pos_];
     if (pos_ + 1 < toks_.size()) ++pos_;
     return t;
   }
-  [[noreturn]] void fail(const std::string& msg) const { throw TemplateSyntaxError(cur().line, msg); }
+  [[noreturn]] void fail(const std::string& msg) const {
+    throw TemplateSyntaxError(cur().line, msg);
+  }
 
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case TokenType::kEof: return "end of template";
-      case TokenType::kBlockBegin: return "begin of statement block";
-      case TokenType::kBlockEnd: return "end of statement block";
-      case TokenType::kVariableBegin: return "begin of print statement";
-      case TokenType::kVariableEnd: return "end of print statement";
-      case TokenType::kData: return "template data";
-      default: return t.value;
+      case TokenType::kEof:
+        return "end of template";
+      case TokenType::kBlockBegin:
+        return "begin of statement block";
+      case TokenType::kBlockEnd:
+        return "end of statement block";
+      case TokenType::kVariableBegin:
+        return "begin of print statement";
+      case TokenType::kVariableEnd:
+        return "end of print statement";
+      case TokenType::kData:
+        return "template data";
+      default:
+        return t.value;
     }
   }
 
@@ -75,7 +82,8 @@ class Parser {
     if (!skip_op(op)) fail("expected '" + std::string(op) + "', got '" + describe(cur()) + "'");
   }
   void expect_name(std::string_view name) {
-    if (!skip_name(name)) fail("expected '" + std::string(name) + "', got '" + describe(cur()) + "'");
+    if (!skip_name(name))
+      fail("expected '" + std::string(name) + "', got '" + describe(cur()) + "'");
   }
   std::string expect_identifier() {
     if (cur().type != TokenType::kName) fail("expected name, got '" + describe(cur()) + "'");
@@ -97,7 +105,8 @@ class Parser {
           if (ends.size() != 0) {
             std::string list;
             for (auto e : ends) list += (list.empty() ? "'" : " or '") + std::string(e) + "'";
-            fail("Unexpected end of template. Jinja was looking for the following tags: " + list + ".");
+            fail("Unexpected end of template. Jinja was looking for the following tags: " + list +
+                 ".");
           }
           return body;
         case TokenType::kData:
@@ -163,8 +172,8 @@ class Parser {
       return std::make_unique<LoopControlStmt>(
           name == "break" ? Stmt::Kind::kBreak : Stmt::Kind::kContinue, line);
     }
-    static const std::set<std::string> kUnsupported = {"extends", "include", "import", "from",
-                                                       "block", "do", "autoescape"};
+    static const std::set<std::string> kUnsupported = {"extends", "include", "import",    "from",
+                                                       "block",   "do",      "autoescape"};
     if (kUnsupported.count(name)) fail("tag '" + name + "' is not supported");
     fail("Encountered unknown tag '" + name + "'.");
   }
@@ -641,7 +650,8 @@ class Parser {
         next();
         a.kwargs.emplace_back(std::move(key), parse_expression(true));
       } else {
-        if (!a.kwargs.empty() || a.dyn_args || a.dyn_kwargs) fail("invalid syntax for function call expression");
+        if (!a.kwargs.empty() || a.dyn_args || a.dyn_kwargs)
+          fail("invalid syntax for function call expression");
         a.args.push_back(parse_expression(true));
       }
     }

@@ -146,7 +146,7 @@ class Interpreter {
   const RenderOptions& options_;
   std::uint64_t steps_ = 0;
   int call_depth_ = 0;
-  int nesting_ = 0;  // exec/eval recursion: bounds native stack use
+  int nesting_ = 0;                     // exec/eval recursion: bounds native stack use
   std::vector<ScopePtr> macro_scopes_;  // scopes holding macros (cycles via closures)
   const Value* block_input_ = nullptr;  // body text fed to a {% filter %} chain
   std::vector<std::shared_ptr<NamespaceObj>> namespaces_;  // cleared after render: breaks cycles

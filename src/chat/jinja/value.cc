@@ -11,14 +11,22 @@ namespace lmserve::chat::jinja {
 
 const char* error_kind_name(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kType: return "TypeError";
-    case ErrorKind::kUndefined: return "UndefinedError";
-    case ErrorKind::kSecurity: return "SecurityError";
-    case ErrorKind::kValue: return "ValueError";
-    case ErrorKind::kZeroDivision: return "ZeroDivisionError";
-    case ErrorKind::kOverflow: return "OverflowError";
-    case ErrorKind::kRuntime: return "TemplateRuntimeError";
-    case ErrorKind::kLimit: return "LimitExceeded";
+    case ErrorKind::kType:
+      return "TypeError";
+    case ErrorKind::kUndefined:
+      return "UndefinedError";
+    case ErrorKind::kSecurity:
+      return "SecurityError";
+    case ErrorKind::kValue:
+      return "ValueError";
+    case ErrorKind::kZeroDivision:
+      return "ZeroDivisionError";
+    case ErrorKind::kOverflow:
+      return "OverflowError";
+    case ErrorKind::kRuntime:
+      return "TemplateRuntimeError";
+    case ErrorKind::kLimit:
+      return "LimitExceeded";
   }
   return "TemplateError";
 }
@@ -32,8 +40,8 @@ const std::string& empty_string() {
 
 void check_nesting(int depth) {
   if (depth > kMaxNesting) {
-    throw TemplateRenderError(ErrorKind::kLimit, "values nested deeper than " +
-                                                     std::to_string(kMaxNesting) + " levels");
+    throw TemplateRenderError(
+        ErrorKind::kLimit, "values nested deeper than " + std::to_string(kMaxNesting) + " levels");
   }
 }
 
@@ -116,10 +124,14 @@ Value Value::object(std::shared_ptr<Object> o) {
 
 double Value::as_float() const {
   switch (kind_) {
-    case Kind::kFloat: return scalar_.d;
-    case Kind::kInt: return static_cast<double>(scalar_.i);
-    case Kind::kBool: return scalar_.b ? 1.0 : 0.0;
-    default: return 0.0;
+    case Kind::kFloat:
+      return scalar_.d;
+    case Kind::kInt:
+      return static_cast<double>(scalar_.i);
+    case Kind::kBool:
+      return scalar_.b ? 1.0 : 0.0;
+    default:
+      return 0.0;
   }
 }
 
@@ -146,7 +158,9 @@ std::string Value::undefined_hint() const {
   return "'undefined' is undefined";
 }
 
-void Value::fail_undefined() const { throw TemplateRenderError(undefined_kind(), undefined_hint()); }
+void Value::fail_undefined() const {
+  throw TemplateRenderError(undefined_kind(), undefined_hint());
+}
 
 std::string Object::repr() const {
   std::string out = "<";
@@ -163,9 +177,11 @@ Value Object::call(Interpreter&, CallArgs&) {
 
 std::optional<std::string> hash_key(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kString: return "s" + v.as_string();
+    case Value::Kind::kString:
+      return "s" + v.as_string();
     case Value::Kind::kBool:
-    case Value::Kind::kInt: return "n" + std::to_string(v.as_int());
+    case Value::Kind::kInt:
+      return "n" + std::to_string(v.as_int());
     case Value::Kind::kFloat: {
       double d = v.as_float();
       if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2e18) {
@@ -173,8 +189,10 @@ std::optional<std::string> hash_key(const Value& v) {
       }
       return "f" + pystr::float_repr(d);
     }
-    case Value::Kind::kNone: return std::string("N");
-    case Value::Kind::kUndefined: return std::string("U");
+    case Value::Kind::kNone:
+      return std::string("N");
+    case Value::Kind::kUndefined:
+      return std::string("U");
     case Value::Kind::kList: {
       if (!v.is_tuple()) return std::nullopt;
       std::string key = "t(";
@@ -185,7 +203,8 @@ std::optional<std::string> hash_key(const Value& v) {
       }
       return key + ")";
     }
-    case Value::Kind::kDict: return std::nullopt;
+    case Value::Kind::kDict:
+      return std::nullopt;
     case Value::Kind::kObject: {
       char buf[32];
       std::snprintf(buf, sizeof buf, "o%p", static_cast<const void*>(v.as_object()));
@@ -211,7 +230,9 @@ const Value* DictObj::find(std::string_view key) const {
 
 void DictObj::set(const Value& key, Value value) {
   auto k = hash_key(key);
-  if (!k) throw TemplateRenderError(ErrorKind::kType, "unhashable type: '" + ::lmserve::chat::jinja::type_name(key) + "'");
+  if (!k)
+    throw TemplateRenderError(ErrorKind::kType,
+                              "unhashable type: '" + ::lmserve::chat::jinja::type_name(key) + "'");
   auto it = index.find(*k);
   if (it != index.end()) {
     items[it->second].second = std::move(value);
@@ -242,14 +263,22 @@ std::optional<Value> NamespaceObj::get_attr(const std::string& name) const {
 bool truthy(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return false;
-    case Value::Kind::kBool: return v.as_bool();
-    case Value::Kind::kInt: return v.as_int() != 0;
-    case Value::Kind::kFloat: return v.as_float() != 0.0;
-    case Value::Kind::kString: return !v.as_string().empty();
-    case Value::Kind::kList: return !v.as_list().empty();
-    case Value::Kind::kDict: return v.as_dict().size() != 0;
-    case Value::Kind::kObject: return true;
+    case Value::Kind::kNone:
+      return false;
+    case Value::Kind::kBool:
+      return v.as_bool();
+    case Value::Kind::kInt:
+      return v.as_int() != 0;
+    case Value::Kind::kFloat:
+      return v.as_float() != 0.0;
+    case Value::Kind::kString:
+      return !v.as_string().empty();
+    case Value::Kind::kList:
+      return !v.as_list().empty();
+    case Value::Kind::kDict:
+      return v.as_dict().size() != 0;
+    case Value::Kind::kObject:
+      return true;
   }
   return false;
 }
@@ -260,9 +289,13 @@ void repr_into(std::string& out, const Value& v, int depth);
 
 void str_into(std::string& out, const Value& v, int depth) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return;
-    case Value::Kind::kString: out += v.as_string(); return;
-    default: repr_into(out, v, depth);
+    case Value::Kind::kUndefined:
+      return;
+    case Value::Kind::kString:
+      out += v.as_string();
+      return;
+    default:
+      repr_into(out, v, depth);
   }
 }
 
@@ -271,11 +304,20 @@ void repr_into(std::string& out, const Value& v, int depth) {
     throw TemplateRenderError(ErrorKind::kLimit, "values nested too deeply to print");
   }
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return;
-    case Value::Kind::kNone: out += "None"; return;
-    case Value::Kind::kBool: out += v.as_bool() ? "True" : "False"; return;
-    case Value::Kind::kInt: out += std::to_string(v.as_int()); return;
-    case Value::Kind::kFloat: out += pystr::float_repr(v.as_float()); return;
+    case Value::Kind::kUndefined:
+      return;
+    case Value::Kind::kNone:
+      out += "None";
+      return;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "True" : "False";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
+    case Value::Kind::kFloat:
+      out += pystr::float_repr(v.as_float());
+      return;
     case Value::Kind::kString:
       if (v.is_markup()) {
         out += "Markup(" + pystr::repr(v.as_string()) + ")";
@@ -307,7 +349,9 @@ void repr_into(std::string& out, const Value& v, int depth) {
       out += '}';
       return;
     }
-    case Value::Kind::kObject: out += v.as_object()->repr(); return;
+    case Value::Kind::kObject:
+      out += v.as_object()->repr();
+      return;
   }
 }
 
@@ -328,15 +372,24 @@ std::string to_repr(const Value& v) {
 
 std::string type_name(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return "Undefined";
-    case Value::Kind::kNone: return "NoneType";
-    case Value::Kind::kBool: return "bool";
-    case Value::Kind::kInt: return "int";
-    case Value::Kind::kFloat: return "float";
-    case Value::Kind::kString: return v.is_markup() ? "Markup" : "str";
-    case Value::Kind::kList: return v.is_tuple() ? "tuple" : "list";
-    case Value::Kind::kDict: return "dict";
-    case Value::Kind::kObject: return v.as_object()->type_name();
+    case Value::Kind::kUndefined:
+      return "Undefined";
+    case Value::Kind::kNone:
+      return "NoneType";
+    case Value::Kind::kBool:
+      return "bool";
+    case Value::Kind::kInt:
+      return "int";
+    case Value::Kind::kFloat:
+      return "float";
+    case Value::Kind::kString:
+      return v.is_markup() ? "Markup" : "str";
+    case Value::Kind::kList:
+      return v.is_tuple() ? "tuple" : "list";
+    case Value::Kind::kDict:
+      return "dict";
+    case Value::Kind::kObject:
+      return v.as_object()->type_name();
   }
   return "object";
 }
@@ -361,8 +414,10 @@ bool equals_at(const Value& a, const Value& b, int depth) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.as_string() == b.as_string();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.as_string() == b.as_string();
     case Value::Kind::kList: {
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto& x = a.as_list();
@@ -383,8 +438,10 @@ bool equals_at(const Value& a, const Value& b, int depth) {
       }
       return true;
     }
-    case Value::Kind::kObject: return a.as_object() == b.as_object();
-    default: return false;
+    case Value::Kind::kObject:
+      return a.as_object() == b.as_object();
+    default:
+      return false;
   }
 }
 
@@ -428,10 +485,14 @@ int compare(const Value& a, const Value& b, std::string_view op) { return compar
 
 std::size_t py_len(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return 0;
-    case Value::Kind::kString: return pystr::length(v.as_string());
-    case Value::Kind::kList: return v.as_list().size();
-    case Value::Kind::kDict: return v.as_dict().size();
+    case Value::Kind::kUndefined:
+      return 0;
+    case Value::Kind::kString:
+      return pystr::length(v.as_string());
+    case Value::Kind::kList:
+      return v.as_list().size();
+    case Value::Kind::kDict:
+      return v.as_dict().size();
     case Value::Kind::kObject:
       if (auto* ns = dynamic_cast<NamespaceObj*>(v.as_object())) return ns->attrs->size();
       [[fallthrough]];
@@ -441,7 +502,9 @@ std::size_t py_len(const Value& v) {
   }
 }
 
-Value undefined_name(const std::string& name) { return Value::undefined("'" + name + "' is undefined"); }
+Value undefined_name(const std::string& name) {
+  return Value::undefined("'" + name + "' is undefined");
+}
 
 Value undefined_attr(const Value& obj, const std::string& attr) {
   return Value::undefined("'" + object_type_repr(obj) + "' has no attribute '" + attr + "'");
@@ -465,13 +528,27 @@ void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
     for (char ch : s) {
       auto c = static_cast<unsigned char>(ch);
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
           if (c < 0x20) {
             escape_cp(c);
@@ -483,13 +560,27 @@ void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
   } else {
     for (char32_t cp : pystr::decode(s)) {
       switch (cp) {
-        case U'"': out += "\\\""; break;
-        case U'\\': out += "\\\\"; break;
-        case U'\n': out += "\\n"; break;
-        case U'\r': out += "\\r"; break;
-        case U'\t': out += "\\t"; break;
-        case U'\b': out += "\\b"; break;
-        case U'\f': out += "\\f"; break;
+        case U'"':
+          out += "\\\"";
+          break;
+        case U'\\':
+          out += "\\\\";
+          break;
+        case U'\n':
+          out += "\\n";
+          break;
+        case U'\r':
+          out += "\\r";
+          break;
+        case U'\t':
+          out += "\\t";
+          break;
+        case U'\b':
+          out += "\\b";
+          break;
+        case U'\f':
+          out += "\\f";
+          break;
         default:
           if (cp < 0x20 || cp > 0x7E) {
             if (cp >= 0x10000) {
@@ -523,11 +614,21 @@ void json_into(std::string& out, const Value& v, const JsonOptions& o, int level
     for (int i = 0; i < lvl; ++i) out += *o.indent;
   };
   switch (v.kind()) {
-    case Value::Kind::kNone: out += "null"; return;
-    case Value::Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Value::Kind::kInt: out += std::to_string(v.as_int()); return;
-    case Value::Kind::kFloat: out += json_float(v.as_float()); return;
-    case Value::Kind::kString: json_string(out, v.as_string(), o.ensure_ascii); return;
+    case Value::Kind::kNone:
+      out += "null";
+      return;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
+    case Value::Kind::kFloat:
+      out += json_float(v.as_float());
+      return;
+    case Value::Kind::kString:
+      json_string(out, v.as_string(), o.ensure_ascii);
+      return;
     case Value::Kind::kList: {
       const auto& items = v.as_list();
       if (items.empty()) {
@@ -555,15 +656,25 @@ void json_into(std::string& out, const Value& v, const JsonOptions& o, int level
       for (const auto& [k, val] : d.items) {
         std::string key;
         switch (k.kind()) {
-          case Value::Kind::kString: key = k.as_string(); break;
-          case Value::Kind::kInt: key = std::to_string(k.as_int()); break;
-          case Value::Kind::kFloat: key = json_float(k.as_float()); break;
-          case Value::Kind::kBool: key = k.as_bool() ? "true" : "false"; break;
-          case Value::Kind::kNone: key = "null"; break;
+          case Value::Kind::kString:
+            key = k.as_string();
+            break;
+          case Value::Kind::kInt:
+            key = std::to_string(k.as_int());
+            break;
+          case Value::Kind::kFloat:
+            key = json_float(k.as_float());
+            break;
+          case Value::Kind::kBool:
+            key = k.as_bool() ? "true" : "false";
+            break;
+          case Value::Kind::kNone:
+            key = "null";
+            break;
           default:
-            throw TemplateRenderError(ErrorKind::kType,
-                                      "keys must be str, int, float, bool or None, not " +
-                                          type_name(k));
+            throw TemplateRenderError(
+                ErrorKind::kType,
+                "keys must be str, int, float, bool or None, not " + type_name(k));
         }
         entries.emplace_back(std::move(key), &val);
       }

@@ -26,8 +26,17 @@ inline constexpr int kMaxNesting = 256;
 
 class Value {
  public:
-  enum class Kind : std::uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict,
-                                   kObject };
+  enum class Kind : std::uint8_t {
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kList,
+    kDict,
+    kObject
+  };
 
   Value() = default;  // a plain Undefined
   static Value undefined(std::string hint, ErrorKind kind = ErrorKind::kUndefined);
@@ -46,7 +55,9 @@ class Value {
   bool is_bool() const { return kind_ == Kind::kBool; }
   bool is_int() const { return kind_ == Kind::kInt; }
   bool is_float() const { return kind_ == Kind::kFloat; }
-  bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
+  bool is_number() const {
+    return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool;
+  }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_dict() const { return kind_ == Kind::kDict; }
@@ -124,9 +135,9 @@ struct NamespaceObj final : Object {
 std::optional<std::string> hash_key(const Value& v);
 
 bool truthy(const Value& v);
-std::string to_str(const Value& v);   // Python str()
-std::string to_repr(const Value& v);  // Python repr()
-std::string type_name(const Value& v);  // Python type(v).__name__
+std::string to_str(const Value& v);            // Python str()
+std::string to_repr(const Value& v);           // Python repr()
+std::string type_name(const Value& v);         // Python type(v).__name__
 std::string object_type_repr(const Value& v);  // Jinja2's "dict object" in undefined messages
 bool equals(const Value& a, const Value& b);
 // Three-way comparison for <, <=, >, >=; TypeError for unorderable types.
