@@ -6,6 +6,7 @@
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/utf8.h"
 
 namespace lmserve::tokenizer::detail {
@@ -170,18 +171,7 @@ std::string wordpiece_cleanup(std::string text) {
       {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
       {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
       {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-  for (const auto& [from, to] : kRules) {
-    if (text.find(from) == std::string::npos) continue;
-    std::string next;
-    std::size_t last = 0;
-    for (std::size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, last)) {
-      next.append(text, last, pos - last);
-      next.append(to);
-      last = pos + from.size();
-    }
-    next.append(text, last);
-    text = std::move(next);
-  }
+  for (const auto& [from, to] : kRules) text = util::replace_all(text, from, to);
   return text;
 }
 
@@ -244,27 +234,14 @@ class Ctc final : public DecoderStep {
     std::vector<std::string> out;
     for (std::size_t t = 0; t < tokens.size(); ++t) {
       if (t > 0 && tokens[t] == tokens[t - 1]) continue;
-      std::string text = replace_all(tokens[t], pad_, "");
-      if (cleanup_) text = replace_all(wordpiece_cleanup(std::move(text)), delimiter_, " ");
+      std::string text = util::replace_all(tokens[t], pad_, "");
+      if (cleanup_) text = util::replace_all(wordpiece_cleanup(std::move(text)), delimiter_, " ");
       if (!text.empty()) out.push_back(std::move(text));
     }
     tokens = std::move(out);
   }
 
  private:
-  static std::string replace_all(const std::string& text, const std::string& from,
-                                 std::string_view to) {
-    if (from.empty()) return text;
-    std::string out;
-    std::size_t last = 0;
-    for (std::size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, last)) {
-      out.append(text, last, pos - last);
-      out.append(to);
-      last = pos + from.size();
-    }
-    out.append(text, last);
-    return out;
-  }
   std::string pad_, delimiter_;
   bool cleanup_;
 };

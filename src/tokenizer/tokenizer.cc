@@ -9,6 +9,7 @@
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/vocabulary.h"
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/text_file.h"
 #include "util/utf8.h"
 
@@ -329,18 +330,7 @@ std::string Tokenizer::clean_up_tokenization(std::string_view text) {
       {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
       {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   std::string out(text);
-  for (const auto& [from, to] : kRules) {
-    std::string next;
-    next.reserve(out.size());
-    std::size_t last = 0;
-    for (std::size_t pos = out.find(from); pos != std::string::npos; pos = out.find(from, last)) {
-      next.append(out, last, pos - last);
-      next.append(to);
-      last = pos + from.size();
-    }
-    next.append(out, last);
-    out = std::move(next);
-  }
+  for (const auto& [from, to] : kRules) out = util::replace_all(out, from, to);
   return out;
 }
 
