@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/sampling.h"
 #include "server/server.h"
 
@@ -30,8 +31,8 @@ struct ServeOptions {
   ModelOptions model;
   server::ServerOptions server;
   std::optional<std::string> chat_template_file;
-  int decode_concurrency = 32;
-  int prefill_step_size = 2048;
+  engine::EngineOptions engine;
+  std::string kv_type = "f16";
 };
 
 struct GenerateOptions {

@@ -39,6 +39,38 @@ void add_sampling_options(CLI::App& app, engine::SamplingParams& s) {
       ->capture_default_str();
 }
 
+void add_engine_options(CLI::App& app, ServeOptions& o) {
+  engine::EngineOptions& e = o.engine;
+  app.add_option("--parallel,--decode-concurrency", e.max_sequences,
+                 "Sequences generated at once, each with a --ctx-size context")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--ctx-size,-c", e.ctx_size,
+                 "Positions per sequence (0 = the model's context, capped at 4096)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--kv-type", o.kv_type, "KV cache element type")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
+  app.add_option("--kv-memory", e.kv_memory,
+                 "KV pool bytes, shared by all sequences and the prefix cache "
+                 "(0 = --parallel full contexts)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-batch-tokens", e.max_batch_tokens,
+                 "Rows (decode tokens + prompt tokens) in one forward step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--prefill-step-size", e.prefill_step_size,
+                 "Prompt tokens of one sequence evaluated per step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-queue", e.max_queue,
+                 "Requests waiting for a slot beyond which new ones get 429")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+}
+
 void add_serve_options(CLI::App& app, ServeOptions& o) {
   add_model_options(app, o.model);
   app.add_option("--host", o.server.host, "Address to bind")->capture_default_str();
@@ -54,13 +86,7 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
   app.add_option("--max-body", o.server.max_body_bytes, "Largest request body in bytes")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--decode-concurrency", o.decode_concurrency, "Sequences generated concurrently")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--prefill-step-size", o.prefill_step_size,
-                 "Prompt tokens evaluated per engine step")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  add_engine_options(app, o);
   app.add_option("--cors-origins,--allowed-origins", o.server.cors_origins,
                  "Origins allowed to call the API from a browser (comma list; * = any; "
                  "default: loopback origins only)")

@@ -1,3 +1,5 @@
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 #include <iterator>
 
@@ -18,9 +20,16 @@ int run_serve(const ServeOptions& o) {
     template_override = std::string(std::istreambuf_iterator<char>(in), {});
   }
   chat::ChatFormatter chat(loaded.tokenizer, template_override);
-  engine::Engine engine(
-      *loaded.model, loaded.tokenizer,
-      {.max_sequences = o.decode_concurrency, .prefill_step_size = o.prefill_step_size});
+  engine::EngineOptions engine_options = o.engine;
+  engine_options.kv_type = *model::parse_kv_type(o.kv_type);  // CLI11 checked the name
+  engine::Engine engine(*loaded.model, loaded.tokenizer, engine_options);
+  const engine::EngineMemory& memory = engine.memory();
+  spdlog::info(
+      "memory: weights {} MiB (mapped), KV pool {} MiB ({} blocks of {} positions, {}, {} x {} "
+      "positions), workspace {} MiB",
+      loaded.model->weight_bytes() >> 20, memory.kv_pool_bytes >> 20, memory.kv_blocks,
+      engine_options.block_size, o.kv_type, engine_options.max_sequences, memory.ctx_size,
+      memory.workspace_bytes >> 20);
   server::ServerOptions server_options = o.server;
   if (server_options.model_id.empty()) server_options.model_id = o.model.model;
   return server::serve(server_options,

@@ -4,10 +4,13 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
-#include "engine/stop_matcher.h"
+#include "engine/prefix_cache.h"
+#include "engine/scheduler.h"
+#include "engine/sequence.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,38 +32,60 @@ const char* to_string(FinishReason reason) {
 
 namespace {
 
-// One live request: its cache, sampler and the text pipeline ids -> detokenizer -> stops.
-struct Sequence {
-  Sequence(GenerationRequest req, EventSink s, const tokenizer::Tokenizer& tokenizer)
-      : request(std::move(req)),
-        sink(std::move(s)),
-        handle(std::make_shared<RequestHandle>()),
-        sampler(request.sampling),
-        // Text equals transformers' decode of the completion (§4.4): special tokens shown,
-        // clean-up of tokenization spaces as the tokenizer's config says.
-        detokenizer(tokenizer, /*skip_special_tokens=*/false,
-                    tokenizer.clean_up_tokenization_spaces()),
-        stops(request.stop),
-        tokens(request.prompt) {}
+constexpr int kDefaultContextCap = 4096;
 
-  GenerationRequest request;
-  EventSink sink;
-  std::shared_ptr<RequestHandle> handle;
-  Sampler sampler;
-  tokenizer::StreamingDetokenizer detokenizer;
-  StopMatcher stops;
-  std::unique_ptr<model::KvCache> cache;
-  std::vector<std::int32_t> tokens;  // prompt + sampled so far
-  std::size_t prefilled = 0;         // prompt tokens already evaluated
-  int generated = 0;
-  bool done = false;
-};
+// MemAvailable from /proc/meminfo in bytes, or 0 when unknown.
+std::size_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  std::size_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+std::string mib(std::size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+int resolve_ctx_size(const EngineOptions& o, const model::ModelConfig& c) {
+  if (o.ctx_size < 0 || o.ctx_size > c.max_position_embeddings) {
+    throw std::invalid_argument("--ctx-size " + std::to_string(o.ctx_size) + " is outside [1, " +
+                                std::to_string(c.max_position_embeddings) +
+                                "] (the model's context)");
+  }
+  return o.ctx_size > 0 ? o.ctx_size : std::min(c.max_position_embeddings, kDefaultContextCap);
+}
+
+int resolve_kv_blocks(const EngineOptions& o, const model::KvShape& shape, int ctx_size) {
+  const int per_sequence = (ctx_size + shape.block_size - 1) / shape.block_size;
+  if (o.kv_memory == 0) return per_sequence * o.max_sequences;
+  const std::size_t blocks = o.kv_memory / shape.bytes_per_block();
+  if (blocks < static_cast<std::size_t>(per_sequence)) {
+    throw std::invalid_argument(
+        "--kv-memory " + mib(o.kv_memory) + " cannot hold one context of " +
+        std::to_string(ctx_size) + " positions (needs " +
+        mib(static_cast<std::size_t>(per_sequence) * shape.bytes_per_block()) + ")");
+  }
+  return static_cast<int>(std::min<std::size_t>(blocks, 1u << 30));
+}
 
 }  // namespace
 
 struct Engine::State {
   State(model::Model& m, const tokenizer::Tokenizer& t, EngineOptions o)
-      : model(m), tokenizer(t), options(std::move(o)) {
+      : model(m),
+        tokenizer(t),
+        options(normalized(std::move(o))),
+        ctx_size(resolve_ctx_size(options, m.config())),
+        pool(m.kv_shape(options.kv_type, options.block_size),
+             resolve_kv_blocks(options, m.kv_shape(options.kv_type, options.block_size), ctx_size)),
+        cache(pool),
+        scheduler(pool, cache,
+                  {.max_sequences = options.max_sequences,
+                   .max_batch_tokens = options.max_batch_tokens,
+                   .prefill_step_size = options.prefill_step_size,
+                   .ctx_size = ctx_size}) {
     eos = model.config().eos_token_ids;
     // The tokenizer's EOS plus, for GGUF vocabularies, the end-of-turn ids llama.cpp stops
     // at: a GGUF has no generation_config.json to list them.
@@ -68,29 +93,61 @@ struct Engine::State {
     eos.insert(eos.end(), options.extra_eos_ids.begin(), options.extra_eos_ids.end());
     std::sort(eos.begin(), eos.end());
     eos.erase(std::unique(eos.begin(), eos.end()), eos.end());
-    options.max_sequences = std::max(1, options.max_sequences);
-    options.prefill_step_size = std::max(1, options.prefill_step_size);
-    logits.resize(static_cast<std::size_t>(model.config().vocab_size));
+    model.reserve(options.max_batch_tokens, options.max_sequences);
+    logits.resize(static_cast<std::size_t>(options.max_sequences) *
+                  static_cast<std::size_t>(model.config().vocab_size));
+    memory = {.kv_pool_bytes = pool.bytes(),
+              .workspace_bytes = model.workspace_bytes() + logits.size() * sizeof(float),
+              .kv_blocks = pool.num_blocks(),
+              .ctx_size = ctx_size};
+    const std::size_t needed = memory.kv_pool_bytes + memory.workspace_bytes;
+    const std::size_t available = available_memory();
+    if (available != 0 && needed > available) {
+      throw std::invalid_argument(
+          "the KV pool (" + mib(memory.kv_pool_bytes) + ": " +
+          std::to_string(options.max_sequences) + " sequences x " + std::to_string(ctx_size) +
+          " positions, " + to_string(options.kv_type) + ") and workspace (" +
+          mib(memory.workspace_bytes) + ") need more than the " + mib(available) +
+          " of memory available; lower --parallel, --ctx-size or --kv-memory");
+    }
+  }
+
+  static EngineOptions normalized(EngineOptions o) {
+    o.max_sequences = std::max(1, o.max_sequences);
+    o.prefill_step_size = std::max(1, o.prefill_step_size);
+    // Every decoding sequence needs a row in each step, and prefill at least one more.
+    o.max_batch_tokens = std::max(o.max_batch_tokens, o.max_sequences + 1);
+    o.max_queue = std::max(0, o.max_queue);
+    o.block_size = std::clamp(o.block_size, 1, 256);
+    return o;
   }
 
   void run();
-  void advance(Sequence& seq);
-  void accept_token(Sequence& seq, std::int32_t token);
-  void emit_text(Sequence& seq, const std::string& text);
-  void finish(Sequence& seq, FinishReason reason);
-  void fail(Sequence& seq, const std::string& message);
-  bool is_eos(std::int32_t id) const { return std::binary_search(eos.begin(), eos.end(), id); }
+  void step();
+  void admit_waiting();
+  void drop_cancelled();
+  void retire_done();
+  bool has_work() const { return !active.empty() || !pending.empty(); }
 
   model::Model& model;
   const tokenizer::Tokenizer& tokenizer;
   EngineOptions options;
+  int ctx_size;
+  model::KvPool pool;
+  PrefixCache cache;
+  Scheduler scheduler;
   std::vector<std::int32_t> eos;
   std::vector<float> logits;
+  EngineMemory memory;
+  // Reused each step, so that a step allocates nothing once warm.
+  std::vector<std::int32_t> batch_tokens;
+  std::vector<model::BatchSequence> batch_sequences;
 
-  std::mutex mutex;
+  mutable std::mutex mutex;
   std::condition_variable wake;
-  std::deque<std::unique_ptr<Sequence>> pending;  // guarded by mutex
+  std::deque<std::unique_ptr<Sequence>> pending;  // guarded by mutex; FIFO
   bool stopping = false;                          // guarded by mutex
+  EngineStats counters;                           // guarded by mutex
   std::atomic<bool> alive{true};
   std::vector<std::unique_ptr<Sequence>> active;  // engine thread only
   std::thread thread;
@@ -112,12 +169,28 @@ Engine::~Engine() {
 
 std::shared_ptr<RequestHandle> Engine::submit(GenerationRequest request, EventSink sink) {
   auto seq = std::make_unique<Sequence>(std::move(request), std::move(sink), state_->tokenizer);
-  auto handle = seq->handle;
+  auto handle = seq->handle();
+  const int vocab = state_->model.config().vocab_size;
+  const auto& prompt = seq->request().prompt;
+  if (prompt.empty() || std::any_of(prompt.begin(), prompt.end(),
+                                    [vocab](std::int32_t id) { return id < 0 || id >= vocab; })) {
+    seq->fail("the prompt is empty or holds a token id outside the vocabulary");
+    return handle;
+  }
+  if (static_cast<int>(prompt.size()) >= state_->ctx_size) {
+    seq->fail("the prompt (" + std::to_string(prompt.size()) +
+              " tokens) does not fit the context of " + std::to_string(state_->ctx_size));
+    return handle;
+  }
   {
     std::lock_guard lock(state_->mutex);
     if (state_->stopping || !state_->alive) {
-      seq->sink({.kind = GenerationEvent::Kind::kFailed, .error = "the engine is shutting down"});
+      seq->fail("the engine is shutting down");
       return handle;
+    }
+    if (static_cast<int>(state_->pending.size()) >= state_->options.max_queue) {
+      throw QueueFull(std::to_string(state_->pending.size()) +
+                      " requests are already waiting for a slot");
     }
     state_->pending.push_back(std::move(seq));
   }
@@ -126,126 +199,142 @@ std::shared_ptr<RequestHandle> Engine::submit(GenerationRequest request, EventSi
 }
 
 const std::vector<std::int32_t>& Engine::eos_ids() const { return state_->eos; }
-int Engine::context_length() const { return state_->model.config().max_position_embeddings; }
+int Engine::context_length() const { return state_->ctx_size; }
 bool Engine::alive() const { return state_->alive; }
+const EngineMemory& Engine::memory() const { return state_->memory; }
+
+EngineStats Engine::stats() const {
+  std::lock_guard lock(state_->mutex);
+  EngineStats s = state_->counters;
+  s.queued = static_cast<int>(state_->pending.size());
+  return s;
+}
 
 void Engine::State::run() {
   try {
     while (true) {
       {
         std::unique_lock lock(mutex);
-        wake.wait(lock, [&] { return stopping || !pending.empty() || !active.empty(); });
+        wake.wait(lock, [&] { return stopping || has_work(); });
         if (stopping) break;
-        while (!pending.empty() &&
-               active.size() < static_cast<std::size_t>(options.max_sequences)) {
-          active.push_back(std::move(pending.front()));
-          pending.pop_front();
-        }
       }
-      // Round-robin: every live sequence advances by one step (a prefill chunk or a token).
-      for (auto& seq : active) {
-        if (seq->handle->cancelled()) {
-          finish(*seq, FinishReason::kCancelled);
-          continue;
-        }
-        try {
-          advance(*seq);
-        } catch (const std::exception& e) {
-          fail(*seq, e.what());
-        }
-      }
-      std::erase_if(active, [](const auto& seq) { return seq->done; });
+      drop_cancelled();
+      admit_waiting();
+      step();
+      retire_done();
     }
   } catch (...) {
     alive = false;
   }
   // Shutting down (or dead): every request still known gets its terminal event.
   std::lock_guard lock(mutex);
-  for (auto& seq : active) finish(*seq, FinishReason::kCancelled);
-  for (auto& seq : pending) finish(*seq, FinishReason::kCancelled);
+  for (auto& seq : active) seq->finish(FinishReason::kCancelled);
+  for (auto& seq : pending) seq->finish(FinishReason::kCancelled);
+  for (auto& seq : active) scheduler.release(*seq);
   active.clear();
   pending.clear();
 }
 
-void Engine::State::advance(Sequence& seq) {
-  const auto& prompt = seq.request.prompt;
-  const int n_ctx = model.config().max_position_embeddings;
-  if (seq.cache == nullptr) {
-    if (prompt.empty()) throw std::runtime_error("empty prompt");
-    if (static_cast<int>(prompt.size()) >= n_ctx) {
-      throw std::runtime_error("the prompt does not fit the context length");
+void Engine::State::drop_cancelled() {
+  std::vector<std::unique_ptr<Sequence>> cancelled;
+  {
+    std::lock_guard lock(mutex);
+    for (auto it = pending.begin(); it != pending.end();) {
+      if ((*it)->handle()->cancelled()) {
+        cancelled.push_back(std::move(*it));
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
     }
-    const int capacity = static_cast<int>(
-        std::min<std::size_t>(prompt.size() + static_cast<std::size_t>(seq.request.max_tokens),
-                              static_cast<std::size_t>(n_ctx)));
-    seq.cache = model.new_cache(capacity);
-    seq.sink({.kind = GenerationEvent::Kind::kProgress,
-              .prompt_processed = 0,
-              .prompt_total = static_cast<int>(prompt.size())});
   }
-  if (seq.prefilled < prompt.size()) {
-    const std::size_t n = std::min(prompt.size() - seq.prefilled,
-                                   static_cast<std::size_t>(options.prefill_step_size));
-    model.forward(std::span(prompt).subspan(seq.prefilled, n), *seq.cache, logits);
-    seq.prefilled += n;
-    seq.sink({.kind = GenerationEvent::Kind::kProgress,
-              .prompt_processed = static_cast<int>(seq.prefilled),
-              .prompt_total = static_cast<int>(prompt.size())});
-    if (seq.prefilled < prompt.size()) return;
-  } else {
-    // The last sampled token has not been fed to the model yet.
-    model.forward(std::span(seq.tokens).last(1), *seq.cache, logits);
+  for (auto& seq : cancelled) seq->finish(FinishReason::kCancelled);
+  for (auto& seq : active) {
+    if (seq->handle()->cancelled()) seq->finish(FinishReason::kCancelled);
   }
-  accept_token(seq, seq.sampler.sample(logits, seq.tokens));
+  retire_done();
 }
 
-void Engine::State::accept_token(Sequence& seq, std::int32_t token) {
-  seq.tokens.push_back(token);
-  ++seq.generated;
-  if (is_eos(token)) {
-    // EOS text is never shown; what the detokenizer and stop matcher hold is.
-    emit_text(seq, seq.stops.push(seq.detokenizer.finish()).text + seq.stops.flush());
-    finish(seq, FinishReason::kStop);
+void Engine::State::admit_waiting() {
+  // Arrival order: the head of the queue waits for blocks rather than being overtaken.
+  while (static_cast<int>(active.size()) < options.max_sequences) {
+    Sequence* head = nullptr;
+    {
+      std::lock_guard lock(mutex);
+      if (pending.empty()) return;
+      head = pending.front().get();  // only this thread removes elements
+    }
+    if (!scheduler.admit(*head)) return;
+    std::lock_guard lock(mutex);
+    active.push_back(std::move(pending.front()));
+    pending.pop_front();
+    counters.prompt_tokens += static_cast<std::uint64_t>(head->prompt_size());
+    counters.cached_prompt_tokens = scheduler.cached_prompt_tokens();
+    counters.prefix_cache_hits = scheduler.prefix_hits();
+  }
+}
+
+void Engine::State::step() {
+  const std::vector<PlannedRows> plan = scheduler.plan(active);
+  if (plan.empty()) return;
+  batch_tokens.clear();
+  batch_sequences.clear();
+  int logit_rows = 0;
+  for (const PlannedRows& p : plan) {
+    Sequence& seq = *p.sequence;
+    const auto& tokens = seq.tokens();
+    batch_tokens.insert(batch_tokens.end(), tokens.begin() + seq.kv_len(),
+                        tokens.begin() + seq.kv_len() + p.n_rows);
+    batch_sequences.push_back({.n_rows = p.n_rows,
+                               .start_pos = seq.kv_len(),
+                               .blocks = seq.blocks(),
+                               .want_logits = p.want_logits});
+    logit_rows += p.want_logits ? 1 : 0;
+  }
+  const std::size_t vocab = static_cast<std::size_t>(model.config().vocab_size);
+  const std::span<float> out(logits.data(), static_cast<std::size_t>(logit_rows) * vocab);
+  try {
+    model.forward({.tokens = batch_tokens, .sequences = batch_sequences}, pool, out);
+  } catch (const std::exception& e) {
+    // A step that cannot run fails the requests in it; the engine itself keeps serving.
+    for (const PlannedRows& p : plan) p.sequence->fail(e.what());
     return;
   }
-  StopMatcher::Result r = seq.stops.push(seq.detokenizer.push(token));
-  emit_text(seq, r.text);
-  if (r.stopped) {
-    finish(seq, FinishReason::kStop);
-    return;
+  std::uint64_t sampled = 0;
+  std::size_t row = 0;
+  for (const PlannedRows& p : plan) {
+    Sequence& seq = *p.sequence;
+    seq.advance_kv(p.n_rows);
+    scheduler.offer_full_blocks(seq);
+    if (!p.want_logits) {
+      seq.report_progress();
+      continue;
+    }
+    if (seq.state() == Sequence::State::kPrefilling) seq.report_progress();
+    std::span<float> row_logits(logits.data() + row * vocab, vocab);
+    ++row;
+    try {
+      seq.accept_token(seq.sampler().sample(row_logits, seq.tokens()), eos, ctx_size);
+      ++sampled;
+    } catch (const std::exception& e) {
+      seq.fail(e.what());
+    }
   }
-  const bool budget_spent = seq.generated >= seq.request.max_tokens;
-  const bool context_full =
-      static_cast<int>(seq.tokens.size()) >= model.config().max_position_embeddings;
-  if (budget_spent || context_full) {
-    StopMatcher::Result tail = seq.stops.push(seq.detokenizer.finish());
-    emit_text(seq, tail.stopped ? tail.text : tail.text + seq.stops.flush());
-    finish(seq, tail.stopped ? FinishReason::kStop : FinishReason::kLength);
+  std::lock_guard lock(mutex);
+  ++counters.steps;
+  counters.generated_tokens += sampled;
+}
+
+void Engine::State::retire_done() {
+  for (auto& seq : active) {
+    if (seq->done()) scheduler.release(*seq);
   }
-}
-
-void Engine::State::emit_text(Sequence& seq, const std::string& text) {
-  if (!text.empty()) seq.sink({.kind = GenerationEvent::Kind::kText, .text = text});
-}
-
-void Engine::State::finish(Sequence& seq, FinishReason reason) {
-  if (seq.done) return;
-  seq.done = true;
-  seq.cache.reset();
-  seq.sink({.kind = GenerationEvent::Kind::kFinished,
-            .finish_reason = reason,
-            .usage = {.prompt_tokens = static_cast<int>(seq.request.prompt.size()),
-                      .completion_tokens = seq.generated},
-            .completion_ids = {
-                seq.tokens.begin() + static_cast<std::ptrdiff_t>(seq.request.prompt.size()),
-                seq.tokens.end()}});
-}
-
-void Engine::State::fail(Sequence& seq, const std::string& message) {
-  if (seq.done) return;
-  seq.done = true;
-  seq.cache.reset();
-  seq.sink({.kind = GenerationEvent::Kind::kFailed, .error = message});
+  std::erase_if(active, [](const auto& seq) { return seq->done(); });
+  std::lock_guard lock(mutex);
+  counters.running = static_cast<int>(active.size());
+  counters.kv_blocks_total = pool.num_blocks();
+  counters.kv_blocks_free = pool.free_blocks();
+  counters.kv_blocks_cached = cache.cached_blocks();
 }
 
 }  // namespace lmserve::engine

@@ -1,5 +1,6 @@
-// The generation engine: one thread owns the model and advances every live sequence;
-// callers submit requests and receive their text as a stream of events.
+// The generation engine: one thread owns the model, the KV pool and the prefix cache and
+// advances every live sequence with one batched forward pass per step; callers submit
+// requests and receive their text as a stream of events.
 #pragma once
 
 #include <atomic>
@@ -7,10 +8,12 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/sampling.h"
+#include "model/kv_pool.h"
 
 namespace lmserve::model {
 class Model;
@@ -34,6 +37,15 @@ struct GenerationRequest {
 struct Usage {
   int prompt_tokens = 0;
   int completion_tokens = 0;  // tokens sampled, including a terminating EOS / stop tokens
+  int cached_tokens = 0;      // prompt tokens whose KV came from the prefix cache
+};
+
+// Where a request's time went, in milliseconds (kFinished).
+struct Timings {
+  double queue_ms = 0;        // submitted -> admitted (blocks reserved, prefill may start)
+  double first_token_ms = 0;  // submitted -> first sampled token (0 if none)
+  double total_ms = 0;        // submitted -> finished
+  double max_gap_ms = 0;      // longest wait between two consecutive sampled tokens
 };
 
 // What a request's sink receives, in order: zero or more kProgress (prefill), zero or more
@@ -47,6 +59,7 @@ struct GenerationEvent {
   int prompt_total = 0;      // kProgress
   FinishReason finish_reason = FinishReason::kStop;  // kFinished
   Usage usage;                                       // kFinished
+  Timings timings;                                   // kFinished
   std::vector<std::int32_t> completion_ids;          // kFinished: every sampled id, in order
   std::string error;                                 // kFailed: message for the client
 };
@@ -65,9 +78,43 @@ class RequestHandle {
 };
 
 struct EngineOptions {
-  int max_sequences = 32;        // sequences decoded concurrently (--decode-concurrency)
-  int prefill_step_size = 2048;  // prompt tokens evaluated per step (--prefill-step-size)
+  int max_sequences = 8;        // sequences in flight at once (--parallel)
+  int prefill_step_size = 512;  // prompt tokens of one sequence per step (--prefill-step-size)
+  int max_batch_tokens = 2048;  // rows of one forward step (--max-batch-tokens)
+  int max_queue = 256;          // requests waiting for a slot; beyond it submit() refuses
+  int ctx_size = 0;             // positions per sequence; 0 = the model's, capped at 4096
+  model::KvType kv_type = model::KvType::kF16;
+  std::size_t kv_memory = 0;  // pool bytes; 0 = enough for max_sequences full contexts
+  int block_size = 16;        // positions per KV block
   std::vector<std::int32_t> extra_eos_ids;  // added to the model's and tokenizer's EOS set
+};
+
+// Thrown by submit() when max_queue requests are already waiting (the server answers 429).
+class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A snapshot of the engine for /metrics and logs. Counters only grow.
+struct EngineStats {
+  int running = 0;  // admitted sequences (prefilling or decoding)
+  int queued = 0;   // waiting for admission
+  int kv_blocks_total = 0;
+  int kv_blocks_free = 0;
+  int kv_blocks_cached = 0;  // held by the prefix cache
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t cached_prompt_tokens = 0;  // prompt tokens served from the prefix cache
+  std::uint64_t generated_tokens = 0;
+  std::uint64_t prefix_cache_hits = 0;  // admissions that reused at least one token
+  std::uint64_t steps = 0;              // forward passes
+};
+
+// The memory the engine set aside at start-up.
+struct EngineMemory {
+  std::size_t kv_pool_bytes = 0;
+  std::size_t workspace_bytes = 0;
+  int kv_blocks = 0;
+  int ctx_size = 0;
 };
 
 class Engine {
@@ -78,14 +125,17 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Queues a request; events go to `sink`. Never blocks on generation.
+  // Queues a request; events go to `sink`. Never blocks on generation. Throws QueueFull
+  // when max_queue requests are already waiting (nothing is queued, the sink is not called).
   std::shared_ptr<RequestHandle> submit(GenerationRequest request, EventSink sink);
 
   // The union of EOS ids (model config, generation config, tokenizer incl. GGUF end-of-turn
   // ids, options).
   const std::vector<std::int32_t>& eos_ids() const;
-  int context_length() const;
-  bool alive() const;  // false if the engine thread died
+  int context_length() const;  // positions per sequence (ctx_size)
+  bool alive() const;          // false if the engine thread died
+  EngineStats stats() const;   // thread-safe
+  const EngineMemory& memory() const;
 
   struct State;
 

@@ -1,26 +1,55 @@
-// Causal scaled-dot-product attention with grouped-query heads over a key/value cache.
-// Knows nothing of models: it reads dense f32 rows of queries, keys and values.
+// Causal scaled-dot-product attention with grouped-query heads over a paged key/value cache.
+// Knows nothing of models: it reads f32 query rows and f16/f32 key/value blocks.
 #pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
 
 #include "util/thread_pool.h"
 
 namespace lmserve::kernels {
 
 struct AttentionShape {
-  int n_heads = 0;  // query heads
-  int n_kv_heads =
-      0;  // key/value heads; n_heads % n_kv_heads == 0 (query head h reads kv head h / group)
+  int n_heads = 0;     // query heads
+  int n_kv_heads = 0;  // n_heads % n_kv_heads == 0: query head h reads kv head h / group
   int head_dim = 0;
 };
 
-// For each of n_tokens queries (token t sits at position start_pos + t) and each head,
-// attends over cached positions [0, start_pos + t] and writes the weighted sum of values.
-//   q:   [n_tokens, n_heads * head_dim]
-//   k,v: [>= start_pos + n_tokens, n_kv_heads * head_dim], rows kv_stride floats apart
-//   out: [n_tokens, n_heads * head_dim]
-// Scores are scaled by `scale` (usually 1/sqrt(head_dim)) before the softmax.
-void attention(util::ThreadPool& pool, const AttentionShape& shape, const float* q, int n_tokens,
-               int start_pos, const float* k, const float* v, long kv_stride, float scale,
-               float* out);
+enum class KvElement { kF32, kF16 };
+
+// One layer's keys and values, in blocks of block_size positions. Position p of kv head h
+// (in a sequence whose block table is `blocks`) starts at
+//   base + blocks[p / block_size] * block_stride + h * head_stride + (p % block_size) * row
+// where row = head_dim elements.
+struct PagedKv {
+  std::byte* keys = nullptr;
+  std::byte* values = nullptr;
+  std::size_t block_stride = 0;  // bytes
+  std::size_t head_stride = 0;   // bytes
+  int block_size = 0;
+  KvElement element = KvElement::kF16;
+};
+
+// The rows of one sequence in a batch of queries.
+struct AttentionSequence {
+  int first_row = 0;
+  int n_rows = 0;
+  int start_pos = 0;  // row i sits at position start_pos + i
+  const std::int32_t* blocks = nullptr;
+};
+
+// Stores one row's keys and values (n_kv_heads * head_dim f32 each) at position `pos`.
+void store_kv(const PagedKv& kv, const AttentionShape& shape, const std::int32_t* blocks, int pos,
+              const float* k, const float* v);
+
+// For every row of every sequence and each head, attends over that sequence's positions
+// [0, pos] and writes the weighted sum of values. q and out are [rows, n_heads * head_dim].
+// Sequences must be ordered by first_row. Scores are scaled by `scale` before the softmax.
+// The softmax runs online, block by block in position order, so a row's result depends only
+// on its own sequence (batch-invariant) and never needs a buffer as long as the context.
+void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const PagedKv& kv,
+                     std::span<const AttentionSequence> sequences, const float* q, float scale,
+                     float* out);
 
 }  // namespace lmserve::kernels

@@ -56,5 +56,6 @@ inline std::uint16_t f32_to_bf16(float f) {
 // Bulk conversions (vectorised where the CPU allows).
 void f16_to_f32(const std::uint16_t* in, float* out, int n);
 void bf16_to_f32(const std::uint16_t* in, float* out, int n);
+void f32_to_f16(const float* in, std::uint16_t* out, int n);  // round to nearest even
 
 }  // namespace lmserve::kernels

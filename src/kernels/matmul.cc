@@ -1,11 +1,12 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/convert.h"
 
-#ifdef __AVX2__
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -15,107 +16,10 @@ namespace {
 
 // Below this many multiply-adds a product is cheaper than waking the pool.
 constexpr long kMinParallelWork = 1L << 17;
-// Rows per tile: four rows share each load of x.
+// A tile is kTileRows weight rows x up to kTileTokens tokens: each weight load feeds
+// kTileTokens FMAs and each activation load kTileRows.
 constexpr int kTileRows = 4;
-
-#ifdef __AVX2__
-inline float hsum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v);
-  __m128 hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
-
-inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-#ifdef __F16C__
-inline __m256 load8(const std::uint16_t* p, WeightType type) {
-  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  if (type == WeightType::kF16) return _mm256_cvtph_ps(h);
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-#endif
-
-float dot_f32_avx2(const float* w, const float* x, int n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a0 = _mm256_fmadd_ps(load8(w + i), load8(x + i), a0);
-    a1 = _mm256_fmadd_ps(load8(w + i + 8), load8(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(load8(w + i + 16), load8(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(load8(w + i + 24), load8(x + i + 24), a3);
-  }
-  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load8(w + i), load8(x + i), a0);
-  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; i < n; ++i) s += w[i] * x[i];
-  return s;
-}
-
-#ifdef __F16C__
-template <WeightType kType>
-float dot_u16_avx2(const std::uint16_t* w, const float* x, int n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a0 = _mm256_fmadd_ps(load8(w + i, kType), load8(x + i), a0);
-    a1 = _mm256_fmadd_ps(load8(w + i + 8, kType), load8(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(load8(w + i + 16, kType), load8(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(load8(w + i + 24, kType), load8(x + i + 24), a3);
-  }
-  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load8(w + i, kType), load8(x + i), a0);
-  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; i < n; ++i) {
-    s += (kType == WeightType::kF16 ? f16_to_f32(w[i]) : bf16_to_f32(w[i])) * x[i];
-  }
-  return s;
-}
-#endif
-
-// Four dot products of f32 rows with one x: each load of x feeds four FMAs.
-void dot4_f32_avx2(const float* const* w, const float* x, int n, float* out) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 xv = load8(x + i);
-    a0 = _mm256_fmadd_ps(load8(w[0] + i), xv, a0);
-    a1 = _mm256_fmadd_ps(load8(w[1] + i), xv, a1);
-    a2 = _mm256_fmadd_ps(load8(w[2] + i), xv, a2);
-    a3 = _mm256_fmadd_ps(load8(w[3] + i), xv, a3);
-  }
-  out[0] = hsum(a0);
-  out[1] = hsum(a1);
-  out[2] = hsum(a2);
-  out[3] = hsum(a3);
-  for (; i < n; ++i) {
-    for (int r = 0; r < 4; ++r) out[r] += w[r][i] * x[i];
-  }
-}
-#endif
-
-// Eight partial sums let the compiler keep independent chains (and vectorise) without
-// -ffast-math reassociation.
-template <typename Load>
-float dot_scalar_impl(Load load, const float* x, int n) {
-  float acc[8] = {};
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += load(i + j) * x[i + j];
-  }
-  for (; i < n; ++i) acc[0] += load(i) * x[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-void dot4_f32(const float* const* w, const float* x, int n, float* out) {
-#ifdef __AVX2__
-  dot4_f32_avx2(w, x, n, out);
-#else
-  for (int r = 0; r < 4; ++r) out[r] = dot(WeightType::kF32, w[r], x, n);
-#endif
-}
+constexpr int kTileTokens = 4;
 
 std::size_t element_size(WeightType type) { return type == WeightType::kF32 ? 4 : 2; }
 
@@ -124,24 +28,146 @@ const void* row_ptr(const WeightMatrix& w, int row) {
          static_cast<std::size_t>(row) * static_cast<std::size_t>(w.cols) * element_size(w.type);
 }
 
+// Every output y[t, r] is reduced in one canonical order, whatever the tile it is computed
+// in and however many tokens the call has: eight lanes accumulate w*x over k = 0, 8, 16, ...
+// (lane j takes k + j), the lanes are summed in a fixed tree, then the tail k >= 8*floor(n/8)
+// is added one by one. That makes results batch-invariant: a token's output is bit-identical
+// whether it is multiplied alone or among any number of other tokens.
+
+template <WeightType kType>
+inline float load1(const void* row, int i) {
+  if constexpr (kType == WeightType::kF32) return static_cast<const float*>(row)[i];
+  if constexpr (kType == WeightType::kF16)
+    return f16_to_f32(static_cast<const std::uint16_t*>(row)[i]);
+  return bf16_to_f32(static_cast<const std::uint16_t*>(row)[i]);
+}
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+template <WeightType kType>
+inline __m256 load8(const void* row, int i) {
+  if constexpr (kType == WeightType::kF32) {
+    return _mm256_loadu_ps(static_cast<const float*>(row) + i);
+  } else {
+    __m128i h = _mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(static_cast<const std::uint16_t*>(row) + i));
+    if constexpr (kType == WeightType::kF16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+// out[r][t] for R rows and T tokens, in the canonical order.
+template <WeightType kType, int R, int T>
+void tile(const void* const* w, const float* const* x, int n, float* const* out) {
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load8<kType>(w[r], i);
+    for (int t = 0; t < T; ++t) {
+      const __m256 xv = _mm256_loadu_ps(x[t] + i);
+      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float s = hsum(acc[r][t]);
+      for (int k = i; k < n; ++k) s = std::fma(load1<kType>(w[r], k), x[t][k], s);
+      out[r][t] = s;
+    }
+  }
+}
+#else
+template <WeightType kType, int R, int T>
+void tile(const void* const* w, const float* const* x, int n, float* const* out) {
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) out[r][t] = detail::dot_scalar(kType, w[r], x[t], n);
+}
+#endif
+
+// Dispatches a tile of nr <= kTileRows rows and nt <= kTileTokens tokens to its instance.
+template <WeightType kType, int R = kTileRows, int T = kTileTokens>
+void tile_any(int nr, int nt, const void* const* w, const float* const* x, int n,
+              float* const* out) {
+  if constexpr (R > 1) {
+    if (nr < R) return tile_any<kType, R - 1, T>(nr, nt, w, x, n, out);
+  }
+  if constexpr (T > 1) {
+    if (nt < T) return tile_any<kType, R, T - 1>(nr, nt, w, x, n, out);
+  }
+  tile<kType, R, T>(w, x, n, out);
+}
+
+template <WeightType kType>
+void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
+                 int row_end) {
+  const int cols = w.cols;
+  for (int r0 = row_begin; r0 < row_end; r0 += kTileRows) {
+    const int nr = std::min(kTileRows, row_end - r0);
+    const void* rows[kTileRows];
+    for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
+    for (int t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+      const int nt = std::min(kTileTokens, n_tokens - t0);
+      const float* xs[kTileTokens];
+      float outs[kTileRows][kTileTokens];
+      float* out_rows[kTileRows];
+      for (int t = 0; t < nt; ++t) xs[t] = x + static_cast<std::size_t>(t0 + t) * cols;
+      for (int i = 0; i < kTileRows; ++i) out_rows[i] = outs[i];
+      tile_any<kType>(nr, nt, rows, xs, cols, out_rows);
+      for (int t = 0; t < nt; ++t) {
+        float* yt = y + static_cast<std::size_t>(t0 + t) * w.rows + r0;
+        for (int i = 0; i < nr; ++i) yt[i] = outs[i][t];
+      }
+    }
+  }
+}
+
+void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
+                 int row_end) {
+  switch (w.type) {
+    case WeightType::kF32:
+      return matmul_rows<WeightType::kF32>(w, x, n_tokens, y, row_begin, row_end);
+    case WeightType::kF16:
+      return matmul_rows<WeightType::kF16>(w, x, n_tokens, y, row_begin, row_end);
+    case WeightType::kBF16:
+      return matmul_rows<WeightType::kBF16>(w, x, n_tokens, y, row_begin, row_end);
+  }
+}
+
 }  // namespace
 
 namespace detail {
 
+// The canonical order of the SIMD path, lane by lane.
 float dot_scalar(WeightType type, const void* row, const float* x, int n) {
+  auto reduce = [&](auto load) {
+    float lane[8] = {};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (int j = 0; j < 8; ++j) lane[j] = std::fma(load(i + j), x[i + j], lane[j]);
+    }
+    float s =
+        ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    for (; i < n; ++i) s = std::fma(load(i), x[i], s);
+    return s;
+  };
   switch (type) {
-    case WeightType::kF32: {
-      const auto* w = static_cast<const float*>(row);
-      return dot_scalar_impl([w](int i) { return w[i]; }, x, n);
-    }
-    case WeightType::kF16: {
-      const auto* w = static_cast<const std::uint16_t*>(row);
-      return dot_scalar_impl([w](int i) { return f16_to_f32(w[i]); }, x, n);
-    }
-    case WeightType::kBF16: {
-      const auto* w = static_cast<const std::uint16_t*>(row);
-      return dot_scalar_impl([w](int i) { return bf16_to_f32(w[i]); }, x, n);
-    }
+    case WeightType::kF32:
+      return reduce([w = static_cast<const float*>(row)](int i) { return w[i]; });
+    case WeightType::kF16:
+      return reduce(
+          [w = static_cast<const std::uint16_t*>(row)](int i) { return f16_to_f32(w[i]); });
+    case WeightType::kBF16:
+      return reduce(
+          [w = static_cast<const std::uint16_t*>(row)](int i) { return bf16_to_f32(w[i]); });
   }
   return 0.0f;
 }
@@ -149,22 +175,20 @@ float dot_scalar(WeightType type, const void* row, const float* x, int n) {
 }  // namespace detail
 
 float dot(WeightType type, const void* row, const float* x, int n) {
-#ifdef __AVX2__
+  float out = 0.0f;
+  float* out_row = &out;
   switch (type) {
     case WeightType::kF32:
-      return dot_f32_avx2(static_cast<const float*>(row), x, n);
-#ifdef __F16C__
-    case WeightType::kF16:
-      return dot_u16_avx2<WeightType::kF16>(static_cast<const std::uint16_t*>(row), x, n);
-    case WeightType::kBF16:
-      return dot_u16_avx2<WeightType::kBF16>(static_cast<const std::uint16_t*>(row), x, n);
-#else
-    default:
+      tile<WeightType::kF32, 1, 1>(&row, &x, n, &out_row);
       break;
-#endif
+    case WeightType::kF16:
+      tile<WeightType::kF16, 1, 1>(&row, &x, n, &out_row);
+      break;
+    case WeightType::kBF16:
+      tile<WeightType::kBF16, 1, 1>(&row, &x, n, &out_row);
+      break;
   }
-#endif
-  return detail::dot_scalar(type, row, x, n);
+  return out;
 }
 
 void weight_row_to_f32(const WeightMatrix& w, int row, float* out) {
@@ -185,54 +209,17 @@ void weight_row_to_f32(const WeightMatrix& w, int row, float* out) {
 void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n_tokens, float* y) {
   if (n_tokens <= 0 || w.rows <= 0) return;
   const int rows = w.rows;
-  const int cols = w.cols;
   const std::size_t n_tiles = static_cast<std::size_t>((rows + kTileRows - 1) / kTileRows);
-  // With several tokens a 16-bit tile is widened once into scratch and reused for every
-  // token; with one or two tokens the widening is fused into the dot product instead.
-  const bool widen_tiles = w.type != WeightType::kF32 && n_tokens >= 3;
-
   auto body = [&](std::size_t tile_begin, std::size_t tile_end) {
-    std::vector<float> scratch;
-    if (widen_tiles)
-      scratch.resize(static_cast<std::size_t>(kTileRows) * static_cast<std::size_t>(cols));
-    for (std::size_t tile = tile_begin; tile < tile_end; ++tile) {
-      const int r0 = static_cast<int>(tile) * kTileRows;
-      const int nr = std::min(kTileRows, rows - r0);
-      if (w.type != WeightType::kF32 && !widen_tiles) {
-        for (int t = 0; t < n_tokens; ++t) {
-          const float* xt = x + static_cast<std::size_t>(t) * cols;
-          float* yt = y + static_cast<std::size_t>(t) * rows;
-          for (int i = 0; i < nr; ++i) yt[r0 + i] = dot(w.type, row_ptr(w, r0 + i), xt, cols);
-        }
-        continue;
-      }
-      const float* rp[kTileRows] = {};
-      for (int i = 0; i < kTileRows; ++i) {
-        const int r = r0 + std::min(i, nr - 1);  // a short last tile repeats its last row
-        if (widen_tiles) {
-          float* dst = scratch.data() + static_cast<std::size_t>(i) * cols;
-          if (i < nr) weight_row_to_f32(w, r, dst);
-          rp[i] = i < nr ? dst : rp[nr - 1];
-        } else {
-          rp[i] = static_cast<const float*>(row_ptr(w, r));
-        }
-      }
-      for (int t = 0; t < n_tokens; ++t) {
-        const float* xt = x + static_cast<std::size_t>(t) * cols;
-        float out[kTileRows];
-        dot4_f32(rp, xt, cols, out);
-        float* yt = y + static_cast<std::size_t>(t) * rows + r0;
-        for (int i = 0; i < nr; ++i) yt[i] = out[i];
-      }
-    }
+    matmul_rows(w, x, n_tokens, y, static_cast<int>(tile_begin) * kTileRows,
+                std::min(rows, static_cast<int>(tile_end) * kTileRows));
   };
-
-  const long work = static_cast<long>(rows) * cols * n_tokens;
+  const long work = static_cast<long>(rows) * w.cols * n_tokens;
   if (work < kMinParallelWork || pool.size() == 1) {
     body(0, n_tiles);
     return;
   }
-  const long per_tile = static_cast<long>(kTileRows) * cols * n_tokens;
+  const long per_tile = static_cast<long>(kTileRows) * w.cols * n_tokens;
   const std::size_t min_chunk =
       static_cast<std::size_t>(std::max(1L, (kMinParallelWork / 4) / per_tile));
   pool.parallel_for(n_tiles, body, min_chunk);

@@ -1,5 +1,5 @@
 // A loaded causal language model: config, weights and the forward pass on the CPU.
-// The engine owns one Model and one KvCache per live sequence.
+// The engine owns one Model and one KvPool; each step is one batched forward pass.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/kv_pool.h"
 #include "util/thread_pool.h"
 
 namespace lmserve::model {
@@ -60,17 +61,23 @@ ModelConfig load_model_config(const std::filesystem::path& dir);
 // Rotary inverse frequencies (head_dim / 2 of them) after rope_scaling is applied.
 std::vector<float> rope_inv_freq(const ModelConfig& config);
 
-// Per-sequence key/value cache: the positions already evaluated.
-class KvCache {
- public:
-  virtual ~KvCache() = default;
-  // Number of positions whose keys/values are stored.
-  virtual int size() const = 0;
-  // Maximum number of positions this cache can hold.
-  virtual int capacity() const = 0;
-  // Drops every position >= n (n <= size()).
-  virtual void truncate(int n) = 0;
+// One sequence's share of a Batch: its rows are consecutive, in position order.
+struct BatchSequence {
+  int n_rows = 0;     // >= 1
+  int start_pos = 0;  // position of its first row = positions already in its KV blocks
+  // Its block table: block i holds positions [i * block_size, (i + 1) * block_size). Covers
+  // at least start_pos + n_rows positions; the rows' keys and values are written into it.
+  std::span<const BlockId> blocks;
+  bool want_logits = false;  // compute the logits of its last row
 };
+
+// The rows of one forward step, drawn from many sequences (decode rows and prefill chunks).
+struct Batch {
+  std::span<const std::int32_t> tokens;  // every row's token, sequence after sequence
+  std::span<const BatchSequence> sequences;
+};
+
+class KvCache;
 
 class Model {
  public:
@@ -83,19 +90,53 @@ class Model {
   static std::unique_ptr<Model> load(const std::filesystem::path& path, util::ThreadPool& pool);
 
   virtual const ModelConfig& config() const = 0;
+  // Bytes of the weights the forward pass reads (mapped from the checkpoint).
+  virtual std::size_t weight_bytes() const = 0;
 
-  // A fresh, empty cache able to hold `capacity` positions (<= max_position_embeddings).
-  virtual std::unique_ptr<KvCache> new_cache(int capacity) const = 0;
+  // The KV block shape of this model for a pool of the given type and block size.
+  KvShape kv_shape(KvType type, int block_size) const;
 
-  // Evaluates `tokens` at positions cache.size() .. cache.size()+tokens.size()-1, appends
-  // their keys/values to `cache`, and writes the logits of the last token into
-  // `logits` (vocab_size floats). tokens must be non-empty, ids in [0, vocab_size), and
-  // fit in the cache's capacity: otherwise it throws ApiError (invalid_request; code
-  // "context_length_exceeded" for capacity) and leaves the cache unchanged. A cache from
-  // another model or a wrongly sized `logits` is std::invalid_argument. Calls on one Model
-  // must not overlap: they share its thread pool.
-  virtual void forward(std::span<const std::int32_t> tokens, KvCache& cache,
-                       std::span<float> logits) = 0;
+  // Preallocates the per-step workspace for batches of up to max_rows rows, max_logit_rows
+  // of them with logits, so that forward() does not allocate. Larger batches still work:
+  // the workspace grows on first use.
+  virtual void reserve(int max_rows, int max_logit_rows) = 0;
+  // Bytes of the workspace reserved so far.
+  virtual std::size_t workspace_bytes() const = 0;
+
+  // One step: evaluates every row of `batch` at its position, writes its keys and values
+  // into its sequence's blocks of `pool`, and writes the logits of each sequence that wants
+  // them into consecutive rows of `logits` ([n, vocab_size], n = sequences with
+  // want_logits, in batch order). Each row's result depends only on its own sequence's
+  // tokens, never on the rest of the batch (batch invariance; see docs/architecture.md).
+  // Throws std::invalid_argument for malformed batches (ids outside the vocabulary, block
+  // tables too short, a pool of another shape, logits of the wrong size). Calls on one
+  // Model must not overlap: they share its thread pool and workspace.
+  virtual void forward(const Batch& batch, KvPool& pool, std::span<float> logits) = 0;
+
+  // Single-sequence convenience over the batch path (tests, tools): a cache with its own
+  // small pool able to hold `capacity` positions (1..max_position_embeddings).
+  std::unique_ptr<KvCache> new_cache(int capacity, KvType type = KvType::kF32) const;
+  // Evaluates `tokens` after the cache's positions, appends them, and writes the logits of
+  // the last one (vocab_size floats). Throws std::invalid_argument (and leaves the cache
+  // unchanged) when tokens is empty, holds ids outside the vocabulary or does not fit.
+  void forward(std::span<const std::int32_t> tokens, KvCache& cache, std::span<float> logits);
+};
+
+// One sequence's key/value cache in a private pool (see Model::new_cache).
+class KvCache {
+ public:
+  KvCache(const KvShape& shape, int capacity);
+  int size() const { return size_; }
+  int capacity() const { return capacity_; }
+  // Drops every position >= n (0 <= n <= size()).
+  void truncate(int n);
+
+ private:
+  friend class Model;
+  KvPool pool_;
+  std::vector<BlockId> blocks_;
+  int capacity_;
+  int size_ = 0;
 };
 
 }  // namespace lmserve::model

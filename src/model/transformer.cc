@@ -40,22 +40,6 @@ kernels::WeightType weight_type(const formats::TensorView& t, const std::string&
 
 }  // namespace
 
-F32KvCache::F32KvCache(int num_layers, int kv_dim, int capacity)
-    : num_layers_(num_layers), kv_dim_(kv_dim), capacity_(capacity) {
-  const std::size_t n = static_cast<std::size_t>(num_layers) * static_cast<std::size_t>(capacity) *
-                        static_cast<std::size_t>(kv_dim);
-  k_.assign(n, 0.0f);
-  v_.assign(n, 0.0f);
-}
-
-void F32KvCache::truncate(int n) {
-  if (n < 0 || n > size_) {
-    throw std::invalid_argument("KvCache::truncate(" + std::to_string(n) + ") outside [0, " +
-                                std::to_string(size_) + "]");
-  }
-  size_ = n;
-}
-
 TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescription& arch,
                                    const CheckpointLayout& layout, formats::TensorStore weights,
                                    util::ThreadPool& pool)
@@ -99,6 +83,7 @@ kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, 
   m.rows = rows;
   m.cols = cols;
   m.data = t.data;
+  weight_bytes_ += t.nbytes;
   if (!t.element_aligned()) {
     // Kernels read elements through typed pointers; a file without the usual header padding
     // gets this one tensor copied (same dtype, no widening).
@@ -115,114 +100,187 @@ std::vector<float> TransformerModel::norm_vector(std::string_view name, int n) {
   return widen_to_f32(t);
 }
 
-std::unique_ptr<KvCache> TransformerModel::new_cache(int capacity) const {
-  if (capacity <= 0 || capacity > config_.max_position_embeddings) {
-    throw std::invalid_argument("KV cache capacity " + std::to_string(capacity) + " outside [1, " +
-                                std::to_string(config_.max_position_embeddings) + "]");
-  }
-  return std::make_unique<F32KvCache>(config_.num_layers, config_.num_kv_heads * config_.head_dim,
-                                      capacity);
+void TransformerModel::reserve(int max_rows, int max_logit_rows) {
+  Workspace& w = ws_;
+  if (max_rows <= w.rows && max_logit_rows <= w.logit_rows) return;
+  w.rows = std::max(w.rows, max_rows);
+  w.logit_rows = std::max(w.logit_rows, max_logit_rows);
+  const auto& c = config_;
+  const auto rows = static_cast<std::size_t>(w.rows);
+  auto fit = [rows](std::vector<float>& v, int width) {
+    v.resize(rows * static_cast<std::size_t>(width));
+  };
+  const int q_dim = c.num_heads * c.head_dim;
+  const int kv_dim = c.num_kv_heads * c.head_dim;
+  fit(w.x, c.hidden_size);
+  fit(w.xn, c.hidden_size);
+  fit(w.tmp, c.hidden_size);
+  fit(w.q, q_dim);
+  fit(w.att, q_dim);
+  fit(w.k, kv_dim);
+  fit(w.v, kv_dim);
+  fit(w.gate, c.intermediate_size);
+  fit(w.up, c.intermediate_size);
+  fit(w.cos, c.head_dim / 2);
+  fit(w.sin, c.head_dim / 2);
+  w.head_in.resize(static_cast<std::size_t>(w.logit_rows) *
+                   static_cast<std::size_t>(c.hidden_size));
+  w.attention.reserve(rows);
 }
 
-void TransformerModel::forward(std::span<const std::int32_t> tokens, KvCache& cache_base,
-                               std::span<float> logits) {
+std::size_t TransformerModel::workspace_bytes() const {
+  const Workspace& w = ws_;
+  std::size_t floats = 0;
+  for (const auto* v : {&w.x, &w.xn, &w.q, &w.k, &w.v, &w.att, &w.gate, &w.up, &w.tmp, &w.cos,
+                        &w.sin, &w.head_in}) {
+    floats += v->capacity();
+  }
+  return floats * sizeof(float) + w.attention.capacity() * sizeof(kernels::AttentionSequence);
+}
+
+void TransformerModel::validate(const Batch& batch, const KvPool& pool,
+                                std::span<float> logits) const {
   const auto& c = config_;
-  auto* cache = dynamic_cast<F32KvCache*>(&cache_base);
-  const int kv_dim = c.num_kv_heads * c.head_dim;
-  if (cache == nullptr || cache->num_layers() != c.num_layers || cache->kv_dim() != kv_dim) {
-    throw std::invalid_argument("forward: the KV cache was not made by this model's new_cache");
+  const KvShape& shape = pool.shape();
+  if (shape.num_layers != c.num_layers || shape.num_kv_heads != c.num_kv_heads ||
+      shape.head_dim != c.head_dim) {
+    throw std::invalid_argument("forward: the KV pool's shape is not this model's");
   }
-  if (logits.size() != static_cast<std::size_t>(c.vocab_size)) {
-    throw std::invalid_argument("forward: logits has " + std::to_string(logits.size()) +
-                                " floats, expected " + std::to_string(c.vocab_size));
+  std::size_t rows = 0;
+  std::size_t logit_rows = 0;
+  for (const BatchSequence& seq : batch.sequences) {
+    if (seq.n_rows <= 0 || seq.start_pos < 0) {
+      throw std::invalid_argument("forward: a batch sequence has no rows or a negative position");
+    }
+    const long end = static_cast<long>(seq.start_pos) + seq.n_rows;
+    if (end > c.max_position_embeddings) {
+      throw std::invalid_argument("forward: position " + std::to_string(end - 1) +
+                                  " is beyond the context of " +
+                                  std::to_string(c.max_position_embeddings));
+    }
+    if (static_cast<long>(seq.blocks.size()) * shape.block_size < end) {
+      throw std::invalid_argument("forward: a block table is too short for its positions");
+    }
+    for (std::size_t i = 0; i < seq.blocks.size() && static_cast<long>(i) * shape.block_size < end;
+         ++i) {
+      if (seq.blocks[i] < 0 || seq.blocks[i] >= pool.num_blocks()) {
+        throw std::invalid_argument("forward: block id outside the pool");
+      }
+    }
+    rows += static_cast<std::size_t>(seq.n_rows);
+    if (seq.want_logits) ++logit_rows;
   }
-  if (tokens.empty())
-    throw ApiError::invalid_request("invalid_value", std::nullopt, "no tokens to evaluate");
-  for (auto id : tokens) {
+  if (rows == 0 || rows != batch.tokens.size()) {
+    throw std::invalid_argument("forward: the batch has " + std::to_string(batch.tokens.size()) +
+                                " tokens for " + std::to_string(rows) + " rows");
+  }
+  for (auto id : batch.tokens) {
     if (id < 0 || id >= c.vocab_size) {
-      throw ApiError::invalid_request("invalid_value", std::nullopt,
-                                      "token id " + std::to_string(id) +
-                                          " is outside the vocabulary [0, " +
-                                          std::to_string(c.vocab_size) + ")");
+      throw std::invalid_argument("token id " + std::to_string(id) +
+                                  " is outside the vocabulary [0, " + std::to_string(c.vocab_size) +
+                                  ")");
     }
   }
-  const int start = cache->size();
-  if (tokens.size() > static_cast<std::size_t>(cache->capacity() - start)) {
-    throw ApiError::invalid_request(
-        "context_length_exceeded", std::nullopt,
-        std::to_string(start) + " cached + " + std::to_string(tokens.size()) +
-            " new tokens exceed the context of " + std::to_string(cache->capacity()));
+  if (logits.size() != logit_rows * static_cast<std::size_t>(c.vocab_size)) {
+    throw std::invalid_argument("forward: logits has " + std::to_string(logits.size()) +
+                                " floats, expected " + std::to_string(logit_rows) + " x " +
+                                std::to_string(c.vocab_size));
   }
+}
 
-  const int T = static_cast<int>(tokens.size());
+void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float> logits) {
+  validate(batch, pool, logits);
+  const auto& c = config_;
+  const int T = static_cast<int>(batch.tokens.size());
   const int D = c.hidden_size;
   const int q_dim = c.num_heads * c.head_dim;
+  const int kv_dim = c.num_kv_heads * c.head_dim;
   const int I = c.intermediate_size;
   const int half = c.head_dim / 2;
+  int logit_rows = 0;
+  for (const auto& seq : batch.sequences) logit_rows += seq.want_logits ? 1 : 0;
+  reserve(T, logit_rows);
+  Workspace& w = ws_;
   auto sz = [](long a, long b) { return static_cast<std::size_t>(a * b); };
 
-  std::vector<float> x(sz(T, D)), xn(sz(T, D)), tmp(sz(T, D));
-  std::vector<float> q(sz(T, q_dim)), k(sz(T, kv_dim)), v(sz(T, kv_dim)), att(sz(T, q_dim));
-  std::vector<float> gate(sz(T, I)), up(sz(T, I));
-  std::vector<float> cos_t(sz(T, half)), sin_t(sz(T, half));
-
-  for (int t = 0; t < T; ++t) {
-    kernels::weight_row_to_f32(embed_, tokens[static_cast<std::size_t>(t)], x.data() + sz(t, D));
-    kernels::rope_cos_sin(start + t, inv_freq_.data(), half, cos_t.data() + sz(t, half),
-                          sin_t.data() + sz(t, half));
+  // Per row: embedding and rotary angles; per sequence: its attention rows.
+  w.attention.clear();
+  int row = 0;
+  for (const BatchSequence& seq : batch.sequences) {
+    w.attention.push_back({.first_row = row,
+                           .n_rows = seq.n_rows,
+                           .start_pos = seq.start_pos,
+                           .blocks = seq.blocks.data()});
+    for (int i = 0; i < seq.n_rows; ++i, ++row) {
+      kernels::weight_row_to_f32(embed_, batch.tokens[static_cast<std::size_t>(row)],
+                                 w.x.data() + sz(row, D));
+      kernels::rope_cos_sin(seq.start_pos + i, inv_freq_.data(), half, w.cos.data() + sz(row, half),
+                            w.sin.data() + sz(row, half));
+    }
   }
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
+  const KvShape& kv_shape = pool.shape();
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
   for (int l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[static_cast<std::size_t>(l)];
     for (int t = 0; t < T; ++t) {
-      kernels::rms_norm(x.data() + sz(t, D), L.attn_norm.data(), D, c.rms_norm_eps,
-                        xn.data() + sz(t, D));
+      kernels::rms_norm(w.x.data() + sz(t, D), L.attn_norm.data(), D, c.rms_norm_eps,
+                        w.xn.data() + sz(t, D));
     }
-    kernels::matmul(pool_, L.q, xn.data(), T, q.data());
-    kernels::matmul(pool_, L.k, xn.data(), T, k.data());
-    kernels::matmul(pool_, L.v, xn.data(), T, v.data());
-    float* k_cache = cache->keys(l);
-    float* v_cache = cache->values(l);
-    for (int t = 0; t < T; ++t) {
-      const float* ct = cos_t.data() + sz(t, half);
-      const float* st = sin_t.data() + sz(t, half);
-      if (layout_.rope_style == RopeStyle::kAdjacentPairs) {
-        kernels::rope_rotate_adjacent_pairs(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half,
-                                            ct, st);
-        kernels::rope_rotate_adjacent_pairs(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim,
-                                            half, ct, st);
-      } else {
-        kernels::rope_rotate_half(q.data() + sz(t, q_dim), c.num_heads, c.head_dim, half, ct, st);
-        kernels::rope_rotate_half(k.data() + sz(t, kv_dim), c.num_kv_heads, c.head_dim, half, ct,
-                                  st);
+    kernels::matmul(pool_, L.q, w.xn.data(), T, w.q.data());
+    kernels::matmul(pool_, L.k, w.xn.data(), T, w.k.data());
+    kernels::matmul(pool_, L.v, w.xn.data(), T, w.v.data());
+    const kernels::PagedKv kv{
+        .keys = pool.keys(l, 0, 0),
+        .values = pool.values(l, 0, 0),
+        .block_stride = kv_shape.block_bytes(),
+        .head_stride = kv_shape.block_bytes() / static_cast<std::size_t>(kv_shape.num_kv_heads),
+        .block_size = kv_shape.block_size,
+        .element =
+            kv_shape.type == KvType::kF16 ? kernels::KvElement::kF16 : kernels::KvElement::kF32};
+    for (const auto& seq : w.attention) {
+      for (int i = 0; i < seq.n_rows; ++i) {
+        const int t = seq.first_row + i;
+        const float* ct = w.cos.data() + sz(t, half);
+        const float* st = w.sin.data() + sz(t, half);
+        float* qt = w.q.data() + sz(t, q_dim);
+        float* kt = w.k.data() + sz(t, kv_dim);
+        if (layout_.rope_style == RopeStyle::kAdjacentPairs) {
+          kernels::rope_rotate_adjacent_pairs(qt, c.num_heads, c.head_dim, half, ct, st);
+          kernels::rope_rotate_adjacent_pairs(kt, c.num_kv_heads, c.head_dim, half, ct, st);
+        } else {
+          kernels::rope_rotate_half(qt, c.num_heads, c.head_dim, half, ct, st);
+          kernels::rope_rotate_half(kt, c.num_kv_heads, c.head_dim, half, ct, st);
+        }
+        kernels::store_kv(kv, shape, seq.blocks, seq.start_pos + i, kt, w.v.data() + sz(t, kv_dim));
       }
-      std::copy_n(k.data() + sz(t, kv_dim), kv_dim, k_cache + sz(start + t, kv_dim));
-      std::copy_n(v.data() + sz(t, kv_dim), kv_dim, v_cache + sz(start + t, kv_dim));
     }
-    kernels::attention(pool_, shape, q.data(), T, start, k_cache, v_cache, kv_dim, scale,
-                       att.data());
-    kernels::matmul(pool_, L.o, att.data(), T, tmp.data());
-    kernels::add_inplace(x.data(), tmp.data(), T * D);
+    kernels::paged_attention(pool_, shape, kv, w.attention, w.q.data(), scale, w.att.data());
+    kernels::matmul(pool_, L.o, w.att.data(), T, w.tmp.data());
+    kernels::add_inplace(w.x.data(), w.tmp.data(), T * D);
 
     for (int t = 0; t < T; ++t) {
-      kernels::rms_norm(x.data() + sz(t, D), L.mlp_norm.data(), D, c.rms_norm_eps,
-                        xn.data() + sz(t, D));
+      kernels::rms_norm(w.x.data() + sz(t, D), L.mlp_norm.data(), D, c.rms_norm_eps,
+                        w.xn.data() + sz(t, D));
     }
-    kernels::matmul(pool_, L.gate, xn.data(), T, gate.data());
-    kernels::matmul(pool_, L.up, xn.data(), T, up.data());
-    kernels::silu_mul(gate.data(), up.data(), gate.data(), T * I);
-    kernels::matmul(pool_, L.down, gate.data(), T, tmp.data());
-    kernels::add_inplace(x.data(), tmp.data(), T * D);
+    kernels::matmul(pool_, L.gate, w.xn.data(), T, w.gate.data());
+    kernels::matmul(pool_, L.up, w.xn.data(), T, w.up.data());
+    kernels::silu_mul(w.gate.data(), w.up.data(), w.gate.data(), T * I);
+    kernels::matmul(pool_, L.down, w.gate.data(), T, w.tmp.data());
+    kernels::add_inplace(w.x.data(), w.tmp.data(), T * D);
   }
-  cache->set_size(start + T);
 
-  // Only the last token's logits are needed: the head is the largest matmul of a decode step.
-  const float* last = x.data() + sz(T - 1, D);
-  kernels::rms_norm(last, final_norm_.data(), D, c.rms_norm_eps, xn.data());
-  kernels::matmul(pool_, lm_head_, xn.data(), 1, logits.data());
+  // The head, the largest product of a decode step, runs only on rows whose logits are used.
+  int n = 0;
+  for (const auto& seq : w.attention) {
+    if (!batch.sequences[static_cast<std::size_t>(&seq - w.attention.data())].want_logits) continue;
+    const float* last = w.x.data() + sz(seq.first_row + seq.n_rows - 1, D);
+    kernels::rms_norm(last, final_norm_.data(), D, c.rms_norm_eps, w.head_in.data() + sz(n, D));
+    ++n;
+  }
+  kernels::matmul(pool_, lm_head_, w.head_in.data(), n, logits.data());
 }
 
 namespace {

@@ -1,4 +1,4 @@
-// The shared decoder-only transformer runtime and its f32 KV cache.
+// The shared decoder-only transformer runtime: one batched forward pass per step.
 // Executes any ArchitectureDescription over weights that stay in the mmap'd checkpoint.
 #pragma once
 
@@ -6,40 +6,12 @@
 #include <vector>
 
 #include "formats/tensor_store.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "model/architecture.h"
 #include "model/model.h"
 
 namespace lmserve::model {
-
-// Keys and values of every layer, f32, laid out [layer][position][kv_heads * head_dim].
-class F32KvCache final : public KvCache {
- public:
-  F32KvCache(int num_layers, int kv_dim, int capacity);
-
-  int size() const override { return size_; }
-  int capacity() const override { return capacity_; }
-  void truncate(int n) override;
-
-  int num_layers() const { return num_layers_; }
-  int kv_dim() const { return kv_dim_; }
-  float* keys(int layer) { return k_.data() + offset(layer); }
-  float* values(int layer) { return v_.data() + offset(layer); }
-  void set_size(int n) { size_ = n; }
-
- private:
-  std::size_t offset(int layer) const {
-    return static_cast<std::size_t>(layer) * static_cast<std::size_t>(capacity_) *
-           static_cast<std::size_t>(kv_dim_);
-  }
-
-  int num_layers_;
-  int kv_dim_;
-  int capacity_;
-  int size_ = 0;
-  std::vector<float> k_;
-  std::vector<float> v_;
-};
 
 class TransformerModel final : public Model {
  public:
@@ -50,9 +22,10 @@ class TransformerModel final : public Model {
                    util::ThreadPool& pool);
 
   const ModelConfig& config() const override { return config_; }
-  std::unique_ptr<KvCache> new_cache(int capacity) const override;
-  void forward(std::span<const std::int32_t> tokens, KvCache& cache,
-               std::span<float> logits) override;
+  std::size_t weight_bytes() const override { return weight_bytes_; }
+  void reserve(int max_rows, int max_logit_rows) override;
+  std::size_t workspace_bytes() const override;
+  void forward(const Batch& batch, KvPool& pool, std::span<float> logits) override;
 
  private:
   struct Layer {
@@ -62,7 +35,16 @@ class TransformerModel final : public Model {
     kernels::WeightMatrix gate, up, down;
   };
 
+  // Activations of one step, sized for the largest batch seen (or reserved).
+  struct Workspace {
+    int rows = 0, logit_rows = 0;
+    std::vector<float> x, xn, q, k, v, att, gate, up, tmp, cos, sin;
+    std::vector<float> head_in;  // the normed last rows of sequences that want logits
+    std::vector<kernels::AttentionSequence> attention;
+  };
+
   kernels::WeightMatrix matrix(std::string_view name, int rows, int cols);
+  void validate(const Batch& batch, const KvPool& pool, std::span<float> logits) const;
   std::vector<float> norm_vector(std::string_view name, int n);
 
   ModelConfig config_;
@@ -77,6 +59,8 @@ class TransformerModel final : public Model {
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
+  Workspace ws_;
+  std::size_t weight_bytes_ = 0;
 };
 
 }  // namespace lmserve::model

@@ -60,7 +60,7 @@ json usage_json(const UsageCounts& usage, bool chat) {
   json u = {{"prompt_tokens", usage.prompt_tokens},
             {"completion_tokens", usage.completion_tokens},
             {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
-            {"prompt_tokens_details", {{"cached_tokens", 0}}}};
+            {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
   if (chat) u["completion_tokens_details"] = {{"reasoning_tokens", 0}};
   return u;
 }

@@ -38,6 +38,7 @@ struct ResponseMeta {
 struct UsageCounts {
   int prompt_tokens = 0;
   int completion_tokens = 0;
+  int cached_tokens = 0;  // prompt tokens reused from the prefix cache
 };
 
 json usage_json(const UsageCounts& usage, bool chat);

@@ -309,9 +309,23 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
                    "The generation worker is not running");
   }
   auto channel = std::make_shared<EventChannel>(exchange.executor());
-  std::shared_ptr<engine::RequestHandle> handle =
-      backend_.submit(std::move(job.request),
-                      [channel](const engine::GenerationEvent& event) { channel->push(event); });
+  std::shared_ptr<engine::RequestHandle> handle;
+  std::optional<std::string> queue_full;
+  try {
+    handle =
+        backend_.submit(std::move(job.request),
+                        [channel](const engine::GenerationEvent& event) { channel->push(event); });
+  } catch (const engine::QueueFull& e) {
+    queue_full = e.what();
+  }
+  if (queue_full) {
+    // Back-pressure: every slot is busy and the queue is full. A client may retry shortly.
+    const Headers retry_after = {{"Retry-After", "1"}};
+    const ApiError busy(429, "rate_limit_error", "queue_full", std::nullopt,
+                        "The server is at capacity: " + *queue_full + "; retry later");
+    co_await exchange.respond_error(busy, retry_after);
+    co_return;
+  }
   if (!handle) throw std::runtime_error("the engine refused the request");
 
   {
@@ -377,7 +391,8 @@ net::awaitable<void> OpenAiService::generate_full(HttpExchange& exchange, Job& j
           throw ApiError(500, "server_error", "internal_error", std::nullopt,
                          message.empty() ? "Generation failed" : message);
         }
-        UsageCounts usage{job.prompt_tokens, event.usage.completion_tokens};
+        UsageCounts usage{job.prompt_tokens, event.usage.completion_tokens,
+                          event.usage.cached_tokens};
         const char* finish = finish_name(event.finish_reason);
         json body = job.chat ? chat_completion_body(job.meta, text, finish, usage)
                              : text_completion_body(job.meta, text, finish, usage);
@@ -453,8 +468,9 @@ net::awaitable<void> OpenAiService::generate_stream(HttpExchange& exchange, Job&
                 sse_data(job.chat ? chat_chunk(job.meta, json::object(), finish, job.include_usage)
                                   : text_chunk(job.meta, "", finish, job.include_usage));
             if (job.include_usage) {
-              out += sse_data(usage_chunk(job.meta, job.chat,
-                                          {job.prompt_tokens, event.usage.completion_tokens}));
+              out += sse_data(usage_chunk(
+                  job.meta, job.chat,
+                  {job.prompt_tokens, event.usage.completion_tokens, event.usage.cached_tokens}));
             }
             out += sse_done();
           } else {

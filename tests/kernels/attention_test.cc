@@ -1,93 +1,197 @@
-// Causal GQA attention against a naive double-precision implementation.
+// Paged causal GQA attention against a naive double-precision implementation over a
+// contiguous cache; block tables are shuffled so that logical order != physical order.
 #include "kernels/attention.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <numeric>
 #include <random>
 #include <vector>
+
+#include "kernels/convert.h"
 
 namespace lmserve::kernels {
 namespace {
 
-TEST(Attention, CausalGqaMatchesNaive) {
+// A pool of `blocks` blocks for one layer, laid out [block][kv_head][slot][head_dim].
+struct Pool {
+  Pool(const AttentionShape& s, int block_size, int blocks, KvElement e)
+      : shape(s), element(e), block_size(block_size) {
+    const std::size_t elem = e == KvElement::kF16 ? 2 : 4;
+    head_stride =
+        static_cast<std::size_t>(block_size) * static_cast<std::size_t>(s.head_dim) * elem;
+    block_stride = head_stride * static_cast<std::size_t>(s.n_kv_heads);
+    keys.resize(block_stride * static_cast<std::size_t>(blocks));
+    values.resize(keys.size());
+  }
+  PagedKv view() {
+    return {keys.data(), values.data(), block_stride, head_stride, block_size, element};
+  }
+  AttentionShape shape;
+  KvElement element;
+  int block_size;
+  std::size_t head_stride, block_stride;
+  std::vector<std::byte> keys, values;
+};
+
+float stored(float x, KvElement e) { return e == KvElement::kF16 ? f16_to_f32(f32_to_f16(x)) : x; }
+
+struct Case {
+  int heads, kv_heads, head_dim, block_size;
+  std::vector<int> rows, starts;  // per sequence
+};
+
+TEST(PagedAttention, BatchOfSequencesMatchesNaive) {
   std::mt19937 rng(5);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  util::ThreadPool pool(3);
-  struct Case {
-    int heads, kv_heads, head_dim, start, tokens;
+  util::ThreadPool threads(3);
+  const std::vector<Case> cases = {
+      {1, 1, 4, 4, {1}, {0}},
+      {8, 4, 8, 4, {9}, {0}},
+      {8, 4, 8, 16, {1, 1, 1}, {5, 0, 33}},
+      {4, 1, 16, 3, {6, 2}, {3, 17}},
+      {6, 2, 12, 8, {30, 1, 5}, {40, 7, 0}},
+      {32, 8, 64, 16, {20, 1}, {100, 250}},
   };
-  for (auto c : {Case{1, 1, 4, 0, 1}, Case{8, 4, 8, 0, 9}, Case{8, 4, 8, 5, 1},
-                 Case{4, 1, 16, 3, 6}, Case{6, 2, 12, 40, 30}, Case{32, 8, 64, 100, 20}}) {
-    SCOPED_TRACE(std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd " +
-                 std::to_string(c.head_dim) + " start " + std::to_string(c.start) + " tokens " +
-                 std::to_string(c.tokens));
-    const int len = c.start + c.tokens;
-    const long kv_stride = static_cast<long>(c.kv_heads) * c.head_dim + 3;  // padded rows
-    std::vector<float> k(static_cast<std::size_t>(len * kv_stride)), v(k.size());
-    std::vector<float> q(static_cast<std::size_t>(c.tokens * c.heads * c.head_dim));
-    for (auto* vec : {&k, &v, &q}) {
-      for (auto& x : *vec) x = dist(rng);
-    }
-    std::vector<float> out(q.size());
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    attention(pool, {c.heads, c.kv_heads, c.head_dim}, q.data(), c.tokens, c.start, k.data(),
-              v.data(), kv_stride, scale, out.data());
-    const int group = c.heads / c.kv_heads;
-    for (int t = 0; t < c.tokens; ++t) {
-      for (int h = 0; h < c.heads; ++h) {
-        const int kvh = h / group;
-        const int n = c.start + t + 1;
-        std::vector<double> s(static_cast<std::size_t>(n));
-        double m = -1e300;
-        for (int j = 0; j < n; ++j) {
-          double d = 0;
-          for (int i = 0; i < c.head_dim; ++i) {
-            d += static_cast<double>(
-                     q[static_cast<std::size_t>((t * c.heads + h) * c.head_dim + i)]) *
-                 k[static_cast<std::size_t>(j * kv_stride + kvh * c.head_dim + i)];
-          }
-          s[static_cast<std::size_t>(j)] = d * scale;
-          m = std::max(m, s[static_cast<std::size_t>(j)]);
+  for (KvElement e : {KvElement::kF32, KvElement::kF16}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd " +
+                   std::to_string(c.head_dim) + " block " + std::to_string(c.block_size) +
+                   (e == KvElement::kF16 ? " f16" : " f32"));
+      const AttentionShape shape{c.heads, c.kv_heads, c.head_dim};
+      const int kv_dim = c.kv_heads * c.head_dim, q_dim = c.heads * c.head_dim;
+      int total_blocks = 0;
+      for (std::size_t s = 0; s < c.rows.size(); ++s)
+        total_blocks += (c.starts[s] + c.rows[s] + c.block_size - 1) / c.block_size;
+      Pool pool(shape, c.block_size, total_blocks + 2, e);
+      std::vector<std::int32_t> physical(static_cast<std::size_t>(total_blocks + 2));
+      std::iota(physical.begin(), physical.end(), 0);
+      std::shuffle(physical.begin(), physical.end(), rng);
+
+      // Each sequence: contiguous reference K/V, stored into its blocks position by position.
+      std::vector<std::vector<float>> ref_k(c.rows.size()), ref_v(c.rows.size());
+      std::vector<std::vector<std::int32_t>> tables(c.rows.size());
+      std::vector<AttentionSequence> seqs;
+      int next_block = 0, row = 0;
+      for (std::size_t s = 0; s < c.rows.size(); ++s) {
+        const int len = c.starts[s] + c.rows[s];
+        for (int b = 0; b < (len + c.block_size - 1) / c.block_size; ++b)
+          tables[s].push_back(physical[static_cast<std::size_t>(next_block++)]);
+        ref_k[s].resize(static_cast<std::size_t>(len * kv_dim));
+        ref_v[s].resize(ref_k[s].size());
+        for (auto* vec : {&ref_k[s], &ref_v[s]})
+          for (auto& x : *vec) x = dist(rng);
+        for (int p = 0; p < len; ++p) {
+          store_kv(pool.view(), shape, tables[s].data(), p, ref_k[s].data() + p * kv_dim,
+                   ref_v[s].data() + p * kv_dim);
         }
-        double sum = 0;
-        for (auto& x : s) sum += (x = std::exp(x - m));
-        for (int i = 0; i < c.head_dim; ++i) {
-          double ref = 0;
-          for (int j = 0; j < n; ++j) {
-            ref += s[static_cast<std::size_t>(j)] / sum *
-                   v[static_cast<std::size_t>(j * kv_stride + kvh * c.head_dim + i)];
+        seqs.push_back({row, c.rows[s], c.starts[s], tables[s].data()});
+        row += c.rows[s];
+      }
+      std::vector<float> q(static_cast<std::size_t>(row * q_dim));
+      for (auto& x : q) x = dist(rng);
+      std::vector<float> out(q.size());
+      const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      paged_attention(threads, shape, pool.view(), seqs, q.data(), scale, out.data());
+
+      const int group = c.heads / c.kv_heads;
+      for (std::size_t s = 0; s < seqs.size(); ++s) {
+        for (int i = 0; i < seqs[s].n_rows; ++i) {
+          const int t = seqs[s].first_row + i, n = seqs[s].start_pos + i + 1;
+          for (int h = 0; h < c.heads; ++h) {
+            const int kvh = h / group;
+            std::vector<double> sc(static_cast<std::size_t>(n));
+            double m = -1e300;
+            for (int j = 0; j < n; ++j) {
+              double d = 0;
+              for (int x = 0; x < c.head_dim; ++x) {
+                d += static_cast<double>(
+                         q[static_cast<std::size_t>(t * q_dim + h * c.head_dim + x)]) *
+                     stored(ref_k[s][static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)],
+                            e);
+              }
+              sc[static_cast<std::size_t>(j)] = d * scale;
+              m = std::max(m, sc[static_cast<std::size_t>(j)]);
+            }
+            double sum = 0;
+            for (auto& x : sc) sum += (x = std::exp(x - m));
+            for (int x = 0; x < c.head_dim; ++x) {
+              double ref = 0;
+              for (int j = 0; j < n; ++j) {
+                ref += sc[static_cast<std::size_t>(j)] / sum *
+                       stored(ref_v[s][static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)],
+                              e);
+              }
+              ASSERT_NEAR(out[static_cast<std::size_t>(t * q_dim + h * c.head_dim + x)], ref, 2e-5)
+                  << "seq " << s << " row " << i << " h " << h << " x " << x;
+            }
           }
-          ASSERT_NEAR(out[static_cast<std::size_t>((t * c.heads + h) * c.head_dim + i)], ref, 1e-5)
-              << "t " << t << " h " << h << " i " << i;
         }
       }
     }
   }
 }
 
-// A token never sees the future: changing keys/values after its position leaves it unchanged.
-TEST(Attention, IsCausal) {
-  util::ThreadPool pool(1);
-  const int hd = 4, len = 5;
-  std::vector<float> q(static_cast<std::size_t>(len * hd), 0.3f), k(q.size()), v(q.size()),
-      a(q.size()), b(q.size());
-  for (std::size_t i = 0; i < k.size(); ++i) {
-    k[i] = static_cast<float>(i % 7) * 0.1f;
-    v[i] = static_cast<float>(i % 5);
+// A row's output depends only on its own sequence: the same sequence alone or beside others
+// (and with other thread counts) gives bit-identical results.
+TEST(PagedAttention, BatchInvariant) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const AttentionShape shape{8, 2, 32};
+  Pool pool(shape, 16, 16, KvElement::kF16);
+  const int kv_dim = 2 * 32, q_dim = 8 * 32;
+  std::vector<std::int32_t> a_table = {3, 7, 1}, b_table = {0, 2, 4, 5};
+  for (int p = 0; p < 40; ++p) {
+    std::vector<float> k(kv_dim), v(kv_dim);
+    for (auto& x : k) x = dist(rng);
+    for (auto& x : v) x = dist(rng);
+    store_kv(pool.view(), shape, a_table.data(), p, k.data(), v.data());
   }
-  attention(pool, {1, 1, hd}, q.data(), len, 0, k.data(), v.data(), hd, 0.5f, a.data());
-  for (int i = 0; i < hd; ++i) {
-    k[static_cast<std::size_t>(4 * hd + i)] = 100.0f;
-    v[static_cast<std::size_t>(4 * hd + i)] = -100.0f;
+  for (int p = 0; p < 60; ++p) {
+    std::vector<float> k(kv_dim), v(kv_dim);
+    for (auto& x : k) x = dist(rng);
+    for (auto& x : v) x = dist(rng);
+    store_kv(pool.view(), shape, b_table.data(), p, k.data(), v.data());
   }
-  attention(pool, {1, 1, hd}, q.data(), len, 0, k.data(), v.data(), hd, 0.5f, b.data());
-  for (int i = 0; i < 4 * hd; ++i)
+  std::vector<float> q(static_cast<std::size_t>(5 * q_dim));
+  for (auto& x : q) x = dist(rng);
+  util::ThreadPool one(1), three(3);
+  // a: rows 0..2 at positions 37..39; b: rows 3..4 at 58..59.
+  std::vector<AttentionSequence> both = {{0, 3, 37, a_table.data()}, {3, 2, 58, b_table.data()}};
+  std::vector<float> together(q.size()), alone(static_cast<std::size_t>(3 * q_dim));
+  paged_attention(three, shape, pool.view(), both, q.data(), 0.2f, together.data());
+  std::vector<AttentionSequence> only_a = {{0, 3, 37, a_table.data()}};
+  paged_attention(one, shape, pool.view(), only_a, q.data(), 0.2f, alone.data());
+  for (std::size_t i = 0; i < alone.size(); ++i) ASSERT_EQ(alone[i], together[i]) << i;
+}
+
+// A position never sees the future: changing a later position's keys/values changes nothing.
+TEST(PagedAttention, IsCausal) {
+  util::ThreadPool pool1(1);
+  const AttentionShape shape{1, 1, 4};
+  Pool pool(shape, 2, 3, KvElement::kF32);
+  std::vector<std::int32_t> table = {2, 0, 1};
+  std::vector<float> k(4), v(4);
+  for (int p = 0; p < 5; ++p) {
+    for (int i = 0; i < 4; ++i)
+      k[static_cast<std::size_t>(i)] = 0.1f * static_cast<float>((p + i) % 7),
+      v[static_cast<std::size_t>(i)] = static_cast<float>(p * 4 + i);
+    store_kv(pool.view(), shape, table.data(), p, k.data(), v.data());
+  }
+  std::vector<float> q(20, 0.3f), a(20), b(20);
+  std::vector<AttentionSequence> seq = {{0, 5, 0, table.data()}};
+  paged_attention(pool1, shape, pool.view(), seq, q.data(), 0.5f, a.data());
+  std::vector<float> big(4, 100.0f);
+  store_kv(pool.view(), shape, table.data(), 4, big.data(), big.data());
+  paged_attention(pool1, shape, pool.view(), seq, q.data(), 0.5f, b.data());
+  for (int i = 0; i < 16; ++i)
     EXPECT_EQ(a[static_cast<std::size_t>(i)], b[static_cast<std::size_t>(i)]);
-  EXPECT_NE(a[static_cast<std::size_t>(4 * hd)], b[static_cast<std::size_t>(4 * hd)]);
-  // The first token attends only to itself: its output is its own value row.
-  for (int i = 0; i < hd; ++i)
-    EXPECT_EQ(a[static_cast<std::size_t>(i)], v[static_cast<std::size_t>(i)]);
+  EXPECT_NE(a[16], b[16]);
+  // The first position attends only to itself: its output is its own value row.
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(a[static_cast<std::size_t>(i)], static_cast<float>(i));
 }
 
 }  // namespace

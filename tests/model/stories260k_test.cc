@@ -131,12 +131,12 @@ TEST_F(Stories260K, RejectsBadForwardInputs) {
   auto cache = model_->new_cache(4);
   std::vector<float> logits(512);
   std::vector<std::int32_t> bad = {1, 512};
-  EXPECT_THROW(model_->forward(bad, *cache, logits), ApiError);
+  EXPECT_THROW(model_->forward(bad, *cache, logits), std::invalid_argument);
   std::vector<std::int32_t> negative = {-1};
-  EXPECT_THROW(model_->forward(negative, *cache, logits), ApiError);
-  EXPECT_THROW(model_->forward({}, *cache, logits), ApiError);
+  EXPECT_THROW(model_->forward(negative, *cache, logits), std::invalid_argument);
+  EXPECT_THROW(model_->forward({}, *cache, logits), std::invalid_argument);
   std::vector<std::int32_t> too_long = {1, 2, 3, 4, 5};
-  EXPECT_THROW(model_->forward(too_long, *cache, logits), ApiError);
+  EXPECT_THROW(model_->forward(too_long, *cache, logits), std::invalid_argument);
   EXPECT_EQ(cache->size(), 0);
   std::vector<float> short_logits(10);
   std::vector<std::int32_t> ok = {1};
