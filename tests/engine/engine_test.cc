@@ -4,102 +4,10 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
-
-#include "model/model.h"
-#include "support/fixtures.h"
-#include "tokenizer/tokenizer.h"
-#include "util/thread_pool.h"
+#include "engine/stories_engine.h"
 
 namespace lmserve::engine {
 namespace {
-
-using namespace std::chrono_literals;
-
-// Collects one request's events and lets the test wait for its end.
-class Collector {
- public:
-  EventSink sink() {
-    return [this](const GenerationEvent& ev) {
-      std::lock_guard lock(mutex_);
-      if (ev.kind == GenerationEvent::Kind::kText) text_ += ev.text;
-      if (ev.kind == GenerationEvent::Kind::kText) ++text_events_;
-      if (ev.kind == GenerationEvent::Kind::kFinished ||
-          ev.kind == GenerationEvent::Kind::kFailed) {
-        end_ = ev;
-        cv_.notify_all();
-      }
-    };
-  }
-  GenerationEvent wait() {
-    std::unique_lock lock(mutex_);
-    if (!cv_.wait_for(lock, 60s, [&] { return end_.has_value(); })) {
-      ADD_FAILURE() << "request did not finish";
-      return {.kind = GenerationEvent::Kind::kFailed, .error = "timeout"};
-    }
-    return *end_;
-  }
-  std::string text() {
-    std::lock_guard lock(mutex_);
-    return text_;
-  }
-  int text_events() {
-    std::lock_guard lock(mutex_);
-    return text_events_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::string text_;
-  int text_events_ = 0;
-  std::optional<GenerationEvent> end_;
-};
-
-class EngineTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::filesystem::path(testing::fixture("models/stories260K"));
-    reference_ = new nlohmann::json(testing::read_json(*dir_ / "reference_greedy.json"));
-    pool_ = new util::ThreadPool(2);
-    tokenizer_ = new tokenizer::Tokenizer(tokenizer::Tokenizer::load(*dir_));
-    model_ = model::Model::load(*dir_, *pool_).release();
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    delete tokenizer_;
-    delete pool_;
-    delete reference_;
-    delete dir_;
-  }
-
-  // Greedy ids expected under the HF stop rule (id 1 is an ordinary token).
-  static std::vector<std::int32_t> expected_ids(const nlohmann::json& c) {
-    const auto& ids = c.contains("output_ids_ignoring_bos_stop") ? c["output_ids_ignoring_bos_stop"]
-                                                                 : c["output_ids"];
-    return ids.get<std::vector<std::int32_t>>();
-  }
-
-  static GenerationRequest greedy(const nlohmann::json& c, int max_tokens) {
-    return {.prompt = c["prompt_ids"].get<std::vector<std::int32_t>>(),
-            .sampling = {.temperature = 0.0f},
-            .max_tokens = max_tokens};
-  }
-
-  static std::filesystem::path* dir_;
-  static nlohmann::json* reference_;
-  static util::ThreadPool* pool_;
-  static tokenizer::Tokenizer* tokenizer_;
-  static model::Model* model_;
-};
-
-std::filesystem::path* EngineTest::dir_ = nullptr;
-nlohmann::json* EngineTest::reference_ = nullptr;
-util::ThreadPool* EngineTest::pool_ = nullptr;
-tokenizer::Tokenizer* EngineTest::tokenizer_ = nullptr;
-model::Model* EngineTest::model_ = nullptr;
 
 TEST_F(EngineTest, GreedyMatchesLlama2cForEveryCaseWhileRunningConcurrently) {
   Engine engine(*model_, *tokenizer_, {.max_sequences = 32, .prefill_step_size = 7});
