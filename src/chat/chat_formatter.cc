@@ -116,11 +116,11 @@ RenderedPrompt ChatFormatter::render(const ChatPromptInput& input) const {
   try {
     return RenderedPrompt{template_->render(context), false};
   } catch (const jinja::TemplateRaised& e) {
-    throw ApiError::invalid_request("template_error", "messages", e.what());
+    throw ApiError::invalid_request("template_error", "messages", e.full_what());
   } catch (const jinja::TemplateRenderError& e) {
     throw ApiError::invalid_request(
         "template_error", "messages",
-        std::string("chat template failed: ") + e.kind_name() + ": " + e.what());
+        std::string("chat template failed: ") + e.kind_name() + ": " + e.full_what());
   }
 }
 

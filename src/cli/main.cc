@@ -91,6 +91,13 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
                  "Origins allowed to call the API from a browser (comma list; * = any; "
                  "default: loopback origins only)")
       ->delimiter(',');
+  app.add_option("--allowed-host", o.server.allowed_hosts,
+                 "Host name accepted in the Host header besides localhost, 127.0.0.1 and [::1] "
+                 "when bound to a loopback address (repeatable; * = any)");
+  app.add_option("--max-connections", o.server.max_connections,
+                 "Open connections; more get 503 (at most half the open-file limit)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_flag("--strict-model", o.server.strict_model,
                "Answer 404 model_not_found when a request names another model");
   app.add_option("--sse-ping-interval", o.server.sse_ping_interval_s,

@@ -9,8 +9,6 @@
 namespace lmserve::engine {
 namespace {
 
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
 std::int32_t argmax(std::span<const float> logits) {
   return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
@@ -26,7 +24,12 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const std::int3
     if (id < 0 || static_cast<std::size_t>(id) >= logits.size() || !seen.insert(id).second)
       continue;
     float& l = logits[static_cast<std::size_t>(id)];
-    l = l > 0 ? l / penalty : l * penalty;
+    if (!std::isfinite(l)) continue;
+    // Saturates rather than overflowing to ±inf (a tiny penalty divides by almost zero),
+    // which would turn the normalisation below into NaN.
+    constexpr double kMax = std::numeric_limits<float>::max();
+    double penalised = l > 0 ? l / static_cast<double>(penalty) : l * static_cast<double>(penalty);
+    l = static_cast<float>(std::clamp(penalised, -kMax, kMax));
   }
 }
 
@@ -81,23 +84,28 @@ std::int32_t Sampler::sample(std::span<float> logits, std::span<const std::int32
     if (use_top_k) kept = std::min(kept, static_cast<std::size_t>(params_.top_k));
   }
 
-  // Sample from softmax(logprob / temperature) over the kept candidates.
-  const float inv_t = 1.0f / params_.temperature;
-  float best = kNegInf;
+  // Sample from softmax(logprob / temperature) over the kept candidates, in double and as
+  // (logprob - best) / T: 1/T overflows for a tiny T, whereas this tends to greedy, its limit.
+  const double t = params_.temperature;
+  double best = -std::numeric_limits<double>::infinity();
   for (std::size_t i = 0; i < kept; ++i) {
-    best = std::max(best, logits[static_cast<std::size_t>(order_[i])] * inv_t);
+    best = std::max(best, static_cast<double>(logits[static_cast<std::size_t>(order_[i])]));
   }
+  auto weight = [&](std::size_t i) {
+    return std::exp((static_cast<double>(logits[static_cast<std::size_t>(order_[i])]) - best) / t);
+  };
   double total = 0.0;
-  for (std::size_t i = 0; i < kept; ++i) {
-    total +=
-        std::exp(static_cast<double>(logits[static_cast<std::size_t>(order_[i])] * inv_t - best));
-  }
+  for (std::size_t i = 0; i < kept; ++i) total += weight(i);
   double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  std::int32_t chosen = order_[0];
   for (std::size_t i = 0; i < kept; ++i) {
-    r -= std::exp(static_cast<double>(logits[static_cast<std::size_t>(order_[i])] * inv_t - best));
-    if (r <= 0.0) return order_[i];
+    const double w = weight(i);
+    if (w <= 0.0) continue;  // never drawn, not even by rounding
+    chosen = order_[i];
+    r -= w;
+    if (r < 0.0) break;
   }
-  return order_[kept - 1];
+  return chosen;
 }
 
 }  // namespace lmserve::engine

@@ -2,6 +2,7 @@
 // engine), as one narrow interface: serve() adapts the real objects, tests plug in fakes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,6 +27,9 @@ class Backend {
   // The bytes one token contributes mid-sequence (may be incomplete UTF-8).
   virtual std::string token_bytes(std::int32_t id) const = 0;
   virtual int vocab_size() const = 0;
+  // The longest token_bytes() of the vocabulary: a text of n bytes is at least
+  // n / max_token_bytes() tokens (for tokenizers that drop no text).
+  virtual std::size_t max_token_bytes() const = 0;
   virtual const std::string& bos_token() const = 0;  // "" when none
   virtual bool adds_bos() const = 0;
 

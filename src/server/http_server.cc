@@ -1,6 +1,8 @@
 #include "server/http_server.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -27,10 +29,22 @@
 #include "server/openai_response.h"
 
 namespace lmserve::server {
+
+// A request refused before any handler sees it; the connection is closed after the answer.
+struct Refusal {
+  int status;
+  std::string code;
+  std::string message;
+};
+
 namespace {
 
 constexpr auto kUseAwaitable = net::use_awaitable;
-constexpr std::size_t kHeaderLimit = 64 * 1024;
+constexpr std::size_t kHeaderLimit = kMaxBufferedBytes;
+// Beast 1.74 throws std::length_error from inside a read operation, past every error
+// handler, on a header or trailer field of 65534 bytes or more; the bounded read buffer
+// cannot hold one.
+static_assert(kMaxBufferedBytes < 65534 + 8);
 
 std::chrono::steady_clock::duration seconds(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -68,6 +82,107 @@ ApiError transport_error(int status, const char* code, const std::string& messag
   return ApiError(status, "invalid_request_error", code, std::nullopt, message);
 }
 
+std::string_view as_view(beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+ApiError body_too_large(std::size_t limit) {
+  return transport_error(413, "request_too_large",
+                         "Request body too large (limit " + std::to_string(limit) + " bytes)");
+}
+
+// RFC 9112 §6.1: a request's transfer codings must end with one `chunked` (else its length
+// is unknown: 400); chunked is the only coding understood (others: 501).
+std::optional<Refusal> check_transfer_encoding(const HttpRequest& req) {
+  if (req.find(http::field::transfer_encoding) == req.end()) return std::nullopt;
+  std::vector<std::string> codings;
+  auto [first, last] = req.equal_range(http::field::transfer_encoding);
+  for (auto field = first; field != last; ++field) {
+    std::string_view list = as_view(field->value());
+    for (std::size_t start = 0; start <= list.size();) {
+      std::size_t comma = std::min(list.find(',', start), list.size());
+      std::string coding = lower(trim(list.substr(start, comma - start)));
+      if (!coding.empty()) codings.push_back(std::move(coding));
+      start = comma + 1;
+    }
+  }
+  if (codings.empty() || codings.back() != "chunked" ||
+      std::count(codings.begin(), codings.end(), "chunked") != 1) {
+    return Refusal{400, "invalid_request",
+                   "Transfer-Encoding must end with a single 'chunked' coding"};
+  }
+  if (codings.size() > 1) {
+    return Refusal{501, "unsupported_transfer_encoding",
+                   "Only the 'chunked' transfer coding is supported"};
+  }
+  return std::nullopt;
+}
+
+// How reading a request head ended.
+enum class Head { kComplete, kClosed, kFolded, kTooLarge };
+
+// Reads until `buffer` holds a whole request head (ended by an empty line). Beast 1.74
+// accepts obs-folded field lines, which RFC 9112 §5.2 says a server must reject, so the raw
+// bytes are looked at before the parser sees them.
+net::awaitable<Head> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer) {
+  std::size_t scanned = 0;
+  for (;;) {
+    std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+    std::size_t from = scanned > 3 ? scanned - 3 : 0;
+    std::size_t end = std::min(data.find("\r\n\r\n", from), data.find("\n\n", from));
+    if (end != std::string_view::npos) {
+      std::string_view head = data.substr(0, end + 1);
+      bool folded =
+          head.find("\n ") != std::string_view::npos || head.find("\n\t") != std::string_view::npos;
+      co_return folded ? Head::kFolded : Head::kComplete;
+    }
+    scanned = data.size();
+    if (data.size() >= kHeaderLimit) co_return Head::kTooLarge;
+    beast::error_code ec;
+    std::size_t n = co_await stream.async_read_some(
+        buffer.prepare(std::min<std::size_t>(kHeaderLimit - data.size(), 16384)),
+        net::redirect_error(kUseAwaitable, ec));
+    buffer.commit(n);
+    if (ec) co_return Head::kClosed;
+  }
+}
+
+// Answers a refused request (or connection) with an OpenAI error; the caller closes.
+net::awaitable<void> write_refusal(beast::tcp_stream& stream, const Refusal& refusal) {
+  http::response<http::string_body> res{static_cast<http::status>(refusal.status), 11};
+  res.set(http::field::server, "lmserve");
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::access_control_allow_methods, "*");
+  res.set(http::field::access_control_allow_headers, "*");
+  res.body() =
+      dump_json(error_body(refusal.status >= 500 ? "server_error" : "invalid_request_error",
+                           refusal.code, std::nullopt, refusal.message));
+  res.keep_alive(false);
+  res.prepare_payload();
+  beast::error_code ec;
+  stream.expires_after(std::chrono::seconds(10));
+  co_await http::async_write(stream, res, net::redirect_error(kUseAwaitable, ec));
+}
+
+// Closes after reading (and dropping) what the client may still be sending, e.g. the rest
+// of a refused body, for a moment: closing with unread input would reset the connection and
+// could destroy the response before the client read it. Bounded in time and bytes.
+net::awaitable<void> linger_close(beast::tcp_stream& stream, std::size_t drain_limit,
+                                  std::chrono::steady_clock::duration linger) {
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  char scratch[16384];
+  std::size_t drained = 0;
+  stream.expires_after(linger);
+  while (!ec && drained < drain_limit) {
+    drained += co_await stream.async_read_some(net::buffer(scratch),
+                                               net::redirect_error(kUseAwaitable, ec));
+  }
+  stream.socket().close(ec);
+}
+
+bool is_loopback_name(std::string_view host) {
+  return host == "localhost" || host == "127.0.0.1" || host == "[::1]";
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -100,6 +215,29 @@ std::optional<std::string> CorsPolicy::allow_origin(std::string_view origin) con
   return std::nullopt;
 }
 
+HostPolicy::HostPolicy(std::vector<std::string> allowed) {
+  for (std::string& name : allowed) {
+    if (name == "*") any_ = true;
+    allowed_.push_back(lower(name));
+  }
+}
+
+bool HostPolicy::allows(std::string_view host_header) const {
+  if (any_) return true;
+  std::string host = lower(trim(host_header));
+  // Drop the port: what follows the last ':' after an IPv6 literal's ']' (or anywhere).
+  std::size_t colon = host.rfind(':');
+  if (colon != std::string::npos && (host.front() != '[' || host.rfind(']') < colon)) {
+    std::string_view port = std::string_view(host).substr(colon + 1);
+    if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return false;
+    }
+    host.resize(colon);
+  }
+  if (is_loopback_name(host)) return true;
+  return std::find(allowed_.begin(), allowed_.end(), host) != allowed_.end();
+}
+
 std::string_view routing_path(std::string_view target) {
   target = target.substr(0, target.find_first_of("?#"));
   if (target.size() > 1 && target.back() == '/') target.remove_suffix(1);
@@ -114,6 +252,8 @@ class PeerWatch {
  public:
   bool active = false;
   std::uint64_t generation = 0;
+  std::function<void()> on_closed;
+  std::optional<net::steady_timer> poll_timer;  // while the read buffer is full
 };
 
 HttpExchange::HttpExchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
@@ -128,6 +268,7 @@ HttpExchange::HttpExchange(beast::tcp_stream& stream, beast::flat_buffer& buffer
       keep_alive_(parser.get().keep_alive()) {
   auto origin = parser.get()[http::field::origin];
   allow_origin_ = cors.allow_origin(std::string_view(origin.data(), origin.size()));
+  foreign_origin_ = !origin.empty() && !cors.allow_origin(as_view(origin));
   wildcard_origin_ = cors.wildcard();
 }
 
@@ -143,7 +284,8 @@ void HttpExchange::add_common_headers(http::fields& fields) const {
   fields.set(http::field::access_control_allow_headers, "*");
 }
 
-net::awaitable<std::string_view> HttpExchange::read_body() {
+net::awaitable<std::string_view> HttpExchange::read_body(std::size_t limit) {
+  limit = std::min(limit, max_body_bytes_);
   HttpRequest& req = parser_.get();
   // Beast frames a request with neither header as having no body at all.
   if (req.method() == http::verb::post && !parser_.content_length() && !parser_.chunked()) {
@@ -153,6 +295,13 @@ net::awaitable<std::string_view> HttpExchange::read_body() {
   }
 
   auto content_type = req[http::field::content_type];
+  // A page on another origin can send a body without a preflight only with no type or a
+  // form type; a JSON type needs the preflight, which such an origin does not pass.
+  if (content_type.empty() && foreign_origin_) {
+    throw ApiError(415, "invalid_request_error", "unsupported_media_type", std::nullopt,
+                   "A request from the origin '" + std::string(as_view(req[http::field::origin])) +
+                       "' must send Content-Type: application/json");
+  }
   if (!content_type.empty() &&
       !is_json_media_type(std::string_view(content_type.data(), content_type.size()))) {
     throw ApiError(415, "invalid_request_error", "unsupported_media_type", std::nullopt,
@@ -161,12 +310,11 @@ net::awaitable<std::string_view> HttpExchange::read_body() {
   }
 
   if (!parser_.is_done()) {
-    if (auto length = parser_.content_length(); length && *length > max_body_bytes_) {
+    if (auto length = parser_.content_length(); length && *length > limit) {
       keep_alive_ = false;
-      throw transport_error(
-          413, "request_too_large",
-          "Request body too large (limit " + std::to_string(max_body_bytes_) + " bytes)");
+      throw body_too_large(limit);
     }
+    parser_.body_limit(limit);
     auto expect = req[http::field::expect];
     if (beast::iequals(expect, "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -184,10 +332,11 @@ net::awaitable<std::string_view> HttpExchange::read_body() {
     co_await http::async_read(stream_, buffer_, parser_, net::redirect_error(kUseAwaitable, ec));
     if (ec) {
       keep_alive_ = false;
-      if (ec == http::error::body_limit) {
-        throw transport_error(
-            413, "request_too_large",
-            "Request body too large (limit " + std::to_string(max_body_bytes_) + " bytes)");
+      if (ec == http::error::body_limit) throw body_too_large(limit);
+      if (ec == http::error::buffer_overflow) {
+        throw transport_error(431, "request_header_fields_too_large",
+                              "A chunk-size line or the trailer is over " +
+                                  std::to_string(kMaxBufferedBytes) + " bytes");
       }
       if (is_disconnect(ec)) stream_ok_ = false;
       throw transport_error(400, "invalid_request", "Malformed request body: " + ec.message());
@@ -321,32 +470,77 @@ void HttpExchange::watch_peer(std::function<void()> on_closed) {
   unwatch_peer();
   if (!watch_) watch_ = std::make_shared<PeerWatch>();
   watch_->active = true;
-  std::uint64_t generation = ++watch_->generation;
-  auto& socket = stream_.socket();
-  int fd = socket.native_handle();
-  socket.async_wait(tcp::socket::wait_read,
-                    [watch = watch_, generation, fd,
-                     on_closed = std::move(on_closed)](const boost::system::error_code& ec) {
-                      // Runs on the connection's strand, like the handler, so these checks do not
-                      // race.
-                      if (!watch->active || watch->generation != generation) return;
-                      watch->active = false;
-                      if (ec == net::error::operation_aborted) return;
-                      if (!ec) {
-                        char byte;
-                        ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-                        if (n > 0) return;  // the client sent more (pipelining): it is still there
-                        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-                          return;
-                      }
-                      on_closed();
-                    });
+  watch_->on_closed = std::move(on_closed);
+  arm_watch(++watch_->generation);
+}
+
+namespace {
+
+enum class Peer { kThere, kGone, kBufferFull };
+
+// Moves what the client has sent into `buffer` (bytes it pipelines belong to its next
+// request), so that readability again means "more bytes or closed". A half-close counts as
+// gone, as it always did. With the buffer full only poll() can still tell.
+Peer take_pipelined(int fd, beast::flat_buffer& buffer) {
+  for (;;) {
+    std::size_t room = buffer.max_size() - buffer.size();
+    if (room == 0) {
+      pollfd p{fd, POLLRDHUP, 0};
+      if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        return Peer::kGone;
+      }
+      return Peer::kBufferFull;
+    }
+    auto space = buffer.prepare(std::min<std::size_t>(room, 16384));
+    ssize_t n = ::recv(fd, space.data(), space.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      buffer.commit(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return Peer::kThere;
+    return Peer::kGone;
+  }
+}
+
+}  // namespace
+
+void HttpExchange::arm_watch(std::uint64_t generation) {
+  // Runs on the connection's strand, like the handler, so the checks below do not race; a
+  // stale completion (unwatched, or the exchange gone) returns before touching `this`.
+  auto on_event = [this, watch = watch_, generation](const boost::system::error_code& ec) {
+    if (!watch->active || watch->generation != generation) return;
+    if (ec == net::error::operation_aborted) {
+      watch->active = false;
+      return;
+    }
+    Peer peer = ec ? Peer::kGone : take_pipelined(stream_.socket().native_handle(), buffer_);
+    if (peer == Peer::kThere) return arm_watch(generation);
+    if (peer == Peer::kBufferFull) {
+      if (!watch->poll_timer) watch->poll_timer.emplace(stream_.get_executor());
+      watch->poll_timer->expires_after(std::chrono::milliseconds(100));
+      watch->poll_timer->async_wait([this, watch, generation](const boost::system::error_code& e) {
+        if (!watch->active || watch->generation != generation || e) return;
+        Peer again = take_pipelined(stream_.socket().native_handle(), buffer_);
+        if (again == Peer::kGone) {
+          watch->active = false;
+          watch->on_closed();
+        } else {
+          arm_watch(generation);
+        }
+      });
+      return;
+    }
+    watch->active = false;
+    watch->on_closed();
+  };
+  stream_.socket().async_wait(tcp::socket::wait_read, std::move(on_event));
 }
 
 void HttpExchange::unwatch_peer() {
   if (!watch_ || !watch_->active) return;
   watch_->active = false;
   ++watch_->generation;
+  if (watch_->poll_timer) watch_->poll_timer->cancel();
   boost::system::error_code ec;
   stream_.socket().cancel(ec);
 }
@@ -366,11 +560,13 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler)
     : options_(std::move(options)),
       handler_(std::move(handler)),
       cors_(options_.cors_origins),
+      hosts_(options_.allowed_hosts),
+      max_connections_(std::max<std::size_t>(1, options_.max_connections)),
       ioc_(std::max(1, options_.io_threads)),
       accept_strand_(net::make_strand(ioc_)),
       acceptor_(accept_strand_) {}
 
-HttpServer::~HttpServer() = default;
+HttpServer::~HttpServer() { destroying_.store(true); }
 
 tcp::endpoint HttpServer::listen() {
   boost::system::error_code ec;
@@ -396,6 +592,11 @@ tcp::endpoint HttpServer::listen() {
   if (ec) {
     throw std::runtime_error("cannot listen on " + options_.host + ":" +
                              std::to_string(options_.port) + ": " + ec.message());
+  }
+  loopback_ = endpoint.address().is_loopback();
+  // Half the descriptors stay free for refusing connections, the model and the engine.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+    max_connections_ = std::min(max_connections_, std::max<std::size_t>(1, files.rlim_cur / 2));
   }
   return acceptor_.local_endpoint();
 }
@@ -454,7 +655,7 @@ void HttpServer::connection_ended() {
     std::lock_guard lock(connections_mutex_);
     last = connections_.empty();
   }
-  if (last && stopping_.load()) ioc_.stop();
+  if (last && stopping_.load() && !destroying_.load()) ioc_.stop();
 }
 
 net::awaitable<void> HttpServer::accept_loop() {
@@ -473,22 +674,66 @@ net::awaitable<void> HttpServer::accept_loop() {
     if (stopping_.load()) co_return;
     socket.set_option(tcp::no_delay(true), ec);
     auto executor = socket.get_executor();
+    if (open_connections_.load() >= max_connections_) {
+      net::co_spawn(executor, refuse_connection(std::move(socket)), net::detached);
+      continue;
+    }
+    ++open_connections_;  // counted here, so that a burst of accepts sees it at once
     net::co_spawn(executor, session(std::move(socket)), net::detached);
   }
 }
 
+net::awaitable<void> HttpServer::refuse_connection(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  // A named local: GCC 12 miscompiles temporaries inside a co_await expression.
+  const Refusal refusal{
+      503, "too_many_connections",
+      "Too many open connections (limit " + std::to_string(max_connections_) + "); retry later"};
+  co_await write_refusal(stream, refusal);
+  co_await linger_close(stream, kMaxBufferedBytes, std::chrono::seconds(1));
+}
+
+std::optional<Refusal> HttpServer::check_head(const HttpRequest& req) const {
+  auto hosts = req.equal_range(http::field::host);
+  std::size_t host_count = static_cast<std::size_t>(std::distance(hosts.first, hosts.second));
+  if (host_count > 1 || (req.version() >= 11 && host_count == 0)) {
+    return Refusal{400, "invalid_request", "An HTTP/1.1 request needs exactly one Host header"};
+  }
+  if (host_count == 1 && loopback_ && !hosts_.allows(as_view(hosts.first->value()))) {
+    return Refusal{403, "host_not_allowed",
+                   "Host '" + std::string(as_view(hosts.first->value())) +
+                       "' is not allowed (a loopback server accepts localhost, 127.0.0.1 and "
+                       "[::1]; see --allowed-host)"};
+  }
+  return check_transfer_encoding(req);
+}
+
 net::awaitable<void> HttpServer::session(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer(kMaxBufferedBytes);
   const auto idle = seconds(options_.idle_timeout_s);
+  // However the session ends, even destroyed mid-await, the connection leaves the registry
+  // and the count (after `stream` is gone from it).
+  struct Registration {
+    HttpServer& server;
+    std::shared_ptr<Connection> connection;
+    std::list<std::shared_ptr<Connection>>::iterator entry;
+    ~Registration() {
+      connection->stream = nullptr;
+      {
+        std::lock_guard lock(server.connections_mutex_);
+        server.connections_.erase(entry);
+      }
+      --server.open_connections_;
+      server.connection_ended();
+    }
+  };
   auto connection = std::make_shared<Connection>();
   connection->executor = stream.get_executor();
   connection->stream = &stream;
-  std::list<std::shared_ptr<Connection>>::iterator registration;
-  {
-    std::lock_guard lock(connections_mutex_);
-    registration = connections_.insert(connections_.end(), connection);
-  }
+  std::unique_lock registry_lock(connections_mutex_);
+  Registration registration{*this, connection, connections_.insert(connections_.end(), connection)};
+  registry_lock.unlock();
   try {
     for (;;) {
       connection->idle = true;
@@ -497,35 +742,32 @@ net::awaitable<void> HttpServer::session(tcp::socket socket) {
       parser.header_limit(kHeaderLimit);
       parser.body_limit(options_.max_body_bytes);
       stream.expires_after(idle);
+      Head head = co_await read_head(stream, buffer);
+      if (head == Head::kClosed) break;
       beast::error_code ec;
-      co_await http::async_read_header(stream, buffer, parser,
-                                       net::redirect_error(kUseAwaitable, ec));
-      if (ec) {
-        if (is_disconnect(ec)) break;
-        // The request could not be framed: answer once, then close.
-        int status = 400;
-        const char* code = "invalid_request";
-        std::string message = "Malformed HTTP request: " + ec.message();
-        if (ec == http::error::header_limit) {
-          status = 431;
-          code = "request_header_fields_too_large";
-          message = "Request headers too large";
-        } else if (ec == http::error::body_limit) {
-          status = 413;
-          code = "request_too_large";
-          message = "Request body too large (limit " + std::to_string(options_.max_body_bytes) +
-                    " bytes)";
-        }
-        http::response<http::string_body> res{static_cast<http::status>(status), 11};
-        res.set(http::field::server, "lmserve");
-        res.set(http::field::content_type, "application/json");
-        res.set(http::field::access_control_allow_methods, "*");
-        res.set(http::field::access_control_allow_headers, "*");
-        res.body() = dump_json(error_body("invalid_request_error", code, std::nullopt, message));
-        res.keep_alive(false);
-        res.prepare_payload();
-        stream.expires_after(std::chrono::seconds(10));
-        co_await http::async_write(stream, res, net::redirect_error(kUseAwaitable, ec));
+      if (head == Head::kComplete) {
+        co_await http::async_read_header(stream, buffer, parser,
+                                         net::redirect_error(kUseAwaitable, ec));
+        if (ec && is_disconnect(ec)) break;
+      }
+      std::optional<Refusal> refusal;
+      if (head == Head::kFolded) {
+        refusal = Refusal{400, "invalid_request", "Obsolete line folding in a header field"};
+      } else if (head == Head::kTooLarge || ec == http::error::header_limit ||
+                 ec == http::error::buffer_overflow) {
+        refusal = Refusal{431, "request_header_fields_too_large", "Request headers too large"};
+      } else if (ec == http::error::body_limit) {
+        refusal = Refusal{
+            413, "request_too_large",
+            "Request body too large (limit " + std::to_string(options_.max_body_bytes) + " bytes)"};
+      } else if (ec) {
+        refusal = Refusal{400, "invalid_request", "Malformed HTTP request: " + ec.message()};
+      } else {
+        refusal = check_head(parser.get());
+      }
+      if (refusal) {
+        // The request could not be framed or is not accepted: answer once, then close.
+        co_await write_refusal(stream, *refusal);
         break;
       }
 
@@ -557,36 +799,15 @@ net::awaitable<void> HttpServer::session(tcp::socket socket) {
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
               .count();
       const auto& req = exchange.request();
-      spdlog::info("{} {} {} {:.1f}ms",
-                   std::string_view(req.method_string().data(), req.method_string().size()),
-                   std::string_view(req.target().data(), req.target().size()), exchange.status(),
-                   ms);
+      spdlog::info("{} {} {} {:.1f}ms", as_view(req.method_string()), as_view(req.target()),
+                   exchange.status(), ms);
       if (!exchange.keep_alive() || stopping_.load()) break;
     }
   } catch (const std::exception& e) {
     spdlog::error("http: connection failed: {}", e.what());
   }
-  beast::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  // Read (and drop) what the client may still be sending, e.g. the rest of a refused body,
-  // for a moment: closing with unread input would reset the connection and could destroy
-  // the response before the client read it. Bounded in time and bytes (a body one limit
-  // long, plus slack), so a client that never stops sending costs at most two seconds.
-  char scratch[16384];
-  std::size_t drained = 0;
-  const std::size_t drain_limit = options_.max_body_bytes + (1u << 20);
-  stream.expires_after(std::chrono::seconds(2));
-  while (!ec && drained < drain_limit) {
-    drained += co_await stream.async_read_some(net::buffer(scratch),
-                                               net::redirect_error(kUseAwaitable, ec));
-  }
-  stream.socket().close(ec);
-  connection->stream = nullptr;
-  {
-    std::lock_guard lock(connections_mutex_);
-    connections_.erase(registration);
-  }
-  connection_ended();
+  // A body one limit long, plus slack, may still be on its way: at most two seconds.
+  co_await linger_close(stream, options_.max_body_bytes + (1u << 20), std::chrono::seconds(2));
 }
 
 }  // namespace lmserve::server

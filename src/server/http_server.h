@@ -21,6 +21,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -58,6 +59,20 @@ class CorsPolicy {
   bool wildcard_ = false;
 };
 
+// Which Host header values a server bound to a loopback address accepts (DNS rebinding:
+// a foreign page's requests carry its own host name, e.g. Host: evil.example).
+class HostPolicy {
+ public:
+  // Entries: host names (any port) accepted besides localhost, 127.0.0.1 and [::1]; "*"
+  // accepts any. Names compare case-insensitively.
+  explicit HostPolicy(std::vector<std::string> allowed);
+  bool allows(std::string_view host_header) const;
+
+ private:
+  std::vector<std::string> allowed_;
+  bool any_ = false;
+};
+
 // The routing key of a request target: no query or fragment, one trailing '/' dropped.
 std::string_view routing_path(std::string_view target);
 
@@ -66,11 +81,21 @@ struct HttpServerOptions {
   int port = 8080;
   std::size_t max_body_bytes = 16u << 20;
   std::vector<std::string> cors_origins;
+  // Host names accepted besides the loopback ones, when bound to a loopback address.
+  std::vector<std::string> allowed_hosts;
   int io_threads = 2;
   double idle_timeout_s = 60;
+  // Open connections; beyond it a new one gets 503 and is closed. Capped at half the
+  // process's open-file limit, so that refusing stays possible.
+  std::size_t max_connections = 1024;
 };
 
+// Bytes one connection may hold besides a body: the request line and headers, a chunk-size
+// line with its extensions, the trailer, and pipelined bytes read while a request runs.
+inline constexpr std::size_t kMaxBufferedBytes = 64 * 1024;
+
 class PeerWatch;
+struct Refusal;
 
 // One request on one connection, handed to the Handler. Lives on the connection's strand;
 // use it only from the handler coroutine.
@@ -89,9 +114,11 @@ class HttpExchange {
   net::any_io_executor executor() const { return stream_.get_executor(); }
 
   // Reads the request body. Throws ApiError: 411 (POST with neither Content-Length nor
-  // chunked encoding), 413 (over the limit), 415 (Content-Type other than JSON), 400
-  // (malformed chunked framing). Answers "Expect: 100-continue".
-  net::awaitable<std::string_view> read_body();
+  // chunked encoding), 413 (over the limit: max_body_bytes, or `limit` when smaller), 415
+  // (Content-Type other than JSON, or none from a foreign Origin), 431 (a chunk-size line or
+  // the trailer over kMaxBufferedBytes), 400 (malformed chunked framing). Answers
+  // "Expect: 100-continue".
+  net::awaitable<std::string_view> read_body(std::size_t limit = SIZE_MAX);
 
   // A complete response: CORS headers, exact Content-Length, keep-alive as negotiated.
   net::awaitable<void> respond(http::status status, std::string body,
@@ -107,7 +134,7 @@ class HttpExchange {
 
   // Calls on_closed (on the connection's strand) if the peer closes or resets the connection
   // while the handler waits for something else. Disarmed by unwatch_peer() (also called by
-  // the destructor). Pipelined bytes from the client end the watch without a call.
+  // the destructor). Bytes the client pipelines meanwhile are kept for the next request.
   void watch_peer(std::function<void()> on_closed);
   void unwatch_peer();
 
@@ -124,6 +151,7 @@ class HttpExchange {
 
  private:
   void add_common_headers(http::fields& fields) const;
+  void arm_watch(std::uint64_t generation);
   net::awaitable<void> skip_unread_body();
   net::awaitable<bool> write_buffers(std::string_view data, bool chunk);
 
@@ -133,6 +161,7 @@ class HttpExchange {
   std::size_t max_body_bytes_;
   std::string path_;
   std::optional<std::string> allow_origin_;
+  bool foreign_origin_ = false;  // an Origin header the CORS policy does not allow
   bool wildcard_origin_ = false;
   bool keep_alive_;
   bool chunked_ = false;
@@ -168,17 +197,26 @@ class HttpServer {
 
   net::awaitable<void> accept_loop();
   net::awaitable<void> session(tcp::socket socket);
+  net::awaitable<void> refuse_connection(tcp::socket socket);
+  // Why a parsed request head is not served (Host, Transfer-Encoding), if it is not.
+  std::optional<Refusal> check_head(const HttpRequest& req) const;
   void connection_ended();
 
   HttpServerOptions options_;
   Handler handler_;
   CorsPolicy cors_;
+  HostPolicy hosts_;
+  bool loopback_ = false;  // bound to a loopback address: hosts_ applies
+  std::size_t max_connections_;
+  // Declared before ioc_: destroying ioc_ destroys unfinished sessions, which unregister.
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> destroying_{false};
+  std::mutex connections_mutex_;
+  std::list<std::shared_ptr<Connection>> connections_;
+  std::atomic<std::size_t> open_connections_{0};
   net::io_context ioc_;
   net::strand<net::io_context::executor_type> accept_strand_;
   tcp::acceptor acceptor_;
-  std::atomic<bool> stopping_{false};
-  std::mutex connections_mutex_;
-  std::list<std::shared_ptr<Connection>> connections_;
   std::optional<net::steady_timer> grace_timer_;  // on accept_strand_
 };
 

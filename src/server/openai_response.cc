@@ -53,7 +53,7 @@ json error_body(const ApiError& error) {
   if (error.param()) param = *error.param();
   std::optional<std::string_view> code;
   if (!error.code().empty()) code = error.code();
-  return error_body(error.type(), code, param, error.what());
+  return error_body(error.type(), code, param, error.message());
 }
 
 json usage_json(const UsageCounts& usage, bool chat) {

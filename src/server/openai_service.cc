@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <utility>
 
@@ -78,7 +80,19 @@ struct OpenAiService::Job {
 };
 
 OpenAiService::OpenAiService(ServiceOptions options, Backend& backend)
-    : options_(std::move(options)), backend_(backend), created_(unix_now()) {}
+    : options_(std::move(options)),
+      backend_(backend),
+      created_(unix_now()),
+      work_pool_(static_cast<std::size_t>(std::max(1, options_.work_threads))) {}
+
+OpenAiService::~OpenAiService() { work_pool_.join(); }
+
+template <class Fn>
+net::awaitable<std::invoke_result_t<Fn&>> OpenAiService::offload(Fn fn) {
+  using Result = std::invoke_result_t<Fn&>;
+  co_return co_await net::co_spawn(
+      work_pool_, [&fn]() -> net::awaitable<Result> { co_return fn(); }, net::use_awaitable);
+}
 
 std::string OpenAiService::response_model(const std::optional<std::string>& requested) const {
   if (!requested || requested->empty() || *requested == "default_model") return options_.model_id;
@@ -195,36 +209,68 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
 }
 
 net::awaitable<void> OpenAiService::tokenize(HttpExchange& exchange) {
-  std::string_view body = co_await exchange.read_body();
-  TokenizeRequest request = parse_tokenize_request(parse_json_body(body));
-  const std::vector<std::int32_t> ids =
-      backend_.encode(request.content, request.add_special, request.parse_special);
-  json tokens = json::array();
-  for (std::int32_t id : ids) {
-    if (!request.with_pieces) {
-      tokens.push_back(id);
-      continue;
-    }
-    // A piece that is not valid UTF-8 on its own (part of a character) is given as bytes.
-    const std::string bytes = backend_.token_bytes(id);
-    json piece = json::array();
-    if (util::is_valid_utf8(bytes)) {
-      piece = bytes;
-    } else {
-      for (unsigned char b : bytes) piece.push_back(b);
-    }
-    tokens.push_back({{"id", id}, {"piece", std::move(piece)}});
-  }
-  // Built outside the co_await: GCC 12 rejects string literals inside a co_await expression.
-  std::string response = dump_json(json{{"tokens", std::move(tokens)}});
+  // Room for the content with every byte escaped (\u00XX), plus the other fields.
+  std::string_view body = co_await exchange.read_body(6 * options_.tokenize_max_bytes + 4096);
+  std::string response = co_await offload([&] { return tokenize_response(body); });
   co_await exchange.respond(http::status::ok, std::move(response));
 }
 
-net::awaitable<void> OpenAiService::detokenize(HttpExchange& exchange) {
-  std::string_view body = co_await exchange.read_body();
+std::string OpenAiService::tokenize_response(std::string_view body) const {
+  TokenizeRequest request = parse_tokenize_request(parse_json_body(body));
+  if (request.content.size() > options_.tokenize_max_bytes) {
+    throw ApiError::invalid_request("invalid_value", "content",
+                                    "'content' is " + std::to_string(request.content.size()) +
+                                        " bytes long; the limit is " +
+                                        std::to_string(options_.tokenize_max_bytes));
+  }
   const std::vector<std::int32_t> ids =
-      parse_detokenize_request(parse_json_body(body), backend_.vocab_size());
-  std::string response = dump_json(json{{"content", util::sanitize_utf8(backend_.decode(ids))}});
+      backend_.encode(request.content, request.add_special, request.parse_special);
+  if (ids.size() > options_.tokenize_max_tokens) {
+    throw ApiError::invalid_request("invalid_value", "content",
+                                    "'content' is " + std::to_string(ids.size()) +
+                                        " tokens long; the limit is " +
+                                        std::to_string(options_.tokenize_max_tokens));
+  }
+  // Written directly rather than as a json tree, which costs ~100 bytes per token.
+  std::string out = R"({"tokens":[)";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    if (!request.with_pieces) {
+      out += std::to_string(ids[i]);
+      continue;
+    }
+    // A piece that is not valid UTF-8 on its own (part of a character) is given as bytes.
+    const std::string bytes = backend_.token_bytes(ids[i]);
+    out += R"({"id":)" + std::to_string(ids[i]) + R"(,"piece":)";
+    if (util::is_valid_utf8(bytes)) {
+      out += dump_json(json(bytes));
+    } else {
+      out += '[';
+      for (std::size_t b = 0; b < bytes.size(); ++b) {
+        if (b > 0) out += ',';
+        out += std::to_string(static_cast<unsigned char>(bytes[b]));
+      }
+      out += ']';
+    }
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+net::awaitable<void> OpenAiService::detokenize(HttpExchange& exchange) {
+  // Room for tokenize_max_tokens ids of up to 10 digits, with a separator each.
+  std::string_view body = co_await exchange.read_body(12 * options_.tokenize_max_tokens + 4096);
+  std::string response = co_await offload([&] {
+    const std::vector<std::int32_t> ids =
+        parse_detokenize_request(parse_json_body(body), backend_.vocab_size());
+    if (ids.size() > options_.tokenize_max_tokens) {
+      throw ApiError::invalid_request(
+          "invalid_value", "tokens",
+          "At most " + std::to_string(options_.tokenize_max_tokens) + " tokens");
+    }
+    return dump_json(json{{"content", util::sanitize_utf8(backend_.decode(ids))}});
+  });
   co_await exchange.respond(http::status::ok, std::move(response));
 }
 
@@ -245,8 +291,26 @@ OpenAiService::Job OpenAiService::make_job(bool chat, std::vector<std::int32_t> 
   return job;
 }
 
+void OpenAiService::check_prompt_bytes(std::size_t bytes, const char* param) const {
+  const int context = backend_.context_length();
+  if (context <= 0) return;
+  const std::size_t limit = static_cast<std::size_t>(context) * backend_.max_token_bytes();
+  if (bytes > limit) {
+    throw ApiError::invalid_request("context_length_exceeded", param,
+                                    "The prompt is " + std::to_string(bytes) +
+                                        " bytes long, more than the model's context of " +
+                                        std::to_string(context) + " tokens can hold (at most " +
+                                        std::to_string(limit) + " bytes)");
+  }
+}
+
 net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {
   std::string_view body = co_await exchange.read_body();
+  Job job = co_await offload([&] { return prepare_chat(body); });
+  co_await generate(exchange, std::move(job));
+}
+
+OpenAiService::Job OpenAiService::prepare_chat(std::string_view body) const {
   ChatRequest request = parse_chat_request(parse_json_body(body), options_.defaults);
   check_model(request.common.model);
 
@@ -269,22 +333,28 @@ net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {
   input.template_kwargs = std::move(request.template_kwargs);
   input.add_generation_prompt = true;
   chat::RenderedPrompt rendered = backend_.render_chat(input);
+  check_prompt_bytes(rendered.text.size(), "messages");
   std::vector<std::int32_t> ids = backend_.encode(rendered.text, rendered.add_special_tokens);
   if (ids.empty()) {
     throw ApiError::invalid_request("invalid_value", "messages", "The rendered prompt is empty");
   }
-
-  co_await generate(exchange, make_job(/*chat=*/true, std::move(ids), request.common));
+  return make_job(/*chat=*/true, std::move(ids), request.common);
 }
 
 net::awaitable<void> OpenAiService::completions(HttpExchange& exchange) {
   std::string_view body = co_await exchange.read_body();
+  Job job = co_await offload([&] { return prepare_completion(body); });
+  co_await generate(exchange, std::move(job));
+}
+
+OpenAiService::Job OpenAiService::prepare_completion(std::string_view body) const {
   CompletionRequest request = parse_completion_request(parse_json_body(body), options_.defaults);
   check_model(request.common.model);
 
   std::vector<std::int32_t> ids;
   if (request.prompt.text) {
     const std::string& text = *request.prompt.text;
+    check_prompt_bytes(text.size(), "prompt");
     ids = backend_.encode(
         text, completion_adds_special_tokens(text, backend_.bos_token(), backend_.adds_bos()));
   } else {
@@ -293,8 +363,7 @@ net::awaitable<void> OpenAiService::completions(HttpExchange& exchange) {
   }
   if (ids.empty())
     throw ApiError::invalid_request("invalid_value", "prompt", "'prompt' must not be empty");
-
-  co_await generate(exchange, make_job(/*chat=*/false, std::move(ids), request.common));
+  return make_job(/*chat=*/false, std::move(ids), request.common);
 }
 
 static ApiError shutting_down_error() {

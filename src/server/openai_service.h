@@ -9,11 +9,13 @@
 
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 #include "server/backend.h"
 #include "server/event_channel.h"
@@ -27,6 +29,10 @@ struct ServiceOptions {
   RequestDefaults defaults;
   bool strict_model = false;
   double sse_ping_interval_s = 10;
+  // POST /tokenize: the most `content` bytes, and the most tokens, of one request.
+  std::size_t tokenize_max_bytes = 256 * 1024;
+  std::size_t tokenize_max_tokens = 256 * 1024;
+  int work_threads = 2;  // parse, template and tokenize requests off the I/O threads
 };
 
 class OpenAiService {
@@ -35,6 +41,8 @@ class OpenAiService {
 
   // The Handler for HttpServer.
   net::awaitable<void> handle(HttpExchange& exchange);
+
+  ~OpenAiService();
 
   // Graceful stop: cancels every in-flight generation; each is still answered (503
   // `shutting_down`, or an error event in a stream). New requests get 503 too.
@@ -54,6 +62,15 @@ class OpenAiService {
   net::awaitable<void> completions(HttpExchange& exchange);
   net::awaitable<void> tokenize(HttpExchange& exchange);
   net::awaitable<void> detokenize(HttpExchange& exchange);
+  // Runs fn() on the work pool; the caller resumes on its own executor (exceptions too).
+  template <class Fn>
+  net::awaitable<std::invoke_result_t<Fn&>> offload(Fn fn);
+  std::string tokenize_response(std::string_view body) const;
+  Job prepare_chat(std::string_view body) const;
+  Job prepare_completion(std::string_view body) const;
+  // 400 context_length_exceeded for a prompt text too long to fit however it tokenizes,
+  // before the tokenizer spends time and memory on it.
+  void check_prompt_bytes(std::size_t bytes, const char* param) const;
   net::awaitable<void> generate(HttpExchange& exchange, Job job);
   net::awaitable<void> generate_full(HttpExchange& exchange, Job& job, EventChannel& channel);
   net::awaitable<void> generate_stream(HttpExchange& exchange, Job& job, EventChannel& channel,
@@ -66,6 +83,7 @@ class OpenAiService {
   ServiceOptions options_;
   Backend& backend_;
   std::int64_t created_;
+  net::thread_pool work_pool_;
 
   struct Live {
     std::weak_ptr<EventChannel> channel;

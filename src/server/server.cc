@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <csignal>
@@ -20,7 +21,11 @@ namespace {
 // The real pipeline behind the Backend interface.
 class EngineBackend final : public Backend {
  public:
-  explicit EngineBackend(ServerContext context) : context_(context) {}
+  explicit EngineBackend(ServerContext context) : context_(context) {
+    for (int id = 0; id < vocab_size(); ++id) {
+      max_token_bytes_ = std::max(max_token_bytes_, token_bytes(id).size());
+    }
+  }
 
   std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens,
                                    bool parse_special) const override {
@@ -34,6 +39,7 @@ class EngineBackend final : public Backend {
     return context_.tokenizer.token_bytes(id);
   }
   int vocab_size() const override { return context_.tokenizer.vocab_size(); }
+  std::size_t max_token_bytes() const override { return max_token_bytes_; }
   const std::string& bos_token() const override { return context_.tokenizer.bos_token(); }
   bool adds_bos() const override { return context_.tokenizer.adds_bos(); }
 
@@ -54,6 +60,7 @@ class EngineBackend final : public Backend {
 
  private:
   ServerContext context_;
+  std::size_t max_token_bytes_ = 1;
 };
 
 std::string url_host(const tcp::endpoint& endpoint) {
@@ -79,6 +86,8 @@ int serve(const ServerOptions& options, ServerContext context) {
   http_options.port = options.port;
   http_options.max_body_bytes = options.max_body_bytes;
   http_options.cors_origins = options.cors_origins;
+  http_options.allowed_hosts = options.allowed_hosts;
+  http_options.max_connections = options.max_connections;
   http_options.io_threads = std::max(1, options.io_threads);
   http_options.idle_timeout_s = options.idle_timeout_s;
   HttpServer server(http_options,

@@ -30,10 +30,13 @@ struct ServerOptions {
   // --cors-origins: "*", exact origins, or "scheme://host:*" (any port). Empty = loopback
   // origins only (http://localhost:*, http://127.0.0.1:*, http://[::1]:*).
   std::vector<std::string> cors_origins;
-  bool strict_model = false;        // --strict-model: unknown request `model` -> 404
-  int io_threads = 2;               // threads running the HTTP event loop (>= 1)
-  double sse_ping_interval_s = 10;  // keepalive comment when a stream was silent this long
-  double idle_timeout_s = 60;       // keep-alive connection idle / slow request read limit
+  // --allowed-host: Host names accepted besides the loopback ones when bound to loopback.
+  std::vector<std::string> allowed_hosts;
+  std::size_t max_connections = 1024;  // --max-connections
+  bool strict_model = false;           // --strict-model: unknown request `model` -> 404
+  int io_threads = 2;                  // threads running the HTTP event loop (>= 1)
+  double sse_ping_interval_s = 10;     // keepalive comment when a stream was silent this long
+  double idle_timeout_s = 60;          // keep-alive connection idle / slow request read limit
 };
 
 // Everything a request handler needs; all references outlive the server.

@@ -20,11 +20,14 @@ class ApiError : public std::runtime_error {
   ApiError(int http_status, std::string type, std::string code, std::optional<std::string> param,
            const std::string& message)
       : std::runtime_error(message),
+        message_(message),
         http_status_(http_status),
         type_(std::move(type)),
         code_(std::move(code)),
         param_(std::move(param)) {}
 
+  // The whole message: what() stops at the first NUL, which client text may contain.
+  const std::string& message() const { return message_; }
   int http_status() const { return http_status_; }
   const std::string& type() const { return type_; }
   const std::string& code() const { return code_; }
@@ -37,6 +40,7 @@ class ApiError : public std::runtime_error {
   }
 
  private:
+  std::string message_;
   int http_status_;
   std::string type_;
   std::string code_;

@@ -90,6 +90,18 @@ TEST(ChatFormatterTemplate, TokensTheTokenizerLacksAreUndefined) {
   EXPECT_EQ(formatter.render(ChatPromptInput{}).text, "[False]");
 }
 
+TEST(ChatFormatterTemplate, RaisedMessagesKeepEmbeddedNuls) {
+  ChatFormatter raising(std::string("{{ raise_exception(messages[0].content) }}"), "", "");
+  ChatPromptInput input;
+  input.messages = json::array({{{"role", "user"}, {"content", std::string("a\0b", 3)}}});
+  try {
+    raising.render(input);
+    ADD_FAILURE() << "no error";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.message(), std::string("a\0b", 3));
+  }
+}
+
 TEST(ChatFormatterTemplate, TemplateErrorsBecomeInvalidRequest) {
   ChatFormatter raising(std::string("{{ raise_exception('System role not supported') }}"), "", "");
   try {

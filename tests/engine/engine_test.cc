@@ -118,8 +118,75 @@ TEST_F(EngineTest, ExtraEosStopsGenerationAndIsNotShown) {
   EXPECT_EQ(end.finish_reason, FinishReason::kStop);
   std::size_t first = std::find(ids.begin(), ids.end(), stop_id) - ids.begin();
   ASSERT_EQ(end.completion_ids.size(), first + 1);
+  EXPECT_EQ(end.usage.completion_tokens, static_cast<int>(first + 1));  // the EOS counts
   std::vector<std::int32_t> shown(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(first));
   EXPECT_EQ(col.text(), tokenizer_->decode(shown));
+}
+
+TEST_F(EngineTest, RequestSamplingParametersReachTheSampler) {
+  // At temperature 1.5, 30 tokens of this model's greedy continuation are (far) less likely
+  // than any fixed seed's sample: a run that ignores the parameters returns greedy each time.
+  const auto& c = (*reference_)["cases"][1];
+  const auto greedy_ids = expected_ids(c);
+  Engine engine(*model_, *tokenizer_, {});
+  int differing = 0;
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    Collector col;
+    GenerationRequest r = greedy(c, 30);
+    r.sampling = {.temperature = 1.5f, .seed = seed};
+    engine.submit(r, col.sink());
+    auto ids = col.wait().completion_ids;
+    differing += ids != std::vector<std::int32_t>(greedy_ids.begin(), greedy_ids.begin() + 30);
+  }
+  EXPECT_GT(differing, 0);
+}
+
+TEST_F(EngineTest, RepetitionPenaltyWindowIncludesThePrompt) {
+  // A prompt whose greedy next token already occurs in its last `window` tokens: the
+  // greedy continuation so far, cut just before a token that repeats.
+  const auto& c = (*reference_)["cases"][1];
+  const auto prompt = c["prompt_ids"].get<std::vector<std::int32_t>>();
+  const auto ids = expected_ids(c);
+  const int window = 20;
+  std::vector<std::int32_t> history = prompt;
+  std::size_t n = 0;
+  auto in_window = [&](std::int32_t id) {
+    auto from = history.end() - std::min<std::ptrdiff_t>(window, std::ssize(history));
+    return std::find(from, history.end(), id) != history.end();
+  };
+  while (n < ids.size() && !in_window(ids[n])) history.push_back(ids[n++]);
+  ASSERT_LT(n, ids.size()) << "no repeated token in the reference continuation";
+
+  Engine engine(*model_, *tokenizer_, {});
+  Collector col;
+  GenerationRequest r{.prompt = history,
+                      .sampling = {.temperature = 0.0f,
+                                   .repetition_penalty = 1000.0f,
+                                   .repetition_context_size = window},
+                      .max_tokens = 1};
+  engine.submit(r, col.sink());
+  GenerationEvent end = col.wait();
+  ASSERT_EQ(end.completion_ids.size(), 1u);
+  EXPECT_NE(end.completion_ids[0], ids[n]) << "the prompt's copy of the token was not penalised";
+}
+
+TEST_F(EngineTest, HeldBackTextIsReleasedWhenMaxTokensEndsGeneration) {
+  const auto& c = (*reference_)["cases"][1];
+  auto ids = expected_ids(c);
+  ids.resize(12);
+  const std::string full =
+      tokenizer_->decode(ids, false, tokenizer_->clean_up_tokenization_spaces());
+  ASSERT_GE(full.size(), 3u);
+  // The last two characters could start this stop string, so they are held back...
+  const std::string stop = full.substr(full.size() - 2) + "\x01never";
+  Engine engine(*model_, *tokenizer_, {});
+  Collector col;
+  GenerationRequest r = greedy(c, 12);
+  r.stop = {stop};
+  engine.submit(r, col.sink());
+  GenerationEvent end = col.wait();
+  EXPECT_EQ(end.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(col.text(), full);  // ... and released when the budget ends generation
 }
 
 }  // namespace

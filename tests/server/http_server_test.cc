@@ -48,7 +48,16 @@ class HttpServerTest : public ::testing::Test {
     server_ =
         std::make_unique<HttpServer>(options, [this](HttpExchange& ex) { return handle(ex); });
     port_ = server_->listen().port();
-    thread_ = std::thread([this] { server_->run(); });
+    thread_ = std::thread([this] {
+      server_->run();
+      run_returned_.set_value();
+    });
+  }
+
+  // Graceful shutdown; true when run() returned within `within` (no connection left over).
+  bool shuts_down_within(std::chrono::milliseconds within) {
+    server_->shutdown(std::chrono::seconds(20));
+    return run_returned_.get_future().wait_for(within) == std::future_status::ready;
   }
 
   void TearDown() override {
@@ -80,10 +89,22 @@ class HttpServerTest : public ::testing::Test {
         fired = true;
         timer.cancel();
       });
+      watching_.set_value();
       boost::system::error_code ec;
       co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
       peer_closed_.set_value(fired);
       ex.abandon();
+    } else if (path == "/hold") {
+      // Watches the peer until the test releases it, then answers.
+      ex.watch_peer([] {});
+      holding_.set_value();
+      net::steady_timer timer(ex.executor());
+      while (!release_slow_.load()) {
+        timer.expires_after(std::chrono::milliseconds(5));
+        boost::system::error_code ec;
+        co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
+      }
+      co_await ex.respond(http::status::ok, "held", kTextPlain);
     } else if (path == "/slow") {
       // Streams a first piece, then holds the connection until the test releases it.
       co_await ex.begin_stream(kTextPlain);
@@ -105,6 +126,9 @@ class HttpServerTest : public ::testing::Test {
   std::thread thread_;
   unsigned short port_ = 0;
   std::promise<bool> peer_closed_;
+  std::promise<void> run_returned_;
+  std::promise<void> holding_;
+  std::promise<void> watching_;
   std::atomic<bool> release_slow_{false};
 };
 
@@ -173,7 +197,7 @@ TEST_F(HttpServerTest, ChunkedRequestBodyIsDecoded) {
   start();
   TestConnection c(port_);
   c.send(
-      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
       "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n4\r\n:12}\r\n0\r\n\r\n");
   auto r = c.read_response();
   EXPECT_EQ(r.status, 200);
@@ -184,7 +208,7 @@ TEST_F(HttpServerTest, ChunkedRequestBodyIsDecoded) {
 TEST_F(HttpServerTest, PostWithoutLengthIs411AndTheConnectionSurvives) {
   start();
   TestConnection c(port_);
-  c.send("POST /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  c.send("POST /echo HTTP/1.1\r\nHost: localhost\r\n\r\n");
   expect_error(c.read_response(), 411, "length_required");
   EXPECT_EQ(c.request("GET", "/next").status, 200);
 }
@@ -193,7 +217,7 @@ TEST_F(HttpServerTest, OversizedBodyIs413ByLengthOrByChunks) {
   start();
   {
     TestConnection c(port_);
-    c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    c.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n");
     auto r = c.read_response();
     expect_error(r, 413, "request_too_large");
     EXPECT_TRUE(c.wait_closed());
@@ -201,7 +225,7 @@ TEST_F(HttpServerTest, OversizedBodyIs413ByLengthOrByChunks) {
   {
     TestConnection c(port_);
     std::string chunk(1000, 'x');
-    c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.send("POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n");
     c.send("3e8\r\n" + chunk + "\r\n3e8\r\n" + chunk + "\r\n0\r\n\r\n");
     expect_error(c.read_response(), 413, "request_too_large");
   }
@@ -231,7 +255,9 @@ TEST_F(HttpServerTest, ContentTypeMustBeJsonOrAbsent) {
 TEST_F(HttpServerTest, ExpectContinueIsAnswered) {
   start();
   TestConnection c(port_);
-  c.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+  c.send(
+      "POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nExpect: "
+      "100-continue\r\n\r\n");
   std::string interim = c.read_until("\r\n\r\n");
   EXPECT_EQ(interim, "HTTP/1.1 100 Continue\r\n\r\n");
   c.send("{}");
@@ -251,7 +277,7 @@ TEST_F(HttpServerTest, MalformedRequestGetsJson400ThenClose) {
 TEST_F(HttpServerTest, HugeHeadersAre431) {
   start();
   TestConnection c(port_);
-  c.send("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n");
+  c.send("GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n");
   expect_error(c.read_response(), 431, "request_header_fields_too_large");
 }
 
@@ -333,6 +359,199 @@ TEST_F(HttpServerTest, AStreamingClientDoesNotBlockOthersEvenWithOneThread) {
   EXPECT_EQ(other.request("GET", "/quick").body, "path=/quick");
   release_slow_.store(true);
   EXPECT_NE(slow.read_until("0\r\n\r\n").find("done"), std::string::npos);
+}
+
+TEST(HostPolicy, LoopbackNamesAnyPortAndListedNames) {
+  HostPolicy loopback({});
+  for (const char* host :
+       {"localhost", "LOCALHOST:8080", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:8080"}) {
+    EXPECT_TRUE(loopback.allows(host)) << host;
+  }
+  for (const char* host : {"evil.example", "evil.example:8080", "localhost.evil.example",
+                           "127.0.0.1.nip.io", "localhost:80x", "[::1]x", ""}) {
+    EXPECT_FALSE(loopback.allows(host)) << host;
+  }
+  HostPolicy listed({"MyBox.lan"});
+  EXPECT_TRUE(listed.allows("mybox.lan:8080"));
+  EXPECT_TRUE(listed.allows("localhost"));
+  EXPECT_FALSE(listed.allows("other.lan"));
+  EXPECT_TRUE(HostPolicy({"*"}).allows("anything.example"));
+}
+
+// A request head sent raw, with `fields` (CRLF-terminated lines) after the request line.
+std::string raw_post(const std::string& fields, const std::string& body = "") {
+  return "POST /echo HTTP/1.1\r\n" + fields + "\r\n" + body;
+}
+
+TEST_F(HttpServerTest, ForeignHostIsRefusedOnALoopbackServer) {
+  start();
+  for (const char* host : {"evil.example", "evil.example:8080", "127.0.0.1.nip.io"}) {
+    TestConnection c(port_);
+    c.send(std::string("GET /x HTTP/1.1\r\nHost: ") + host + "\r\n\r\n");
+    expect_error(c.read_response(), 403, "host_not_allowed");
+    EXPECT_TRUE(c.wait_closed());
+  }
+  TestConnection c(port_);
+  for (const char* host : {"localhost:8080", "127.0.0.1", "[::1]:1234"}) {
+    c.send(std::string("GET /x HTTP/1.1\r\nHost: ") + host + "\r\n\r\n");
+    EXPECT_EQ(c.read_response().status, 200) << host;
+  }
+}
+
+TEST_F(HttpServerTest, AllowedHostsWidenTheHostCheck) {
+  HttpServerOptions options;
+  options.allowed_hosts = {"mybox.lan"};
+  start(options);
+  TestConnection c(port_);
+  c.send("GET /x HTTP/1.1\r\nHost: MyBox.lan:8080\r\n\r\n");
+  EXPECT_EQ(c.read_response().status, 200);
+  c.send("GET /x HTTP/1.1\r\nHost: other.lan\r\n\r\n");
+  expect_error(c.read_response(), 403, "host_not_allowed");
+}
+
+TEST_F(HttpServerTest, Http11NeedsExactlyOneHost) {
+  start();
+  {
+    TestConnection c(port_);
+    c.send("GET /x HTTP/1.1\r\n\r\n");
+    expect_error(c.read_response(), 400, "invalid_request");
+  }
+  {
+    TestConnection c(port_);
+    c.send("GET /x HTTP/1.1\r\nHost: localhost\r\nHost: localhost\r\n\r\n");
+    expect_error(c.read_response(), 400, "invalid_request");
+  }
+  TestConnection c(port_);
+  c.send("GET /x HTTP/1.0\r\n\r\n");  // HTTP/1.0 has no Host requirement
+  EXPECT_EQ(c.read_response().status, 200);
+}
+
+TEST_F(HttpServerTest, ForeignOriginPostWithoutContentTypeIs415) {
+  start();
+  // What fetch(url, {method: 'POST', mode: 'no-cors', body}) with a typeless body sends.
+  for (const char* origin : {"https://evil.example", "null"}) {
+    TestConnection c(port_);
+    auto r = c.request("POST", "/echo", "{}", {{"Origin", origin}});
+    expect_error(r, 415, "unsupported_media_type");
+  }
+  TestConnection c(port_);
+  EXPECT_EQ(c.request("POST", "/echo", "{}", {{"Origin", "http://localhost:3000"}}).status, 200);
+  EXPECT_EQ(c.request("POST", "/echo", "{}",
+                      {{"Origin", "https://evil.example"}, {"Content-Type", "application/json"}})
+                .status,
+            200);
+}
+
+TEST_F(HttpServerTest, TransferCodingsOtherThanAFinalChunkedAreRefused) {
+  start();
+  const std::string chunked_body = "2\r\n{}\r\n0\r\n\r\n";
+  for (const char* coding : {"xchunked", "chunked, gzip", "chunked, chunked", "gzip"}) {
+    TestConnection c(port_);
+    c.send(raw_post(std::string("Host: localhost\r\nTransfer-Encoding: ") + coding + "\r\n",
+                    chunked_body));
+    expect_error(c.read_response(), 400, "invalid_request");
+  }
+  {
+    TestConnection c(port_);
+    c.send(raw_post("Host: localhost\r\nTransfer-Encoding: gzip, chunked\r\n", chunked_body));
+    expect_error(c.read_response(), 501, "unsupported_transfer_encoding");
+  }
+  TestConnection c(port_);
+  c.send(raw_post("Host: localhost\r\nTransfer-Encoding: Chunked\r\n", chunked_body));
+  EXPECT_EQ(c.read_response().body, "{}");
+}
+
+TEST_F(HttpServerTest, ObsFoldedHeadersAre400) {
+  start();
+  for (const char* fold : {"\r\n folded", "\r\n\tfolded"}) {
+    TestConnection c(port_);
+    c.send(std::string("GET /x HTTP/1.1\r\nHost: localhost\r\nX-A: a") + fold + "\r\n\r\n");
+    expect_error(c.read_response(), 400, "invalid_request");
+  }
+}
+
+TEST_F(HttpServerTest, ChunkExtensionsAndTrailersAreBounded) {
+  start();
+  const std::string head = "Host: localhost\r\nTransfer-Encoding: chunked\r\n";
+  {
+    TestConnection c(port_);  // one chunk-size line with 200 KB of extension
+    c.send(raw_post(head, "2;x=" + std::string(200000, 'a') + "\r\n{}\r\n0\r\n\r\n"));
+    expect_error(c.read_response(), 431, "request_header_fields_too_large");
+    EXPECT_TRUE(c.wait_closed());
+  }
+  {
+    TestConnection c(port_);  // a trailer of 200 KB in small fields
+    std::string trailer;
+    while (trailer.size() < 200000) trailer += "X-T: y\r\n";
+    c.send(raw_post(head, "2\r\n{}\r\n0\r\n" + trailer + "\r\n"));
+    expect_error(c.read_response(), 431, "request_header_fields_too_large");
+  }
+  {
+    TestConnection c(port_);  // small extensions and trailers are fine
+    c.send(raw_post(head, "2;a=b\r\n{}\r\n0\r\nX-T: y\r\n\r\n"));
+    EXPECT_EQ(c.read_response().body, "{}");
+  }
+}
+
+TEST_F(HttpServerTest, AHugeTrailerFieldIsAnsweredAndTheConnectionReleased) {
+  start();
+  {
+    TestConnection c(port_);
+    c.send(raw_post("Host: localhost\r\nTransfer-Encoding: chunked\r\n",
+                    "2\r\n{}\r\n0\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n"));
+    expect_error(c.read_response(), 431, "request_header_fields_too_large");
+    EXPECT_TRUE(c.wait_closed());
+  }
+  EXPECT_TRUE(shuts_down_within(std::chrono::seconds(5)));  // no registration left behind
+}
+
+TEST_F(HttpServerTest, PeerCloseIsNoticedAfterPipelinedBytes) {
+  start();
+  auto noticed = peer_closed_.get_future();
+  {
+    TestConnection c(port_);
+    c.send_request("GET", "/watch");
+    // One pipelined byte, once the handler watches (before, it would be read with the head).
+    ASSERT_EQ(watching_.get_future().wait_for(std::chrono::seconds(8)), std::future_status::ready);
+    c.send("G");
+  }
+  ASSERT_EQ(noticed.wait_for(std::chrono::seconds(8)), std::future_status::ready);
+  EXPECT_TRUE(noticed.get());
+}
+
+TEST_F(HttpServerTest, RequestsPipelinedWhileAHandlerWatchesAreServed) {
+  start();
+  TestConnection c(port_);
+  c.send_request("GET", "/hold");
+  ASSERT_EQ(holding_.get_future().wait_for(std::chrono::seconds(8)), std::future_status::ready);
+  c.send_request("GET", "/next");
+  release_slow_.store(true);
+  EXPECT_EQ(c.read_response().body, "held");
+  EXPECT_EQ(c.read_response().body, "path=/next");
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGet503) {
+  HttpServerOptions options;
+  options.max_connections = 2;
+  start(options);
+  auto first = std::make_unique<TestConnection>(port_);
+  TestConnection second(port_);
+  EXPECT_EQ(first->request("GET", "/a").status, 200);
+  EXPECT_EQ(second.request("GET", "/b").status, 200);
+  {
+    TestConnection third(port_);
+    expect_error(third.read_response(), 503, "too_many_connections");
+    EXPECT_TRUE(third.wait_closed());
+  }
+  first.reset();  // frees a slot, once the server has noticed
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  int status = 0;
+  while (status != 200 && std::chrono::steady_clock::now() < deadline) {
+    TestConnection next(port_);
+    next.send_request("GET", "/c");
+    status = next.read_response().status;
+  }
+  EXPECT_EQ(status, 200);
 }
 
 }  // namespace

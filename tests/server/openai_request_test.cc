@@ -236,6 +236,9 @@ TEST(ParseChat, StopValidation) {
   json seventeen = json::array();
   for (int i = 0; i < 17; ++i) seventeen.push_back(std::string(1, static_cast<char>('a' + i)));
   expect_chat_error(chat_body({{"stop", seventeen}}), "invalid_value", "stop");
+  json sixteen = seventeen;
+  sixteen.erase(sixteen.size() - 1);
+  EXPECT_EQ(parse_chat_request(chat_body({{"stop", sixteen}}), defaults()).common.stop.size(), 16u);
   expect_chat_error(chat_body({{"stop", {std::string(257, 'a')}}}), "invalid_value", "stop[0]");
   // 256 characters, not bytes: "é" is 2 bytes.
   std::string accents(512, '\0');

@@ -93,6 +93,7 @@ class FakeBackend final : public Backend {
     return id >= 3 ? std::string(1, static_cast<char>(id - 3)) : std::string();
   }
   int vocab_size() const override { return 259; }
+  std::size_t max_token_bytes() const override { return 3; }  // "<s>"
   const std::string& bos_token() const override { return bos_; }
   bool adds_bos() const override { return true; }
 
@@ -666,6 +667,48 @@ TEST_F(ServiceTest, TokenizeAndDetokenize) {
   expect_error(post("/detokenize", json{{"tokens", {-1}}}), 400, "invalid_value", "tokens[0]");
   TestConnection c(port_);
   expect_error(c.request("GET", "/tokenize"), 405, "method_not_allowed");
+}
+
+TEST_F(ServiceTest, TokenizeIsBoundedInBytesAndTokens) {
+  ServiceOptions options;
+  options.tokenize_max_bytes = 100;
+  options.tokenize_max_tokens = 50;
+  start(options);
+  EXPECT_EQ(post("/tokenize", json{{"content", std::string(50, 'a')}}).status, 200);
+  expect_error(post("/tokenize", json{{"content", std::string(101, 'a')}}), 400, "invalid_value",
+               "content");
+  // Within the bytes but over the tokens (one token per byte here).
+  expect_error(post("/tokenize", json{{"content", std::string(51, 'a')}}), 400, "invalid_value",
+               "content");
+  // A body far beyond what the content limit needs is refused before it is read.
+  TestConnection c(port_);
+  c.send(
+      "POST /tokenize HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+      "Content-Length: 100000\r\n\r\n");
+  expect_error(c.read_response(), 413, "request_too_large");
+  expect_error(post("/detokenize", json{{"tokens", std::vector<int>(51, 5)}}), 400, "invalid_value",
+               "tokens");
+}
+
+TEST_F(ServiceTest, APromptTooLongInBytesIsRefusedBeforeTokenizing) {
+  backend_.context = 10;  // at most 3 bytes per token: 30 bytes
+  start();
+  backend_.encode_calls.clear();
+  expect_error(post("/v1/completions", {{"prompt", std::string(31, 'x')}}), 400,
+               "context_length_exceeded", "prompt");
+  expect_error(post("/v1/chat/completions",
+                    {{"messages", {{{"role", "user"}, {"content", std::string(31, 'x')}}}}}),
+               400, "context_length_exceeded", "messages");
+  EXPECT_TRUE(backend_.encode_calls.empty());
+}
+
+TEST_F(ServiceTest, ErrorMessagesKeepEmbeddedNuls) {
+  start();
+  TestConnection c(port_);
+  auto r = c.request("GET", "/v1/models/a%00b");
+  expect_error(r, 404, "model_not_found");
+  EXPECT_EQ(json::parse(r.body)["error"]["message"],
+            std::string("The model 'a\0b' does not exist", 29));
 }
 
 TEST_F(ServiceTest, RoutingErrorsAndPreflight) {

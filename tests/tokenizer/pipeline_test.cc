@@ -170,6 +170,9 @@ TEST(TokenizerNormalizer, Variants) {
   EXPECT_EQ(ids({{"type", "Lowercase"}}, "\xC4\xB0"), (Ids{8, 9}));  // İ -> i + combining dot
   EXPECT_EQ(ids({{"type", "Strip"}, {"strip_left", true}, {"strip_right", false}}, " \ta "),
             (Ids{0, 5}));
+  EXPECT_EQ(ids({{"type", "Strip"}, {"strip_left", false}, {"strip_right", true}}, " a "),
+            (Ids{5, 0}));
+  EXPECT_EQ(ids({{"type", "Strip"}}, " a "), (Ids{0}));
   EXPECT_EQ(
       ids({{"type", "Replace"}, {"pattern", {{"Regex", "[0-9]+"}}}, {"content", "x"}}, "a12b3"),
       (Ids{0, 6, 1, 6}));

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <numeric>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace lmserve::util {
@@ -43,6 +45,31 @@ TEST(ThreadPool, ExceptionIsRethrownAfterAllChunksFinish) {
   std::atomic<int> after = 0;
   pool.parallel_for(10, [&](std::size_t b, std::size_t e) { after += static_cast<int>(e - b); });
   EXPECT_EQ(after, 10);
+}
+
+TEST(ThreadPool, NoChunkIsStillRunningWhenTheExceptionArrives) {
+  using Clock = std::chrono::steady_clock;
+  ThreadPool pool(4);
+  std::atomic<bool> thrown = false;
+  std::atomic<int> done = 0;
+  const std::size_t n = 8;  // one index per chunk
+  try {
+    pool.parallel_for(n, [&](std::size_t b, std::size_t) {
+      if (b == 0) {  // chunk 0 is always handed out first
+        thrown = true;
+        throw std::runtime_error("boom");
+      }
+      // The other chunks are still busy for a while after the throw.
+      auto deadline = Clock::now() + std::chrono::seconds(5);
+      while (!thrown && Clock::now() < deadline) std::this_thread::yield();
+      auto busy_until = Clock::now() + std::chrono::milliseconds(30);
+      while (Clock::now() < busy_until) std::this_thread::yield();
+      ++done;
+    });
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error&) {
+    EXPECT_EQ(done.load(), static_cast<int>(n - 1));
+  }
 }
 
 TEST(ThreadPool, SingleThreadRunsInline) {

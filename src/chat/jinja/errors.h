@@ -10,7 +10,12 @@ namespace lmserve::chat::jinja {
 // Base of every error the engine throws.
 class TemplateError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit TemplateError(const std::string& what) : std::runtime_error(what), what_(what) {}
+  // what() in full: what() stops at the first NUL, which template data may contain.
+  const std::string& full_what() const { return what_; }
+
+ private:
+  std::string what_;
 };
 
 // The source does not parse; what() is "line N: message".
