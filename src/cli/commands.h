@@ -30,6 +30,9 @@ struct ServeOptions {
   ModelOptions model;
   server::ServerOptions server;
   std::optional<std::string> chat_template_file;
+  std::optional<std::string> chat_template_args;  // JSON object
+  std::string reasoning_format = "reasoning_content";
+  std::optional<std::string> tool_call_format;
   int decode_concurrency = 32;
   int prefill_step_size = 2048;
 };

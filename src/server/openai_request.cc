@@ -515,12 +515,14 @@ json normalize_messages(const json& messages) {
   return out;
 }
 
-ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults) {
-  ChatRequest r;
+namespace {
+
+// The fields that shape a chat prompt, shared by chat completions and /apply-template.
+chat::ChatPromptInput parse_chat_prompt(const json& body) {
+  chat::ChatPromptInput prompt;
   const json* messages = field(body, "messages");
   if (!messages) fail("missing_required_parameter", "messages", "'messages' is required");
-  r.messages = normalize_messages(*messages);
-  r.common = parse_common(body, defaults, /*chat=*/true);
+  prompt.messages = normalize_messages(*messages);
 
   if (const json* v = field(body, "role_mapping")) {
     require_object(*v, "role_mapping");
@@ -528,19 +530,38 @@ ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults
     for (auto it = v->begin(); it != v->end(); ++it) {
       mapping[it.key()] = require_string(it.value(), "role_mapping." + it.key());
     }
-    r.role_mapping = std::move(mapping);
+    prompt.role_mapping = std::move(mapping);
   }
-  r.tools = normalize_tools(body);
-  if (auto v = opt_bool(body, "parallel_tool_calls")) (void)*v;
+  prompt.tools = normalize_tools(body);
+  if (const json* v = field(body, "documents")) {
+    if (!v->is_array()) wrong_type("documents", "an array", *v);
+    prompt.documents = *v;
+  }
+  prompt.parallel_tool_calls = opt_bool(body, "parallel_tool_calls").value_or(true);
   if (const json* v = field(body, "chat_template_kwargs")) {
-    r.template_kwargs = require_object(*v, "chat_template_kwargs");
+    prompt.template_kwargs = require_object(*v, "chat_template_kwargs");
   }
   if (const json* v = field(body, "reasoning_effort")) {
     const std::string& effort = require_string(*v, "reasoning_effort");
-    if (!r.template_kwargs.contains("reasoning_effort"))
-      r.template_kwargs["reasoning_effort"] = effort;
+    if (!prompt.template_kwargs.contains("reasoning_effort"))
+      prompt.template_kwargs["reasoning_effort"] = effort;
   }
+  return prompt;
+}
+
+}  // namespace
+
+ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults) {
+  ChatRequest r;
+  r.prompt = parse_chat_prompt(body);
+  r.common = parse_common(body, defaults, /*chat=*/true);
   return r;
+}
+
+chat::ChatPromptInput parse_apply_template_request(const json& body) {
+  chat::ChatPromptInput prompt = parse_chat_prompt(body);
+  prompt.add_generation_prompt = opt_bool(body, "add_generation_prompt").value_or(true);
+  return prompt;
 }
 
 CompletionRequest parse_completion_request(const json& body, const RequestDefaults& defaults) {

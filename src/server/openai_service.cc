@@ -46,31 +46,61 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
-const char* finish_name(engine::FinishReason reason) {
-  return reason == engine::FinishReason::kLength ? "length" : "stop";
-}
-
 json generation_failed_event(const std::string& message) {
   return error_body("server_error", "generation_failed", std::nullopt,
                     message.empty() ? "Generation failed" : message);
 }
 
-enum class Route {
-  kChat,
-  kCompletions,
-  kModels,
-  kModel,
-  kHealth,
-  kTokenize,
-  kDetokenize,
-  kUnknown
+// What the model writes, as a response reports it: chat text goes through the output
+// parser (reasoning, content, tool calls), completion text is passed verbatim. The whole
+// response folds exactly the deltas a stream sends, so the two agree by construction.
+class GenerationOutput {
+ public:
+  GenerationOutput() = default;  // completions
+  explicit GenerationOutput(const chat::RenderedPrompt& prompt)
+      : parser_(std::in_place, prompt.output),
+        think_token_ids_(prompt.output.reasoning ? prompt.think_token_ids : std::nullopt),
+        starts_in_reasoning_(prompt.output.starts_in_reasoning) {}
+
+  chat::MessageDelta push(const std::string& text) {
+    if (!parser_) return {.content = text};
+    return parser_->push(text);
+  }
+  chat::MessageDelta finish() { return parser_ ? parser_->finish() : chat::MessageDelta{}; }
+
+  // A stop after at least one parsed call is "tool_calls"; "length" stays (§4.3).
+  const char* finish_reason(engine::FinishReason reason) const {
+    if (reason == engine::FinishReason::kLength) return "length";
+    return parser_ && parser_->tool_call_count() > 0 ? "tool_calls" : "stop";
+  }
+
+  UsageCounts usage(int prompt_tokens, const engine::GenerationEvent& finished) const {
+    UsageCounts usage{prompt_tokens, finished.usage.completion_tokens};
+    if (think_token_ids_) {
+      usage.reasoning_tokens =
+          chat::count_reasoning_tokens(finished.completion_ids, think_token_ids_->first,
+                                       think_token_ids_->second, starts_in_reasoning_);
+    }
+    return usage;
+  }
+
+ private:
+  std::optional<chat::OutputParser> parser_;
+  std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids_;
+  bool starts_in_reasoning_ = false;
 };
+
+ApiError worker_unavailable() {
+  return ApiError(503, "server_error", "worker_unavailable", std::nullopt,
+                  "The generation worker is not running");
+}
 
 }  // namespace
 
 struct OpenAiService::Job {
   bool chat = true;
   ResponseMeta meta;
+  GenerationOutput output;
   engine::GenerationRequest request;
   int prompt_tokens = 0;
   bool stream = false;
@@ -105,6 +135,33 @@ int OpenAiService::fit_context(int prompt_tokens, int max_tokens, const char* pa
   return std::min(max_tokens, context - prompt_tokens);
 }
 
+struct OpenAiService::Route {
+  http::verb method;
+  std::vector<std::string_view> paths;  // a path ending in '/' takes a parameter after it
+  net::awaitable<void> (OpenAiService::*handler)(HttpExchange&);
+
+  bool matches(std::string_view path) const {
+    return std::any_of(paths.begin(), paths.end(), [path](std::string_view p) {
+      return p.ends_with('/') ? path.starts_with(p) && path.size() > p.size() : path == p;
+    });
+  }
+};
+
+const std::vector<OpenAiService::Route>& OpenAiService::routes() {
+  using S = OpenAiService;
+  static const std::vector<Route> kRoutes = {
+      {http::verb::post, {"/v1/chat/completions", "/chat/completions"}, &S::chat_completions},
+      {http::verb::post, {"/v1/completions", "/completions"}, &S::completions},
+      {http::verb::post, {"/apply-template"}, &S::apply_template},
+      {http::verb::get, {"/v1/models", "/models"}, &S::models},
+      {http::verb::get, {"/v1/models/", "/models/"}, &S::model},
+      {http::verb::get, {"/health", "/v1/health"}, &S::health},
+      {http::verb::post, {"/tokenize"}, &S::tokenize},
+      {http::verb::post, {"/detokenize"}, &S::detokenize},
+  };
+  return kRoutes;
+}
+
 net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
   std::string_view path = exchange.path();
   http::verb method = exchange.method();
@@ -115,31 +172,12 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
     co_return;
   }
 
-  Route route = Route::kUnknown;
-  std::string model_id;
-  if (path == "/v1/chat/completions" || path == "/chat/completions") {
-    route = Route::kChat;
-  } else if (path == "/v1/completions" || path == "/completions") {
-    route = Route::kCompletions;
-  } else if (path == "/v1/models" || path == "/models") {
-    route = Route::kModels;
-  } else if (path.starts_with("/v1/models/") || path.starts_with("/models/")) {
-    route = Route::kModel;
-    model_id = percent_decode(path.substr(path.find("/models/") + 8));
-  } else if (path == "/health" || path == "/v1/health") {
-    route = Route::kHealth;
-  } else if (path == "/tokenize") {
-    route = Route::kTokenize;
-  } else if (path == "/detokenize") {
-    route = Route::kDetokenize;
-  }
-  if (route == Route::kUnknown) throw not_found(path);
-
-  bool post_route = route == Route::kChat || route == Route::kCompletions ||
-                    route == Route::kTokenize || route == Route::kDetokenize;
-  http::verb wanted = post_route ? http::verb::post : http::verb::get;
-  if (method != wanted) {
-    std::string allow = post_route ? "POST, OPTIONS" : "GET, OPTIONS";
+  const auto& table = routes();
+  auto route =
+      std::find_if(table.begin(), table.end(), [path](const Route& r) { return r.matches(path); });
+  if (route == table.end()) throw not_found(path);
+  if (method != route->method) {
+    std::string allow = std::string(http::to_string(route->method)) + ", OPTIONS";
     ApiError error(405, "invalid_request_error", "method_not_allowed", std::nullopt,
                    "Method " + std::string(http::to_string(method)) + " is not allowed on " +
                        std::string(path) + "; allowed: " + allow);
@@ -147,51 +185,34 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
     co_await exchange.respond_error(error, headers);
     co_return;
   }
+  co_await (this->*(route->handler))(exchange);
+}
 
-  switch (route) {
-    case Route::kChat:
-      co_await chat_completions(exchange);
-      break;
-    case Route::kCompletions:
-      co_await completions(exchange);
-      break;
-    case Route::kModels: {
-      json body = {{"object", "list"},
-                   {"data", json::array({{{"id", options_.model_id},
-                                          {"object", "model"},
-                                          {"created", created_},
-                                          {"owned_by", "lmserve"}}})}};
-      co_await exchange.respond(http::status::ok, dump_json(body));
-      break;
-    }
-    case Route::kModel: {
-      if (model_id != options_.model_id) {
-        throw ApiError(404, "invalid_request_error", "model_not_found", "model",
-                       "The model '" + model_id + "' does not exist");
-      }
-      json body = {{"id", options_.model_id},
-                   {"object", "model"},
-                   {"created", created_},
-                   {"owned_by", "lmserve"}};
-      co_await exchange.respond(http::status::ok, dump_json(body));
-      break;
-    }
-    case Route::kHealth:
-      if (!backend_.alive()) {
-        throw ApiError(503, "server_error", "worker_unavailable", std::nullopt,
-                       "The generation worker is not running");
-      }
-      co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
-      break;
-    case Route::kTokenize:
-      co_await tokenize(exchange);
-      break;
-    case Route::kDetokenize:
-      co_await detokenize(exchange);
-      break;
-    case Route::kUnknown:
-      break;
+json OpenAiService::model_object() const {
+  return {{"id", options_.model_id},
+          {"object", "model"},
+          {"created", created_},
+          {"owned_by", "lmserve"}};
+}
+
+net::awaitable<void> OpenAiService::models(HttpExchange& exchange) {
+  json body = {{"object", "list"}, {"data", json::array({model_object()})}};
+  co_await exchange.respond(http::status::ok, dump_json(body));
+}
+
+net::awaitable<void> OpenAiService::model(HttpExchange& exchange) {
+  std::string_view path = exchange.path();
+  std::string id = percent_decode(path.substr(path.find("/models/") + 8));
+  if (id != options_.model_id) {
+    throw ApiError(404, "invalid_request_error", "model_not_found", "model",
+                   "The model '" + id + "' does not exist");
   }
+  co_await exchange.respond(http::status::ok, dump_json(model_object()));
+}
+
+net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {
+  if (!backend_.alive()) throw worker_unavailable();
+  co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
 }
 
 net::awaitable<void> OpenAiService::tokenize(HttpExchange& exchange) {
@@ -250,31 +271,22 @@ net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {
   ChatRequest request = parse_chat_request(parse_json_body(body), options_.defaults);
   check_model(request.common.model);
 
-  // `developer` is OpenAI's newer name for `system`; keep it only where the prompt format
-  // knows it.
-  const std::string* source = backend_.template_source();
-  bool keep_developer = source
-                            ? source->find("developer") != std::string::npos
-                            : (request.role_mapping && request.role_mapping->contains("developer"));
-  if (!keep_developer) {
-    for (auto& message : request.messages) {
-      if (message["role"] == "developer") message["role"] = "system";
-    }
-  }
-
-  chat::ChatPromptInput input;
-  input.messages = std::move(request.messages);
-  input.role_mapping = std::move(request.role_mapping);
-  input.tools = std::move(request.tools);
-  input.template_kwargs = std::move(request.template_kwargs);
-  input.add_generation_prompt = true;
-  chat::RenderedPrompt rendered = backend_.render_chat(input);
+  chat::RenderedPrompt rendered = backend_.render_chat(request.prompt);
   std::vector<std::int32_t> ids = backend_.encode(rendered.text, rendered.add_special_tokens);
   if (ids.empty()) {
     throw ApiError::invalid_request("invalid_value", "messages", "The rendered prompt is empty");
   }
 
-  co_await generate(exchange, make_job(/*chat=*/true, std::move(ids), request.common));
+  Job job = make_job(/*chat=*/true, std::move(ids), request.common);
+  job.output = GenerationOutput(rendered);
+  co_await generate(exchange, std::move(job));
+}
+
+net::awaitable<void> OpenAiService::apply_template(HttpExchange& exchange) {
+  std::string_view body = co_await exchange.read_body();
+  chat::ChatPromptInput input = parse_apply_template_request(parse_json_body(body));
+  std::string response = dump_json(json{{"prompt", backend_.render_chat(input).text}});
+  co_await exchange.respond(http::status::ok, std::move(response));
 }
 
 net::awaitable<void> OpenAiService::completions(HttpExchange& exchange) {
@@ -304,10 +316,7 @@ static ApiError shutting_down_error() {
 
 net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   if (shutting_down_.load()) throw shutting_down_error();
-  if (!backend_.alive()) {
-    throw ApiError(503, "server_error", "worker_unavailable", std::nullopt,
-                   "The generation worker is not running");
-  }
+  if (!backend_.alive()) throw worker_unavailable();
   auto channel = std::make_shared<EventChannel>(exchange.executor());
   std::shared_ptr<engine::RequestHandle> handle =
       backend_.submit(std::move(job.request),
@@ -348,7 +357,7 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
 
 net::awaitable<void> OpenAiService::generate_full(HttpExchange& exchange, Job& job,
                                                   EventChannel& channel) {
-  std::string text;
+  chat::ChatMessage message;
   for (;;) {
     auto events = co_await channel.wait(Clock::time_point::max());
     if (channel.closed_by_peer()) {
@@ -358,7 +367,7 @@ net::awaitable<void> OpenAiService::generate_full(HttpExchange& exchange, Job& j
     for (const auto& event : events) {
       using Kind = engine::GenerationEvent::Kind;
       if (event.kind == Kind::kText) {
-        text += event.text;
+        message.apply(job.output.push(event.text));
       } else if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
         exchange.unwatch_peer();
         bool ok =
@@ -377,10 +386,12 @@ net::awaitable<void> OpenAiService::generate_full(HttpExchange& exchange, Job& j
           throw ApiError(500, "server_error", "internal_error", std::nullopt,
                          message.empty() ? "Generation failed" : message);
         }
-        UsageCounts usage{job.prompt_tokens, event.usage.completion_tokens};
-        const char* finish = finish_name(event.finish_reason);
-        json body = job.chat ? chat_completion_body(job.meta, text, finish, usage)
-                             : text_completion_body(job.meta, text, finish, usage);
+        message.apply(job.output.finish());
+        UsageCounts usage = job.output.usage(job.prompt_tokens, event);
+        const char* finish = job.output.finish_reason(event.finish_reason);
+        json body = job.chat ? chat_completion_body(job.meta, message, finish, usage,
+                                                    options_.reasoning_format)
+                             : text_completion_body(job.meta, message.content, finish, usage);
         co_await exchange.respond(http::status::ok, dump_json(body));
         co_return;
       }
@@ -409,6 +420,18 @@ net::awaitable<void> OpenAiService::generate_stream(HttpExchange& exchange, Job&
   auto keepalive = [&] {
     return sse_comment("keepalive " + std::to_string(processed) + "/" + std::to_string(total));
   };
+  auto send_delta = [&](const chat::MessageDelta& delta) {
+    if (!job.chat) {
+      if (!delta.content.empty()) {
+        out += sse_data(text_chunk(job.meta, delta.content, std::nullopt, job.include_usage));
+      }
+      return;
+    }
+    for (const json& chunk :
+         chat_delta_chunks(job.meta, delta, options_.reasoning_format, job.include_usage)) {
+      out += sse_data(chunk);
+    }
+  };
   auto send_role = [&] {
     if (role_sent) return;
     role_sent = true;
@@ -436,25 +459,21 @@ net::awaitable<void> OpenAiService::generate_stream(HttpExchange& exchange, Job&
           break;
         case Kind::kText:
           send_role();
-          if (!event.text.empty()) {
-            out += sse_data(
-                job.chat ? chat_chunk(job.meta, {{"content", event.text}}, std::nullopt,
-                                      job.include_usage)
-                         : text_chunk(job.meta, event.text, std::nullopt, job.include_usage));
-          }
+          send_delta(job.output.push(event.text));
           break;
         case Kind::kFinished:
           done = true;
           if (event.finish_reason == engine::FinishReason::kStop ||
               event.finish_reason == engine::FinishReason::kLength) {
             send_role();
-            const char* finish = finish_name(event.finish_reason);
+            send_delta(job.output.finish());
+            const char* finish = job.output.finish_reason(event.finish_reason);
             out +=
                 sse_data(job.chat ? chat_chunk(job.meta, json::object(), finish, job.include_usage)
                                   : text_chunk(job.meta, "", finish, job.include_usage));
             if (job.include_usage) {
-              out += sse_data(usage_chunk(job.meta, job.chat,
-                                          {job.prompt_tokens, event.usage.completion_tokens}));
+              out += sse_data(
+                  usage_chunk(job.meta, job.chat, job.output.usage(job.prompt_tokens, event)));
             }
             out += sse_done();
           } else {

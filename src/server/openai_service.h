@@ -14,11 +14,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "server/backend.h"
 #include "server/event_channel.h"
 #include "server/http_server.h"
 #include "server/openai_request.h"
+#include "server/openai_response.h"
 
 namespace lmserve::server {
 
@@ -27,6 +29,7 @@ struct ServiceOptions {
   RequestDefaults defaults;
   bool strict_model = false;
   double sse_ping_interval_s = 10;
+  ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
 };
 
 class OpenAiService {
@@ -49,9 +52,16 @@ class OpenAiService {
 
  private:
   struct Job;
+  struct Route;
+  // Every endpoint, one line each: {method, paths, handler}.
+  static const std::vector<Route>& routes();
 
   net::awaitable<void> chat_completions(HttpExchange& exchange);
   net::awaitable<void> completions(HttpExchange& exchange);
+  net::awaitable<void> apply_template(HttpExchange& exchange);
+  net::awaitable<void> models(HttpExchange& exchange);
+  net::awaitable<void> model(HttpExchange& exchange);
+  net::awaitable<void> health(HttpExchange& exchange);
   net::awaitable<void> tokenize(HttpExchange& exchange);
   net::awaitable<void> detokenize(HttpExchange& exchange);
   net::awaitable<void> generate(HttpExchange& exchange, Job job);
@@ -60,6 +70,7 @@ class OpenAiService {
                                        engine::RequestHandle& handle);
   // The engine request and response metadata shared by both generation endpoints.
   Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
+  json model_object() const;
   void check_model(const std::optional<std::string>& requested) const;
   int fit_context(int prompt_tokens, int max_tokens, const char* param) const;
 
