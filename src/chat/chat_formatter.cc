@@ -1,5 +1,7 @@
 #include "chat/chat_formatter.h"
 
+#include <algorithm>
+
 #include "chat/jinja/pystr.h"
 #include "chat/jinja/template.h"
 #include "tokenizer/tokenizer.h"
@@ -31,8 +33,8 @@ ChatTemplates templates_of(const tokenizer::Tokenizer& tokenizer, const ChatOpti
   return {tokenizer.chat_template(), tokenizer.tool_use_chat_template()};
 }
 
-// Message content as text: strings verbatim, text parts concatenated (lmserve flattens
-// parts here where mlx would print the Python list), null as "".
+// Message content as text: strings verbatim, text (and refusal) parts concatenated, null as
+// "" (lmserve flattens parts in the role_mapping prompt where mlx would print the list).
 std::string content_text(const ordered_json& message) {
   auto it = message.find("content");
   if (it == message.end() || it->is_null()) return "";
@@ -42,14 +44,24 @@ std::string content_text(const ordered_json& message) {
     for (const auto& part : *it) {
       if (part.is_string()) {
         out += part.get<std::string>();
-      } else if (part.is_object() && part.value("type", "") == "text" && part.contains("text") &&
-                 part["text"].is_string()) {
-        out += part["text"].get<std::string>();
+      } else if (part.is_object()) {
+        const std::string type = part.value("type", "");
+        if ((type == "text" || type == "refusal") && part.contains(type) &&
+            part[type].is_string()) {
+          out += part[type].get<std::string>();
+        }
       }
     }
     return out;
   }
   return it->dump();
+}
+
+bool has_content_parts(const ordered_json& messages) {
+  return messages.is_array() &&
+         std::any_of(messages.begin(), messages.end(), [](const ordered_json& m) {
+           return m.is_object() && m.contains("content") && m["content"].is_array();
+         });
 }
 
 std::string lookup(const std::map<std::string, std::string>& mapping, const std::string& key) {
@@ -168,6 +180,35 @@ RenderedPrompt ChatFormatter::render_fallback(const ChatPromptInput& input,
                         .add_special_tokens = true};
 }
 
+std::string ChatFormatter::render_template(const jinja::Template& tmpl,
+                                           const ChatPromptInput& input,
+                                           ordered_json messages) const {
+  // Variables as transformers' apply_chat_template passes them: tools/documents are bound
+  // (to None when absent), then the special tokens, then the keyword arguments (the
+  // server's --chat-template-args under the request's chat_template_kwargs) override all.
+  ordered_json context = ordered_json::object();
+  context["messages"] = std::move(messages);
+  context["tools"] = input.tools;
+  context["documents"] = input.documents;
+  context["add_generation_prompt"] = input.add_generation_prompt;
+  for (const ordered_json* kwargs :
+       {&special_tokens_, &options_.default_kwargs, &input.template_kwargs}) {
+    if (!kwargs->is_object()) continue;
+    for (auto it = kwargs->begin(); it != kwargs->end(); ++it) context[it.key()] = it.value();
+  }
+  jinja::RenderOptions render_options;
+  render_options.fixed_time = options_.fixed_time;
+  try {
+    return tmpl.render(context, render_options);
+  } catch (const jinja::TemplateRaised& e) {
+    throw ApiError::invalid_request("template_error", "messages", e.what());
+  } catch (const jinja::TemplateRenderError& e) {
+    throw ApiError::invalid_request(
+        "template_error", "messages",
+        std::string("chat template failed: ") + e.kind_name() + ": " + e.what());
+  }
+}
+
 RenderedPrompt ChatFormatter::render(const ChatPromptInput& input) const {
   // `developer` is OpenAI's newer name for `system`; keep it only where the prompt format
   // knows it.
@@ -182,29 +223,16 @@ RenderedPrompt ChatFormatter::render(const ChatPromptInput& input) const {
 
   RenderedPrompt rendered;
   if (const jinja::Template* tmpl = template_for(input)) {
-    // Variables as transformers' apply_chat_template passes them: tools/documents are bound
-    // (to None when absent), then the special tokens, then the keyword arguments (the
-    // server's --chat-template-args under the request's chat_template_kwargs) override all.
-    ordered_json context = ordered_json::object();
-    context["messages"] = std::move(messages);
-    context["tools"] = input.tools;
-    context["documents"] = input.documents;
-    context["add_generation_prompt"] = input.add_generation_prompt;
-    for (const ordered_json* kwargs :
-         {&special_tokens_, &options_.default_kwargs, &input.template_kwargs}) {
-      if (!kwargs->is_object()) continue;
-      for (auto it = kwargs->begin(); it != kwargs->end(); ++it) context[it.key()] = it.value();
-    }
-    jinja::RenderOptions render_options;
-    render_options.fixed_time = options_.fixed_time;
     try {
-      rendered.text = tmpl->render(context, render_options);
-    } catch (const jinja::TemplateRaised& e) {
-      throw ApiError::invalid_request("template_error", "messages", e.what());
-    } catch (const jinja::TemplateRenderError& e) {
-      throw ApiError::invalid_request(
-          "template_error", "messages",
-          std::string("chat template failed: ") + e.kind_name() + ": " + e.what());
+      rendered.text = render_template(*tmpl, input, messages);
+    } catch (const ApiError&) {
+      if (!input.flatten_content_on_error || !has_content_parts(messages)) throw;
+      for (auto& message : messages) {
+        if (message.is_object() && message.contains("content") && message["content"].is_array()) {
+          message["content"] = content_text(message);
+        }
+      }
+      rendered.text = render_template(*tmpl, input, std::move(messages));
     }
   } else {
     rendered = render_fallback(input, messages);

@@ -24,8 +24,8 @@ class Template;
 }
 
 struct ChatPromptInput {
-  // Normalised messages: array of objects with "role" and string "content" (text parts
-  // already concatenated, null content as ""), plus any other keys passed through
+  // Normalised messages: array of objects with "role" and "content" (a string, or a list of
+  // text parts; null content as ""), plus any other keys passed through
   // ("name", "tool_calls" with arguments parsed into objects, "tool_call_id", ...).
   // Ordered JSON throughout: templates that print `tools|tojson` or iterate a message's
   // keys must see the request's key order, as Python dicts keep it.
@@ -38,6 +38,9 @@ struct ChatPromptInput {
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // extra variables
   bool add_generation_prompt = true;
   bool parallel_tool_calls = true;
+  // Content given as text parts reaches the template as a list (transformers); a template
+  // that fails on lists gets the parts concatenated instead (mlx_lm), unless this is false.
+  bool flatten_content_on_error = true;
 };
 
 struct RenderedPrompt {
@@ -91,6 +94,8 @@ class ChatFormatter {
   bool knows_developer_role(const ChatPromptInput& input) const;
   RenderedPrompt render_fallback(const ChatPromptInput& input,
                                  const nlohmann::ordered_json& messages) const;
+  std::string render_template(const jinja::Template& tmpl, const ChatPromptInput& input,
+                              nlohmann::ordered_json messages) const;
   OutputParserOptions output_options(const ChatPromptInput& input, const std::string& prompt) const;
 
   nlohmann::ordered_json special_tokens_ = nlohmann::ordered_json::object();

@@ -474,12 +474,15 @@ json normalize_messages(const json& messages) {
     if (!role) fail("missing_required_parameter", p + ".role", "'" + p + ".role' is required");
     require_string(*role, p + ".role");
 
-    std::string content;
+    // Text parts stay a list, as transformers hands them to the template (the chat
+    // formatter concatenates them for templates that only take strings).
+    json content = "";
     if (const json* c = field(m, "content")) {
       std::string cp = p + ".content";
       if (c->is_string()) {
-        content = c->get<std::string>();
+        content = *c;
       } else if (c->is_array()) {
+        content = *c;
         for (std::size_t j = 0; j < c->size(); ++j) {
           std::string pp = cp + "[" + std::to_string(j) + "]";
           const json& part = require_object((*c)[j], pp);
@@ -492,7 +495,7 @@ json normalize_messages(const json& messages) {
             if (!text)
               fail("missing_required_parameter", pp + "." + t,
                    "'" + pp + "." + t + "' is required");
-            content += require_string(*text, pp + "." + t);
+            require_string(*text, pp + "." + t);
           } else {
             fail("unsupported_parameter", cp,
                  "content part type '" + t + "' is not supported; only 'text' parts are");
@@ -561,6 +564,8 @@ ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults
 chat::ChatPromptInput parse_apply_template_request(const json& body) {
   chat::ChatPromptInput prompt = parse_chat_prompt(body);
   prompt.add_generation_prompt = opt_bool(body, "add_generation_prompt").value_or(true);
+  // The prompt as the template renders the request as given, errors included.
+  prompt.flatten_content_on_error = false;
   return prompt;
 }
 

@@ -197,6 +197,21 @@ TEST(ChatFormatterPolicy, DeveloperRoleBecomesSystemUnlessThePromptFormatKnowsIt
   EXPECT_EQ(fallback.render(input).text, "D: be brief");
 }
 
+TEST(ChatFormatterPolicy, TextPartsReachTheTemplateAsAListElseConcatenated) {
+  ChatPromptInput input;
+  input.messages = json::parse(R"([{"role": "user", "content": [{"type": "text", "text": "a"},
+      {"type": "text", "text": "b"}]}])");
+  // A template that handles lists sees them (transformers) ...
+  ChatFormatter lists("{% for p in messages[0].content %}[{{ p.text }}]{% endfor %}", "", "");
+  EXPECT_EQ(lists.render(input).text, "[a][b]");
+  // ... one that only takes strings gets them concatenated (mlx_lm) ...
+  ChatFormatter strings("{{ 'U: ' + messages[0].content }}", "", "");
+  EXPECT_EQ(strings.render(input).text, "U: ab");
+  // ... unless the caller wants the template's own error (/apply-template).
+  input.flatten_content_on_error = false;
+  EXPECT_THROW(strings.render(input), ApiError);
+}
+
 TEST(ChatFormatterPolicy, ToolUseTemplateIsChosenWhenToolsAreGiven) {
   ChatFormatter formatter(ChatTemplates{"default", "tool_use"}, json::object());
   ChatPromptInput input = user_says("hi");

@@ -365,7 +365,7 @@ TEST(Messages, MissingAndWrongTypes) {
                     "invalid_type", "messages[0].name");
 }
 
-TEST(Messages, TextPartsAreConcatenatedAndOtherPartsRefused) {
+TEST(Messages, TextPartsAreKeptAndOtherPartsRefused) {
   json messages = {
       {{"role", "user"},
        {"content",
@@ -374,7 +374,7 @@ TEST(Messages, TextPartsAreConcatenatedAndOtherPartsRefused) {
       {{"role", "assistant"}},
       {{"role", "user"}, {"content", "plain"}, {"name", "bob"}, {"extra", nullptr}}};
   json out = normalize_messages(messages);
-  EXPECT_EQ(out[0]["content"], "Hello, world");
+  EXPECT_EQ(out[0]["content"], messages[0]["content"]);
   EXPECT_EQ(out[1]["content"], "");
   EXPECT_EQ(out[2]["content"], "");
   EXPECT_EQ(out[3]["content"], "plain");
@@ -500,6 +500,8 @@ TEST(ParseApplyTemplate, PromptFieldsAndGenerationPrompt) {
   EXPECT_FALSE(prompt.add_generation_prompt);
   EXPECT_EQ(prompt.template_kwargs["bos_token"], "[B]");
   EXPECT_TRUE(parse_apply_template_request(chat_body()).add_generation_prompt);
+  EXPECT_FALSE(prompt.flatten_content_on_error);
+  EXPECT_TRUE(parse_chat_request(chat_body(), defaults()).prompt.flatten_content_on_error);
   EXPECT_THROW(parse_apply_template_request(json::object()), ApiError);
   EXPECT_THROW(parse_apply_template_request(chat_body({{"add_generation_prompt", 1}})), ApiError);
 }
