@@ -80,6 +80,10 @@ ChatFormatter::ChatFormatter(const tokenizer::Tokenizer& tokenizer, ChatOptions 
   if (start && end) {
     think_token_ids_ = std::pair{*start, *end};
     if (options_.extract_reasoning) reasoning_ = ReasoningMarkers{};
+    // A thinking model thinks unless told not to (api-contract §4.1.1, as mlx_lm).
+    if (!options_.default_kwargs.contains("enable_thinking")) {
+      options_.default_kwargs["enable_thinking"] = true;
+    }
   } else {
     reasoning_.reset();
   }

@@ -278,6 +278,23 @@ TEST(ChatFormatterTokenizer, ThinkMarkersComeFromTheVocabulary) {
   EXPECT_FALSE(ChatFormatter(llama).render(user_says("hi")).output.reasoning);
 }
 
+TEST(ChatFormatterTokenizer, ThinkingModelsThinkByDefault) {
+  auto qwen = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
+  const std::string print = "{{ enable_thinking | default('unset') }}";
+  ChatPromptInput input = user_says("hi");
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "True");
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print,
+                                 .default_kwargs = json{{"enable_thinking", false}}})
+                .render(input)
+                .text,
+            "False");
+  input.template_kwargs = json{{"enable_thinking", false}};
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "False");
+  auto llama = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/llama3"));
+  EXPECT_EQ(ChatFormatter(llama, {.template_override = print}).render(user_says("hi")).text,
+            "unset");
+}
+
 TEST(ChatFormatterTokenizer, NamedTemplatesInTokenizerConfig) {
   lmserve::testing::TempDir dir;
   std::filesystem::copy_file(lmserve::testing::fixture("tokenizers/qwen3/tokenizer.json"),
