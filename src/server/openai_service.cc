@@ -1,19 +1,16 @@
 #include "server/openai_service.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <chrono>
 #include <utility>
 
 #include "server/openai_response.h"
+#include "server/response_writers.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
 namespace lmserve::server {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -45,50 +42,6 @@ std::string percent_decode(std::string_view s) {
   }
   return out;
 }
-
-json generation_failed_event(const std::string& message) {
-  return error_body("server_error", "generation_failed", std::nullopt,
-                    message.empty() ? "Generation failed" : message);
-}
-
-// What the model writes, as a response reports it: chat text goes through the output
-// parser (reasoning, content, tool calls), completion text is passed verbatim. The whole
-// response folds exactly the deltas a stream sends, so the two agree by construction.
-class GenerationOutput {
- public:
-  GenerationOutput() = default;  // completions
-  explicit GenerationOutput(const chat::RenderedPrompt& prompt)
-      : parser_(std::in_place, prompt.output),
-        think_token_ids_(prompt.output.reasoning ? prompt.think_token_ids : std::nullopt),
-        starts_in_reasoning_(prompt.output.starts_in_reasoning) {}
-
-  chat::MessageDelta push(const std::string& text) {
-    if (!parser_) return {.content = text};
-    return parser_->push(text);
-  }
-  chat::MessageDelta finish() { return parser_ ? parser_->finish() : chat::MessageDelta{}; }
-
-  // A stop after at least one parsed call is "tool_calls"; "length" stays (§4.3).
-  const char* finish_reason(engine::FinishReason reason) const {
-    if (reason == engine::FinishReason::kLength) return "length";
-    return parser_ && parser_->tool_call_count() > 0 ? "tool_calls" : "stop";
-  }
-
-  UsageCounts usage(int prompt_tokens, const engine::GenerationEvent& finished) const {
-    UsageCounts usage{prompt_tokens, finished.usage.completion_tokens};
-    if (think_token_ids_) {
-      usage.reasoning_tokens =
-          chat::count_reasoning_tokens(finished.completion_ids, think_token_ids_->first,
-                                       think_token_ids_->second, starts_in_reasoning_);
-    }
-    return usage;
-  }
-
- private:
-  std::optional<chat::OutputParser> parser_;
-  std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids_;
-  bool starts_in_reasoning_ = false;
-};
 
 ApiError worker_unavailable() {
   return ApiError(503, "server_error", "worker_unavailable", std::nullopt,
@@ -347,164 +300,57 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
     channel->peer_closed();
   });
 
+  ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format};
   if (job.stream) {
-    co_await generate_stream(exchange, job, *channel, *handle);
+    SseResponseWriter writer(exchange, std::move(shape), options_.sse_ping_interval_s);
+    co_await write_generation(exchange, job, *channel, *handle, writer);
   } else {
-    co_await generate_full(exchange, job, *channel);
+    WholeResponseWriter writer(exchange, std::move(shape));
+    co_await write_generation(exchange, job, *channel, *handle, writer);
   }
   release.finished = !channel->closed_by_peer();
 }
 
-net::awaitable<void> OpenAiService::generate_full(HttpExchange& exchange, Job& job,
-                                                  EventChannel& channel) {
-  chat::ChatMessage message;
-  for (;;) {
-    auto events = co_await channel.wait(Clock::time_point::max());
-    if (channel.closed_by_peer()) {
-      exchange.abandon();
-      co_return;
-    }
-    for (const auto& event : events) {
-      using Kind = engine::GenerationEvent::Kind;
-      if (event.kind == Kind::kText) {
-        message.apply(job.output.push(event.text));
-      } else if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
-        exchange.unwatch_peer();
-        bool ok =
-            event.kind == Kind::kFinished && (event.finish_reason == engine::FinishReason::kStop ||
-                                              event.finish_reason == engine::FinishReason::kLength);
-        if (!ok && event.finish_reason == engine::FinishReason::kCancelled &&
-            shutting_down_.load()) {
-          throw shutting_down_error();
-        }
-        if (!ok) {
-          std::string message = event.kind == Kind::kFailed ? event.error
-                                : event.finish_reason == engine::FinishReason::kCancelled
-                                    ? "Generation was cancelled"
-                                    : "Generation failed";
-          spdlog::error("generation failed: {}", message);
-          throw ApiError(500, "server_error", "internal_error", std::nullopt,
-                         message.empty() ? "Generation failed" : message);
-        }
-        message.apply(job.output.finish());
-        UsageCounts usage = job.output.usage(job.prompt_tokens, event);
-        const char* finish = job.output.finish_reason(event.finish_reason);
-        json body = job.chat ? chat_completion_body(job.meta, message, finish, usage,
-                                                    options_.reasoning_format)
-                             : text_completion_body(job.meta, message.content, finish, usage);
-        co_await exchange.respond(http::status::ok, dump_json(body));
-        co_return;
-      }
-    }
-  }
-}
-
-net::awaitable<void> OpenAiService::generate_stream(HttpExchange& exchange, Job& job,
-                                                    EventChannel& channel,
-                                                    engine::RequestHandle& handle) {
-  Headers headers = {{std::string("Cache-Control"), std::string("no-cache")},
-                     {std::string("X-Accel-Buffering"), std::string("no")}};
-  const std::string content_type = "text/event-stream";
-  if (!co_await exchange.begin_stream(content_type, headers)) {
+net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job& job,
+                                                     EventChannel& channel,
+                                                     engine::RequestHandle& handle,
+                                                     ResponseWriter& writer) {
+  if (!co_await writer.begin()) {
     handle.cancel();
     exchange.abandon();
     co_return;
   }
-  const auto ping = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(std::max(0.05, options_.sse_ping_interval_s)));
-  auto deadline = Clock::now() + ping;
-  bool role_sent = !job.chat;  // completions streams have no role event
-  int processed = 0;
-  int total = 0;
-  std::string out;
-  auto keepalive = [&] {
-    return sse_comment("keepalive " + std::to_string(processed) + "/" + std::to_string(total));
-  };
-  auto send_delta = [&](const chat::MessageDelta& delta) {
-    if (!job.chat) {
-      if (!delta.content.empty()) {
-        out += sse_data(text_chunk(job.meta, delta.content, std::nullopt, job.include_usage));
-      }
-      return;
-    }
-    for (const json& chunk :
-         chat_delta_chunks(job.meta, delta, options_.reasoning_format, job.include_usage)) {
-      out += sse_data(chunk);
-    }
-  };
-  auto send_role = [&] {
-    if (role_sent) return;
-    role_sent = true;
-    out += sse_data(chat_chunk(job.meta, {{"role", "assistant"}, {"content", ""}}, std::nullopt,
-                               job.include_usage));
-  };
-
   for (;;) {
-    auto events = co_await channel.wait(deadline);
+    auto events = co_await channel.wait(writer.deadline());
     if (channel.closed_by_peer()) {
       exchange.abandon();
       co_return;
     }
-    out.clear();
     bool done = false;
     for (const auto& event : events) {
       using Kind = engine::GenerationEvent::Kind;
       if (done) break;
       switch (event.kind) {
         case Kind::kProgress:
-          processed = event.prompt_processed;
-          total = event.prompt_total;
-          out += keepalive();
-          if (processed >= total) send_role();
+          writer.progress(event.prompt_processed, event.prompt_total);
           break;
         case Kind::kText:
-          send_role();
-          send_delta(job.output.push(event.text));
+          writer.delta(job.output.push(event.text));
           break;
         case Kind::kFinished:
-          done = true;
-          if (event.finish_reason == engine::FinishReason::kStop ||
-              event.finish_reason == engine::FinishReason::kLength) {
-            send_role();
-            send_delta(job.output.finish());
-            const char* finish = job.output.finish_reason(event.finish_reason);
-            out +=
-                sse_data(job.chat ? chat_chunk(job.meta, json::object(), finish, job.include_usage)
-                                  : text_chunk(job.meta, "", finish, job.include_usage));
-            if (job.include_usage) {
-              out += sse_data(
-                  usage_chunk(job.meta, job.chat, job.output.usage(job.prompt_tokens, event)));
-            }
-            out += sse_done();
-          } else {
-            const char* why = event.finish_reason != engine::FinishReason::kCancelled
-                                  ? "Generation failed"
-                              : shutting_down_.load() ? "The server is shutting down"
-                                                      : "Generation was cancelled";
-            out += sse_data(generation_failed_event(why));
-          }
-          break;
         case Kind::kFailed:
           done = true;
-          spdlog::error("generation failed: {}", event.error);
-          out += sse_data(generation_failed_event(event.error));
+          writer.finish(job.output.finish(event, job.prompt_tokens, shutting_down_.load()));
           break;
       }
     }
-    if (out.empty() && Clock::now() >= deadline) out = keepalive();
-    if (!out.empty()) {
-      if (!co_await exchange.write_stream(out)) {
-        handle.cancel();
-        exchange.abandon();
-        co_return;
-      }
-      deadline = Clock::now() + ping;
-    }
-    if (done) {
-      exchange.unwatch_peer();
-      co_await exchange.end_stream();
+    if (done) exchange.unwatch_peer();
+    if (!co_await writer.flush(done)) {
+      handle.cancel();
+      exchange.abandon();
       co_return;
     }
+    if (done) co_return;
   }
 }
 

@@ -21,6 +21,7 @@
 #include "server/http_server.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
+#include "server/response_writers.h"
 
 namespace lmserve::server {
 
@@ -65,9 +66,9 @@ class OpenAiService {
   net::awaitable<void> tokenize(HttpExchange& exchange);
   net::awaitable<void> detokenize(HttpExchange& exchange);
   net::awaitable<void> generate(HttpExchange& exchange, Job job);
-  net::awaitable<void> generate_full(HttpExchange& exchange, Job& job, EventChannel& channel);
-  net::awaitable<void> generate_stream(HttpExchange& exchange, Job& job, EventChannel& channel,
-                                       engine::RequestHandle& handle);
+  // Feeds the engine's events, as deltas and one outcome, to a whole-response or SSE writer.
+  net::awaitable<void> write_generation(HttpExchange& exchange, Job& job, EventChannel& channel,
+                                        engine::RequestHandle& handle, ResponseWriter& writer);
   // The engine request and response metadata shared by both generation endpoints.
   Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
   json model_object() const;
