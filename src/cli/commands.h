@@ -33,6 +33,9 @@ struct ServeOptions {
   std::optional<std::string> chat_template_file;
   engine::EngineOptions engine;
   std::string kv_type = "f16";
+  std::optional<std::string> chat_template_args;  // JSON object
+  std::string reasoning_format = "reasoning_content";
+  std::optional<std::string> tool_call_format;
 };
 
 struct GenerateOptions {

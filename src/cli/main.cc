@@ -114,6 +114,18 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
   app.add_option("--chat-template", o.chat_template_file,
                  "File with a Jinja chat template that replaces the model's")
       ->check(CLI::ExistingFile);
+  app.add_option("--chat-template-args", o.chat_template_args,
+                 "JSON object of chat template variables (e.g. '{\"enable_thinking\": false}'); "
+                 "a request's chat_template_kwargs override them");
+  app.add_option("--reasoning-format", o.reasoning_format,
+                 "Message key of the model's thinking: reasoning_content, reasoning, both, or "
+                 "none (thinking stays in content)")
+      ->check(CLI::IsMember({"reasoning_content", "reasoning", "both", "none"}))
+      ->capture_default_str();
+  app.add_option("--tool-call-format", o.tool_call_format,
+                 "How the model writes tool calls: json_tools, qwen3_coder, llama3_json, mistral, "
+                 "or none (default: inferred from the chat template)")
+      ->check(CLI::IsMember({"json_tools", "qwen3_coder", "llama3_json", "mistral", "none"}));
 }
 
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {

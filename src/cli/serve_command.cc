@@ -11,15 +11,33 @@
 
 namespace lmserve::cli {
 
-int run_serve(const ServeOptions& o) {
-  LoadedModel loaded(o.model);
-  std::optional<std::string> template_override;
+namespace {
+
+chat::ChatOptions chat_options(const ServeOptions& o) {
+  chat::ChatOptions options;
   if (o.chat_template_file) {
     std::ifstream in(*o.chat_template_file, std::ios::binary);
     if (!in) throw FileError("cannot read chat template " + *o.chat_template_file);
-    template_override = std::string(std::istreambuf_iterator<char>(in), {});
+    options.template_override = std::string(std::istreambuf_iterator<char>(in), {});
   }
-  chat::ChatFormatter chat(loaded.tokenizer, template_override);
+  if (o.chat_template_args) {
+    auto args = nlohmann::ordered_json::parse(*o.chat_template_args, nullptr, false);
+    if (args.is_discarded() || !args.is_object()) {
+      throw UsageError("--chat-template-args must be a JSON object");
+    }
+    options.default_kwargs = std::move(args);
+  }
+  options.tool_call_format = o.tool_call_format;
+  options.extract_reasoning = o.reasoning_format != "none";
+  return options;
+}
+
+}  // namespace
+
+int run_serve(const ServeOptions& o) {
+  chat::ChatOptions options = chat_options(o);
+  LoadedModel loaded(o.model);
+  chat::ChatFormatter chat(loaded.tokenizer, std::move(options));
   engine::EngineOptions engine_options = o.engine;
   engine_options.kv_type = *model::parse_kv_type(o.kv_type);  // CLI11 checked the name
   engine::Engine engine(*loaded.model, loaded.tokenizer, engine_options);
@@ -31,6 +49,7 @@ int run_serve(const ServeOptions& o) {
       engine_options.block_size, o.kv_type, engine_options.max_sequences, memory.ctx_size,
       memory.workspace_bytes >> 20);
   server::ServerOptions server_options = o.server;
+  server_options.reasoning_format = *server::parse_reasoning_format(o.reasoning_format);
   if (server_options.model_id.empty()) server_options.model_id = o.model.model;
   return server::serve(server_options,
                        {.engine = engine, .tokenizer = loaded.tokenizer, .chat = chat});

@@ -33,9 +33,8 @@ class Backend {
   virtual const std::string& bos_token() const = 0;  // "" when none
   virtual bool adds_bos() const = 0;
 
-  // Chat prompt (throws ApiError template_error). template_source() is null without one.
+  // Chat prompt and how to read the answer (throws ApiError template_error).
   virtual chat::RenderedPrompt render_chat(const chat::ChatPromptInput& input) const = 0;
-  virtual const std::string* template_source() const = 0;
 
   // Engine. Events are delivered on another thread (see engine.h).
   virtual std::shared_ptr<engine::RequestHandle> submit(engine::GenerationRequest request,

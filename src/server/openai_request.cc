@@ -474,12 +474,15 @@ json normalize_messages(const json& messages) {
     if (!role) fail("missing_required_parameter", p + ".role", "'" + p + ".role' is required");
     require_string(*role, p + ".role");
 
-    std::string content;
+    // Text parts stay a list, as transformers hands them to the template (the chat
+    // formatter concatenates them for templates that only take strings).
+    json content = "";
     if (const json* c = field(m, "content")) {
       std::string cp = p + ".content";
       if (c->is_string()) {
-        content = c->get<std::string>();
+        content = *c;
       } else if (c->is_array()) {
+        content = *c;
         for (std::size_t j = 0; j < c->size(); ++j) {
           std::string pp = cp + "[" + std::to_string(j) + "]";
           const json& part = require_object((*c)[j], pp);
@@ -492,7 +495,7 @@ json normalize_messages(const json& messages) {
             if (!text)
               fail("missing_required_parameter", pp + "." + t,
                    "'" + pp + "." + t + "' is required");
-            content += require_string(*text, pp + "." + t);
+            require_string(*text, pp + "." + t);
           } else {
             fail("unsupported_parameter", cp,
                  "content part type '" + t + "' is not supported; only 'text' parts are");
@@ -515,12 +518,14 @@ json normalize_messages(const json& messages) {
   return out;
 }
 
-ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults) {
-  ChatRequest r;
+namespace {
+
+// The fields that shape a chat prompt, shared by chat completions and /apply-template.
+chat::ChatPromptInput parse_chat_prompt(const json& body) {
+  chat::ChatPromptInput prompt;
   const json* messages = field(body, "messages");
   if (!messages) fail("missing_required_parameter", "messages", "'messages' is required");
-  r.messages = normalize_messages(*messages);
-  r.common = parse_common(body, defaults, /*chat=*/true);
+  prompt.messages = normalize_messages(*messages);
 
   if (const json* v = field(body, "role_mapping")) {
     require_object(*v, "role_mapping");
@@ -528,19 +533,40 @@ ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults
     for (auto it = v->begin(); it != v->end(); ++it) {
       mapping[it.key()] = require_string(it.value(), "role_mapping." + it.key());
     }
-    r.role_mapping = std::move(mapping);
+    prompt.role_mapping = std::move(mapping);
   }
-  r.tools = normalize_tools(body);
-  if (auto v = opt_bool(body, "parallel_tool_calls")) (void)*v;
+  prompt.tools = normalize_tools(body);
+  if (const json* v = field(body, "documents")) {
+    if (!v->is_array()) wrong_type("documents", "an array", *v);
+    prompt.documents = *v;
+  }
+  prompt.parallel_tool_calls = opt_bool(body, "parallel_tool_calls").value_or(true);
   if (const json* v = field(body, "chat_template_kwargs")) {
-    r.template_kwargs = require_object(*v, "chat_template_kwargs");
+    prompt.template_kwargs = require_object(*v, "chat_template_kwargs");
   }
   if (const json* v = field(body, "reasoning_effort")) {
     const std::string& effort = require_string(*v, "reasoning_effort");
-    if (!r.template_kwargs.contains("reasoning_effort"))
-      r.template_kwargs["reasoning_effort"] = effort;
+    if (!prompt.template_kwargs.contains("reasoning_effort"))
+      prompt.template_kwargs["reasoning_effort"] = effort;
   }
+  return prompt;
+}
+
+}  // namespace
+
+ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults) {
+  ChatRequest r;
+  r.prompt = parse_chat_prompt(body);
+  r.common = parse_common(body, defaults, /*chat=*/true);
   return r;
+}
+
+chat::ChatPromptInput parse_apply_template_request(const json& body) {
+  chat::ChatPromptInput prompt = parse_chat_prompt(body);
+  prompt.add_generation_prompt = opt_bool(body, "add_generation_prompt").value_or(true);
+  // The prompt as the template renders the request as given, errors included.
+  prompt.flatten_content_on_error = false;
+  return prompt;
 }
 
 CompletionRequest parse_completion_request(const json& body, const RequestDefaults& defaults) {

@@ -1,7 +1,7 @@
 // Parsing and validation of request bodies (/v1/chat/completions, /v1/completions, and
-// llama-server's /tokenize, /detokenize) into engine-ready values, per api-contract §1-§2.
-// Pure functions: every violation throws ApiError (400) naming the offending field, before
-// anything is sent to the client.
+// llama-server's /tokenize, /detokenize, /apply-template) into engine-ready values, per
+// api-contract §1-§2. Pure functions: every violation throws ApiError (400) naming the offending
+// field, before anything is sent to the client.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chat/chat_formatter.h"
 #include "engine/sampling.h"
 
 namespace lmserve::server {
@@ -36,10 +37,10 @@ struct CommonParams {
 
 struct ChatRequest {
   CommonParams common;
-  json messages = json::array();  // normalised (§2.3): string content, parsed tool arguments
-  std::optional<std::map<std::string, std::string>> role_mapping;
-  json tools;  // null, or a non-empty array of {"type":"function",...} after tool_choice
-  json template_kwargs = json::object();  // chat_template_kwargs (+ reasoning_effort)
+  // messages normalised (§2.3: string content, parsed tool arguments); tools null or a
+  // non-empty array after tool_choice; template_kwargs = chat_template_kwargs (+
+  // reasoning_effort); parallel_tool_calls; role_mapping.
+  chat::ChatPromptInput prompt;
 };
 
 struct CompletionPrompt {
@@ -58,6 +59,9 @@ inline constexpr int kMaxJsonDepth = 128;
 json parse_json_body(std::string_view body);
 
 ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults);
+// llama-server's POST /apply-template (§1.8): the prompt fields of a chat request plus
+// `add_generation_prompt` (default true); no generation fields are read.
+chat::ChatPromptInput parse_apply_template_request(const json& body);
 CompletionRequest parse_completion_request(const json& body, const RequestDefaults& defaults);
 
 // §2.3 normalisation of `messages` (exposed for tests; parse_chat_request calls it).

@@ -61,7 +61,7 @@ json usage_json(const UsageCounts& usage, bool chat) {
             {"completion_tokens", usage.completion_tokens},
             {"total_tokens", usage.prompt_tokens + usage.completion_tokens},
             {"prompt_tokens_details", {{"cached_tokens", usage.cached_tokens}}}};
-  if (chat) u["completion_tokens_details"] = {{"reasoning_tokens", 0}};
+  if (chat) u["completion_tokens_details"] = {{"reasoning_tokens", usage.reasoning_tokens}};
   return u;
 }
 
@@ -82,13 +82,50 @@ json finish_value(std::optional<std::string_view> finish_reason) {
 
 }  // namespace
 
-json chat_completion_body(const ResponseMeta& meta, const std::string& content,
-                          std::string_view finish_reason, const UsageCounts& usage) {
+std::optional<ReasoningFormat> parse_reasoning_format(std::string_view name) {
+  if (name == "reasoning_content") return ReasoningFormat::kReasoningContent;
+  if (name == "reasoning") return ReasoningFormat::kReasoning;
+  if (name == "both") return ReasoningFormat::kBoth;
+  if (name == "none") return ReasoningFormat::kNone;
+  return std::nullopt;
+}
+
+namespace {
+
+void put_reasoning(json& message, const std::string& reasoning, ReasoningFormat format) {
+  if (reasoning.empty()) return;
+  if (format == ReasoningFormat::kReasoningContent || format == ReasoningFormat::kBoth) {
+    message["reasoning_content"] = reasoning;
+  }
+  if (format == ReasoningFormat::kReasoning || format == ReasoningFormat::kBoth) {
+    message["reasoning"] = reasoning;
+  }
+}
+
+}  // namespace
+
+json chat_message_json(const chat::ChatMessage& message, ReasoningFormat format) {
+  json out = {{"role", "assistant"}, {"content", nullptr}, {"refusal", nullptr}};
+  if (!message.content.empty()) out["content"] = message.content;
+  put_reasoning(out, message.reasoning, format);
+  if (!message.tool_calls.empty()) {
+    json calls = json::array();
+    for (const chat::ToolCall& call : message.tool_calls) {
+      calls.push_back({{"id", call.id},
+                       {"type", "function"},
+                       {"function", {{"name", call.name}, {"arguments", call.arguments}}}});
+    }
+    out["tool_calls"] = std::move(calls);
+  }
+  return out;
+}
+
+json chat_completion_body(const ResponseMeta& meta, const chat::ChatMessage& message,
+                          std::string_view finish_reason, const UsageCounts& usage,
+                          ReasoningFormat format) {
   json body = envelope(meta, "chat.completion");
-  json message = {{"role", "assistant"}, {"content", nullptr}, {"refusal", nullptr}};
-  if (!content.empty()) message["content"] = content;
   body["choices"] = json::array({{{"index", 0},
-                                  {"message", std::move(message)},
+                                  {"message", chat_message_json(message, format)},
                                   {"logprobs", nullptr},
                                   {"finish_reason", finish_reason}}});
   body["usage"] = usage_json(usage, /*chat=*/true);
@@ -124,6 +161,32 @@ json text_chunk(const ResponseMeta& meta, const std::string& text,
                                    {"finish_reason", finish_value(finish_reason)}}});
   if (include_usage) chunk["usage"] = nullptr;
   return chunk;
+}
+
+std::vector<json> chat_delta_chunks(const ResponseMeta& meta, const chat::MessageDelta& delta,
+                                    ReasoningFormat format, bool include_usage) {
+  std::vector<json> chunks;
+  auto add = [&](json fields) {
+    chunks.push_back(chat_chunk(meta, std::move(fields), std::nullopt, include_usage));
+  };
+  if (!delta.reasoning.empty()) {
+    json fields = json::object();
+    put_reasoning(fields, delta.reasoning, format);
+    add(std::move(fields));
+  }
+  if (!delta.content.empty()) add({{"content", delta.content}});
+  for (const chat::ToolCallDelta& piece : delta.tool_calls) {
+    json call = {{"index", piece.index}};
+    if (!piece.id.empty()) {
+      call["id"] = piece.id;
+      call["type"] = "function";
+      call["function"] = {{"name", piece.name}, {"arguments", piece.arguments}};
+    } else {
+      call["function"] = {{"arguments", piece.arguments}};
+    }
+    add({{"tool_calls", json::array({std::move(call)})}});
+  }
+  return chunks;
 }
 
 json usage_chunk(const ResponseMeta& meta, bool chat, const UsageCounts& usage) {

@@ -7,7 +7,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "chat/message_delta.h"
 #include "util/error.h"
 
 namespace lmserve::server {
@@ -38,14 +40,25 @@ struct ResponseMeta {
 struct UsageCounts {
   int prompt_tokens = 0;
   int completion_tokens = 0;
-  int cached_tokens = 0;  // prompt tokens reused from the prefix cache
+  int cached_tokens = 0;     // prompt tokens reused from the prefix cache
+  int reasoning_tokens = 0;  // chat: tokens sampled inside think blocks
 };
 
 json usage_json(const UsageCounts& usage, bool chat);
 
-// Non-streaming bodies. An empty chat content is `null` (never omitted).
-json chat_completion_body(const ResponseMeta& meta, const std::string& content,
-                          std::string_view finish_reason, const UsageCounts& usage);
+// --reasoning-format: the message key(s) that carry reasoning text (`none` also turns its
+// extraction off, chat::ChatOptions::extract_reasoning).
+enum class ReasoningFormat { kReasoningContent, kReasoning, kBoth, kNone };
+std::optional<ReasoningFormat> parse_reasoning_format(std::string_view name);
+
+// The assistant message: content (null when empty), refusal null, reasoning under the
+// --reasoning-format key(s) and tool_calls when non-empty.
+json chat_message_json(const chat::ChatMessage& message, ReasoningFormat format);
+
+// Non-streaming bodies.
+json chat_completion_body(const ResponseMeta& meta, const chat::ChatMessage& message,
+                          std::string_view finish_reason, const UsageCounts& usage,
+                          ReasoningFormat format);
 json text_completion_body(const ResponseMeta& meta, const std::string& text,
                           std::string_view finish_reason, const UsageCounts& usage);
 
@@ -54,6 +67,11 @@ json chat_chunk(const ResponseMeta& meta, json delta, std::optional<std::string_
                 bool include_usage);
 json text_chunk(const ResponseMeta& meta, const std::string& text,
                 std::optional<std::string_view> finish_reason, bool include_usage);
+// The chunks of one parsed delta, in OpenAI's streamed form: reasoning, content, then one
+// chunk per tool-call piece ({"index", "id", "type", "function": {"name", "arguments": ""}}
+// first, then {"index", "function": {"arguments"}}).
+std::vector<json> chat_delta_chunks(const ResponseMeta& meta, const chat::MessageDelta& delta,
+                                    ReasoningFormat format, bool include_usage);
 // The final usage chunk: "choices": [] plus usage.
 json usage_chunk(const ResponseMeta& meta, bool chat, const UsageCounts& usage);
 

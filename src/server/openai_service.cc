@@ -1,7 +1,5 @@
 #include "server/openai_service.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -9,13 +7,12 @@
 #include <utility>
 
 #include "server/openai_response.h"
+#include "server/response_writers.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
 namespace lmserve::server {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -48,31 +45,17 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
-const char* finish_name(engine::FinishReason reason) {
-  return reason == engine::FinishReason::kLength ? "length" : "stop";
+ApiError worker_unavailable() {
+  return ApiError(503, "server_error", "worker_unavailable", std::nullopt,
+                  "The generation worker is not running");
 }
-
-json generation_failed_event(const std::string& message) {
-  return error_body("server_error", "generation_failed", std::nullopt,
-                    message.empty() ? "Generation failed" : message);
-}
-
-enum class Route {
-  kChat,
-  kCompletions,
-  kModels,
-  kModel,
-  kHealth,
-  kTokenize,
-  kDetokenize,
-  kUnknown
-};
 
 }  // namespace
 
 struct OpenAiService::Job {
   bool chat = true;
   ResponseMeta meta;
+  GenerationOutput output;
   engine::GenerationRequest request;
   int prompt_tokens = 0;
   bool stream = false;
@@ -119,6 +102,33 @@ int OpenAiService::fit_context(int prompt_tokens, int max_tokens, const char* pa
   return std::min(max_tokens, context - prompt_tokens);
 }
 
+struct OpenAiService::Route {
+  http::verb method;
+  std::vector<std::string_view> paths;  // a path ending in '/' takes a parameter after it
+  net::awaitable<void> (OpenAiService::*handler)(HttpExchange&);
+
+  bool matches(std::string_view path) const {
+    return std::any_of(paths.begin(), paths.end(), [path](std::string_view p) {
+      return p.ends_with('/') ? path.starts_with(p) && path.size() > p.size() : path == p;
+    });
+  }
+};
+
+const std::vector<OpenAiService::Route>& OpenAiService::routes() {
+  using S = OpenAiService;
+  static const std::vector<Route> kRoutes = {
+      {http::verb::post, {"/v1/chat/completions", "/chat/completions"}, &S::chat_completions},
+      {http::verb::post, {"/v1/completions", "/completions"}, &S::completions},
+      {http::verb::post, {"/apply-template"}, &S::apply_template},
+      {http::verb::get, {"/v1/models", "/models"}, &S::models},
+      {http::verb::get, {"/v1/models/", "/models/"}, &S::model},
+      {http::verb::get, {"/health", "/v1/health"}, &S::health},
+      {http::verb::post, {"/tokenize"}, &S::tokenize},
+      {http::verb::post, {"/detokenize"}, &S::detokenize},
+  };
+  return kRoutes;
+}
+
 net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
   std::string_view path = exchange.path();
   http::verb method = exchange.method();
@@ -129,31 +139,12 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
     co_return;
   }
 
-  Route route = Route::kUnknown;
-  std::string model_id;
-  if (path == "/v1/chat/completions" || path == "/chat/completions") {
-    route = Route::kChat;
-  } else if (path == "/v1/completions" || path == "/completions") {
-    route = Route::kCompletions;
-  } else if (path == "/v1/models" || path == "/models") {
-    route = Route::kModels;
-  } else if (path.starts_with("/v1/models/") || path.starts_with("/models/")) {
-    route = Route::kModel;
-    model_id = percent_decode(path.substr(path.find("/models/") + 8));
-  } else if (path == "/health" || path == "/v1/health") {
-    route = Route::kHealth;
-  } else if (path == "/tokenize") {
-    route = Route::kTokenize;
-  } else if (path == "/detokenize") {
-    route = Route::kDetokenize;
-  }
-  if (route == Route::kUnknown) throw not_found(path);
-
-  bool post_route = route == Route::kChat || route == Route::kCompletions ||
-                    route == Route::kTokenize || route == Route::kDetokenize;
-  http::verb wanted = post_route ? http::verb::post : http::verb::get;
-  if (method != wanted) {
-    std::string allow = post_route ? "POST, OPTIONS" : "GET, OPTIONS";
+  const auto& table = routes();
+  auto route =
+      std::find_if(table.begin(), table.end(), [path](const Route& r) { return r.matches(path); });
+  if (route == table.end()) throw not_found(path);
+  if (method != route->method) {
+    std::string allow = std::string(http::to_string(route->method)) + ", OPTIONS";
     ApiError error(405, "invalid_request_error", "method_not_allowed", std::nullopt,
                    "Method " + std::string(http::to_string(method)) + " is not allowed on " +
                        std::string(path) + "; allowed: " + allow);
@@ -161,51 +152,34 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
     co_await exchange.respond_error(error, headers);
     co_return;
   }
+  co_await (this->*(route->handler))(exchange);
+}
 
-  switch (route) {
-    case Route::kChat:
-      co_await chat_completions(exchange);
-      break;
-    case Route::kCompletions:
-      co_await completions(exchange);
-      break;
-    case Route::kModels: {
-      json body = {{"object", "list"},
-                   {"data", json::array({{{"id", options_.model_id},
-                                          {"object", "model"},
-                                          {"created", created_},
-                                          {"owned_by", "lmserve"}}})}};
-      co_await exchange.respond(http::status::ok, dump_json(body));
-      break;
-    }
-    case Route::kModel: {
-      if (model_id != options_.model_id) {
-        throw ApiError(404, "invalid_request_error", "model_not_found", "model",
-                       "The model '" + model_id + "' does not exist");
-      }
-      json body = {{"id", options_.model_id},
-                   {"object", "model"},
-                   {"created", created_},
-                   {"owned_by", "lmserve"}};
-      co_await exchange.respond(http::status::ok, dump_json(body));
-      break;
-    }
-    case Route::kHealth:
-      if (!backend_.alive()) {
-        throw ApiError(503, "server_error", "worker_unavailable", std::nullopt,
-                       "The generation worker is not running");
-      }
-      co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
-      break;
-    case Route::kTokenize:
-      co_await tokenize(exchange);
-      break;
-    case Route::kDetokenize:
-      co_await detokenize(exchange);
-      break;
-    case Route::kUnknown:
-      break;
+json OpenAiService::model_object() const {
+  return {{"id", options_.model_id},
+          {"object", "model"},
+          {"created", created_},
+          {"owned_by", "lmserve"}};
+}
+
+net::awaitable<void> OpenAiService::models(HttpExchange& exchange) {
+  json body = {{"object", "list"}, {"data", json::array({model_object()})}};
+  co_await exchange.respond(http::status::ok, dump_json(body));
+}
+
+net::awaitable<void> OpenAiService::model(HttpExchange& exchange) {
+  std::string_view path = exchange.path();
+  std::string id = percent_decode(path.substr(path.find("/models/") + 8));
+  if (id != options_.model_id) {
+    throw ApiError(404, "invalid_request_error", "model_not_found", "model",
+                   "The model '" + id + "' does not exist");
   }
+  co_await exchange.respond(http::status::ok, dump_json(model_object()));
+}
+
+net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {
+  if (!backend_.alive()) throw worker_unavailable();
+  co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
 }
 
 net::awaitable<void> OpenAiService::tokenize(HttpExchange& exchange) {
@@ -314,31 +288,22 @@ OpenAiService::Job OpenAiService::prepare_chat(std::string_view body) const {
   ChatRequest request = parse_chat_request(parse_json_body(body), options_.defaults);
   check_model(request.common.model);
 
-  // `developer` is OpenAI's newer name for `system`; keep it only where the prompt format
-  // knows it.
-  const std::string* source = backend_.template_source();
-  bool keep_developer = source
-                            ? source->find("developer") != std::string::npos
-                            : (request.role_mapping && request.role_mapping->contains("developer"));
-  if (!keep_developer) {
-    for (auto& message : request.messages) {
-      if (message["role"] == "developer") message["role"] = "system";
-    }
-  }
-
-  chat::ChatPromptInput input;
-  input.messages = std::move(request.messages);
-  input.role_mapping = std::move(request.role_mapping);
-  input.tools = std::move(request.tools);
-  input.template_kwargs = std::move(request.template_kwargs);
-  input.add_generation_prompt = true;
-  chat::RenderedPrompt rendered = backend_.render_chat(input);
+  chat::RenderedPrompt rendered = backend_.render_chat(request.prompt);
   check_prompt_bytes(rendered.text.size(), "messages");
   std::vector<std::int32_t> ids = backend_.encode(rendered.text, rendered.add_special_tokens);
   if (ids.empty()) {
     throw ApiError::invalid_request("invalid_value", "messages", "The rendered prompt is empty");
   }
-  return make_job(/*chat=*/true, std::move(ids), request.common);
+  Job job = make_job(/*chat=*/true, std::move(ids), request.common);
+  job.output = GenerationOutput(rendered);
+  return job;
+}
+
+net::awaitable<void> OpenAiService::apply_template(HttpExchange& exchange) {
+  std::string_view body = co_await exchange.read_body();
+  chat::ChatPromptInput input = parse_apply_template_request(parse_json_body(body));
+  std::string response = dump_json(json{{"prompt", backend_.render_chat(input).text}});
+  co_await exchange.respond(http::status::ok, std::move(response));
 }
 
 net::awaitable<void> OpenAiService::completions(HttpExchange& exchange) {
@@ -373,10 +338,7 @@ static ApiError shutting_down_error() {
 
 net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   if (shutting_down_.load()) throw shutting_down_error();
-  if (!backend_.alive()) {
-    throw ApiError(503, "server_error", "worker_unavailable", std::nullopt,
-                   "The generation worker is not running");
-  }
+  if (!backend_.alive()) throw worker_unavailable();
   auto channel = std::make_shared<EventChannel>(exchange.executor());
   std::shared_ptr<engine::RequestHandle> handle;
   std::optional<std::string> queue_full;
@@ -421,156 +383,57 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
     channel->peer_closed();
   });
 
+  ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format};
   if (job.stream) {
-    co_await generate_stream(exchange, job, *channel, *handle);
+    SseResponseWriter writer(exchange, std::move(shape), options_.sse_ping_interval_s);
+    co_await write_generation(exchange, job, *channel, *handle, writer);
   } else {
-    co_await generate_full(exchange, job, *channel);
+    WholeResponseWriter writer(exchange, std::move(shape));
+    co_await write_generation(exchange, job, *channel, *handle, writer);
   }
   release.finished = !channel->closed_by_peer();
 }
 
-net::awaitable<void> OpenAiService::generate_full(HttpExchange& exchange, Job& job,
-                                                  EventChannel& channel) {
-  std::string text;
-  for (;;) {
-    auto events = co_await channel.wait(Clock::time_point::max());
-    if (channel.closed_by_peer()) {
-      exchange.abandon();
-      co_return;
-    }
-    for (const auto& event : events) {
-      using Kind = engine::GenerationEvent::Kind;
-      if (event.kind == Kind::kText) {
-        text += event.text;
-      } else if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
-        exchange.unwatch_peer();
-        bool ok =
-            event.kind == Kind::kFinished && (event.finish_reason == engine::FinishReason::kStop ||
-                                              event.finish_reason == engine::FinishReason::kLength);
-        if (!ok && event.finish_reason == engine::FinishReason::kCancelled &&
-            shutting_down_.load()) {
-          throw shutting_down_error();
-        }
-        if (!ok) {
-          std::string message = event.kind == Kind::kFailed ? event.error
-                                : event.finish_reason == engine::FinishReason::kCancelled
-                                    ? "Generation was cancelled"
-                                    : "Generation failed";
-          spdlog::error("generation failed: {}", message);
-          throw ApiError(500, "server_error", "internal_error", std::nullopt,
-                         message.empty() ? "Generation failed" : message);
-        }
-        UsageCounts usage{job.prompt_tokens, event.usage.completion_tokens,
-                          event.usage.cached_tokens};
-        const char* finish = finish_name(event.finish_reason);
-        json body = job.chat ? chat_completion_body(job.meta, text, finish, usage)
-                             : text_completion_body(job.meta, text, finish, usage);
-        co_await exchange.respond(http::status::ok, dump_json(body));
-        co_return;
-      }
-    }
-  }
-}
-
-net::awaitable<void> OpenAiService::generate_stream(HttpExchange& exchange, Job& job,
-                                                    EventChannel& channel,
-                                                    engine::RequestHandle& handle) {
-  Headers headers = {{std::string("Cache-Control"), std::string("no-cache")},
-                     {std::string("X-Accel-Buffering"), std::string("no")}};
-  const std::string content_type = "text/event-stream";
-  if (!co_await exchange.begin_stream(content_type, headers)) {
+net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job& job,
+                                                     EventChannel& channel,
+                                                     engine::RequestHandle& handle,
+                                                     ResponseWriter& writer) {
+  if (!co_await writer.begin()) {
     handle.cancel();
     exchange.abandon();
     co_return;
   }
-  const auto ping = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(std::max(0.05, options_.sse_ping_interval_s)));
-  auto deadline = Clock::now() + ping;
-  bool role_sent = !job.chat;  // completions streams have no role event
-  int processed = 0;
-  int total = 0;
-  std::string out;
-  auto keepalive = [&] {
-    return sse_comment("keepalive " + std::to_string(processed) + "/" + std::to_string(total));
-  };
-  auto send_role = [&] {
-    if (role_sent) return;
-    role_sent = true;
-    out += sse_data(chat_chunk(job.meta, {{"role", "assistant"}, {"content", ""}}, std::nullopt,
-                               job.include_usage));
-  };
-
   for (;;) {
-    auto events = co_await channel.wait(deadline);
+    auto events = co_await channel.wait(writer.deadline());
     if (channel.closed_by_peer()) {
       exchange.abandon();
       co_return;
     }
-    out.clear();
     bool done = false;
     for (const auto& event : events) {
       using Kind = engine::GenerationEvent::Kind;
       if (done) break;
       switch (event.kind) {
         case Kind::kProgress:
-          processed = event.prompt_processed;
-          total = event.prompt_total;
-          out += keepalive();
-          if (processed >= total) send_role();
+          writer.progress(event.prompt_processed, event.prompt_total);
           break;
         case Kind::kText:
-          send_role();
-          if (!event.text.empty()) {
-            out += sse_data(
-                job.chat ? chat_chunk(job.meta, {{"content", event.text}}, std::nullopt,
-                                      job.include_usage)
-                         : text_chunk(job.meta, event.text, std::nullopt, job.include_usage));
-          }
+          writer.delta(job.output.push(event.text));
           break;
         case Kind::kFinished:
-          done = true;
-          if (event.finish_reason == engine::FinishReason::kStop ||
-              event.finish_reason == engine::FinishReason::kLength) {
-            send_role();
-            const char* finish = finish_name(event.finish_reason);
-            out +=
-                sse_data(job.chat ? chat_chunk(job.meta, json::object(), finish, job.include_usage)
-                                  : text_chunk(job.meta, "", finish, job.include_usage));
-            if (job.include_usage) {
-              out += sse_data(usage_chunk(
-                  job.meta, job.chat,
-                  {job.prompt_tokens, event.usage.completion_tokens, event.usage.cached_tokens}));
-            }
-            out += sse_done();
-          } else {
-            const char* why = event.finish_reason != engine::FinishReason::kCancelled
-                                  ? "Generation failed"
-                              : shutting_down_.load() ? "The server is shutting down"
-                                                      : "Generation was cancelled";
-            out += sse_data(generation_failed_event(why));
-          }
-          break;
         case Kind::kFailed:
           done = true;
-          spdlog::error("generation failed: {}", event.error);
-          out += sse_data(generation_failed_event(event.error));
+          writer.finish(job.output.finish(event, job.prompt_tokens, shutting_down_.load()));
           break;
       }
     }
-    if (out.empty() && Clock::now() >= deadline) out = keepalive();
-    if (!out.empty()) {
-      if (!co_await exchange.write_stream(out)) {
-        handle.cancel();
-        exchange.abandon();
-        co_return;
-      }
-      deadline = Clock::now() + ping;
-    }
-    if (done) {
-      exchange.unwatch_peer();
-      co_await exchange.end_stream();
+    if (done) exchange.unwatch_peer();
+    if (!co_await writer.flush(done)) {
+      handle.cancel();
+      exchange.abandon();
       co_return;
     }
+    if (done) co_return;
   }
 }
 

@@ -16,11 +16,14 @@
 #include <mutex>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "server/backend.h"
 #include "server/event_channel.h"
 #include "server/http_server.h"
 #include "server/openai_request.h"
+#include "server/openai_response.h"
+#include "server/response_writers.h"
 
 namespace lmserve::server {
 
@@ -33,6 +36,7 @@ struct ServiceOptions {
   std::size_t tokenize_max_bytes = 256 * 1024;
   std::size_t tokenize_max_tokens = 256 * 1024;
   int work_threads = 2;  // parse, template and tokenize requests off the I/O threads
+  ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
 };
 
 class OpenAiService {
@@ -57,9 +61,16 @@ class OpenAiService {
 
  private:
   struct Job;
+  struct Route;
+  // Every endpoint, one line each: {method, paths, handler}.
+  static const std::vector<Route>& routes();
 
   net::awaitable<void> chat_completions(HttpExchange& exchange);
   net::awaitable<void> completions(HttpExchange& exchange);
+  net::awaitable<void> apply_template(HttpExchange& exchange);
+  net::awaitable<void> models(HttpExchange& exchange);
+  net::awaitable<void> model(HttpExchange& exchange);
+  net::awaitable<void> health(HttpExchange& exchange);
   net::awaitable<void> tokenize(HttpExchange& exchange);
   net::awaitable<void> detokenize(HttpExchange& exchange);
   // Runs fn() on the work pool; the caller resumes on its own executor (exceptions too).
@@ -72,11 +83,12 @@ class OpenAiService {
   // before the tokenizer spends time and memory on it.
   void check_prompt_bytes(std::size_t bytes, const char* param) const;
   net::awaitable<void> generate(HttpExchange& exchange, Job job);
-  net::awaitable<void> generate_full(HttpExchange& exchange, Job& job, EventChannel& channel);
-  net::awaitable<void> generate_stream(HttpExchange& exchange, Job& job, EventChannel& channel,
-                                       engine::RequestHandle& handle);
+  // Feeds the engine's events, as deltas and one outcome, to a whole-response or SSE writer.
+  net::awaitable<void> write_generation(HttpExchange& exchange, Job& job, EventChannel& channel,
+                                        engine::RequestHandle& handle, ResponseWriter& writer);
   // The engine request and response metadata shared by both generation endpoints.
   Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
+  json model_object() const;
   void check_model(const std::optional<std::string>& requested) const;
   int fit_context(int prompt_tokens, int max_tokens, const char* param) const;
 

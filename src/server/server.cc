@@ -46,10 +46,6 @@ class EngineBackend final : public Backend {
   chat::RenderedPrompt render_chat(const chat::ChatPromptInput& input) const override {
     return context_.chat.render(input);
   }
-  const std::string* template_source() const override {
-    const auto& source = context_.chat.template_source();
-    return source ? &*source : nullptr;
-  }
 
   std::shared_ptr<engine::RequestHandle> submit(engine::GenerationRequest request,
                                                 engine::EventSink sink) override {
@@ -79,6 +75,7 @@ int serve(const ServerOptions& options, ServerContext context) {
   service_options.defaults.sampling = options.default_sampling;
   service_options.strict_model = options.strict_model;
   service_options.sse_ping_interval_s = options.sse_ping_interval_s;
+  service_options.reasoning_format = options.reasoning_format;
   OpenAiService service(service_options, backend);
 
   HttpServerOptions http_options;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/sampling.h"
+#include "server/openai_response.h"
 
 namespace lmserve::engine {
 class Engine;
@@ -37,6 +38,8 @@ struct ServerOptions {
   int io_threads = 2;                  // threads running the HTTP event loop (>= 1)
   double sse_ping_interval_s = 10;     // keepalive comment when a stream was silent this long
   double idle_timeout_s = 60;          // keep-alive connection idle / slow request read limit
+  // --reasoning-format: the message key of reasoning text (none: not extracted).
+  ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
 };
 
 // Everything a request handler needs; all references outlive the server.

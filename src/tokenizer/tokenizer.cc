@@ -44,14 +44,18 @@ std::string token_text(const json& config, const char* key) {
   return {};
 }
 
-std::optional<std::string> template_from_config(const json& config) {
+// tokenizer_config.json's chat_template: a string (the default), or a list of named
+// templates of which transformers uses "default" for plain chat and "tool_use" when tools
+// are given.
+std::optional<std::string> template_from_config(const json& config, std::string_view name) {
   const auto it = config.find("chat_template");
   if (it == config.end() || it->is_null()) return std::nullopt;
-  if (it->is_string()) return it->get<std::string>();
+  if (it->is_string()) {
+    return name == "default" ? std::optional<std::string>(it->get<std::string>()) : std::nullopt;
+  }
   if (it->is_array()) {
-    // Several named templates: the unnamed use (plain chat) takes "default", as transformers.
     for (const auto& entry : *it) {
-      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+      if (entry.is_object() && entry.value("name", "") == name && entry.contains("template") &&
           entry["template"].is_string()) {
         return entry["template"].get<std::string>();
       }
@@ -193,8 +197,9 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   if (fs::exists(dir / "chat_template.jinja", ec)) {
     impl->chat_template = util::read_text_file(dir / "chat_template.jinja");
   } else {
-    impl->chat_template = template_from_config(config);
+    impl->chat_template = template_from_config(config, "default");
   }
+  impl->tool_use_chat_template = template_from_config(config, "tool_use");
   return result;
 }
 
@@ -321,6 +326,10 @@ bool Tokenizer::adds_bos() const {
 }
 
 const std::optional<std::string>& Tokenizer::chat_template() const { return impl_->chat_template; }
+
+const std::optional<std::string>& Tokenizer::tool_use_chat_template() const {
+  return impl_->tool_use_chat_template;
+}
 
 bool Tokenizer::clean_up_tokenization_spaces() const { return impl_->clean_up_spaces; }
 

@@ -65,6 +65,9 @@ class Tokenizer {
 
   // Jinja source of the chat template shipped with the tokenizer, if any.
   const std::optional<std::string>& chat_template() const;
+  // The "tool_use" template of a tokenizer_config.json that names several; used instead of
+  // chat_template() when a request has tools.
+  const std::optional<std::string>& tool_use_chat_template() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }

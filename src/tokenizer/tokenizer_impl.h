@@ -39,6 +39,7 @@ struct Tokenizer::Impl {
   std::vector<std::int32_t> end_of_turn_ids;  // besides eos_id (GGUF only)
   std::string bos_token, eos_token;
   std::optional<std::string> chat_template;
+  std::optional<std::string> tool_use_chat_template;  // the named "tool_use" template
   bool clean_up_spaces = false;
 
   bool valid(std::int32_t id) const {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -155,7 +156,6 @@ TEST(ChatFormatterTokenizer, UsesTheTokenizersTemplateAndTokens) {
   auto tok = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
   ChatFormatter formatter(tok);
   ASSERT_TRUE(formatter.has_template());
-  EXPECT_EQ(formatter.template_source(), tok.chat_template());
   json conversations =
       lmserve::testing::read_json(lmserve::testing::fixture("templates/conversations.json"));
   ChatPromptInput input;
@@ -182,10 +182,144 @@ TEST(ChatFormatterTokenizer, OverrideAndFallback) {
   EXPECT_EQ(prompt.text, "USER: Hi\nASSISTANT:");
   EXPECT_TRUE(prompt.add_special_tokens);
 
-  ChatFormatter overridden(mistral,
-                           std::string("{{ bos_token }}[INST] {{ messages[0].content }} [/INST]"));
+  ChatFormatter overridden(
+      mistral, {.template_override =
+                    std::string("{{ bos_token }}[INST] {{ messages[0].content }} [/INST]")});
   ASSERT_TRUE(overridden.has_template());
   EXPECT_EQ(overridden.render(input).text, "<s>[INST] Hi [/INST]");
+}
+
+ChatPromptInput user_says(const std::string& text) {
+  ChatPromptInput input;
+  input.messages = json::array({{{"role", "user"}, {"content", text}}});
+  return input;
+}
+
+const json kTools = json::parse(R"([{"type": "function", "function": {"name": "f"}}])");
+
+TEST(ChatFormatterPolicy, DeveloperRoleBecomesSystemUnlessThePromptFormatKnowsIt) {
+  ChatPromptInput input;
+  input.messages = json::parse(R"([{"role": "developer", "content": "be brief"}])");
+  const std::string print_roles = "{% for m in messages %}{{ m.role }};{% endfor %}";
+  EXPECT_EQ(ChatFormatter(print_roles, "", "").render(input).text, "system;");
+  EXPECT_EQ(ChatFormatter(print_roles + "{# developer #}", "", "").render(input).text,
+            "developer;");
+  ChatFormatter fallback(std::nullopt, "", "");
+  input.role_mapping = std::map<std::string, std::string>{{"developer", "D: "}};
+  EXPECT_EQ(fallback.render(input).text, "D: be brief");
+}
+
+TEST(ChatFormatterPolicy, TextPartsReachTheTemplateAsAListElseConcatenated) {
+  ChatPromptInput input;
+  input.messages = json::parse(R"([{"role": "user", "content": [{"type": "text", "text": "a"},
+      {"type": "text", "text": "b"}]}])");
+  // A template that handles lists sees them (transformers) ...
+  ChatFormatter lists("{% for p in messages[0].content %}[{{ p.text }}]{% endfor %}", "", "");
+  EXPECT_EQ(lists.render(input).text, "[a][b]");
+  // ... one that only takes strings gets them concatenated (mlx_lm) ...
+  ChatFormatter strings("{{ 'U: ' + messages[0].content }}", "", "");
+  EXPECT_EQ(strings.render(input).text, "U: ab");
+  // ... unless the caller wants the template's own error (/apply-template).
+  input.flatten_content_on_error = false;
+  EXPECT_THROW(strings.render(input), ApiError);
+}
+
+TEST(ChatFormatterPolicy, ToolUseTemplateIsChosenWhenToolsAreGiven) {
+  ChatFormatter formatter(ChatTemplates{"default", "tool_use"}, json::object());
+  ChatPromptInput input = user_says("hi");
+  EXPECT_EQ(formatter.render(input).text, "default");
+  input.tools = kTools;
+  EXPECT_EQ(formatter.render(input).text, "tool_use");
+}
+
+TEST(ChatFormatterPolicy, KwargsOverrideServerDefaultsAndSpecialTokens) {
+  ChatFormatter formatter(
+      ChatTemplates{"{{ bos_token }}|{{ enable_thinking }}|{{ x }}|{{ pad_token }}"},
+      json{{"bos_token", "<s>"}, {"pad_token", "<pad>"}},
+      {.default_kwargs = json{{"enable_thinking", false}, {"x", 1}}});
+  ChatPromptInput input = user_says("hi");
+  EXPECT_EQ(formatter.render(input).text, "<s>|False|1|<pad>");
+  input.template_kwargs = json{{"bos_token", "[B]"}, {"x", 2}};
+  EXPECT_EQ(formatter.render(input).text, "[B]|False|2|<pad>");
+}
+
+TEST(ChatFormatterOutput, ToolSyntaxFromTheTemplateOnlyWhenTheRequestHasTools) {
+  ChatFormatter qwen(ChatTemplates{"<tool_call> {# tool_call.name #}"}, json::object());
+  ChatPromptInput input = user_says("hi");
+  EXPECT_EQ(qwen.render(input).output.tool_syntax, nullptr);
+  input.tools = kTools;
+  input.parallel_tool_calls = false;
+  RenderedPrompt rendered = qwen.render(input);
+  EXPECT_EQ(rendered.output.tool_syntax, &json_tools_syntax());
+  EXPECT_EQ(rendered.output.tools, kTools);
+  EXPECT_FALSE(rendered.output.parallel_tool_calls);
+
+  ChatFormatter forced(ChatTemplates{"x"}, json::object(), {.tool_call_format = "mistral"});
+  EXPECT_EQ(forced.render(input).output.tool_syntax, &mistral_syntax());
+  ChatFormatter off(ChatTemplates{"<tool_call> {# tool_call.name #}"}, json::object(),
+                    {.tool_call_format = "none"});
+  EXPECT_EQ(off.render(input).output.tool_syntax, nullptr);
+  EXPECT_THROW(ChatFormatter(ChatTemplates{"x"}, json::object(), {.tool_call_format = "xml"}),
+               FileError);
+}
+
+TEST(ChatFormatterOutput, ThinkBlockOpenedByThePrompt) {
+  const std::string source =
+      "{{ messages[0].content }}{% if enable_thinking %}<think>\n{% else %}<think>\n\n</think>"
+      "\n\n{% endif %}";
+  ChatFormatter formatter(ChatTemplates{source}, json::object());
+  ChatPromptInput input = user_says("q");
+  input.template_kwargs = json{{"enable_thinking", true}};
+  RenderedPrompt open = formatter.render(input);
+  ASSERT_TRUE(open.output.reasoning);
+  EXPECT_TRUE(open.output.starts_in_reasoning);
+  input.template_kwargs = json{{"enable_thinking", false}};
+  EXPECT_FALSE(formatter.render(input).output.starts_in_reasoning);
+
+  ChatFormatter none(ChatTemplates{source}, json::object(), {.extract_reasoning = false});
+  EXPECT_FALSE(none.render(input).output.reasoning);
+}
+
+TEST(ChatFormatterTokenizer, ThinkMarkersComeFromTheVocabulary) {
+  auto qwen = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
+  RenderedPrompt rendered = ChatFormatter(qwen).render(user_says("hi"));
+  ASSERT_TRUE(rendered.output.reasoning);
+  ASSERT_TRUE(rendered.think_token_ids);
+  EXPECT_EQ(rendered.think_token_ids->first, *qwen.token_to_id("<think>"));
+  auto llama = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/llama3"));
+  EXPECT_FALSE(ChatFormatter(llama).render(user_says("hi")).output.reasoning);
+}
+
+TEST(ChatFormatterTokenizer, ThinkingModelsThinkByDefault) {
+  auto qwen = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
+  const std::string print = "{{ enable_thinking | default('unset') }}";
+  ChatPromptInput input = user_says("hi");
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "True");
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print,
+                                 .default_kwargs = json{{"enable_thinking", false}}})
+                .render(input)
+                .text,
+            "False");
+  input.template_kwargs = json{{"enable_thinking", false}};
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "False");
+  auto llama = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/llama3"));
+  EXPECT_EQ(ChatFormatter(llama, {.template_override = print}).render(user_says("hi")).text,
+            "unset");
+}
+
+TEST(ChatFormatterTokenizer, NamedTemplatesInTokenizerConfig) {
+  lmserve::testing::TempDir dir;
+  std::filesystem::copy_file(lmserve::testing::fixture("tokenizers/qwen3/tokenizer.json"),
+                             dir.path() / "tokenizer.json");
+  lmserve::testing::write_file(dir.path() / "tokenizer_config.json", R"({"chat_template": [
+      {"name": "default", "template": "plain"},
+      {"name": "tool_use", "template": "with {{ tools | length }} tools"}]})");
+  auto tok = tokenizer::Tokenizer::load(dir.path());
+  ChatFormatter formatter(tok);
+  ChatPromptInput input = user_says("hi");
+  EXPECT_EQ(formatter.render(input).text, "plain");
+  input.tools = kTools;
+  EXPECT_EQ(formatter.render(input).text, "with 1 tools");
 }
 
 }  // namespace

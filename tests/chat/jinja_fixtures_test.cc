@@ -2,7 +2,6 @@
 // compares byte for byte with Python Jinja2 (transformers' environment), errors included.
 #include <gtest/gtest.h>
 
-#include <ctime>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -18,19 +17,9 @@ ordered_json read_ordered(const std::string& relative) {
   return ordered_json::parse(lmserve::testing::read_file(lmserve::testing::fixture(relative)));
 }
 
-// The fixture generator's frozen clock: 2026-01-15 09:30:00 (a Thursday).
 RenderOptions fixture_options() {
   RenderOptions options;
-  std::tm tm{};
-  tm.tm_year = 2026 - 1900;
-  tm.tm_mon = 0;
-  tm.tm_mday = 15;
-  tm.tm_hour = 9;
-  tm.tm_min = 30;
-  tm.tm_sec = 0;
-  tm.tm_wday = 4;
-  tm.tm_yday = 14;
-  options.fixed_time = tm;
+  options.fixed_time = lmserve::testing::template_fixture_clock();
   return options;
 }
 

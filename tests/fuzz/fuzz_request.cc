@@ -34,10 +34,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The route hands the validated values on: the chat formatter copies them into the
     // template context and templates serialize them (tojson), so both must be safe.
     const server::ChatRequest chat = server::parse_chat_request(request, defaults);
-    const server::json context = {
-        {"messages", chat.messages}, {"tools", chat.tools}, {"kwargs", chat.template_kwargs}};
+    const server::json context = {{"messages", chat.prompt.messages},
+                                  {"tools", chat.prompt.tools},
+                                  {"documents", chat.prompt.documents},
+                                  {"kwargs", chat.prompt.template_kwargs}};
     (void)context.dump();
   });
+  expect_api_error_only([&] { (void)server::parse_apply_template_request(request); });
   expect_api_error_only([&] {
     const server::CompletionRequest completion =
         server::parse_completion_request(request, defaults);

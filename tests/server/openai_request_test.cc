@@ -96,8 +96,8 @@ TEST(ParseChat, DefaultsFromTheCommandLine) {
   EXPECT_FALSE(r.common.include_usage);
   EXPECT_TRUE(r.common.stop.empty());
   EXPECT_FALSE(r.common.model);
-  EXPECT_FALSE(r.role_mapping);
-  EXPECT_TRUE(r.tools.is_null());
+  EXPECT_FALSE(r.prompt.role_mapping);
+  EXPECT_TRUE(r.prompt.tools.is_null());
 }
 
 TEST(ParseChat, NullMeansAbsent) {
@@ -150,8 +150,8 @@ TEST(ParseChat, AllSeedFields) {
   EXPECT_FLOAT_EQ(r.common.sampling.repetition_penalty, 1.1f);
   EXPECT_EQ(r.common.sampling.repetition_context_size, 64);
   EXPECT_EQ(r.common.sampling.seed, static_cast<std::uint64_t>(-3));
-  ASSERT_TRUE(r.role_mapping);
-  EXPECT_EQ(r.role_mapping->at("user"), "U: ");
+  ASSERT_TRUE(r.prompt.role_mapping);
+  EXPECT_EQ(r.prompt.role_mapping->at("user"), "U: ");
 }
 
 TEST(ParseChat, MaxCompletionTokensWinsOverMaxTokens) {
@@ -368,7 +368,7 @@ TEST(Messages, MissingAndWrongTypes) {
                     "invalid_type", "messages[0].name");
 }
 
-TEST(Messages, TextPartsAreConcatenatedAndOtherPartsRefused) {
+TEST(Messages, TextPartsAreKeptAndOtherPartsRefused) {
   json messages = {
       {{"role", "user"},
        {"content",
@@ -377,7 +377,7 @@ TEST(Messages, TextPartsAreConcatenatedAndOtherPartsRefused) {
       {{"role", "assistant"}},
       {{"role", "user"}, {"content", "plain"}, {"name", "bob"}, {"extra", nullptr}}};
   json out = normalize_messages(messages);
-  EXPECT_EQ(out[0]["content"], "Hello, world");
+  EXPECT_EQ(out[0]["content"], messages[0]["content"]);
   EXPECT_EQ(out[1]["content"], "");
   EXPECT_EQ(out[2]["content"], "");
   EXPECT_EQ(out[3]["content"], "plain");
@@ -449,18 +449,18 @@ TEST(ParseChat, RoleMappingToolsAndTemplateKwargs) {
   json tool = {{"type", "function"}, {"function", {{"name", "f"}, {"parameters", json::object()}}}};
   json other = {{"type", "function"}, {"function", {{"name", "g"}}}};
   ChatRequest r = parse_chat_request(chat_body({{"tools", {tool, other}}}), defaults());
-  EXPECT_EQ(r.tools.size(), 2u);
+  EXPECT_EQ(r.prompt.tools.size(), 2u);
   EXPECT_TRUE(
-      parse_chat_request(chat_body({{"tools", json::array()}}), defaults()).tools.is_null());
+      parse_chat_request(chat_body({{"tools", json::array()}}), defaults()).prompt.tools.is_null());
   EXPECT_TRUE(
       parse_chat_request(chat_body({{"tools", {tool}}, {"tool_choice", "none"}}), defaults())
-          .tools.is_null());
+          .prompt.tools.is_null());
   json chosen =
       parse_chat_request(
           chat_body({{"tools", {tool, other}},
                      {"tool_choice", {{"type", "function"}, {"function", {{"name", "g"}}}}}}),
           defaults())
-          .tools;
+          .prompt.tools;
   ASSERT_EQ(chosen.size(), 1u);
   EXPECT_EQ(chosen[0]["function"]["name"], "g");
   expect_chat_error(
@@ -477,14 +477,36 @@ TEST(ParseChat, RoleMappingToolsAndTemplateKwargs) {
       parse_chat_request(chat_body({{"chat_template_kwargs", {{"enable_thinking", false}}},
                                     {"reasoning_effort", "low"}}),
                          defaults());
-  EXPECT_EQ(k.template_kwargs, json({{"enable_thinking", false}, {"reasoning_effort", "low"}}));
+  EXPECT_EQ(k.prompt.template_kwargs,
+            json({{"enable_thinking", false}, {"reasoning_effort", "low"}}));
   ChatRequest k2 =
       parse_chat_request(chat_body({{"chat_template_kwargs", {{"reasoning_effort", "high"}}},
                                     {"reasoning_effort", "low"}}),
                          defaults());
-  EXPECT_EQ(k2.template_kwargs["reasoning_effort"], "high");
+  EXPECT_EQ(k2.prompt.template_kwargs["reasoning_effort"], "high");
   expect_chat_error(chat_body({{"chat_template_kwargs", "x"}}), "invalid_type",
                     "chat_template_kwargs");
+
+  EXPECT_TRUE(parse_chat_request(chat_body(), defaults()).prompt.parallel_tool_calls);
+  EXPECT_FALSE(parse_chat_request(chat_body({{"parallel_tool_calls", false}}), defaults())
+                   .prompt.parallel_tool_calls);
+  expect_chat_error(chat_body({{"parallel_tool_calls", "no"}}), "invalid_type",
+                    "parallel_tool_calls");
+  expect_chat_error(chat_body({{"documents", "x"}}), "invalid_type", "documents");
+}
+
+TEST(ParseApplyTemplate, PromptFieldsAndGenerationPrompt) {
+  json body = chat_body({{"add_generation_prompt", false},
+                         {"chat_template_kwargs", {{"bos_token", "[B]"}}},
+                         {"temperature", -5}});  // generation fields are not read
+  chat::ChatPromptInput prompt = parse_apply_template_request(body);
+  EXPECT_FALSE(prompt.add_generation_prompt);
+  EXPECT_EQ(prompt.template_kwargs["bos_token"], "[B]");
+  EXPECT_TRUE(parse_apply_template_request(chat_body()).add_generation_prompt);
+  EXPECT_FALSE(prompt.flatten_content_on_error);
+  EXPECT_TRUE(parse_chat_request(chat_body(), defaults()).prompt.flatten_content_on_error);
+  EXPECT_THROW(parse_apply_template_request(json::object()), ApiError);
+  EXPECT_THROW(parse_apply_template_request(chat_body({{"add_generation_prompt", 1}})), ApiError);
 }
 
 }  // namespace
@@ -503,8 +525,8 @@ TEST(ParseChat, KeyOrderOfTheRequestIsKept) {
   const std::string body =
       R"({"tools":)" + tools + R"(,"messages":[{"role":"user","name":"bob","content":"hi"}]})";
   ChatRequest r = parse_chat_request(parse_json_body(body), defaults());
-  EXPECT_EQ(r.tools.dump(), tools);
-  EXPECT_EQ(r.messages[0].dump(), R"({"role":"user","name":"bob","content":"hi"})");
+  EXPECT_EQ(r.prompt.tools.dump(), tools);
+  EXPECT_EQ(r.prompt.messages[0].dump(), R"({"role":"user","name":"bob","content":"hi"})");
 }
 
 }  // namespace

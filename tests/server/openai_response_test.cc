@@ -52,7 +52,8 @@ TEST(DumpJson, RawUtf8AndNoThrowOnInvalidBytes) {
 }
 
 TEST(ChatBody, Shape) {
-  json b = chat_completion_body(kMeta, "Hello!", "stop", {20, 3});
+  json b = chat_completion_body(kMeta, {.content = "Hello!"}, "stop", {20, 3},
+                                ReasoningFormat::kReasoningContent);
   EXPECT_EQ(b["id"], "chatcmpl-abc");
   EXPECT_EQ(b["object"], "chat.completion");
   EXPECT_EQ(b["created"], 1767225600);
@@ -65,9 +66,48 @@ TEST(ChatBody, Shape) {
   EXPECT_EQ(b["usage"], json::parse(R"({"prompt_tokens":20,"completion_tokens":3,"total_tokens":23,
                                         "prompt_tokens_details":{"cached_tokens":0},
                                         "completion_tokens_details":{"reasoning_tokens":0}})"));
-  json empty = chat_completion_body(kMeta, "", "length", {1, 1});
+  json empty = chat_completion_body(kMeta, {}, "length", {1, 1}, ReasoningFormat::kNone);
   EXPECT_TRUE(empty["choices"][0]["message"].contains("content"));
   EXPECT_TRUE(empty["choices"][0]["message"]["content"].is_null());
+}
+
+TEST(ChatBody, ToolCallsAndReasoning) {
+  chat::ChatMessage message{.reasoning = "Weather, so a call.",
+                            .tool_calls = {{"call_1", "get_weather", R"({"city":"Paris"})"}}};
+  json b =
+      chat_completion_body(kMeta, message, "tool_calls",
+                           {.prompt_tokens = 20, .completion_tokens = 9, .reasoning_tokens = 5},
+                           ReasoningFormat::kReasoningContent);
+  EXPECT_EQ(b["choices"][0]["message"], json::parse(R"({"role":"assistant","content":null,
+      "refusal":null,"reasoning_content":"Weather, so a call.","tool_calls":[{"id":"call_1",
+      "type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]})"));
+  EXPECT_EQ(b["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(b["usage"]["completion_tokens_details"]["reasoning_tokens"], 5);
+
+  json both = chat_message_json({.reasoning = "r"}, ReasoningFormat::kBoth);
+  EXPECT_EQ(both["reasoning"], "r");
+  EXPECT_EQ(both["reasoning_content"], "r");
+  EXPECT_FALSE(chat_message_json({.reasoning = "r"}, ReasoningFormat::kReasoning)
+                   .contains("reasoning_content"));
+  EXPECT_EQ(parse_reasoning_format("both"), ReasoningFormat::kBoth);
+  EXPECT_EQ(parse_reasoning_format("deepseek"), std::nullopt);
+}
+
+TEST(Chunks, DeltaChunksInOpenAiStreamForm) {
+  chat::MessageDelta delta{
+      .reasoning = "hm",
+      .content = "ok",
+      .tool_calls = {{.index = 0, .id = "call_1", .name = "f"}, {.index = 0, .arguments = "{}"}}};
+  std::vector<json> chunks =
+      chat_delta_chunks(kMeta, delta, ReasoningFormat::kReasoningContent, false);
+  ASSERT_EQ(chunks.size(), 4u);
+  EXPECT_EQ(chunks[0]["choices"][0]["delta"], json::parse(R"({"reasoning_content":"hm"})"));
+  EXPECT_EQ(chunks[1]["choices"][0]["delta"], json::parse(R"({"content":"ok"})"));
+  EXPECT_EQ(chunks[2]["choices"][0]["delta"], json::parse(R"({"tool_calls":[{"index":0,
+      "id":"call_1","type":"function","function":{"name":"f","arguments":""}}]})"));
+  EXPECT_EQ(chunks[3]["choices"][0]["delta"],
+            json::parse(R"({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]})"));
+  EXPECT_TRUE(chunks[3]["choices"][0]["finish_reason"].is_null());
 }
 
 TEST(TextBody, Shape) {

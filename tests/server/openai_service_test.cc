@@ -108,10 +108,14 @@ class FakeBackend final : public Backend {
       }
       out += m["role"].get<std::string>() + ": " + m["content"].get<std::string>() + "\n";
     }
-    return {out, /*add_special_tokens=*/true};
-  }
-  const std::string* template_source() const override {
-    return template_.empty() ? nullptr : &template_;
+    chat::RenderedPrompt rendered{.text = out, .add_special_tokens = true, .output = output};
+    // Numbered ids per response, so that a stream and a whole response compare.
+    auto next = std::make_shared<int>(0);
+    rendered.output.new_call_id = [next](bool) { return "call_" + std::to_string((*next)++); };
+    if (!input.tools.is_null()) rendered.output.tools = input.tools;
+    rendered.output.parallel_tool_calls = input.parallel_tool_calls;
+    rendered.think_token_ids = think_token_ids;
+    return rendered;
   }
 
   std::shared_ptr<engine::RequestHandle> submit(engine::GenerationRequest request,
@@ -157,7 +161,8 @@ class FakeBackend final : public Backend {
                               {finished(FinishReason::kStop, 3)}};
   int context = 4096;
   std::atomic<bool> is_alive{true};
-  std::string template_;
+  chat::OutputParserOptions output;  // how answers are read (no reasoning, no tools)
+  std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids;
 
   // Observations.
   mutable std::mutex mutex_;
@@ -218,7 +223,7 @@ void expect_error(const TestResponse& r, int status, const std::string& code,
 const std::regex kUuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
 
 class ServiceTest : public ::testing::Test {
- protected:
+ public:
   void start(ServiceOptions options = {}, int io_threads = 2) {
     if (options.model_id.empty()) options.model_id = "stories";
     service_ = std::make_unique<OpenAiService>(options, backend_);
@@ -324,18 +329,6 @@ TEST_F(ServiceTest, EmptyContentIsNullAndLengthFinish) {
   EXPECT_TRUE(b["choices"][0]["message"].contains("content"));
   EXPECT_TRUE(b["choices"][0]["message"]["content"].is_null());
   EXPECT_EQ(b["choices"][0]["finish_reason"], "length");
-}
-
-TEST_F(ServiceTest, DeveloperRoleBecomesSystemUnlessTheTemplateKnowsIt) {
-  start();
-  json body = {
-      {"messages",
-       {{{"role", "developer"}, {"content", "be brief"}}, {{"role", "user"}, {"content", "hi"}}}}};
-  ASSERT_EQ(post("/v1/chat/completions", body).status, 200);
-  EXPECT_EQ(backend_.chat_inputs.at(0).messages[0]["role"], "system");
-  backend_.template_ = "{% if message.role == 'developer' %}...";
-  ASSERT_EQ(post("/v1/chat/completions", body).status, 200);
-  EXPECT_EQ(backend_.chat_inputs.at(1).messages[0]["role"], "developer");
 }
 
 TEST_F(ServiceTest, TemplateErrorIs400) {
@@ -489,6 +482,192 @@ TEST_F(ServiceTest, StreamAndNonStreamAgree) {
   }
   EXPECT_EQ(streamed, full["choices"][0]["message"]["content"]);
   EXPECT_EQ(finish, full["choices"][0]["finish_reason"]);
+}
+
+// The message a stream adds up to, in the non-streaming shape.
+json reassemble(const SseEvents& events, std::string* finish) {
+  json message = {{"role", "assistant"}, {"content", ""}};
+  for (const json& chunk : events.data) {
+    if (chunk["choices"].empty()) continue;
+    const json& choice = chunk["choices"][0];
+    const json& delta = choice["delta"];
+    for (const char* key : {"content", "reasoning_content"}) {
+      if (!delta.contains(key)) continue;
+      if (!message.contains(key)) message[key] = "";
+      message[key] = message[key].get<std::string>() + delta[key].get<std::string>();
+    }
+    if (delta.contains("tool_calls")) {
+      for (const json& piece : delta["tool_calls"]) {
+        std::size_t index = piece["index"];
+        if (!message.contains("tool_calls")) message["tool_calls"] = json::array();
+        json& calls = message["tool_calls"];
+        if (index == calls.size()) {
+          // The first piece of a call names it.
+          EXPECT_TRUE(piece.contains("id") && piece.contains("type")) << piece;
+          calls.push_back({{"id", piece["id"]},
+                           {"type", piece["type"]},
+                           {"function", {{"name", piece["function"]["name"]}, {"arguments", ""}}}});
+        }
+        if (index >= calls.size()) {
+          ADD_FAILURE() << "tool call pieces out of order: " << piece;
+          return message;
+        }
+        json& args = calls[index]["function"]["arguments"];
+        args = args.get<std::string>() + piece["function"]["arguments"].get<std::string>();
+      }
+    }
+    if (!choice["finish_reason"].is_null()) *finish = choice["finish_reason"];
+  }
+  if (message["content"] == "") message["content"] = nullptr;
+  message["refusal"] = nullptr;
+  return message;
+}
+
+// Streams and whole responses of one scripted generation: same message, finish, usage.
+void expect_stream_equals_whole(ServiceTest& test, const json& request, json* whole_message,
+                                std::string* whole_finish) {
+  json body = request;
+  TestResponse full = test.post("/v1/chat/completions", body);
+  ASSERT_EQ(full.status, 200) << full.body;
+  json whole = json::parse(full.body);
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  SseEvents ev = parse_sse(test.post("/v1/chat/completions", body).body);
+  std::string finish;
+  json streamed = reassemble(ev, &finish);
+  json expected = whole["choices"][0]["message"];
+  // Compared regardless of key order.
+  EXPECT_EQ(nlohmann::json::parse(streamed.dump()), nlohmann::json::parse(expected.dump()));
+  EXPECT_EQ(finish, whole["choices"][0]["finish_reason"]);
+  EXPECT_EQ(ev.data.back()["usage"], whole["usage"]);
+  *whole_message = expected;
+  *whole_finish = whole["choices"][0]["finish_reason"];
+}
+
+const json kWeatherTools = json::parse(R"([{"type": "function", "function": {"name":
+    "get_weather", "parameters": {"type": "object", "properties": {"city": {"type":
+    "string"}}}}}])");
+
+TEST_F(ServiceTest, ToolCallsParsedTheSameStreamedOrNot) {
+  backend_.output.tool_syntax = &chat::json_tools_syntax();
+  backend_.script = {{progress(4, 4)},
+                     {text("Let me check.\n<tool_")},
+                     {text("call>\n{\"name\": \"get_weather\", ")},
+                     {text("\"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>")},
+                     {text("{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}")},
+                     {text("</tool_call>")},
+                     {finished(FinishReason::kStop, 30)}};
+  start();
+  json request = kChat;
+  request["tools"] = kWeatherTools;
+  json message;
+  std::string finish;
+  expect_stream_equals_whole(*this, request, &message, &finish);
+  EXPECT_EQ(finish, "tool_calls");
+  EXPECT_EQ(message["content"], "Let me check.");
+  ASSERT_EQ(message["tool_calls"].size(), 2u);
+  EXPECT_EQ(message["tool_calls"][0],
+            json::parse(R"({"id": "call_0", "type": "function", "function": {"name":
+                "get_weather", "arguments": "{\"city\":\"Paris\"}"}})"));
+  EXPECT_EQ(message["tool_calls"][1]["id"], "call_1");
+
+  // parallel_tool_calls: false keeps the first call.
+  request["parallel_tool_calls"] = false;
+  json one = json::parse(post("/v1/chat/completions", request).body);
+  EXPECT_EQ(one["choices"][0]["message"]["tool_calls"].size(), 1u);
+}
+
+TEST_F(ServiceTest, ToolCallsAreOnlyParsedWhenTheRequestHasTools) {
+  backend_.output.tool_syntax = &chat::json_tools_syntax();
+  backend_.script = {{text("<tool_call>{\"name\": \"f\"}</tool_call>")},
+                     {finished(FinishReason::kStop, 3)}};
+  start();
+  json body = json::parse(post("/v1/chat/completions", kChat).body);
+  // The fake reads with the syntax it was given; the real formatter gives none without
+  // tools (chat_formatter_test). Here: tools absent, tool_choice none, both render no tools.
+  EXPECT_EQ(backend_.chat_inputs.at(0).tools, nullptr);
+  json request = kChat;
+  request["tools"] = kWeatherTools;
+  request["tool_choice"] = "none";
+  ASSERT_EQ(post("/v1/chat/completions", request).status, 200);
+  EXPECT_EQ(backend_.chat_inputs.at(1).tools, nullptr);
+  (void)body;
+}
+
+TEST_F(ServiceTest, MalformedCallIsContentAndFinishStaysStop) {
+  backend_.output.tool_syntax = &chat::json_tools_syntax();
+  backend_.script = {{text("<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"ci")},
+                     {finished(FinishReason::kLength, 8)}};
+  start();
+  json request = kChat;
+  request["tools"] = kWeatherTools;
+  json message;
+  std::string finish;
+  expect_stream_equals_whole(*this, request, &message, &finish);
+  EXPECT_EQ(finish, "length");
+  EXPECT_EQ(message["content"], "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"ci");
+  EXPECT_FALSE(message.contains("tool_calls"));
+}
+
+TEST_F(ServiceTest, ReasoningIsSplitTheSameStreamedOrNot) {
+  backend_.output.reasoning = chat::ReasoningMarkers{};
+  backend_.think_token_ids = std::pair{100, 101};
+  GenerationEvent done = finished(FinishReason::kStop, 6);
+  done.completion_ids = {100, 7, 8, 9, 101, 10};
+  backend_.script = {{text("<think>\nWeigh")},
+                     {text("ing it.\n</thi")},
+                     {text("nk>\n\nThe answer")},
+                     {text(" is 4.")},
+                     {done}};
+  start();
+  json message;
+  std::string finish;
+  expect_stream_equals_whole(*this, kChat, &message, &finish);
+  EXPECT_EQ(message["reasoning_content"], "Weighing it.");
+  EXPECT_EQ(message["content"], "The answer is 4.");
+  EXPECT_EQ(finish, "stop");
+  json whole = json::parse(post("/v1/chat/completions", kChat).body);
+  EXPECT_EQ(whole["usage"]["completion_tokens_details"]["reasoning_tokens"], 3);
+}
+
+TEST_F(ServiceTest, ReasoningFormatNamesTheKey) {
+  backend_.output.reasoning = chat::ReasoningMarkers{};
+  backend_.script = {{text("<think>r</think>c")}, {finished(FinishReason::kStop, 3)}};
+  ServiceOptions options;
+  options.reasoning_format = ReasoningFormat::kReasoning;
+  start(options);
+  json whole = json::parse(post("/v1/chat/completions", kChat).body);
+  EXPECT_EQ(whole["choices"][0]["message"]["reasoning"], "r");
+  EXPECT_FALSE(whole["choices"][0]["message"].contains("reasoning_content"));
+  json body = kChat;
+  body["stream"] = true;
+  SseEvents ev = parse_sse(post("/v1/chat/completions", body).body);
+  EXPECT_EQ(ev.data.at(1)["choices"][0]["delta"], json({{"reasoning", "r"}}));
+}
+
+TEST_F(ServiceTest, ApplyTemplateReturnsThePromptText) {
+  start();
+  json body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+               {"add_generation_prompt", false},
+               {"chat_template_kwargs", {{"enable_thinking", false}}},
+               {"tools", kWeatherTools}};
+  TestResponse r = post("/apply-template", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body), json({{"prompt", "user: hi\n"}}));
+  const chat::ChatPromptInput& input = backend_.chat_inputs.at(0);
+  EXPECT_FALSE(input.add_generation_prompt);
+  EXPECT_EQ(input.template_kwargs["enable_thinking"], false);
+  EXPECT_EQ(input.tools, kWeatherTools);
+  EXPECT_EQ(backend_.submitted(), 0u);  // nothing is generated
+
+  expect_error(post("/apply-template", {{"messages", {{{"role", "user"}, {"content", "RAISE"}}}}}),
+               400, "template_error", "messages");
+  expect_error(post("/apply-template", json::object()), 400, "missing_required_parameter",
+               "messages");
+  TestConnection c(port_);
+  auto wrong = c.request("GET", "/apply-template");
+  expect_error(wrong, 405, "method_not_allowed");
+  EXPECT_EQ(wrong.header("allow"), "POST, OPTIONS");
 }
 
 TEST_F(ServiceTest, FailureAfterTheStreamStartedIsAnErrorEventWithoutDone) {

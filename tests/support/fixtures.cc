@@ -22,6 +22,19 @@ std::filesystem::path fixture(const std::string& relative) {
   return path;
 }
 
+std::tm template_fixture_clock() {
+  std::tm tm{};
+  tm.tm_year = 2026 - 1900;
+  tm.tm_mon = 0;
+  tm.tm_mday = 15;
+  tm.tm_hour = 9;
+  tm.tm_min = 30;
+  tm.tm_sec = 0;
+  tm.tm_wday = 4;
+  tm.tm_yday = 14;
+  return tm;
+}
+
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path.string());

@@ -2,6 +2,7 @@
 // A missing fixture is a test failure, never a skip.
 #pragma once
 
+#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,6 +16,9 @@ std::filesystem::path fixtures_dir();
 std::filesystem::path fixture(const std::string& relative);
 
 std::string read_file(const std::filesystem::path& path);
+
+// The template fixtures' frozen strftime_now clock: 2026-01-15 09:30:00 (a Thursday).
+std::tm template_fixture_clock();
 nlohmann::json read_json(const std::filesystem::path& path);
 
 }  // namespace lmserve::testing

@@ -1,0 +1,172 @@
+// Chat output end to end with the official openai client: a scripted model (weights built
+// so that greedy decoding writes a fixed text, scripted_model.mjs) with the real Qwen3
+// tokenizer and chat template. Its tool call arrives as message.tool_calls and its thinking
+// as reasoning_content, the same through create() and through stream() +
+// finalChatCompletion(); /apply-template matches Python's rendering.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fixturesDir, loadOpenAI, postJson, readJson, startServer } from './helpers.mjs';
+import { writeScriptedModel } from './scripted_model.mjs';
+
+const OpenAI = await loadOpenAI();
+const tokenizerDir = path.join(fixturesDir, 'tokenizers', 'qwen3');
+const promptEnd = '<|im_start|>assistant\n';
+
+const tools = [{
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather of a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+}];
+const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+
+// Starts lmserve on a scripted model writing `output`; returns the server and a client.
+async function serveScripted(output, extraArgs = []) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmserve-scripted-'));
+  writeScriptedModel(dir, { tokenizerDir, promptEnd, output });
+  const server = await startServer(extraArgs, { model: dir });
+  const client = new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
+  return {
+    server,
+    client,
+    async stop() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// The message a stream's chunks add up to (reasoning_content concatenated, which the SDK's
+// snapshot does not do for fields it does not know).
+function reasoningOf(chunks) {
+  return chunks.map((c) => c.choices[0]?.delta?.reasoning_content ?? '').join('');
+}
+
+describe('a model whose answer is a tool call', () => {
+  let s;
+  before(async () => {
+    s = await serveScripted(
+      '<think>Use the weather tool.</think><tool_call>{"name":"get_weather","arguments":{"city": "Paris"}}</tool_call><|im_end|>');
+  });
+  after(async () => s?.stop());
+  const params = () => ({ model: 'scripted', messages, tools, temperature: 0, max_tokens: 64 });
+
+  test('create() gives message.tool_calls, reasoning_content and finish_reason tool_calls', async () => {
+    const completion = await s.client.chat.completions.create(params());
+    const choice = completion.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    assert.equal(choice.message.content, null);
+    assert.equal(choice.message.reasoning_content, 'Use the weather tool.');
+    assert.equal(choice.message.tool_calls.length, 1);
+    const call = choice.message.tool_calls[0];
+    assert.match(call.id, /^call_[A-Za-z0-9]{24}$/);
+    assert.equal(call.type, 'function');
+    assert.deepEqual(call.function, { name: 'get_weather', arguments: '{"city":"Paris"}' });
+    assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris' });
+    assert.equal(completion.usage.completion_tokens, 23);
+    assert.equal(completion.usage.completion_tokens_details.reasoning_tokens, 5);
+  });
+
+  test('stream() + finalChatCompletion() and the tool-call events give the same', async () => {
+    const whole = (await s.client.chat.completions.create(params())).choices[0].message;
+    const stream = s.client.chat.completions.stream({ ...params(), stream_options: { include_usage: true } });
+    const chunks = [];
+    const argumentsDone = [];
+    stream.on('chunk', (chunk) => chunks.push(chunk));
+    stream.on('tool_calls.function.arguments.done', (event) => argumentsDone.push(event));
+    const final = await stream.finalChatCompletion();
+    const message = final.choices[0].message;
+    assert.equal(final.choices[0].finish_reason, 'tool_calls');
+    assert.equal(message.content ?? null, null, 'no markup leaks into content');
+    assert.equal(message.tool_calls.length, 1);
+    assert.match(message.tool_calls[0].id, /^call_[A-Za-z0-9]{24}$/);
+    assert.equal(message.tool_calls[0].type, 'function');
+    assert.deepEqual(message.tool_calls[0].function, whole.tool_calls[0].function);
+    assert.deepEqual(argumentsDone.map(({ name, index, arguments: a }) => ({ name, index, a })),
+      [{ name: 'get_weather', index: 0, a: '{"city":"Paris"}' }]);
+    assert.equal(reasoningOf(chunks), whole.reasoning_content);
+    // OpenAI's streamed form: the first piece names the call, later pieces carry arguments.
+    const pieces = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
+    assert.equal(pieces[0].id, message.tool_calls[0].id);
+    assert.equal(pieces[0].function.name, 'get_weather');
+    assert.equal(pieces.slice(1).map((p) => p.function.arguments).join(''), '{"city":"Paris"}');
+    assert.equal(chunks.at(-1).usage.completion_tokens_details.reasoning_tokens, 5);
+  });
+
+  test('without tools (or tool_choice none) the call is plain content', async () => {
+    for (const extra of [{ tools: undefined }, { tool_choice: 'none' }]) {
+      const completion = await s.client.chat.completions.create({ ...params(), ...extra });
+      const choice = completion.choices[0];
+      assert.equal(choice.finish_reason, 'stop');
+      assert.equal(choice.message.tool_calls, undefined);
+      assert.equal(choice.message.content,
+        '<tool_call>{"name":"get_weather","arguments":{"city": "Paris"}}</tool_call>');
+    }
+  });
+
+  test('a call cut by max_tokens comes back as content, never dropped', async () => {
+    const completion = await s.client.chat.completions.create({ ...params(), max_tokens: 12 });
+    const choice = completion.choices[0];
+    assert.equal(choice.finish_reason, 'length');
+    assert.equal(choice.message.tool_calls, undefined);
+    assert.equal(choice.message.content, '<tool_call>{"name":"get');
+  });
+});
+
+describe('a model that thinks, then answers', () => {
+  let s;
+  before(async () => {
+    s = await serveScripted('<think>Recall geography facts.</think>It is Paris!<|im_end|>');
+  });
+  after(async () => s?.stop());
+  const params = () => ({ model: 'scripted', messages, temperature: 0, max_tokens: 64 });
+
+  test('reasoning_content and content split the same streamed or not', async () => {
+    const whole = await s.client.chat.completions.create(params());
+    assert.equal(whole.choices[0].message.reasoning_content, 'Recall geography facts.');
+    assert.equal(whole.choices[0].message.content, 'It is Paris!');
+    assert.equal(whole.choices[0].finish_reason, 'stop');
+    assert.equal(whole.usage.completion_tokens_details.reasoning_tokens, 5);
+
+    const stream = s.client.chat.completions.stream(params());
+    const chunks = [];
+    let content = '';
+    stream.on('chunk', (chunk) => chunks.push(chunk));
+    stream.on('content', (delta) => { content += delta; });
+    const final = await stream.finalChatCompletion();
+    assert.equal(final.choices[0].message.content, 'It is Paris!');
+    assert.equal(content, 'It is Paris!');
+    assert.equal(reasoningOf(chunks), 'Recall geography facts.');
+    assert.ok(!chunks.some((c) => (c.choices[0]?.delta?.content ?? '').includes('<think')));
+  });
+
+  test('/apply-template renders the Qwen3 template exactly as Python does', async () => {
+    const conversations = readJson(path.join(fixturesDir, 'templates', 'conversations.json'));
+    const manifest = readJson(path.join(fixturesDir, 'templates', 'manifest.json'));
+    const results = manifest.templates['Qwen-Qwen3-0.6B'].results;
+    let checked = 0;
+    for (const [n, conversation] of conversations.entries()) {
+      const body = { messages: conversation.messages, add_generation_prompt: conversation.add_generation_prompt };
+      if (conversation.tools) body.tools = conversation.tools;
+      if (conversation.documents) body.documents = conversation.documents;
+      if (conversation.kwargs) body.chat_template_kwargs = conversation.kwargs;
+      const response = await postJson(s.server.baseURL, '/apply-template', body);
+      if (results[n] === 'ok') {
+        assert.equal(response.status, 200, conversation.name);
+        const expected = readFileSync(
+          path.join(fixturesDir, 'templates', `Qwen-Qwen3-0.6B.expected.${n}.txt`), 'utf8');
+        assert.equal((await response.json()).prompt, expected, conversation.name);
+      } else {
+        assert.equal(response.status, 400, conversation.name);
+        assert.equal((await response.json()).error.code, 'template_error');
+      }
+      checked += 1;
+    }
+    assert.equal(checked, conversations.length);
+  });
+});
