@@ -314,7 +314,7 @@ void Engine::State::step() {
     std::span<float> row_logits(logits.data() + row * vocab, vocab);
     ++row;
     try {
-      seq.accept_token(seq.sampler().sample(row_logits, seq.tokens()), eos, ctx_size);
+      seq.accept_token(seq.sample(row_logits, eos), eos, ctx_size);
       ++sampled;
     } catch (const std::exception& e) {
       seq.fail(e.what());

@@ -30,8 +30,12 @@ const char* to_string(FinishReason reason);  // "stop", "length", "cancelled", "
 struct GenerationRequest {
   std::vector<std::int32_t> prompt;  // non-empty, ids in range (callers validate)
   SamplingParams sampling;
-  int max_tokens = 100;           // >= 1
-  std::vector<std::string> stop;  // text-level stop strings (empty strings are ignored)
+  int max_tokens = 100;                      // >= 1
+  std::vector<std::string> stop;             // text-level stop strings (empty strings are ignored)
+  std::vector<std::int32_t> stop_token_ids;  // end the sequence like EOS (and are not shown)
+  bool ignore_eos = false;  // EOS ids are ordinary tokens (stop_token_ids still stop)
+  int min_tokens = 0;       // EOS and stop_token_ids cannot be sampled before this many tokens
+  int logprobs = -1;        // >= 0: report each token's logprob and this many alternatives
 };
 
 struct Usage {
@@ -54,9 +58,12 @@ struct Timings {
 struct GenerationEvent {
   enum class Kind { kProgress, kText, kFinished, kFailed };
   Kind kind;
-  std::string text;          // kText: visible text (stop strings already removed)
-  int prompt_processed = 0;  // kProgress
-  int prompt_total = 0;      // kProgress
+  std::string text;  // kText: visible text (stop strings already removed)
+  // kText and kFinished, when requested: one entry per sampled token (a terminating EOS or
+  // stop token excluded), attached to the first event after the token was sampled.
+  std::vector<TokenLogprob> logprobs;
+  int prompt_processed = 0;                          // kProgress
+  int prompt_total = 0;                              // kProgress
   FinishReason finish_reason = FinishReason::kStop;  // kFinished
   Usage usage;                                       // kFinished
   Timings timings;                                   // kFinished

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace lmserve::engine {
@@ -33,24 +34,84 @@ void apply_repetition_penalty(std::span<float> logits, std::span<const std::int3
   }
 }
 
-}  // namespace
+// Additive bias on the raw logits; a bias of -100 or less bans the token.
+void apply_logit_bias(std::span<float> logits,
+                      const std::vector<std::pair<std::int32_t, float>>& bias) {
+  for (const auto& [id, b] : bias) {
+    if (id < 0 || static_cast<std::size_t>(id) >= logits.size()) continue;
+    float& l = logits[static_cast<std::size_t>(id)];
+    l = b <= -100.0f ? -std::numeric_limits<float>::infinity() : l + b;
+  }
+}
 
-Sampler::Sampler(const SamplingParams& params)
-    : params_(params), rng_(params.seed ? *params.seed : std::random_device{}()) {}
+// mlx's presence and frequency penalties: over the last `context_size` tokens of the whole
+// sequence, minus `penalty` once per distinct id (presence) or once per occurrence (frequency).
+void apply_count_penalty(std::span<float> logits, std::span<const std::int32_t> history,
+                         float penalty, int context_size, bool per_occurrence) {
+  if (penalty == 0.0f || context_size <= 0) return;
+  const std::size_t window = std::min(history.size(), static_cast<std::size_t>(context_size));
+  std::unordered_map<std::int32_t, int> counts;
+  for (std::size_t i = history.size() - window; i < history.size(); ++i) ++counts[history[i]];
+  for (const auto& [id, count] : counts) {
+    if (id < 0 || static_cast<std::size_t>(id) >= logits.size()) continue;
+    logits[static_cast<std::size_t>(id)] -=
+        penalty * static_cast<float>(per_occurrence ? count : 1);
+  }
+}
 
-std::int32_t Sampler::sample(std::span<float> logits, std::span<const std::int32_t> history) {
-  apply_repetition_penalty(logits, history, params_.repetition_penalty,
-                           params_.repetition_context_size);
-  if (params_.temperature <= 0.0f) return argmax(logits);
-
-  // Log-probabilities of the processed logits: the filters' thresholds are computed on the
-  // untempered distribution, as mlx_lm does.
+// In place: logits -> logits - logsumexp(logits).
+void to_logprobs(std::span<float> logits) {
   const float max_logit = *std::max_element(logits.begin(), logits.end());
   double sum = 0.0;
   for (float l : logits) sum += std::exp(static_cast<double>(l - max_logit));
   const float log_z = max_logit + static_cast<float>(std::log(sum));
   for (float& l : logits) l -= log_z;
+}
 
+void report_logprobs(std::span<const float> logprobs, std::int32_t chosen, int top,
+                     TokenLogprob& report) {
+  report.id = chosen;
+  report.logprob = logprobs[static_cast<std::size_t>(chosen)];
+  report.top.clear();
+  const std::size_t k = std::min(logprobs.size(), static_cast<std::size_t>(std::max(0, top)));
+  if (k == 0) return;
+  // One pass keeping the k best in a small sorted buffer: k <= 20, the vocabulary is large.
+  auto better = [](const std::pair<std::int32_t, float>& a,
+                   const std::pair<std::int32_t, float>& b) {
+    return a.second > b.second || (a.second == b.second && a.first < b.first);
+  };
+  for (std::size_t i = 0; i < logprobs.size(); ++i) {
+    std::pair<std::int32_t, float> entry{static_cast<std::int32_t>(i), logprobs[i]};
+    if (report.top.size() == k && !better(entry, report.top.back())) continue;
+    report.top.insert(std::upper_bound(report.top.begin(), report.top.end(), entry, better), entry);
+    if (report.top.size() > k) report.top.pop_back();
+  }
+}
+
+}  // namespace
+
+Sampler::Sampler(const SamplingParams& params)
+    : params_(params), rng_(params.seed ? *params.seed : std::random_device{}()) {}
+
+std::int32_t Sampler::sample(std::span<float> logits, std::span<const std::int32_t> history,
+                             TokenLogprob* report, int top_logprobs) {
+  apply_logit_bias(logits, params_.logit_bias);
+  apply_repetition_penalty(logits, history, params_.repetition_penalty,
+                           params_.repetition_context_size);
+  apply_count_penalty(logits, history, params_.presence_penalty, params_.presence_context_size,
+                      /*per_occurrence=*/false);
+  apply_count_penalty(logits, history, params_.frequency_penalty, params_.frequency_context_size,
+                      /*per_occurrence=*/true);
+  if (params_.temperature <= 0.0f && report == nullptr) return argmax(logits);
+  // Log-probabilities of the processed logits: what `logprobs` reports, and what the filters'
+  // thresholds are computed on (the untempered distribution, as mlx_lm does).
+  to_logprobs(logits);
+  const std::int32_t chosen = params_.temperature <= 0.0f ? argmax(logits) : draw(logits);
+  if (report != nullptr) report_logprobs(logits, chosen, top_logprobs, *report);
+  return chosen;
+}
+
+std::int32_t Sampler::draw(std::span<const float> logits) {
   const std::size_t vocab = logits.size();
   const bool use_top_p = params_.top_p < 1.0f;
   const bool use_min_p = params_.min_p > 0.0f;

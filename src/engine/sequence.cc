@@ -1,6 +1,8 @@
 #include "engine/sequence.h"
 
 #include <algorithm>
+#include <limits>
+#include <utility>
 
 namespace lmserve::engine {
 namespace {
@@ -39,6 +41,28 @@ void Sequence::report_progress() {
          .prompt_total = prompt_size()});
 }
 
+bool Sequence::ends_sequence(std::int32_t token, const std::vector<std::int32_t>& eos) const {
+  const auto& stop_ids = request_.stop_token_ids;
+  return (!request_.ignore_eos && std::binary_search(eos.begin(), eos.end(), token)) ||
+         std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end();
+}
+
+std::int32_t Sequence::sample(std::span<float> logits, const std::vector<std::int32_t>& eos) {
+  if (generated_ < request_.min_tokens) {
+    auto ban = [&](std::int32_t id) {
+      if (id >= 0 && static_cast<std::size_t>(id) < logits.size())
+        logits[static_cast<std::size_t>(id)] = -std::numeric_limits<float>::infinity();
+    };
+    if (!request_.ignore_eos) std::for_each(eos.begin(), eos.end(), ban);
+    std::for_each(request_.stop_token_ids.begin(), request_.stop_token_ids.end(), ban);
+  }
+  if (request_.logprobs < 0) return sampler_.sample(logits, tokens_);
+  TokenLogprob entry;
+  const std::int32_t token = sampler_.sample(logits, tokens_, &entry, request_.logprobs);
+  pending_logprobs_.push_back(std::move(entry));
+  return token;
+}
+
 void Sequence::accept_token(std::int32_t token, const std::vector<std::int32_t>& eos, int context) {
   const auto now = Clock::now();
   if (generated_ == 0) {
@@ -50,8 +74,9 @@ void Sequence::accept_token(std::int32_t token, const std::vector<std::int32_t>&
   state_ = State::kDecoding;
   tokens_.push_back(token);
   ++generated_;
-  if (std::binary_search(eos.begin(), eos.end(), token)) {
-    // EOS text is never shown; what the detokenizer and stop matcher hold is.
+  if (ends_sequence(token, eos)) {
+    // EOS text is never shown (nor its logprob); what the detokenizer and stop matcher hold is.
+    if (!pending_logprobs_.empty()) pending_logprobs_.pop_back();
     emit_text(stops_.push(detokenizer_.finish()).text + stops_.flush());
     finish(FinishReason::kStop);
     return;
@@ -72,7 +97,10 @@ void Sequence::accept_token(std::int32_t token, const std::vector<std::int32_t>&
 }
 
 void Sequence::emit_text(const std::string& text) {
-  if (!text.empty()) sink_({.kind = GenerationEvent::Kind::kText, .text = text});
+  if (text.empty()) return;
+  sink_({.kind = GenerationEvent::Kind::kText,
+         .text = text,
+         .logprobs = std::exchange(pending_logprobs_, {})});
 }
 
 void Sequence::finish(FinishReason reason) {
@@ -81,6 +109,7 @@ void Sequence::finish(FinishReason reason) {
   const auto now = Clock::now();
   const Clock::time_point admitted = admitted_ == Clock::time_point{} ? now : admitted_;
   sink_({.kind = GenerationEvent::Kind::kFinished,
+         .logprobs = std::exchange(pending_logprobs_, {}),
          .finish_reason = reason,
          .usage = {.prompt_tokens = prompt_size(),
                    .completion_tokens = generated_,

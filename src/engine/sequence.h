@@ -46,10 +46,12 @@ class Sequence {
   // The rows to evaluate next: the rest of the prompt while prefilling, else the last token.
   int pending_rows() const;
 
+  // Chooses the next token from this step's logits (modified in place): EOS and stop token
+  // ids are masked until min_tokens, and the logprobs are recorded when requested.
+  std::int32_t sample(std::span<float> logits, const std::vector<std::int32_t>& eos);
   // Takes the sampled token through EOS, stop strings and length limits; emits text and,
   // when the sequence ends, its kFinished event. `context` is the per-sequence limit.
   void accept_token(std::int32_t token, const std::vector<std::int32_t>& eos, int context);
-  Sampler& sampler() { return sampler_; }
 
   void report_progress();
   void finish(FinishReason reason);
@@ -57,6 +59,7 @@ class Sequence {
 
  private:
   void emit_text(const std::string& text);
+  bool ends_sequence(std::int32_t token, const std::vector<std::int32_t>& eos) const;
 
   GenerationRequest request_;
   EventSink sink_;
@@ -66,6 +69,7 @@ class Sequence {
   StopMatcher stops_;
   std::vector<std::int32_t> tokens_;
   std::vector<model::BlockId> blocks_;
+  std::vector<TokenLogprob> pending_logprobs_;  // sampled, not yet attached to an event
   int offered_blocks_ = 0;
   int kv_len_ = 0;
   int cached_tokens_ = 0;

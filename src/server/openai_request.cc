@@ -1,5 +1,6 @@
 #include "server/openai_request.h"
 
+#include <charconv>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -182,6 +183,37 @@ std::vector<std::string> parse_stop(const json& body) {
   return out;
 }
 
+// logit_bias: {"<token id>": bias in [-100, 100]} (the vocabulary check comes later).
+std::vector<std::pair<std::int32_t, float>> parse_logit_bias(const json& body) {
+  std::vector<std::pair<std::int32_t, float>> out;
+  const json* v = field(body, "logit_bias");
+  if (!v) return out;
+  require_object(*v, "logit_bias");
+  if (v->size() > 1024)
+    fail("invalid_value", "logit_bias", "'logit_bias' may hold at most 1024 entries");
+  for (const auto& [key, value] : v->items()) {
+    const std::string param = "logit_bias." + key;
+    std::int64_t id = -1;
+    const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id > INT32_MAX) {
+      fail("invalid_value", "logit_bias", "'logit_bias' keys must be token ids, got '" + key + "'");
+    }
+    const double bias = require_number(value, param);
+    check_range(bias, -100, 100, param.c_str());
+    out.emplace_back(static_cast<std::int32_t>(id), static_cast<float>(bias));
+  }
+  return out;
+}
+
+std::vector<std::int32_t> parse_token_id_list(const json& body, const char* key) {
+  const json* v = field(body, key);
+  if (!v) return {};
+  if (!v->is_array()) wrong_type(key, "an array of token ids", *v);
+  if (v->size() > 1024)
+    fail("invalid_value", key, std::string("'") + key + "' may hold at most 1024 ids");
+  return token_id_array(*v, key);
+}
+
 CommonParams parse_common(const json& body, const RequestDefaults& defaults, bool chat) {
   CommonParams p;
   p.sampling = defaults.sampling;
@@ -244,27 +276,32 @@ CommonParams parse_common(const json& body, const RequestDefaults& defaults, boo
   }
   if (auto s = opt_int(body, "seed")) p.sampling.seed = static_cast<std::uint64_t>(*s);
 
-  // Known fields the engine cannot honour yet: validated, then accepted only at their
-  // neutral value, so that nobody gets silently different semantics (Q18).
-  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
-    if (auto v = opt_number(body, key); v && *v != 0) {
-      fail("unsupported_parameter", key, std::string("'") + key + "' is not supported yet");
-    }
+  if (auto v = opt_number(body, "presence_penalty"))
+    p.sampling.presence_penalty = static_cast<float>(*v);
+  if (auto v = opt_number(body, "frequency_penalty")) {
+    p.sampling.frequency_penalty = static_cast<float>(*v);
   }
-  for (const char* key : {"presence_context_size", "frequency_context_size"}) {
-    if (auto v = opt_int(body, key)) check_at_least(static_cast<double>(*v), 1, key);
+  if (auto v = opt_int(body, "presence_context_size")) {
+    check_at_least(static_cast<double>(*v), 1, "presence_context_size");
+    p.sampling.presence_context_size = clamp_int(*v);
   }
+  if (auto v = opt_int(body, "frequency_context_size")) {
+    check_at_least(static_cast<double>(*v), 1, "frequency_context_size");
+    p.sampling.frequency_context_size = clamp_int(*v);
+  }
+  if (auto v = opt_bool(body, "ignore_eos")) p.ignore_eos = *v;
+  if (auto v = opt_int(body, "min_tokens")) {
+    check_at_least(static_cast<double>(*v), 0, "min_tokens");
+    p.min_tokens = clamp_int(*v);
+  }
+  p.stop_token_ids = parse_token_id_list(body, "stop_token_ids");
   if (auto x = opt_number(body, "xtc_threshold")) check_range(*x, 0, 0.5, "xtc_threshold");
   if (auto x = opt_number(body, "xtc_probability")) {
     check_range(*x, 0, 1, "xtc_probability");
     if (*x > 0)
       fail("unsupported_parameter", "xtc_probability", "XTC sampling is not supported yet");
   }
-  if (const json* v = field(body, "logit_bias")) {
-    require_object(*v, "logit_bias");
-    if (!v->empty())
-      fail("unsupported_parameter", "logit_bias", "'logit_bias' is not supported yet");
-  }
+  p.sampling.logit_bias = parse_logit_bias(body);
   if (auto n = opt_int(body, "num_draft_tokens"))
     check_range(static_cast<double>(*n), 0, 64, "num_draft_tokens");
   for (const char* key : {"adapters", "draft_model"}) {
@@ -295,26 +332,30 @@ CommonParams parse_common(const json& body, const RequestDefaults& defaults, boo
     }
   }
 
-  // Log probabilities are not produced yet: accept only their "off" values, clearly.
   bool logprobs_on = false;
+  int top = 0;
   if (const json* v = field(body, "logprobs")) {
     if (chat) {
       logprobs_on = require_bool(*v, "logprobs");
     } else if (v->is_boolean()) {
       logprobs_on = v->get<bool>();
     } else if (v->is_number()) {
-      check_range(static_cast<double>(require_int(*v, "logprobs")), 0, 20, "logprobs");
+      top = static_cast<int>(require_int(*v, "logprobs"));
+      check_range(static_cast<double>(top), 0, 20, "logprobs");
       logprobs_on = true;
     } else {
       wrong_type("logprobs", "a boolean or an integer", *v);
     }
   }
-  if (logprobs_on)
-    fail("unsupported_parameter", "logprobs", "log probabilities are not supported yet");
   if (auto k = opt_int(body, "top_logprobs")) {
     check_range(static_cast<double>(*k), 0, 20, "top_logprobs");
-    if (*k > 0) fail("invalid_value", "top_logprobs", "'top_logprobs' requires 'logprobs': true");
+    if (*k > 0 && !logprobs_on) {
+      fail("invalid_value", "top_logprobs", "'top_logprobs' requires 'logprobs': true");
+    }
+    // Chat's alternatives count; for completions `logprobs: true` takes it too (§3.4).
+    if (logprobs_on && (chat || field(body, "logprobs")->is_boolean())) top = static_cast<int>(*k);
   }
+  if (logprobs_on) p.logprobs = top;
 
   if (!chat) {
     if (opt_bool(body, "echo").value_or(false)) {

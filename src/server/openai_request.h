@@ -30,9 +30,13 @@ struct CommonParams {
   std::optional<std::string> model;  // as sent (absent when missing or null)
   int max_tokens = 100;              // >= 1: max_completion_tokens, else max_tokens, else default
   bool stream = false;
-  bool include_usage = false;     // stream_options.include_usage
-  std::vector<std::string> stop;  // empty strings dropped
-  engine::SamplingParams sampling;
+  bool include_usage = false;       // stream_options.include_usage
+  std::vector<std::string> stop;    // empty strings dropped
+  engine::SamplingParams sampling;  // logit_bias ids are checked against the vocabulary later
+  std::vector<std::int32_t> stop_token_ids;
+  bool ignore_eos = false;
+  int min_tokens = 0;
+  int logprobs = -1;  // >= 0: report logprobs with this many alternatives per token
 };
 
 struct ChatRequest {

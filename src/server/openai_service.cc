@@ -258,8 +258,21 @@ OpenAiService::Job OpenAiService::make_job(bool chat, std::vector<std::int32_t> 
   job.request.max_tokens =
       fit_context(job.prompt_tokens, common.max_tokens, chat ? "messages" : "prompt");
   job.request.prompt = std::move(prompt);
+  const int vocab = backend_.vocab_size();
+  for (const auto& [id, bias] : common.sampling.logit_bias) {
+    if (id >= vocab) {
+      throw ApiError::invalid_request("invalid_value", "logit_bias",
+                                      "'logit_bias' names token " + std::to_string(id) +
+                                          ", outside the vocabulary of " + std::to_string(vocab));
+    }
+  }
+  check_token_ids(common.stop_token_ids, vocab, "stop_token_ids");
   job.request.sampling = common.sampling;
   job.request.stop = std::move(common.stop);
+  job.request.stop_token_ids = std::move(common.stop_token_ids);
+  job.request.ignore_eos = common.ignore_eos;
+  job.request.min_tokens = common.min_tokens;
+  job.request.logprobs = common.logprobs;
   job.stream = common.stream;
   job.include_usage = common.include_usage;
   return job;
@@ -340,6 +353,7 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   if (shutting_down_.load()) throw shutting_down_error();
   if (!backend_.alive()) throw worker_unavailable();
   auto channel = std::make_shared<EventChannel>(exchange.executor());
+  const int logprobs = job.request.logprobs;  // read before the request moves to the engine
   std::shared_ptr<engine::RequestHandle> handle;
   std::optional<std::string> queue_full;
   try {
@@ -384,6 +398,10 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   });
 
   ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format};
+  if (logprobs >= 0) {
+    shape.logprobs.emplace(job.chat, logprobs,
+                           [this](std::int32_t id) { return backend_.token_bytes(id); });
+  }
   if (job.stream) {
     SseResponseWriter writer(exchange, std::move(shape), options_.sse_ping_interval_s);
     co_await write_generation(exchange, job, *channel, *handle, writer);
@@ -418,11 +436,13 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
           writer.progress(event.prompt_processed, event.prompt_total);
           break;
         case Kind::kText:
+          writer.add_logprobs(event.logprobs);
           writer.delta(job.output.push(event.text));
           break;
         case Kind::kFinished:
         case Kind::kFailed:
           done = true;
+          writer.add_logprobs(event.logprobs);
           writer.finish(job.output.finish(event, job.prompt_tokens, shutting_down_.load()));
           break;
       }

@@ -26,6 +26,7 @@ net::awaitable<bool> WholeResponseWriter::flush(bool done) {
                                                  outcome_.usage, shape_.reasoning_format)
                           : text_completion_body(shape_.meta, message_.content,
                                                  outcome_.finish_reason, outcome_.usage);
+  if (shape_.logprobs) body["choices"][0]["logprobs"] = shape_.logprobs->format(pending_logprobs_);
   co_await exchange_.respond(http::status::ok, dump_json(body));
   co_return true;
 }
@@ -65,16 +66,25 @@ void SseResponseWriter::progress(int processed, int total) {
   if (processed >= total) send_role();
 }
 
+void SseResponseWriter::attach_logprobs(json& chunk) {
+  if (!shape_.logprobs || pending_logprobs_.empty()) return;
+  chunk["choices"][0]["logprobs"] = shape_.logprobs->format(pending_logprobs_);
+  pending_logprobs_.clear();
+}
+
 void SseResponseWriter::delta(const chat::MessageDelta& delta) {
   send_role();
   if (!shape_.chat) {
     if (!delta.content.empty()) {
-      out_ += sse_data(text_chunk(shape_.meta, delta.content, std::nullopt, shape_.include_usage));
+      json chunk = text_chunk(shape_.meta, delta.content, std::nullopt, shape_.include_usage);
+      attach_logprobs(chunk);
+      out_ += sse_data(chunk);
     }
     return;
   }
-  for (const json& chunk :
+  for (json& chunk :
        chat_delta_chunks(shape_.meta, delta, shape_.reasoning_format, shape_.include_usage)) {
+    attach_logprobs(chunk);
     out_ += sse_data(chunk);
   }
 }
@@ -85,10 +95,12 @@ void SseResponseWriter::finish(const GenerationOutcome& outcome) {
     return;
   }
   delta(outcome.tail);
-  out_ += sse_data(
+  json last =
       shape_.chat
           ? chat_chunk(shape_.meta, json::object(), outcome.finish_reason, shape_.include_usage)
-          : text_chunk(shape_.meta, "", outcome.finish_reason, shape_.include_usage));
+          : text_chunk(shape_.meta, "", outcome.finish_reason, shape_.include_usage);
+  attach_logprobs(last);
+  out_ += sse_data(last);
   if (shape_.include_usage) out_ += sse_data(usage_chunk(shape_.meta, shape_.chat, outcome.usage));
   out_ += sse_done();
 }

@@ -9,11 +9,14 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "chat/message_delta.h"
 #include "server/generation_output.h"
 #include "server/http_server.h"
+#include "server/logprobs_json.h"
 #include "server/openai_response.h"
 
 namespace lmserve::server {
@@ -24,6 +27,7 @@ struct ResponseShape {
   bool chat = true;
   bool include_usage = false;  // stream_options.include_usage
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
+  std::optional<LogprobsFormatter> logprobs;  // when the request asked for them
 };
 
 class ResponseWriter {
@@ -38,9 +42,16 @@ class ResponseWriter {
   virtual void progress(int processed, int total) = 0;
   virtual void delta(const chat::MessageDelta& delta) = 0;
   virtual void finish(const GenerationOutcome& outcome) = 0;
+  // Token logprobs sampled since the last call; they go out with the next delta or finish.
+  void add_logprobs(const std::vector<engine::TokenLogprob>& entries) {
+    pending_logprobs_.insert(pending_logprobs_.end(), entries.begin(), entries.end());
+  }
   // Writes what is pending; `done` after finish(). False when the client is gone. A whole
   // response throws the outcome's ApiError when the generation failed.
   virtual net::awaitable<bool> flush(bool done) = 0;
+
+ protected:
+  std::vector<engine::TokenLogprob> pending_logprobs_;
 };
 
 // Folds the deltas into one message and answers once, at the end.
@@ -75,6 +86,8 @@ class SseResponseWriter final : public ResponseWriter {
  private:
   void send_role();
   std::string keepalive() const;
+  // Puts the pending logprobs on this chunk (the first one sent after they were sampled).
+  void attach_logprobs(json& chunk);
 
   HttpExchange& exchange_;
   ResponseShape shape_;

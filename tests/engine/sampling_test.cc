@@ -240,5 +240,51 @@ TEST(SamplerDistribution, TopKAndCombinedFilters) {
   expect_distribution(kLogits, {.temperature = 1.5f, .top_p = 0.9f, .top_k = 5, .min_p = 0.1f});
 }
 
+// The processors in the contract's order (bias, repetition, presence, frequency), checked
+// through the reported logprobs: log_softmax of the processed logits.
+TEST(Sampler, BiasPresenceAndFrequencyPenaltiesInOrder) {
+  const std::vector<float> logits = {1.0f, 2.0f, 3.0f, 0.5f};
+  const std::vector<std::int32_t> history = {9, 1, 1, 2, 1, 0};  // window of 4: 1, 2, 1, 0
+  Sampler sampler({.temperature = 0.0f,
+                   .repetition_penalty = 2.0f,
+                   .repetition_context_size = 2,  // ids 1, 0
+                   .presence_penalty = 0.5f,
+                   .presence_context_size = 4,
+                   .frequency_penalty = 0.25f,
+                   .frequency_context_size = 4,
+                   .logit_bias = {{3, 1.5f}, {2, -100.0f}}});
+  std::vector<float> work = logits;
+  TokenLogprob report;
+  const std::int32_t chosen = sampler.sample(work, history, &report, 4);
+  // id 0: 1/2 (repetition) - 0.5 - 0.25*1; id 1: 2/2 - 0.5 - 0.25*2; id 2: banned;
+  // id 3: 0.5 + 1.5.
+  const std::vector<double> processed = {0.5 - 0.5 - 0.25, 1.0 - 0.5 - 0.5, -INFINITY, 2.0};
+  double z = 0;
+  for (double l : processed) z += std::exp(l);
+  EXPECT_EQ(chosen, 3);
+  EXPECT_EQ(report.id, 3);
+  EXPECT_NEAR(report.logprob, 2.0 - std::log(z), 1e-6);
+  ASSERT_EQ(report.top.size(), 4u);
+  const std::vector<std::int32_t> order = {3, 1, 0, 2};
+  for (std::size_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(report.top[k].first, order[k]);
+    if (order[k] != 2) {
+      EXPECT_NEAR(report.top[k].second, processed[static_cast<std::size_t>(order[k])] - std::log(z),
+                  1e-6);
+    }
+  }
+  EXPECT_EQ(report.top[3].second, -std::numeric_limits<float>::infinity());
+}
+
+TEST(Sampler, LogprobsDoNotChangeTheDraw) {
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    Sampler plain({.temperature = 0.8f, .top_p = 0.9f, .seed = seed});
+    Sampler reporting({.temperature = 0.8f, .top_p = 0.9f, .seed = seed});
+    std::vector<float> a = {0.1f, 1.2f, 0.7f, -0.3f, 1.1f}, b = a;
+    TokenLogprob report;
+    EXPECT_EQ(plain.sample(a, {}), reporting.sample(b, {}, &report, 2));
+  }
+}
+
 }  // namespace
 }  // namespace lmserve::engine

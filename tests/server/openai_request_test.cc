@@ -272,7 +272,6 @@ TEST(ParseChat, UnsupportedButKnownFields) {
                                      defaults()));
   expect_chat_error(chat_body({{"n", 2}}), "unsupported_parameter", "n");
   expect_chat_error(chat_body({{"n", 0}}), "invalid_value", "n");
-  expect_chat_error(chat_body({{"logprobs", true}}), "unsupported_parameter", "logprobs");
   expect_chat_error(chat_body({{"logprobs", 3}}), "invalid_type", "logprobs");
   expect_chat_error(chat_body({{"top_logprobs", 3}}), "invalid_value", "top_logprobs");
   expect_chat_error(chat_body({{"top_logprobs", 21}}), "invalid_value", "top_logprobs");
@@ -283,10 +282,6 @@ TEST(ParseChat, UnsupportedButKnownFields) {
   expect_chat_error(chat_body({{"response_format", {{"type", "yaml"}}}}), "invalid_value",
                     "response_format.type");
   expect_chat_error(chat_body({{"response_format", "text"}}), "invalid_type", "response_format");
-  expect_chat_error(chat_body({{"presence_penalty", 0.5}}), "unsupported_parameter",
-                    "presence_penalty");
-  expect_chat_error(chat_body({{"logit_bias", {{"5", 10}}}}), "unsupported_parameter",
-                    "logit_bias");
   expect_chat_error(chat_body({{"adapters", "my-lora"}}), "unsupported_parameter", "adapters");
   expect_chat_error(chat_body({{"draft_model", "small"}}), "unsupported_parameter", "draft_model");
   expect_chat_error(chat_body({{"model", 4}}), "invalid_type", "model");
@@ -301,9 +296,55 @@ TEST(ParseCompletion, EchoSuffixBestOf) {
   expect_completion_error(completion_body({{"suffix", "end"}}), "unsupported_parameter", "suffix");
   expect_completion_error(completion_body({{"best_of", 3}}), "unsupported_parameter", "best_of");
   expect_completion_error(completion_body({{"best_of", 0}}), "invalid_value", "best_of");
-  expect_completion_error(completion_body({{"logprobs", 5}}), "unsupported_parameter", "logprobs");
   expect_completion_error(completion_body({{"logprobs", 25}}), "invalid_value", "logprobs");
   expect_completion_error(completion_body({{"logprobs", "5"}}), "invalid_type", "logprobs");
+}
+
+TEST(ParseSampling, PenaltiesBiasLogprobsAndStopControls) {
+  auto chat = parse_chat_request(chat_body({{"presence_penalty", 0.5},
+                                            {"presence_context_size", 64},
+                                            {"frequency_penalty", -0.25},
+                                            {"frequency_context_size", 32},
+                                            {"logit_bias", {{"5", 10}, {"7", -100}}},
+                                            {"logprobs", true},
+                                            {"top_logprobs", 3},
+                                            {"ignore_eos", true},
+                                            {"min_tokens", 4},
+                                            {"stop_token_ids", {9, 11}}}),
+                                 defaults())
+                  .common;
+  EXPECT_EQ(chat.sampling.presence_penalty, 0.5f);
+  EXPECT_EQ(chat.sampling.presence_context_size, 64);
+  EXPECT_EQ(chat.sampling.frequency_penalty, -0.25f);
+  EXPECT_EQ(chat.sampling.frequency_context_size, 32);
+  EXPECT_EQ(chat.sampling.logit_bias,
+            (std::vector<std::pair<std::int32_t, float>>{{5, 10.0f}, {7, -100.0f}}));
+  EXPECT_EQ(chat.logprobs, 3);
+  EXPECT_TRUE(chat.ignore_eos);
+  EXPECT_EQ(chat.min_tokens, 4);
+  EXPECT_EQ(chat.stop_token_ids, (std::vector<std::int32_t>{9, 11}));
+  EXPECT_EQ(parse_chat_request(chat_body({{"logprobs", true}}), defaults()).common.logprobs, 0);
+  EXPECT_EQ(parse_chat_request(chat_body({{"logprobs", false}}), defaults()).common.logprobs, -1);
+  // Completions: an integer is the number of alternatives; true takes top_logprobs.
+  EXPECT_EQ(
+      parse_completion_request(completion_body({{"logprobs", 5}}), defaults()).common.logprobs, 5);
+  EXPECT_EQ(
+      parse_completion_request(completion_body({{"logprobs", 0}}), defaults()).common.logprobs, 0);
+  EXPECT_EQ(parse_completion_request(completion_body({{"logprobs", true}, {"top_logprobs", 2}}),
+                                     defaults())
+                .common.logprobs,
+            2);
+  expect_chat_error(chat_body({{"logit_bias", {{"x", 1}}}}), "invalid_value", "logit_bias");
+  expect_chat_error(chat_body({{"logit_bias", {{"-3", 1}}}}), "invalid_value", "logit_bias");
+  expect_chat_error(chat_body({{"logit_bias", {{"3", 101}}}}), "invalid_value", "logit_bias.3");
+  expect_chat_error(chat_body({{"logit_bias", {{"3", "a"}}}}), "invalid_type", "logit_bias.3");
+  expect_chat_error(chat_body({{"logit_bias", {1, 2}}}), "invalid_type", "logit_bias");
+  expect_chat_error(chat_body({{"presence_context_size", 0}}), "invalid_value",
+                    "presence_context_size");
+  expect_chat_error(chat_body({{"min_tokens", -1}}), "invalid_value", "min_tokens");
+  expect_chat_error(chat_body({{"ignore_eos", 1}}), "invalid_type", "ignore_eos");
+  expect_chat_error(chat_body({{"stop_token_ids", 3}}), "invalid_type", "stop_token_ids");
+  expect_chat_error(chat_body({{"stop_token_ids", {-1}}}), "invalid_value", "stop_token_ids[0]");
 }
 
 TEST(ParseCompletion, PromptForms) {

@@ -1,0 +1,118 @@
+// Per-request controls on the real stories260K model: logprobs against the model's own full
+// logits, logit_bias, stop token ids, min_tokens and ignore_eos.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "engine/engine.h"
+#include "engine/stories_engine.h"
+
+namespace lmserve::engine {
+namespace {
+
+class RequestControls : public EngineTest {
+ protected:
+  static GenerationEvent run(Engine& engine, GenerationRequest request) {
+    Collector col;
+    engine.submit(std::move(request), col.sink());
+    GenerationEvent end = col.wait();
+    EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
+    return end;
+  }
+};
+
+// Each reported entry equals log_softmax of the logits the model gives for that position
+// when run alone over prompt + completion, and the alternatives are its true top-k.
+TEST_F(RequestControls, LogprobsMatchTheModelsFullLogits) {
+  const auto& c = (*reference_)["cases"][4];
+  GenerationRequest request = greedy(c, 12);
+  request.logprobs = 4;
+  std::vector<TokenLogprob> entries;
+  std::vector<std::int32_t> ids;
+  {
+    Engine engine(*model_, *tokenizer_, {});
+    Collector col;
+    auto sink = col.sink();
+    engine.submit(request, [&](const GenerationEvent& ev) {
+      entries.insert(entries.end(), ev.logprobs.begin(), ev.logprobs.end());
+      sink(ev);
+    });
+    ids = col.wait().completion_ids;
+  }
+  ASSERT_EQ(entries.size(), ids.size());  // 12 tokens, none of them EOS
+
+  std::vector<std::int32_t> tokens = request.prompt;
+  auto cache = model_->new_cache(model_->config().max_position_embeddings, model::KvType::kF16);
+  std::vector<float> logits(static_cast<std::size_t>(model_->config().vocab_size));
+  model_->forward(tokens, *cache, logits);
+  for (std::size_t t = 0; t < ids.size(); ++t) {
+    double m = *std::max_element(logits.begin(), logits.end()), sum = 0;
+    for (float l : logits) sum += std::exp(l - m);
+    auto lp = [&](std::int32_t id) {
+      return logits[static_cast<std::size_t>(id)] - m - std::log(sum);
+    };
+    EXPECT_EQ(entries[t].id, ids[t]);
+    EXPECT_NEAR(entries[t].logprob, lp(ids[t]), 1e-4) << "token " << t;
+    ASSERT_EQ(entries[t].top.size(), 4u);
+    std::vector<std::int32_t> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) {
+      return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)];
+    });
+    for (std::size_t k = 0; k < 4; ++k) {
+      EXPECT_EQ(entries[t].top[k].first, order[k]) << "token " << t << " rank " << k;
+      EXPECT_NEAR(entries[t].top[k].second, lp(order[k]), 1e-4);
+    }
+    EXPECT_EQ(entries[t].top[0].first, ids[t]);  // greedy picks the best
+    model_->forward(std::span(&ids[t], 1), *cache, logits);
+  }
+}
+
+TEST_F(RequestControls, LogitBiasForcesAndBansTokens) {
+  const auto& c = (*reference_)["cases"][1];
+  Engine engine(*model_, *tokenizer_, {});
+  const auto free_ids = run(engine, greedy(c, 8)).completion_ids;
+  GenerationRequest forced = greedy(c, 8);
+  forced.sampling.logit_bias = {{77, 100.0f}};
+  EXPECT_EQ(run(engine, forced).completion_ids, std::vector<std::int32_t>(8, 77));
+  GenerationRequest banned = greedy(c, 8);
+  banned.sampling.logit_bias = {{free_ids[0], -100.0f}};
+  EXPECT_NE(run(engine, banned).completion_ids[0], free_ids[0]);
+}
+
+TEST_F(RequestControls, StopTokenIdsMinTokensAndIgnoreEos) {
+  const auto& c = (*reference_)["cases"][1];
+  const auto ids = expected_ids(c);
+  const std::int32_t stop_id = ids[3];
+  Engine engine(*model_, *tokenizer_, {.extra_eos_ids = {stop_id}});
+
+  // A stop token id ends the sequence like EOS: counted, not shown.
+  GenerationRequest stop = greedy(c, 50);
+  stop.stop_token_ids = {ids[2]};
+  GenerationEvent end = run(engine, stop);
+  EXPECT_EQ(end.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(end.completion_ids, std::vector<std::int32_t>(ids.begin(), ids.begin() + 3));
+
+  // min_tokens: neither EOS nor stop ids can be sampled before it.
+  GenerationRequest at_least = greedy(c, 50);
+  at_least.stop_token_ids = {ids[2]};
+  at_least.min_tokens = 10;
+  end = run(engine, at_least);
+  ASSERT_GE(end.completion_ids.size(), 10u);
+  for (std::size_t i = 0; i < 9; ++i) {
+    EXPECT_NE(end.completion_ids[i], ids[2]);
+    EXPECT_NE(end.completion_ids[i], stop_id);
+  }
+
+  // ignore_eos: the (extra) EOS id is an ordinary token; generation runs to max_tokens.
+  GenerationRequest through = greedy(c, 20);
+  through.ignore_eos = true;
+  end = run(engine, through);
+  EXPECT_EQ(end.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(end.completion_ids, std::vector<std::int32_t>(ids.begin(), ids.begin() + 20));
+}
+
+}  // namespace
+}  // namespace lmserve::engine
