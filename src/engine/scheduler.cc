@@ -12,6 +12,11 @@ int Scheduler::blocks_for(int positions) const {
   return (positions + b - 1) / b;
 }
 
+bool Scheduler::reserve(int blocks) {
+  if (pool_.free_blocks() < blocks) cache_.evict(blocks - pool_.free_blocks());
+  return pool_.free_blocks() >= blocks;
+}
+
 bool Scheduler::admit(Sequence& seq) {
   const int prompt = seq.prompt_size();
   // The last sampled token is never evaluated, so prompt + max_tokens - 1 positions suffice.
@@ -21,14 +26,16 @@ bool Scheduler::admit(Sequence& seq) {
   // The prompt's last token is always evaluated: its logits choose the first new token.
   PrefixCache::Match match = cache_.match(seq.tokens(), prompt - 1);
   const int block_size = pool_.shape().block_size;
+  const int matched_full = match.tokens / block_size;
+  if (!reserve(needed - matched_full)) {
+    // The matched blocks may be the very ones that must be evicted to make room (a pool
+    // sized for one context holding the previous answer): admit without reuse instead.
+    for (auto b : match.blocks) pool_.release(b);
+    if (match.blocks.empty() || !reserve(needed)) return false;
+    match = {};
+  }
   const bool partial = match.tokens % block_size != 0;
   const int shared = static_cast<int>(match.blocks.size()) - (partial ? 1 : 0);
-  const int fresh = needed - shared;
-  if (pool_.free_blocks() < fresh) cache_.evict(fresh - pool_.free_blocks());
-  if (pool_.free_blocks() < fresh) {
-    for (auto b : match.blocks) pool_.release(b);
-    return false;
-  }
   auto& blocks = seq.blocks();
   blocks.assign(match.blocks.begin(), match.blocks.begin() + shared);
   if (partial) {

@@ -52,6 +52,8 @@ class Scheduler {
 
  private:
   int blocks_for(int positions) const;
+  // Makes `blocks` blocks free, evicting unreferenced cached ones if needed.
+  bool reserve(int blocks);
 
   model::KvPool& pool_;
   PrefixCache& cache_;

@@ -195,6 +195,24 @@ TEST_F(ServingTest, AFullPoolMakesRequestsWait) {
   expect_no_leaked_blocks(engine);
 }
 
+// The previous answer fills a pool sized for one context; the next request matches its
+// first block, which must itself be evicted to make room: it is admitted without reuse.
+TEST_F(ServingTest, APoolFullOfTheMatchedPrefixStillAdmits) {
+  const auto& c = (*reference_)["cases"][1];
+  const std::size_t one_context = model_->kv_shape(model::KvType::kF16, 16).bytes_per_block() * 32;
+  Engine engine(*model_, *tokenizer_,
+                {.max_sequences = 1, .ctx_size = 512, .kv_memory = one_context});
+  GenerationRequest whole_context = greedy(c, 512 - static_cast<int>(c["prompt_ids"].size()));
+  for (int i = 0; i < 3; ++i) {
+    Collector col;
+    engine.submit(whole_context, col.sink());
+    GenerationEvent end = col.wait();
+    ASSERT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
+    EXPECT_EQ(end.finish_reason, FinishReason::kLength);
+  }
+  expect_no_leaked_blocks(engine);
+}
+
 TEST_F(ServingTest, RefusesAPoolThatCannotHoldOneContext) {
   EXPECT_THROW(Engine(*model_, *tokenizer_, {.ctx_size = 512, .kv_memory = 1000}),
                std::invalid_argument);
