@@ -708,7 +708,7 @@ TEST_F(ServiceTest, ErrorMessagesKeepEmbeddedNuls) {
   auto r = c.request("GET", "/v1/models/a%00b");
   expect_error(r, 404, "model_not_found");
   EXPECT_EQ(json::parse(r.body)["error"]["message"],
-            std::string("The model 'a") + '\0' + "b' does not exist");
+            std::string("The model 'a\0b' does not exist", 30));
 }
 
 TEST_F(ServiceTest, RoutingErrorsAndPreflight) {
