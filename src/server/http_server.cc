@@ -268,7 +268,7 @@ HttpExchange::HttpExchange(beast::tcp_stream& stream, beast::flat_buffer& buffer
       keep_alive_(parser.get().keep_alive()) {
   auto origin = parser.get()[http::field::origin];
   allow_origin_ = cors.allow_origin(std::string_view(origin.data(), origin.size()));
-  foreign_origin_ = !origin.empty() && !cors.allow_origin(as_view(origin));
+  foreign_origin_ = !origin.empty() && !allow_origin_;
   wildcard_origin_ = cors.wildcard();
 }
 

@@ -854,11 +854,14 @@ TEST_F(ServiceTest, TokenizeIsBoundedInBytesAndTokens) {
   options.tokenize_max_tokens = 50;
   start(options);
   EXPECT_EQ(post("/tokenize", json{{"content", std::string(50, 'a')}}).status, 200);
-  expect_error(post("/tokenize", json{{"content", std::string(101, 'a')}}), 400, "invalid_value",
-               "content");
+  auto message = [](const TestResponse& r) { return json::parse(r.body)["error"]["message"]; };
+  auto too_long = post("/tokenize", json{{"content", std::string(101, 'a')}});
+  expect_error(too_long, 400, "invalid_value", "content");
+  EXPECT_EQ(message(too_long), "'content' is 101 bytes long; the limit is 100");
   // Within the bytes but over the tokens (one token per byte here).
-  expect_error(post("/tokenize", json{{"content", std::string(51, 'a')}}), 400, "invalid_value",
-               "content");
+  auto too_many = post("/tokenize", json{{"content", std::string(51, 'a')}});
+  expect_error(too_many, 400, "invalid_value", "content");
+  EXPECT_EQ(message(too_many), "'content' is 51 tokens long; the limit is 50");
   // A body far beyond what the content limit needs is refused before it is read.
   TestConnection c(port_);
   c.send(
