@@ -151,7 +151,12 @@ describe('a model that thinks, then answers', () => {
     const results = manifest.templates['Qwen-Qwen3-0.6B'].results;
     let checked = 0;
     for (const [n, conversation] of conversations.entries()) {
-      const body = { messages: conversation.messages, add_generation_prompt: conversation.add_generation_prompt };
+      // Tool-call arguments in the wire form, a JSON string, as the openai client sends them.
+      const wire = conversation.messages.map((m) => (m.tool_calls ? {
+        ...m,
+        tool_calls: m.tool_calls.map((c) => ({ ...c, function: { ...c.function, arguments: JSON.stringify(c.function.arguments) } })),
+      } : m));
+      const body = { messages: wire, add_generation_prompt: conversation.add_generation_prompt };
       if (conversation.tools) body.tools = conversation.tools;
       if (conversation.documents) body.documents = conversation.documents;
       if (conversation.kwargs) body.chat_template_kwargs = conversation.kwargs;
