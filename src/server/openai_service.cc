@@ -58,6 +58,7 @@ struct OpenAiService::Job {
   int prompt_tokens = 0;
   bool stream = false;
   bool include_usage = false;
+  Headers headers;  // extra response headers
 };
 
 OpenAiService::OpenAiService(ServiceOptions options, Backend& backend)
@@ -232,6 +233,10 @@ net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {
 
   Job job = make_job(/*chat=*/true, std::move(ids), request.common);
   job.output = GenerationOutput(rendered);
+  // The model got tools, but lmserve does not know how it writes calls (§2.6).
+  if (!request.prompt.tools.is_null() && !rendered.output.tool_syntax) {
+    job.headers.emplace_back("X-Lmserve-Warning", "tools-unparsed");
+  }
   co_await generate(exchange, std::move(job));
 }
 
@@ -300,7 +305,8 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
     channel->peer_closed();
   });
 
-  ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format};
+  ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format,
+                      std::move(job.headers)};
   if (job.stream) {
     SseResponseWriter writer(exchange, std::move(shape), options_.sse_ping_interval_s);
     co_await write_generation(exchange, job, *channel, *handle, writer);
