@@ -194,8 +194,13 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   const auto clean = config.find("clean_up_tokenization_spaces");
   impl->clean_up_spaces = clean != config.end() && clean->is_boolean() && clean->get<bool>();
 
+  // Where transformers looks, in its order: chat_template.jinja, chat_template.json (the
+  // processor form, {"chat_template": "..."}), then tokenizer_config.json.
   if (fs::exists(dir / "chat_template.jinja", ec)) {
     impl->chat_template = util::read_text_file(dir / "chat_template.jinja");
+  } else if (fs::exists(dir / "chat_template.json", ec)) {
+    impl->chat_template =
+        template_from_config(read_json_file(dir / "chat_template.json"), "default");
   } else {
     impl->chat_template = template_from_config(config, "default");
   }

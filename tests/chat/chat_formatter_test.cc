@@ -308,6 +308,16 @@ TEST(ChatFormatterTokenizer, NamedTemplatesInTokenizerConfig) {
   EXPECT_EQ(formatter.render(input).text, "plain");
   input.tools = kTools;
   EXPECT_EQ(formatter.render(input).text, "with 1 tools");
+
+  // chat_template.json (the processor form) comes before tokenizer_config.json, and
+  // chat_template.jinja before both.
+  lmserve::testing::write_file(dir.path() / "chat_template.json",
+                               R"({"chat_template": "from json"})");
+  EXPECT_EQ(ChatFormatter(tokenizer::Tokenizer::load(dir.path())).render(user_says("hi")).text,
+            "from json");
+  lmserve::testing::write_file(dir.path() / "chat_template.jinja", "from jinja");
+  EXPECT_EQ(ChatFormatter(tokenizer::Tokenizer::load(dir.path())).render(user_says("hi")).text,
+            "from jinja");
 }
 
 }  // namespace
