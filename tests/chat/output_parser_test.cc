@@ -370,6 +370,39 @@ TEST(OutputParserMistral, NewIdsAreNineAlphanumerics) {
   EXPECT_NE(long_id, new_tool_call_id(false));
 }
 
+// ---- pythonic (LFM2) ----
+
+TEST(OutputParserPythonic, CallListWithPythonLiterals) {
+  auto m = expect_parse(with_syntax(pythonic_syntax()),
+                        "Checking.<|tool_call_start|>[get_weather(city=\"Paris\", days=3, "
+                        "metric=True), search(q='it\\'s', tags=['a', \"b\"], opts={'x': None, "
+                        "'y': (1, 2.5)},)]<|tool_call_end|>");
+  EXPECT_EQ(m.content, "Checking.");
+  ASSERT_EQ(m.tool_calls.size(), 2u);
+  EXPECT_EQ(m.tool_calls[0].name, "get_weather");
+  EXPECT_EQ(m.tool_calls[0].arguments, R"({"city":"Paris","days":3,"metric":true})");
+  EXPECT_EQ(m.tool_calls[1].arguments,
+            R"({"q":"it's","tags":["a","b"],"opts":{"x":null,"y":[1,2.5]}})");
+}
+
+TEST(OutputParserPythonic, SingleCallWithoutBracketsAndNoArguments) {
+  auto m = expect_parse(with_syntax(pythonic_syntax()),
+                        "<|tool_call_start|>get_time()<|tool_call_end|>");
+  ASSERT_EQ(m.tool_calls.size(), 1u);
+  EXPECT_EQ(m.tool_calls[0].name, "get_time");
+  EXPECT_EQ(m.tool_calls[0].arguments, "{}");
+}
+
+TEST(OutputParserPythonic, PositionalArgumentsAndGarbageAreContent) {
+  for (const std::string text : {"<|tool_call_start|>[f(\"x\")]<|tool_call_end|>",
+                                 "<|tool_call_start|>[f(a=1]<|tool_call_end|>",
+                                 "<|tool_call_start|>[f(a=os.system)]<|tool_call_end|>"}) {
+    auto m = expect_parse(with_syntax(pythonic_syntax()), text);
+    EXPECT_TRUE(m.tool_calls.empty()) << text;
+    EXPECT_EQ(m.content, text);
+  }
+}
+
 // ---- selection ----
 
 TEST(ToolCallSyntaxSelection, InferredFromTheTemplate) {
@@ -377,6 +410,7 @@ TEST(ToolCallSyntaxSelection, InferredFromTheTemplate) {
   EXPECT_EQ(infer_tool_call_syntax("[TOOL_CALLS]"), &mistral_syntax());
   EXPECT_EQ(infer_tool_call_syntax("<tool_call> {{ tool_call.name }}"), &json_tools_syntax());
   EXPECT_EQ(infer_tool_call_syntax("<|python_tag|>"), &llama3_json_syntax());
+  EXPECT_EQ(infer_tool_call_syntax("<|tool_call_start|>["), &pythonic_syntax());
   EXPECT_EQ(infer_tool_call_syntax("{{ messages }}"), nullptr);
   EXPECT_EQ(find_tool_call_syntax("mistral"), &mistral_syntax());
   EXPECT_EQ(find_tool_call_syntax("nope"), nullptr);
@@ -399,6 +433,7 @@ TEST(OutputParserInvariant, EverySyntaxEveryText) {
       "[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {}}]",
       "<think>a<tool_call>{\"name\": \"a\"}</tool_call>b</think>c",
       "  \n <tool_ <think <|python [TOOL",
+      "<|tool_call_start|>[f(a=1), g(b='x')]<|tool_call_end|> after",
   };
   for (const ToolCallSyntax* syntax :
        {&json_tools_syntax(), &qwen3_coder_syntax(), &llama3_json_syntax(), &mistral_syntax()}) {

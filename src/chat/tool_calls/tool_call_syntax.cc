@@ -11,9 +11,10 @@ namespace {
 
 constexpr int kMaxArgumentsDepth = 128;
 
-const std::array<const ToolCallSyntax*, 4>& all_syntaxes() {
-  static const std::array<const ToolCallSyntax*, 4> kAll = {
-      &json_tools_syntax(), &qwen3_coder_syntax(), &llama3_json_syntax(), &mistral_syntax()};
+const std::array<const ToolCallSyntax*, 5>& all_syntaxes() {
+  static const std::array<const ToolCallSyntax*, 5> kAll = {
+      &json_tools_syntax(), &qwen3_coder_syntax(), &llama3_json_syntax(), &mistral_syntax(),
+      &pythonic_syntax()};
   return kAll;
 }
 
@@ -39,6 +40,9 @@ std::vector<std::string_view> tool_call_syntax_names() {
 const ToolCallSyntax* infer_tool_call_syntax(std::string_view source) {
   if (contains(source, "<tool_call>\n<function=") || contains(source, "<tool_call>\\n<function=")) {
     return &qwen3_coder_syntax();
+  }
+  if (contains(source, "<|tool_list_start|>") || contains(source, "<|tool_call_start|>")) {
+    return &pythonic_syntax();
   }
   if (contains(source, "[TOOL_CALLS]")) return &mistral_syntax();
   if (contains(source, "<tool_call>") && contains(source, "tool_call.name")) {

@@ -41,6 +41,9 @@ const ToolCallSyntax& llama3_json_syntax();
 // Mistral: [TOOL_CALLS][{"name", "arguments"}...] or [TOOL_CALLS]NAME[ARGS]{...} (repeated).
 const ToolCallSyntax& mistral_syntax();
 
+// LFM2: <|tool_call_start|>[f(a=1), g(s="x")]<|tool_call_end|> (Python calls and literals).
+const ToolCallSyntax& pythonic_syntax();
+
 // By --tool-call-format name; nullptr when unknown.
 const ToolCallSyntax* find_tool_call_syntax(std::string_view name);
 std::vector<std::string_view> tool_call_syntax_names();
