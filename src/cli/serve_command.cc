@@ -1,3 +1,5 @@
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 #include <iterator>
 
@@ -36,6 +38,12 @@ int run_serve(const ServeOptions& o) {
   chat::ChatOptions options = chat_options(o);
   LoadedModel loaded(o.model);
   chat::ChatFormatter chat(loaded.tokenizer, std::move(options));
+  if (!chat.tool_call_format().empty() && !chat.parses_tool_calls()) {
+    spdlog::warn("tool-call format '{}' is not implemented: tool calls stay in content",
+                 chat.tool_call_format());
+  } else if (chat.parses_tool_calls()) {
+    spdlog::info("tool calls: {}", chat.tool_call_format());
+  }
   engine::Engine engine(
       *loaded.model, loaded.tokenizer,
       {.max_sequences = o.decode_concurrency, .prefill_step_size = o.prefill_step_size});

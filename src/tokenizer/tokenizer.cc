@@ -205,6 +205,9 @@ Tokenizer Tokenizer::load(const fs::path& path) {
     impl->chat_template = template_from_config(config, "default");
   }
   impl->tool_use_chat_template = template_from_config(config, "tool_use");
+  if (auto it = config.find("tool_parser_type"); it != config.end() && it->is_string()) {
+    impl->tool_parser_type = it->get<std::string>();
+  }
   return result;
 }
 
@@ -334,6 +337,10 @@ const std::optional<std::string>& Tokenizer::chat_template() const { return impl
 
 const std::optional<std::string>& Tokenizer::tool_use_chat_template() const {
   return impl_->tool_use_chat_template;
+}
+
+const std::optional<std::string>& Tokenizer::tool_parser_type() const {
+  return impl_->tool_parser_type;
 }
 
 bool Tokenizer::clean_up_tokenization_spaces() const { return impl_->clean_up_spaces; }

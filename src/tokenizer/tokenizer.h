@@ -68,6 +68,8 @@ class Tokenizer {
   // The "tool_use" template of a tokenizer_config.json that names several; used instead of
   // chat_template() when a request has tools.
   const std::optional<std::string>& tool_use_chat_template() const;
+  // tokenizer_config.json's "tool_parser_type" (how the model writes tool calls), if set.
+  const std::optional<std::string>& tool_parser_type() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }

@@ -40,6 +40,7 @@ struct Tokenizer::Impl {
   std::string bos_token, eos_token;
   std::optional<std::string> chat_template;
   std::optional<std::string> tool_use_chat_template;  // the named "tool_use" template
+  std::optional<std::string> tool_parser_type;        // tokenizer_config.json, mlx_lm's key
   bool clean_up_spaces = false;
 
   bool valid(std::int32_t id) const {

@@ -249,6 +249,11 @@ TEST(ChatFormatterOutput, ToolSyntaxFromTheTemplateOnlyWhenTheRequestHasTools) {
   EXPECT_EQ(off.render(input).output.tool_syntax, nullptr);
   EXPECT_THROW(ChatFormatter(ChatTemplates{"x"}, json::object(), {.tool_call_format = "xml"}),
                FileError);
+
+  ChatFormatter glm(ChatTemplates{"<tool_call>{{ name }}<arg_key>"}, json::object());
+  EXPECT_EQ(glm.tool_call_format(), "glm47");
+  EXPECT_FALSE(glm.parses_tool_calls());
+  EXPECT_EQ(glm.render(input).output.tool_syntax, nullptr);
 }
 
 TEST(ChatFormatterOutput, ThinkBlockOpenedByThePrompt) {
@@ -301,9 +306,13 @@ TEST(ChatFormatterTokenizer, NamedTemplatesInTokenizerConfig) {
                              dir.path() / "tokenizer.json");
   lmserve::testing::write_file(dir.path() / "tokenizer_config.json", R"({"chat_template": [
       {"name": "default", "template": "plain"},
-      {"name": "tool_use", "template": "with {{ tools | length }} tools"}]})");
+      {"name": "tool_use", "template": "with {{ tools | length }} tools"}],
+      "tool_parser_type": "mistral"})");
   auto tok = tokenizer::Tokenizer::load(dir.path());
   ChatFormatter formatter(tok);
+  EXPECT_EQ(formatter.tool_call_format(), "mistral");  // tokenizer_config.json's key wins
+  EXPECT_EQ(ChatFormatter(tok, {.tool_call_format = "json_tools"}).tool_call_format(),
+            "json_tools");
   ChatPromptInput input = user_says("hi");
   EXPECT_EQ(formatter.render(input).text, "plain");
   input.tools = kTools;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "support/fixtures.h"
+
 namespace lmserve::chat {
 namespace {
 
@@ -406,14 +408,42 @@ TEST(OutputParserPythonic, PositionalArgumentsAndGarbageAreContent) {
 // ---- selection ----
 
 TEST(ToolCallSyntaxSelection, InferredFromTheTemplate) {
-  EXPECT_EQ(infer_tool_call_syntax("{{ '<tool_call>\\n<function=' }}"), &qwen3_coder_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("[TOOL_CALLS]"), &mistral_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("<tool_call> {{ tool_call.name }}"), &json_tools_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("<|python_tag|>"), &llama3_json_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("<|tool_call_start|>["), &pythonic_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("{{ messages }}"), nullptr);
+  auto infer = [](std::string_view source) {
+    return infer_tool_call_format(source).value_or("none");
+  };
+  EXPECT_EQ(infer("{{ '<tool_call>\\n<function=' }}"), "qwen3_coder");
+  EXPECT_EQ(infer("[TOOL_CALLS]"), "mistral");
+  EXPECT_EQ(infer("<tool_call> {{ tool_call.name }}"), "json_tools");
+  EXPECT_EQ(infer("<|python_tag|>"), "llama3_json");
+  EXPECT_EQ(infer("<|tool_call_start|>["), "pythonic");
+  EXPECT_EQ(infer("<tool_call>{{ tool_call.name }}<arg_key>"), "glm47");  // rule order
+  EXPECT_EQ(infer("{{ messages }}"), "none");
   EXPECT_EQ(find_tool_call_syntax("mistral"), &mistral_syntax());
+  EXPECT_EQ(find_tool_call_syntax("glm47"), nullptr);  // known, not parsed
   EXPECT_EQ(find_tool_call_syntax("nope"), nullptr);
+}
+
+// Each real template of the fixtures: the format it teaches.
+TEST(ToolCallSyntaxSelection, FixtureTemplates) {
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"Qwen-Qwen3-0.6B", "json_tools"},
+      {"Qwen-Qwen2.5-7B-Instruct", "json_tools"},
+      {"NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "json_tools"},
+      {"Qwen3-Coder", "qwen3_coder"},
+      {"Qwen3.5-4B", "qwen3_coder"},
+      {"meta-llama-Llama-3.3-70B-Instruct", "llama3_json"},
+      {"meta-llama-Llama-3.2-3B-Instruct", "llama3_json"},
+      {"mistralai-Mistral-Nemo-Instruct-2407", "mistral"},
+      {"unsloth-mistral-Devstral-Small-2507", "mistral"},
+      {"LFM2.5-8B-A1B", "pythonic"},
+      {"GLM-4.6", "glm47"},
+      {"google-gemma-3-it", "none"},
+  };
+  for (const auto& [name, format] : expected) {
+    std::string source =
+        lmserve::testing::read_file(lmserve::testing::fixture("templates/" + name + ".jinja"));
+    EXPECT_EQ(infer_tool_call_format(source).value_or("none"), format) << name;
+  }
 }
 
 // Every syntax, with and without reasoning, on texts mixing all the cases: the split
