@@ -118,6 +118,26 @@ describe('a model whose answer is a tool call', () => {
   });
 });
 
+describe('--tool-call-format llama3_json: a bare JSON answer is the call', () => {
+  let s;
+  before(async () => {
+    s = await serveScripted('{"name":"get_weather","parameters":{"city": "Paris"}}<|im_end|>',
+      ['--tool-call-format', 'llama3_json']);
+  });
+  after(async () => s?.stop());
+
+  test('create() and stream() agree', async () => {
+    const params = { model: 'scripted', messages, tools, temperature: 0, max_tokens: 64 };
+    const whole = (await s.client.chat.completions.create(params)).choices[0];
+    assert.equal(whole.finish_reason, 'tool_calls');
+    assert.equal(whole.message.content, null);
+    assert.deepEqual(whole.message.tool_calls[0].function, { name: 'get_weather', arguments: '{"city":"Paris"}' });
+    const final = await s.client.chat.completions.stream(params).finalChatCompletion();
+    assert.equal(final.choices[0].finish_reason, 'tool_calls');
+    assert.deepEqual(final.choices[0].message.tool_calls[0].function, whole.message.tool_calls[0].function);
+  });
+});
+
 describe('a model that thinks, then answers', () => {
   let s;
   before(async () => {
