@@ -405,6 +405,71 @@ TEST(OutputParserPythonic, PositionalArgumentsAndGarbageAreContent) {
   }
 }
 
+// ---- the same cases for every syntax ----
+
+struct SyntaxCases {
+  const ToolCallSyntax* syntax;
+  std::string two_calls_after_content;  // "Let me check." then calls a({"x":1}) and b({})
+  std::string malformed;                // comes back verbatim as content
+  std::string lookalike;                // resembles a call's start; all content
+};
+
+std::vector<SyntaxCases> every_syntax() {
+  return {
+      {&json_tools_syntax(),
+       "Let me check.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n"
+       "<tool_call>\n{\"name\": \"b\", \"arguments\": {}}\n</tool_call>",
+       "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}\n</tool_call>",
+       "a <tool_ca b <tool_callx> c"},
+      {&qwen3_coder_syntax(),
+       "Let me check.\n<tool_call>\n<function=a>\n<parameter=x>\n1\n</parameter>\n</function>\n"
+       "</tool_call>\n<tool_call>\n<function=b>\n</function>\n</tool_call>",
+       "<tool_call>\n<function=a>\n<parameter=x>\n1\n</parameter>\n</tool_call>",
+       "a <tool_ca b <function=x> c"},
+      {&llama3_json_syntax(),
+       "<|python_tag|>{\"name\": \"a\", \"parameters\": {\"x\": 1}}; {\"name\": \"b\", "
+       "\"parameters\": {}}",
+       "{\"name\": \"a\", \"parameters\": {\"x\": 1}", "a <|python_ta b {\"name\": 1} c"},
+      {&mistral_syntax(), "Let me check.[TOOL_CALLS]a[ARGS]{\"x\": 1}[TOOL_CALLS]b[ARGS]{}",
+       "[TOOL_CALLS]a[ARGS]{\"x\": 1", "a [TOOL_CALL b [TOOL] c"},
+      {&pythonic_syntax(), "Let me check.<|tool_call_start|>[a(x=1), b()]<|tool_call_end|>",
+       "<|tool_call_start|>[a(x=1]<|tool_call_end|>", "a <|tool_call_sta b <|tool_call_end|> c"},
+  };
+}
+
+TEST(OutputParserEverySyntax, TwoCallsAfterContentMalformedAndLookalikes) {
+  for (const SyntaxCases& cases : every_syntax()) {
+    SCOPED_TRACE(std::string(cases.syntax->name));
+    for (bool reasoning : {false, true}) {
+      const auto options = with_syntax(*cases.syntax, reasoning);
+      auto calls = expect_parse(options, cases.two_calls_after_content);
+      // Llama 3's call is the whole answer; the others follow some content.
+      EXPECT_EQ(calls.content, cases.syntax == &llama3_json_syntax() ? "" : "Let me check.");
+      ASSERT_EQ(calls.tool_calls.size(), 2u);
+      EXPECT_EQ(calls.tool_calls[0].name, "a");
+      EXPECT_EQ(calls.tool_calls[0].arguments, R"({"x":1})");
+      EXPECT_EQ(calls.tool_calls[1].name, "b");
+      EXPECT_EQ(calls.tool_calls[1].arguments, "{}");
+      EXPECT_NE(calls.tool_calls[0].id, calls.tool_calls[1].id);
+
+      auto malformed = expect_parse(options, cases.malformed);
+      EXPECT_TRUE(malformed.tool_calls.empty());
+      EXPECT_EQ(malformed.content, cases.malformed);
+
+      auto lookalike = expect_parse(options, cases.lookalike);
+      EXPECT_TRUE(lookalike.tool_calls.empty());
+      EXPECT_EQ(lookalike.content, cases.lookalike);
+
+      // Reasoning first, then the calls: the same calls, and the thinking kept apart.
+      if (reasoning) {
+        auto thought = expect_parse(options, "<think>plan</think>" + cases.two_calls_after_content);
+        EXPECT_EQ(thought.reasoning, "plan");
+        EXPECT_EQ(thought.tool_calls.size(), 2u);
+      }
+    }
+  }
+}
+
 // ---- selection ----
 
 TEST(ToolCallSyntaxSelection, InferredFromTheTemplate) {
