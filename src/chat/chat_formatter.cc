@@ -23,8 +23,14 @@ std::unique_ptr<jinja::Template> compile(const std::optional<std::string>& sourc
 
 ordered_json special_tokens_of(const tokenizer::Tokenizer& tokenizer) {
   ordered_json tokens = ordered_json::object();
-  if (!tokenizer.bos_token().empty()) tokens["bos_token"] = tokenizer.bos_token();
-  if (!tokenizer.eos_token().empty()) tokens["eos_token"] = tokenizer.eos_token();
+  for (const auto& [key, text] : tokenizer.special_tokens_map()) tokens[key] = text;
+  // A GGUF vocabulary names only BOS/EOS.
+  if (!tokens.contains("bos_token") && !tokenizer.bos_token().empty()) {
+    tokens["bos_token"] = tokenizer.bos_token();
+  }
+  if (!tokens.contains("eos_token") && !tokenizer.eos_token().empty()) {
+    tokens["eos_token"] = tokenizer.eos_token();
+  }
   return tokens;
 }
 
@@ -83,10 +89,6 @@ ChatFormatter::ChatFormatter(const tokenizer::Tokenizer& tokenizer, ChatOptions 
   if (start && end) {
     think_token_ids_ = std::pair{*start, *end};
     if (options_.extract_reasoning) reasoning_ = ReasoningMarkers{};
-    // A thinking model thinks unless told not to (api-contract §4.1.1, as mlx_lm).
-    if (!options_.default_kwargs.contains("enable_thinking")) {
-      options_.default_kwargs["enable_thinking"] = true;
-    }
   } else {
     reasoning_.reset();
   }

@@ -176,6 +176,14 @@ Tokenizer Tokenizer::load(const fs::path& path) {
     impl->eos_token = token_text(special_map, "eos_token");
   }
   Tokenizer result(impl);
+  // transformers hands a chat template its special_tokens_map ({**special_tokens_map,
+  // **kwargs}): every special token the tokenizer defines, in its attribute order.
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
+                          "cls_token", "mask_token"}) {
+    std::string text = token_text(config, key);
+    if (text.empty() && !config.contains(key)) text = token_text(special_map, key);
+    if (!text.empty()) impl->special_tokens_map.emplace_back(key, std::move(text));
+  }
   if (!impl->bos_token.empty()) impl->bos_id = result.token_to_id(impl->bos_token);
   if (!impl->eos_token.empty()) impl->eos_id = result.token_to_id(impl->eos_token);
 
@@ -337,6 +345,10 @@ const std::optional<std::string>& Tokenizer::chat_template() const { return impl
 
 const std::optional<std::string>& Tokenizer::tool_use_chat_template() const {
   return impl_->tool_use_chat_template;
+}
+
+const std::vector<std::pair<std::string, std::string>>& Tokenizer::special_tokens_map() const {
+  return impl_->special_tokens_map;
 }
 
 const std::optional<std::string>& Tokenizer::tool_parser_type() const {

@@ -283,21 +283,34 @@ TEST(ChatFormatterTokenizer, ThinkMarkersComeFromTheVocabulary) {
   EXPECT_FALSE(ChatFormatter(llama).render(user_says("hi")).output.reasoning);
 }
 
-TEST(ChatFormatterTokenizer, ThinkingModelsThinkByDefault) {
+// enable_thinking is not injected (mlx_lm sets it for thinking models): each template's
+// own default applies, as under transformers, so /apply-template matches Python.
+TEST(ChatFormatterTokenizer, TemplatesKeepTheirOwnThinkingDefault) {
   auto qwen = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
   const std::string print = "{{ enable_thinking | default('unset') }}";
   ChatPromptInput input = user_says("hi");
-  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "True");
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "unset");
   EXPECT_EQ(ChatFormatter(qwen, {.template_override = print,
                                  .default_kwargs = json{{"enable_thinking", false}}})
                 .render(input)
                 .text,
             "False");
-  input.template_kwargs = json{{"enable_thinking", false}};
-  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "False");
-  auto llama = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/llama3"));
-  EXPECT_EQ(ChatFormatter(llama, {.template_override = print}).render(user_says("hi")).text,
-            "unset");
+  input.template_kwargs = json{{"enable_thinking", true}};
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print,
+                                 .default_kwargs = json{{"enable_thinking", false}}})
+                .render(input)
+                .text,
+            "True");
+}
+
+TEST(ChatFormatterTokenizer, SpecialTokensMapReachesTheTemplate) {
+  auto qwen = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
+  const std::string print =
+      "{{ bos_token | default('-') }}|{{ eos_token }}|{{ pad_token }}|{{ unk_token | default('-') "
+      "}}";
+  // Qwen3's tokenizer_config.json: no BOS, eos <|im_end|>, pad <|endoftext|>, unk null.
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(user_says("hi")).text,
+            "-|<|im_end|>|<|endoftext|>|-");
 }
 
 TEST(ChatFormatterTokenizer, NamedTemplatesInTokenizerConfig) {
