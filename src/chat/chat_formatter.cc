@@ -23,8 +23,14 @@ std::unique_ptr<jinja::Template> compile(const std::optional<std::string>& sourc
 
 ordered_json special_tokens_of(const tokenizer::Tokenizer& tokenizer) {
   ordered_json tokens = ordered_json::object();
-  if (!tokenizer.bos_token().empty()) tokens["bos_token"] = tokenizer.bos_token();
-  if (!tokenizer.eos_token().empty()) tokens["eos_token"] = tokenizer.eos_token();
+  for (const auto& [key, text] : tokenizer.special_tokens_map()) tokens[key] = text;
+  // A GGUF vocabulary names only BOS/EOS.
+  if (!tokens.contains("bos_token") && !tokenizer.bos_token().empty()) {
+    tokens["bos_token"] = tokenizer.bos_token();
+  }
+  if (!tokens.contains("eos_token") && !tokenizer.eos_token().empty()) {
+    tokens["eos_token"] = tokenizer.eos_token();
+  }
   return tokens;
 }
 
@@ -74,16 +80,15 @@ std::string lookup(const std::map<std::string, std::string>& mapping, const std:
 ChatFormatter::ChatFormatter(const tokenizer::Tokenizer& tokenizer, ChatOptions options)
     // `options` is copied, not moved: templates_of reads it in the same call.
     : ChatFormatter(templates_of(tokenizer, options), special_tokens_of(tokenizer), options) {
+  if (!options_.tool_call_format && tokenizer.tool_parser_type()) {
+    use_tool_call_format(*tokenizer.tool_parser_type());
+  }
   // Reasoning markers are the model's only when both are single tokens (api-contract §4.6).
   auto start = tokenizer.token_to_id("<think>");
   auto end = tokenizer.token_to_id("</think>");
   if (start && end) {
     think_token_ids_ = std::pair{*start, *end};
     if (options_.extract_reasoning) reasoning_ = ReasoningMarkers{};
-    // A thinking model thinks unless told not to (api-contract §4.1.1, as mlx_lm).
-    if (!options_.default_kwargs.contains("enable_thinking")) {
-      options_.default_kwargs["enable_thinking"] = true;
-    }
   } else {
     reasoning_.reset();
   }
@@ -96,14 +101,13 @@ ChatFormatter::ChatFormatter(ChatTemplates templates, ordered_json special_token
   tool_use_template_ = compile(templates.tool_use_source);
   template_text_ = templates.default_source.value_or("") + templates.tool_use_source.value_or("");
   if (options_.tool_call_format) {
-    if (*options_.tool_call_format != "none") {
-      tool_syntax_ = find_tool_call_syntax(*options_.tool_call_format);
-      if (!tool_syntax_) {
-        throw FileError("unknown tool-call format '" + *options_.tool_call_format + "'");
-      }
+    if (*options_.tool_call_format != "none" &&
+        !find_tool_call_syntax(*options_.tool_call_format)) {
+      throw FileError("unknown tool-call format '" + *options_.tool_call_format + "'");
     }
+    use_tool_call_format(*options_.tool_call_format == "none" ? "" : *options_.tool_call_format);
   } else {
-    tool_syntax_ = infer_tool_call_syntax(template_text_);
+    use_tool_call_format(std::string(infer_tool_call_format(template_text_).value_or("")));
   }
   if (options_.extract_reasoning && template_text_.find("<think>") != std::string::npos) {
     reasoning_ = ReasoningMarkers{};
@@ -121,6 +125,11 @@ ChatFormatter::ChatFormatter(std::optional<std::string> template_source, std::st
 
 ChatFormatter::~ChatFormatter() = default;
 ChatFormatter::ChatFormatter(ChatFormatter&&) noexcept = default;
+
+void ChatFormatter::use_tool_call_format(std::string format) {
+  tool_call_format_ = std::move(format);
+  tool_syntax_ = find_tool_call_syntax(tool_call_format_);
+}
 
 bool ChatFormatter::has_template() const { return default_template_ || tool_use_template_; }
 

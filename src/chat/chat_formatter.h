@@ -62,7 +62,8 @@ struct ChatOptions {
   std::optional<std::string> template_override;  // --chat-template: replaces the model's
   // --chat-template-args: template variables under the request's chat_template_kwargs.
   nlohmann::ordered_json default_kwargs = nlohmann::ordered_json::object();
-  // --tool-call-format: a syntax name or "none"; unset = inferred from the template.
+  // --tool-call-format: a syntax name or "none"; unset = the tokenizer's tool_parser_type,
+  // else inferred from the template.
   std::optional<std::string> tool_call_format;
   bool extract_reasoning = true;      // --reasoning-format none: thinking stays in content
   std::optional<std::tm> fixed_time;  // strftime_now's instant (tests); unset = now
@@ -83,6 +84,11 @@ class ChatFormatter {
   ChatFormatter(ChatFormatter&&) noexcept;
 
   bool has_template() const;
+  // How the model writes tool calls: --tool-call-format, else tokenizer_config.json's
+  // tool_parser_type, else inferred from the template; "" when none. parses_tool_calls() is
+  // false for a format lmserve does not implement (the calls then stay in content).
+  const std::string& tool_call_format() const { return tool_call_format_; }
+  bool parses_tool_calls() const { return tool_syntax_ != nullptr; }
 
   // Throws ApiError (400, code "template_error", param "messages") when the template raises.
   RenderedPrompt render(const ChatPromptInput& input) const;
@@ -103,6 +109,9 @@ class ChatFormatter {
   std::string template_text_;  // every template source, for the developer-role check
   std::unique_ptr<jinja::Template> default_template_;
   std::unique_ptr<jinja::Template> tool_use_template_;
+  void use_tool_call_format(std::string format);
+
+  std::string tool_call_format_;
   const ToolCallSyntax* tool_syntax_ = nullptr;
   std::optional<ReasoningMarkers> reasoning_;
   std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids_;

@@ -124,8 +124,9 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
       ->capture_default_str();
   app.add_option("--tool-call-format", o.tool_call_format,
                  "How the model writes tool calls: json_tools, qwen3_coder, llama3_json, mistral, "
-                 "or none (default: inferred from the chat template)")
-      ->check(CLI::IsMember({"json_tools", "qwen3_coder", "llama3_json", "mistral", "none"}));
+                 "pythonic, or none (default: inferred from the chat template)")
+      ->check(CLI::IsMember(
+          {"json_tools", "qwen3_coder", "llama3_json", "mistral", "pythonic", "none"}));
 }
 
 CLI::App* add_generate_command(CLI::App& app, GenerateOptions& o) {

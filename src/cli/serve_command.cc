@@ -38,6 +38,12 @@ int run_serve(const ServeOptions& o) {
   chat::ChatOptions options = chat_options(o);
   LoadedModel loaded(o.model);
   chat::ChatFormatter chat(loaded.tokenizer, std::move(options));
+  if (!chat.tool_call_format().empty() && !chat.parses_tool_calls()) {
+    spdlog::warn("tool-call format '{}' is not implemented: tool calls stay in content",
+                 chat.tool_call_format());
+  } else if (chat.parses_tool_calls()) {
+    spdlog::info("tool calls: {}", chat.tool_call_format());
+  }
   engine::EngineOptions engine_options = o.engine;
   engine_options.kv_type = *model::parse_kv_type(o.kv_type);  // CLI11 checked the name
   engine::Engine engine(*loaded.model, loaded.tokenizer, engine_options);

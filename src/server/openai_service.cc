@@ -60,6 +60,7 @@ struct OpenAiService::Job {
   int prompt_tokens = 0;
   bool stream = false;
   bool include_usage = false;
+  Headers headers;  // extra response headers
 };
 
 OpenAiService::OpenAiService(ServiceOptions options, Backend& backend)
@@ -309,6 +310,10 @@ OpenAiService::Job OpenAiService::prepare_chat(std::string_view body) const {
   }
   Job job = make_job(/*chat=*/true, std::move(ids), request.common);
   job.output = GenerationOutput(rendered);
+  // The model got tools, but lmserve does not know how it writes calls (§2.6).
+  if (!request.prompt.tools.is_null() && !rendered.output.tool_syntax) {
+    job.headers.emplace_back("X-Lmserve-Warning", "tools-unparsed");
+  }
   return job;
 }
 
@@ -397,7 +402,8 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
     channel->peer_closed();
   });
 
-  ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format};
+  ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format,
+                      std::move(job.headers)};
   if (logprobs >= 0) {
     shape.logprobs.emplace(job.chat, logprobs,
                            [this](std::int32_t id) { return backend_.token_bytes(id); });

@@ -27,7 +27,7 @@ net::awaitable<bool> WholeResponseWriter::flush(bool done) {
                           : text_completion_body(shape_.meta, message_.content,
                                                  outcome_.finish_reason, outcome_.usage);
   if (shape_.logprobs) body["choices"][0]["logprobs"] = shape_.logprobs->format(pending_logprobs_);
-  co_await exchange_.respond(http::status::ok, dump_json(body));
+  co_await exchange_.respond(http::status::ok, dump_json(body), "application/json", shape_.headers);
   co_return true;
 }
 
@@ -42,6 +42,7 @@ SseResponseWriter::SseResponseWriter(HttpExchange& exchange, ResponseShape shape
 net::awaitable<bool> SseResponseWriter::begin() {
   Headers headers = {{std::string("Cache-Control"), std::string("no-cache")},
                      {std::string("X-Accel-Buffering"), std::string("no")}};
+  headers.insert(headers.end(), shape_.headers.begin(), shape_.headers.end());
   const std::string content_type = "text/event-stream";
   bool started = co_await exchange_.begin_stream(content_type, headers);
   deadline_ = Clock::now() + ping_;

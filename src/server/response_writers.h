@@ -27,6 +27,7 @@ struct ResponseShape {
   bool chat = true;
   bool include_usage = false;  // stream_options.include_usage
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
+  Headers headers;                            // extra response headers
   std::optional<LogprobsFormatter> logprobs;  // when the request asked for them
 };
 

@@ -176,6 +176,14 @@ Tokenizer Tokenizer::load(const fs::path& path) {
     impl->eos_token = token_text(special_map, "eos_token");
   }
   Tokenizer result(impl);
+  // transformers hands a chat template its special_tokens_map ({**special_tokens_map,
+  // **kwargs}): every special token the tokenizer defines, in its attribute order.
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
+                          "cls_token", "mask_token"}) {
+    std::string text = token_text(config, key);
+    if (text.empty() && !config.contains(key)) text = token_text(special_map, key);
+    if (!text.empty()) impl->special_tokens_map.emplace_back(key, std::move(text));
+  }
   if (!impl->bos_token.empty()) impl->bos_id = result.token_to_id(impl->bos_token);
   if (!impl->eos_token.empty()) impl->eos_id = result.token_to_id(impl->eos_token);
 
@@ -194,12 +202,20 @@ Tokenizer Tokenizer::load(const fs::path& path) {
   const auto clean = config.find("clean_up_tokenization_spaces");
   impl->clean_up_spaces = clean != config.end() && clean->is_boolean() && clean->get<bool>();
 
+  // Where transformers looks, in its order: chat_template.jinja, chat_template.json (the
+  // processor form, {"chat_template": "..."}), then tokenizer_config.json.
   if (fs::exists(dir / "chat_template.jinja", ec)) {
     impl->chat_template = util::read_text_file(dir / "chat_template.jinja");
+  } else if (fs::exists(dir / "chat_template.json", ec)) {
+    impl->chat_template =
+        template_from_config(read_json_file(dir / "chat_template.json"), "default");
   } else {
     impl->chat_template = template_from_config(config, "default");
   }
   impl->tool_use_chat_template = template_from_config(config, "tool_use");
+  if (auto it = config.find("tool_parser_type"); it != config.end() && it->is_string()) {
+    impl->tool_parser_type = it->get<std::string>();
+  }
   return result;
 }
 
@@ -329,6 +345,14 @@ const std::optional<std::string>& Tokenizer::chat_template() const { return impl
 
 const std::optional<std::string>& Tokenizer::tool_use_chat_template() const {
   return impl_->tool_use_chat_template;
+}
+
+const std::vector<std::pair<std::string, std::string>>& Tokenizer::special_tokens_map() const {
+  return impl_->special_tokens_map;
+}
+
+const std::optional<std::string>& Tokenizer::tool_parser_type() const {
+  return impl_->tool_parser_type;
 }
 
 bool Tokenizer::clean_up_tokenization_spaces() const { return impl_->clean_up_spaces; }

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lmserve::tokenizer {
@@ -68,6 +69,11 @@ class Tokenizer {
   // The "tool_use" template of a tokenizer_config.json that names several; used instead of
   // chat_template() when a request has tools.
   const std::optional<std::string>& tool_use_chat_template() const;
+  // The special tokens transformers passes to chat templates ("bos_token", "eos_token",
+  // "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"), those defined.
+  const std::vector<std::pair<std::string, std::string>>& special_tokens_map() const;
+  // tokenizer_config.json's "tool_parser_type" (how the model writes tool calls), if set.
+  const std::optional<std::string>& tool_parser_type() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }

@@ -40,6 +40,8 @@ struct Tokenizer::Impl {
   std::string bos_token, eos_token;
   std::optional<std::string> chat_template;
   std::optional<std::string> tool_use_chat_template;  // the named "tool_use" template
+  std::optional<std::string> tool_parser_type;        // tokenizer_config.json, mlx_lm's key
+  std::vector<std::pair<std::string, std::string>> special_tokens_map;  // key -> text
   bool clean_up_spaces = false;
 
   bool valid(std::int32_t id) const {

@@ -261,6 +261,11 @@ TEST(ChatFormatterOutput, ToolSyntaxFromTheTemplateOnlyWhenTheRequestHasTools) {
   EXPECT_EQ(off.render(input).output.tool_syntax, nullptr);
   EXPECT_THROW(ChatFormatter(ChatTemplates{"x"}, json::object(), {.tool_call_format = "xml"}),
                FileError);
+
+  ChatFormatter glm(ChatTemplates{"<tool_call>{{ name }}<arg_key>"}, json::object());
+  EXPECT_EQ(glm.tool_call_format(), "glm47");
+  EXPECT_FALSE(glm.parses_tool_calls());
+  EXPECT_EQ(glm.render(input).output.tool_syntax, nullptr);
 }
 
 TEST(ChatFormatterOutput, ThinkBlockOpenedByThePrompt) {
@@ -290,21 +295,34 @@ TEST(ChatFormatterTokenizer, ThinkMarkersComeFromTheVocabulary) {
   EXPECT_FALSE(ChatFormatter(llama).render(user_says("hi")).output.reasoning);
 }
 
-TEST(ChatFormatterTokenizer, ThinkingModelsThinkByDefault) {
+// enable_thinking is not injected (mlx_lm sets it for thinking models): each template's
+// own default applies, as under transformers, so /apply-template matches Python.
+TEST(ChatFormatterTokenizer, TemplatesKeepTheirOwnThinkingDefault) {
   auto qwen = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
   const std::string print = "{{ enable_thinking | default('unset') }}";
   ChatPromptInput input = user_says("hi");
-  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "True");
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "unset");
   EXPECT_EQ(ChatFormatter(qwen, {.template_override = print,
                                  .default_kwargs = json{{"enable_thinking", false}}})
                 .render(input)
                 .text,
             "False");
-  input.template_kwargs = json{{"enable_thinking", false}};
-  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(input).text, "False");
-  auto llama = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/llama3"));
-  EXPECT_EQ(ChatFormatter(llama, {.template_override = print}).render(user_says("hi")).text,
-            "unset");
+  input.template_kwargs = json{{"enable_thinking", true}};
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print,
+                                 .default_kwargs = json{{"enable_thinking", false}}})
+                .render(input)
+                .text,
+            "True");
+}
+
+TEST(ChatFormatterTokenizer, SpecialTokensMapReachesTheTemplate) {
+  auto qwen = tokenizer::Tokenizer::load(lmserve::testing::fixture("tokenizers/qwen3"));
+  const std::string print =
+      "{{ bos_token | default('-') }}|{{ eos_token }}|{{ pad_token }}|{{ unk_token | default('-') "
+      "}}";
+  // Qwen3's tokenizer_config.json: no BOS, eos <|im_end|>, pad <|endoftext|>, unk null.
+  EXPECT_EQ(ChatFormatter(qwen, {.template_override = print}).render(user_says("hi")).text,
+            "-|<|im_end|>|<|endoftext|>|-");
 }
 
 TEST(ChatFormatterTokenizer, NamedTemplatesInTokenizerConfig) {
@@ -313,13 +331,27 @@ TEST(ChatFormatterTokenizer, NamedTemplatesInTokenizerConfig) {
                              dir.path() / "tokenizer.json");
   lmserve::testing::write_file(dir.path() / "tokenizer_config.json", R"({"chat_template": [
       {"name": "default", "template": "plain"},
-      {"name": "tool_use", "template": "with {{ tools | length }} tools"}]})");
+      {"name": "tool_use", "template": "with {{ tools | length }} tools"}],
+      "tool_parser_type": "mistral"})");
   auto tok = tokenizer::Tokenizer::load(dir.path());
   ChatFormatter formatter(tok);
+  EXPECT_EQ(formatter.tool_call_format(), "mistral");  // tokenizer_config.json's key wins
+  EXPECT_EQ(ChatFormatter(tok, {.tool_call_format = "json_tools"}).tool_call_format(),
+            "json_tools");
   ChatPromptInput input = user_says("hi");
   EXPECT_EQ(formatter.render(input).text, "plain");
   input.tools = kTools;
   EXPECT_EQ(formatter.render(input).text, "with 1 tools");
+
+  // chat_template.json (the processor form) comes before tokenizer_config.json, and
+  // chat_template.jinja before both.
+  lmserve::testing::write_file(dir.path() / "chat_template.json",
+                               R"({"chat_template": "from json"})");
+  EXPECT_EQ(ChatFormatter(tokenizer::Tokenizer::load(dir.path())).render(user_says("hi")).text,
+            "from json");
+  lmserve::testing::write_file(dir.path() / "chat_template.jinja", "from jinja");
+  EXPECT_EQ(ChatFormatter(tokenizer::Tokenizer::load(dir.path())).render(user_says("hi")).text,
+            "from jinja");
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "support/fixtures.h"
+
 namespace lmserve::chat {
 namespace {
 
@@ -370,16 +372,143 @@ TEST(OutputParserMistral, NewIdsAreNineAlphanumerics) {
   EXPECT_NE(long_id, new_tool_call_id(false));
 }
 
+// ---- pythonic (LFM2) ----
+
+TEST(OutputParserPythonic, CallListWithPythonLiterals) {
+  auto m = expect_parse(with_syntax(pythonic_syntax()),
+                        "Checking.<|tool_call_start|>[get_weather(city=\"Paris\", days=3, "
+                        "metric=True), search(q='it\\'s', tags=['a', \"b\"], opts={'x': None, "
+                        "'y': (1, 2.5)},)]<|tool_call_end|>");
+  EXPECT_EQ(m.content, "Checking.");
+  ASSERT_EQ(m.tool_calls.size(), 2u);
+  EXPECT_EQ(m.tool_calls[0].name, "get_weather");
+  EXPECT_EQ(m.tool_calls[0].arguments, R"({"city":"Paris","days":3,"metric":true})");
+  EXPECT_EQ(m.tool_calls[1].arguments,
+            R"({"q":"it's","tags":["a","b"],"opts":{"x":null,"y":[1,2.5]}})");
+}
+
+TEST(OutputParserPythonic, SingleCallWithoutBracketsAndNoArguments) {
+  auto m = expect_parse(with_syntax(pythonic_syntax()),
+                        "<|tool_call_start|>get_time()<|tool_call_end|>");
+  ASSERT_EQ(m.tool_calls.size(), 1u);
+  EXPECT_EQ(m.tool_calls[0].name, "get_time");
+  EXPECT_EQ(m.tool_calls[0].arguments, "{}");
+}
+
+TEST(OutputParserPythonic, PositionalArgumentsAndGarbageAreContent) {
+  for (const std::string text : {"<|tool_call_start|>[f(\"x\")]<|tool_call_end|>",
+                                 "<|tool_call_start|>[f(a=1]<|tool_call_end|>",
+                                 "<|tool_call_start|>[f(a=os.system)]<|tool_call_end|>"}) {
+    auto m = expect_parse(with_syntax(pythonic_syntax()), text);
+    EXPECT_TRUE(m.tool_calls.empty()) << text;
+    EXPECT_EQ(m.content, text);
+  }
+}
+
+// ---- the same cases for every syntax ----
+
+struct SyntaxCases {
+  const ToolCallSyntax* syntax;
+  std::string two_calls_after_content;  // "Let me check." then calls a({"x":1}) and b({})
+  std::string malformed;                // comes back verbatim as content
+  std::string lookalike;                // resembles a call's start; all content
+};
+
+std::vector<SyntaxCases> every_syntax() {
+  return {
+      {&json_tools_syntax(),
+       "Let me check.\n<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n"
+       "<tool_call>\n{\"name\": \"b\", \"arguments\": {}}\n</tool_call>",
+       "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}\n</tool_call>",
+       "a <tool_ca b <tool_callx> c"},
+      {&qwen3_coder_syntax(),
+       "Let me check.\n<tool_call>\n<function=a>\n<parameter=x>\n1\n</parameter>\n</function>\n"
+       "</tool_call>\n<tool_call>\n<function=b>\n</function>\n</tool_call>",
+       "<tool_call>\n<function=a>\n<parameter=x>\n1\n</parameter>\n</tool_call>",
+       "a <tool_ca b <function=x> c"},
+      {&llama3_json_syntax(),
+       "<|python_tag|>{\"name\": \"a\", \"parameters\": {\"x\": 1}}; {\"name\": \"b\", "
+       "\"parameters\": {}}",
+       "{\"name\": \"a\", \"parameters\": {\"x\": 1}", "a <|python_ta b {\"name\": 1} c"},
+      {&mistral_syntax(), "Let me check.[TOOL_CALLS]a[ARGS]{\"x\": 1}[TOOL_CALLS]b[ARGS]{}",
+       "[TOOL_CALLS]a[ARGS]{\"x\": 1", "a [TOOL_CALL b [TOOL] c"},
+      {&pythonic_syntax(), "Let me check.<|tool_call_start|>[a(x=1), b()]<|tool_call_end|>",
+       "<|tool_call_start|>[a(x=1]<|tool_call_end|>", "a <|tool_call_sta b <|tool_call_end|> c"},
+  };
+}
+
+TEST(OutputParserEverySyntax, TwoCallsAfterContentMalformedAndLookalikes) {
+  for (const SyntaxCases& cases : every_syntax()) {
+    SCOPED_TRACE(std::string(cases.syntax->name));
+    for (bool reasoning : {false, true}) {
+      const auto options = with_syntax(*cases.syntax, reasoning);
+      auto calls = expect_parse(options, cases.two_calls_after_content);
+      // Llama 3's call is the whole answer; the others follow some content.
+      EXPECT_EQ(calls.content, cases.syntax == &llama3_json_syntax() ? "" : "Let me check.");
+      ASSERT_EQ(calls.tool_calls.size(), 2u);
+      EXPECT_EQ(calls.tool_calls[0].name, "a");
+      EXPECT_EQ(calls.tool_calls[0].arguments, R"({"x":1})");
+      EXPECT_EQ(calls.tool_calls[1].name, "b");
+      EXPECT_EQ(calls.tool_calls[1].arguments, "{}");
+      EXPECT_NE(calls.tool_calls[0].id, calls.tool_calls[1].id);
+
+      auto malformed = expect_parse(options, cases.malformed);
+      EXPECT_TRUE(malformed.tool_calls.empty());
+      EXPECT_EQ(malformed.content, cases.malformed);
+
+      auto lookalike = expect_parse(options, cases.lookalike);
+      EXPECT_TRUE(lookalike.tool_calls.empty());
+      EXPECT_EQ(lookalike.content, cases.lookalike);
+
+      // Reasoning first, then the calls: the same calls, and the thinking kept apart.
+      if (reasoning) {
+        auto thought = expect_parse(options, "<think>plan</think>" + cases.two_calls_after_content);
+        EXPECT_EQ(thought.reasoning, "plan");
+        EXPECT_EQ(thought.tool_calls.size(), 2u);
+      }
+    }
+  }
+}
+
 // ---- selection ----
 
 TEST(ToolCallSyntaxSelection, InferredFromTheTemplate) {
-  EXPECT_EQ(infer_tool_call_syntax("{{ '<tool_call>\\n<function=' }}"), &qwen3_coder_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("[TOOL_CALLS]"), &mistral_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("<tool_call> {{ tool_call.name }}"), &json_tools_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("<|python_tag|>"), &llama3_json_syntax());
-  EXPECT_EQ(infer_tool_call_syntax("{{ messages }}"), nullptr);
+  auto infer = [](std::string_view source) {
+    return infer_tool_call_format(source).value_or("none");
+  };
+  EXPECT_EQ(infer("{{ '<tool_call>\\n<function=' }}"), "qwen3_coder");
+  EXPECT_EQ(infer("[TOOL_CALLS]"), "mistral");
+  EXPECT_EQ(infer("<tool_call> {{ tool_call.name }}"), "json_tools");
+  EXPECT_EQ(infer("<|python_tag|>"), "llama3_json");
+  EXPECT_EQ(infer("<|tool_call_start|>["), "pythonic");
+  EXPECT_EQ(infer("<tool_call>{{ tool_call.name }}<arg_key>"), "glm47");  // rule order
+  EXPECT_EQ(infer("{{ messages }}"), "none");
   EXPECT_EQ(find_tool_call_syntax("mistral"), &mistral_syntax());
+  EXPECT_EQ(find_tool_call_syntax("glm47"), nullptr);  // known, not parsed
   EXPECT_EQ(find_tool_call_syntax("nope"), nullptr);
+}
+
+// Each real template of the fixtures: the format it teaches.
+TEST(ToolCallSyntaxSelection, FixtureTemplates) {
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"Qwen-Qwen3-0.6B", "json_tools"},
+      {"Qwen-Qwen2.5-7B-Instruct", "json_tools"},
+      {"NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "json_tools"},
+      {"Qwen3-Coder", "qwen3_coder"},
+      {"Qwen3.5-4B", "qwen3_coder"},
+      {"meta-llama-Llama-3.3-70B-Instruct", "llama3_json"},
+      {"meta-llama-Llama-3.2-3B-Instruct", "llama3_json"},
+      {"mistralai-Mistral-Nemo-Instruct-2407", "mistral"},
+      {"unsloth-mistral-Devstral-Small-2507", "mistral"},
+      {"LFM2.5-8B-A1B", "pythonic"},
+      {"GLM-4.6", "glm47"},
+      {"google-gemma-3-it", "none"},
+  };
+  for (const auto& [name, format] : expected) {
+    std::string source =
+        lmserve::testing::read_file(lmserve::testing::fixture("templates/" + name + ".jinja"));
+    EXPECT_EQ(infer_tool_call_format(source).value_or("none"), format) << name;
+  }
 }
 
 // Every syntax, with and without reasoning, on texts mixing all the cases: the split
@@ -399,6 +528,7 @@ TEST(OutputParserInvariant, EverySyntaxEveryText) {
       "[TOOL_CALLS][{\"name\": \"a\", \"arguments\": {}}]",
       "<think>a<tool_call>{\"name\": \"a\"}</tool_call>b</think>c",
       "  \n <tool_ <think <|python [TOOL",
+      "<|tool_call_start|>[f(a=1), g(b='x')]<|tool_call_end|> after",
   };
   for (const ToolCallSyntax* syntax :
        {&json_tools_syntax(), &qwen3_coder_syntax(), &llama3_json_syntax(), &mistral_syntax()}) {

@@ -118,6 +118,26 @@ describe('a model whose answer is a tool call', () => {
   });
 });
 
+describe('--tool-call-format llama3_json: a bare JSON answer is the call', () => {
+  let s;
+  before(async () => {
+    s = await serveScripted('{"name":"get_weather","parameters":{"city": "Paris"}}<|im_end|>',
+      ['--tool-call-format', 'llama3_json']);
+  });
+  after(async () => s?.stop());
+
+  test('create() and stream() agree', async () => {
+    const params = { model: 'scripted', messages, tools, temperature: 0, max_tokens: 64 };
+    const whole = (await s.client.chat.completions.create(params)).choices[0];
+    assert.equal(whole.finish_reason, 'tool_calls');
+    assert.equal(whole.message.content, null);
+    assert.deepEqual(whole.message.tool_calls[0].function, { name: 'get_weather', arguments: '{"city":"Paris"}' });
+    const final = await s.client.chat.completions.stream(params).finalChatCompletion();
+    assert.equal(final.choices[0].finish_reason, 'tool_calls');
+    assert.deepEqual(final.choices[0].message.tool_calls[0].function, whole.message.tool_calls[0].function);
+  });
+});
+
 describe('a model that thinks, then answers', () => {
   let s;
   before(async () => {
@@ -151,7 +171,12 @@ describe('a model that thinks, then answers', () => {
     const results = manifest.templates['Qwen-Qwen3-0.6B'].results;
     let checked = 0;
     for (const [n, conversation] of conversations.entries()) {
-      const body = { messages: conversation.messages, add_generation_prompt: conversation.add_generation_prompt };
+      // Tool-call arguments in the wire form, a JSON string, as the openai client sends them.
+      const wire = conversation.messages.map((m) => (m.tool_calls ? {
+        ...m,
+        tool_calls: m.tool_calls.map((c) => ({ ...c, function: { ...c.function, arguments: JSON.stringify(c.function.arguments) } })),
+      } : m));
+      const body = { messages: wire, add_generation_prompt: conversation.add_generation_prompt };
       if (conversation.tools) body.tools = conversation.tools;
       if (conversation.documents) body.documents = conversation.documents;
       if (conversation.kwargs) body.chat_template_kwargs = conversation.kwargs;

@@ -43,11 +43,14 @@ bool same(const chat::ChatMessage& a, const chat::ChatMessage& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
-  const chat::ToolCallSyntax* syntaxes[] = {nullptr, &chat::json_tools_syntax(),
+  const chat::ToolCallSyntax* syntaxes[] = {nullptr,
+                                            &chat::json_tools_syntax(),
                                             &chat::qwen3_coder_syntax(),
-                                            &chat::llama3_json_syntax(), &chat::mistral_syntax()};
+                                            &chat::llama3_json_syntax(),
+                                            &chat::mistral_syntax(),
+                                            &chat::pythonic_syntax()};
   chat::OutputParserOptions options;
-  options.tool_syntax = syntaxes[data[0] % 5];
+  options.tool_syntax = syntaxes[(data[0] & 0x07) % 6];
   if (data[0] & 0x08) options.reasoning = chat::ReasoningMarkers{};
   options.starts_in_reasoning = data[0] & 0x10;
   options.parallel_tool_calls = !(data[0] & 0x20);

@@ -1,6 +1,6 @@
 // POST /apply-template over real HTTP with the real chat formatter: every template and
 // conversation of shared/fixtures/templates gives exactly Python's bytes, or the template's
-// error where Jinja2 raised one.
+// error where Jinja2 raised one. Assistant tool calls make the round trip from the wire form.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
@@ -43,9 +43,18 @@ class TemplateOnlyBackend final : public Backend {
   [[noreturn]] static void unused() { throw std::logic_error("not used by /apply-template"); }
 };
 
-// The conversation as a client sends it: kwargs become chat_template_kwargs.
+// The conversation as an OpenAI client sends it: tool-call arguments as JSON strings (the
+// server parses them back for the template), kwargs as chat_template_kwargs.
 json request_body(const json& conversation) {
-  json body = {{"messages", conversation.at("messages")},
+  json messages = conversation.at("messages");
+  for (json& message : messages) {
+    if (!message.contains("tool_calls")) continue;
+    for (json& call : message["tool_calls"]) {
+      json& arguments = call["function"]["arguments"];
+      arguments = arguments.dump();
+    }
+  }
+  json body = {{"messages", messages},
                {"add_generation_prompt", conversation.at("add_generation_prompt")}};
   for (const char* key : {"tools", "documents"}) {
     if (conversation.contains(key)) body[key] = conversation[key];

@@ -594,6 +594,20 @@ TEST_F(ServiceTest, ToolCallsAreOnlyParsedWhenTheRequestHasTools) {
   (void)body;
 }
 
+TEST_F(ServiceTest, ToolsTheModelCannotCallAreFlaggedInAHeader) {
+  start();  // the fake reads answers with no tool syntax
+  json request = kChat;
+  TestResponse plain = post("/v1/chat/completions", request);
+  EXPECT_FALSE(plain.has_header("x-lmserve-warning"));
+  request["tools"] = kWeatherTools;
+  TestResponse whole = post("/v1/chat/completions", request);
+  EXPECT_EQ(whole.header("x-lmserve-warning"), "tools-unparsed");
+  request["stream"] = true;
+  TestResponse streamed = post("/v1/chat/completions", request);
+  EXPECT_EQ(streamed.header("x-lmserve-warning"), "tools-unparsed");
+  EXPECT_TRUE(parse_sse(streamed.body).done_last);
+}
+
 TEST_F(ServiceTest, MalformedCallIsContentAndFinishStaysStop) {
   backend_.output.tool_syntax = &chat::json_tools_syntax();
   backend_.script = {{text("<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"ci")},

@@ -11,9 +11,10 @@ namespace {
 
 constexpr int kMaxArgumentsDepth = 128;
 
-const std::array<const ToolCallSyntax*, 4>& all_syntaxes() {
-  static const std::array<const ToolCallSyntax*, 4> kAll = {
-      &json_tools_syntax(), &qwen3_coder_syntax(), &llama3_json_syntax(), &mistral_syntax()};
+const std::array<const ToolCallSyntax*, 5>& all_syntaxes() {
+  static const std::array<const ToolCallSyntax*, 5> kAll = {
+      &json_tools_syntax(), &qwen3_coder_syntax(), &llama3_json_syntax(), &mistral_syntax(),
+      &pythonic_syntax()};
   return kAll;
 }
 
@@ -36,20 +37,25 @@ std::vector<std::string_view> tool_call_syntax_names() {
   return names;
 }
 
-const ToolCallSyntax* infer_tool_call_syntax(std::string_view source) {
-  if (contains(source, "<tool_call>\n<function=") || contains(source, "<tool_call>\\n<function=")) {
-    return &qwen3_coder_syntax();
+std::optional<std::string_view> infer_tool_call_format(std::string_view source) {
+  // api-contract §4.7's rules in their order (first match wins), then the forms it does not
+  // list: LFM2.5's pythonic markers and Llama 3's JSON prompt.
+  auto has = [source](std::string_view needle) { return contains(source, needle); };
+  if (has("<minimax:tool_call>")) return "minimax_m2";
+  if (has("<|tool_call>") && has("<tool_call|>")) return "gemma4";
+  if (has("<start_function_call>")) return "function_gemma";
+  if (has("<longcat_tool_call>")) return "longcat";
+  if (has("<arg_key>")) return "glm47";
+  if (has("<|tool_list_start|>")) return "pythonic";
+  if (has("<tool_call>\n<function=") || has("<tool_call>\\n<function=")) return "qwen3_coder";
+  if (has("<|tool_calls_section_begin|>")) return "kimi_k2";
+  if (has("[TOOL_CALLS]")) return "mistral";
+  if (has("<tool_call>") && has("tool_call.name")) return "json_tools";
+  if (has("<|tool_call_start|>")) return "pythonic";
+  if (has("<|python_tag|>") || has(R"({"name": function name, "parameters")")) {
+    return "llama3_json";
   }
-  if (contains(source, "[TOOL_CALLS]")) return &mistral_syntax();
-  if (contains(source, "<tool_call>") && contains(source, "tool_call.name")) {
-    return &json_tools_syntax();
-  }
-  // Llama 3.1-3.3 teach the bare JSON form in their tool prompt.
-  if (contains(source, "<|python_tag|>") ||
-      contains(source, R"({"name": function name, "parameters")")) {
-    return &llama3_json_syntax();
-  }
-  return nullptr;
+  return std::nullopt;
 }
 
 std::string new_tool_call_id(bool short_id) {

@@ -41,12 +41,15 @@ const ToolCallSyntax& llama3_json_syntax();
 // Mistral: [TOOL_CALLS][{"name", "arguments"}...] or [TOOL_CALLS]NAME[ARGS]{...} (repeated).
 const ToolCallSyntax& mistral_syntax();
 
+// LFM2: <|tool_call_start|>[f(a=1), g(s="x")]<|tool_call_end|> (Python calls and literals).
+const ToolCallSyntax& pythonic_syntax();
+
 // By --tool-call-format name; nullptr when unknown.
 const ToolCallSyntax* find_tool_call_syntax(std::string_view name);
 std::vector<std::string_view> tool_call_syntax_names();
-// The syntax a chat template teaches its model (api-contract §4.7, first matching rule);
-// nullptr when the template shows none that lmserve parses.
-const ToolCallSyntax* infer_tool_call_syntax(std::string_view template_source);
+// The tool-call format a chat template teaches its model (api-contract §4.7, first matching
+// rule), also for formats lmserve does not parse (find_tool_call_syntax gives nullptr).
+std::optional<std::string_view> infer_tool_call_format(std::string_view template_source);
 
 // "call_" + 24 alphanumerics, or 9 alphanumerics for short ids.
 std::string new_tool_call_id(bool short_id);
