@@ -62,26 +62,110 @@ inline __m256 load8(const void* row, int i) {
   }
 }
 
-// out[r][t] for R rows and T tokens, in the canonical order.
+// Adds w*x over k in [k0, k1) (multiples of 8) to the lane accumulators acc[r * T + t] of R
+// rows and T tokens. Splitting k into ranges keeps every lane's sequence of FMAs, so the
+// canonical order holds however the caller blocks the product.
 template <WeightType kType, int R, int T>
-void tile(const void* const* w, const float* const* x, int n, float* const* out) {
-  __m256 acc[R][T];
+void accumulate(const void* const* w, const float* const* x, int k0, int k1, __m256* acc) {
+  __m256 a[R][T];
   for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
+    for (int t = 0; t < T; ++t) a[r][t] = acc[r * T + t];
+  for (int i = k0; i < k1; i += 8) {
     __m256 wv[R];
     for (int r = 0; r < R; ++r) wv[r] = load8<kType>(w[r], i);
     for (int t = 0; t < T; ++t) {
       const __m256 xv = _mm256_loadu_ps(x[t] + i);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      for (int r = 0; r < R; ++r) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);
     }
   }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r * T + t] = a[r][t];
+}
+
+// out[r][t] = the lanes' sum, then the tail k >= n8 one by one.
+template <WeightType kType, int R, int T>
+void finish(const void* const* w, const float* const* x, int n8, int n, const __m256* acc,
+            float* const* out) {
   for (int r = 0; r < R; ++r) {
     for (int t = 0; t < T; ++t) {
-      float s = hsum(acc[r][t]);
-      for (int k = i; k < n; ++k) s = std::fma(load1<kType>(w[r], k), x[t][k], s);
+      float s = hsum(acc[r * T + t]);
+      for (int k = n8; k < n; ++k) s = std::fma(load1<kType>(w[r], k), x[t][k], s);
       out[r][t] = s;
+    }
+  }
+}
+
+// Calls fn.template operator()<R, T>() for the instance that fits nr <= kTileRows rows and
+// nt <= kTileTokens tokens.
+template <int R = kTileRows, int T = kTileTokens, class Fn>
+void with_tile_shape(int nr, int nt, Fn&& fn) {
+  if constexpr (R > 1) {
+    if (nr < R) return with_tile_shape<R - 1, T>(nr, nt, fn);
+  }
+  if constexpr (T > 1) {
+    if (nt < T) return with_tile_shape<R, T - 1>(nr, nt, fn);
+  }
+  fn.template operator()<R, T>();
+}
+
+template <WeightType kType, int R, int T>
+void tile(const void* const* w, const float* const* x, int n, float* const* out) {
+  __m256 acc[R * T];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  accumulate<kType, R, T>(w, x, 0, n & ~7, acc);
+  finish<kType, R, T>(w, x, n & ~7, n, acc, out);
+}
+
+// Blocked so that each piece of data is read from the nearest cache: a block of weight rows
+// times a block of columns (at most kBlockBytes) stays in L2 while every group of kTileTokens
+// tokens uses it, and that group's activations for the column block stay in L1.
+constexpr int kBlockCols = 1024;
+constexpr int kMaxBlockRows = 64;
+constexpr std::size_t kBlockBytes = 256 << 10;
+
+template <WeightType kType>
+void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
+                 int row_end) {
+  const int cols = w.cols;
+  const int n8 = cols & ~7;
+  const int fit = static_cast<int>(
+      kBlockBytes / (static_cast<std::size_t>(std::min(cols, kBlockCols)) * element_size(kType)));
+  const int block_rows = std::clamp(fit / kTileRows * kTileRows, kTileRows, kMaxBlockRows);
+  constexpr int kTileAccs = kTileRows * kTileTokens;
+  __m256 acc[kMaxBlockRows / kTileRows][kTileAccs];
+  for (int rb = row_begin; rb < row_end; rb += block_rows) {
+    const int rb_end = std::min(row_end, rb + block_rows);
+    for (int t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+      const int nt = std::min(kTileTokens, n_tokens - t0);
+      const float* xs[kTileTokens];
+      for (int t = 0; t < nt; ++t) xs[t] = x + static_cast<std::size_t>(t0 + t) * cols;
+      for (auto& tile_acc : acc)
+        for (auto& a : tile_acc) a = _mm256_setzero_ps();
+      for (int k0 = 0; k0 < n8; k0 += kBlockCols) {
+        const int k1 = std::min(n8, k0 + kBlockCols);
+        for (int r0 = rb, ti = 0; r0 < rb_end; r0 += kTileRows, ++ti) {
+          const int nr = std::min(kTileRows, rb_end - r0);
+          const void* rows[kTileRows];
+          for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
+          with_tile_shape(
+              nr, nt, [&]<int R, int T>() { accumulate<kType, R, T>(rows, xs, k0, k1, acc[ti]); });
+        }
+      }
+      for (int r0 = rb, ti = 0; r0 < rb_end; r0 += kTileRows, ++ti) {
+        const int nr = std::min(kTileRows, rb_end - r0);
+        const void* rows[kTileRows];
+        for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
+        float outs[kTileRows][kTileTokens];
+        float* out_rows[kTileRows];
+        for (int i = 0; i < kTileRows; ++i) out_rows[i] = outs[i];
+        with_tile_shape(nr, nt, [&]<int R, int T>() {
+          finish<kType, R, T>(rows, xs, n8, cols, acc[ti], out_rows);
+        });
+        for (int t = 0; t < nt; ++t) {
+          float* yt = y + static_cast<std::size_t>(t0 + t) * w.rows + r0;
+          for (int i = 0; i < nr; ++i) yt[i] = outs[i][t];
+        }
+      }
     }
   }
 }
@@ -91,44 +175,18 @@ void tile(const void* const* w, const float* const* x, int n, float* const* out)
   for (int r = 0; r < R; ++r)
     for (int t = 0; t < T; ++t) out[r][t] = detail::dot_scalar(kType, w[r], x[t], n);
 }
-#endif
-
-// Dispatches a tile of nr <= kTileRows rows and nt <= kTileTokens tokens to its instance.
-template <WeightType kType, int R = kTileRows, int T = kTileTokens>
-void tile_any(int nr, int nt, const void* const* w, const float* const* x, int n,
-              float* const* out) {
-  if constexpr (R > 1) {
-    if (nr < R) return tile_any<kType, R - 1, T>(nr, nt, w, x, n, out);
-  }
-  if constexpr (T > 1) {
-    if (nt < T) return tile_any<kType, R, T - 1>(nr, nt, w, x, n, out);
-  }
-  tile<kType, R, T>(w, x, n, out);
-}
 
 template <WeightType kType>
 void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
                  int row_end) {
-  const int cols = w.cols;
-  for (int r0 = row_begin; r0 < row_end; r0 += kTileRows) {
-    const int nr = std::min(kTileRows, row_end - r0);
-    const void* rows[kTileRows];
-    for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
-    for (int t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
-      const int nt = std::min(kTileTokens, n_tokens - t0);
-      const float* xs[kTileTokens];
-      float outs[kTileRows][kTileTokens];
-      float* out_rows[kTileRows];
-      for (int t = 0; t < nt; ++t) xs[t] = x + static_cast<std::size_t>(t0 + t) * cols;
-      for (int i = 0; i < kTileRows; ++i) out_rows[i] = outs[i];
-      tile_any<kType>(nr, nt, rows, xs, cols, out_rows);
-      for (int t = 0; t < nt; ++t) {
-        float* yt = y + static_cast<std::size_t>(t0 + t) * w.rows + r0;
-        for (int i = 0; i < nr; ++i) yt[i] = outs[i][t];
-      }
-    }
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* xt = x + static_cast<std::size_t>(t) * w.cols;
+    float* yt = y + static_cast<std::size_t>(t) * w.rows;
+    for (int r = row_begin; r < row_end; ++r)
+      yt[r] = detail::dot_scalar(kType, row_ptr(w, r), xt, w.cols);
   }
 }
+#endif
 
 void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
                  int row_end) {

@@ -1,0 +1,75 @@
+// Kernel micro-benchmark (not a test): weight x activation products at real model shapes for
+// 1..N activation rows, reporting time per call, GFLOP/s and weight bytes read per second.
+//
+//   bench_matmul [--rows 8192] [--cols 2048] [--type f16|bf16|f32] [--tokens 1,4,16] [--threads 0]
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "kernels/convert.h"
+#include "kernels/matmul.h"
+#include "util/thread_pool.h"
+
+using namespace lmserve;
+
+int main(int argc, char** argv) {
+  CLI::App app{"matmul micro-benchmark"};
+  int rows = 8192, cols = 2048, threads = 0;
+  double seconds = 2.0;
+  std::string type = "f16";
+  std::vector<int> tokens = {1, 4, 16};
+  app.add_option("--rows", rows)->capture_default_str();
+  app.add_option("--cols", cols)->capture_default_str();
+  app.add_option("--type", type)
+      ->check(CLI::IsMember({"f16", "bf16", "f32"}))
+      ->capture_default_str();
+  app.add_option("--tokens", tokens)->delimiter(',');
+  app.add_option("--threads", threads, "0 = one per core")->capture_default_str();
+  app.add_option("--seconds", seconds, "Time per measurement")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
+  std::vector<float> w32(n);
+  for (auto& v : w32) v = dist(rng) * 0.02f;
+  std::vector<std::uint16_t> w16(n);
+  kernels::WeightMatrix w{kernels::WeightType::kF32, w32.data(), rows, cols};
+  if (type == "f16") {
+    kernels::f32_to_f16(w32.data(), w16.data(), static_cast<int>(n));
+    w = {kernels::WeightType::kF16, w16.data(), rows, cols};
+  } else if (type == "bf16") {
+    for (std::size_t i = 0; i < n; ++i) w16[i] = kernels::f32_to_bf16(w32[i]);
+    w = {kernels::WeightType::kBF16, w16.data(), rows, cols};
+  }
+  const double weight_bytes = static_cast<double>(n) * (type == "f32" ? 4 : 2);
+  util::ThreadPool pool(threads);
+  std::printf("{\"rows\": %d, \"cols\": %d, \"type\": \"%s\", \"threads\": %d, \"results\": [\n",
+              rows, cols, type.c_str(), pool.size());
+  for (std::size_t k = 0; k < tokens.size(); ++k) {
+    const int t = tokens[k];
+    std::vector<float> x(static_cast<std::size_t>(t) * static_cast<std::size_t>(cols));
+    std::vector<float> y(static_cast<std::size_t>(t) * static_cast<std::size_t>(rows));
+    for (auto& v : x) v = dist(rng);
+    kernels::matmul(pool, w, x.data(), t, y.data());  // warm up
+    int calls = 0;
+    const auto start = std::chrono::steady_clock::now();
+    double elapsed = 0;
+    while (elapsed < seconds) {
+      kernels::matmul(pool, w, x.data(), t, y.data());
+      ++calls;
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    const double per_call = elapsed / calls;
+    std::printf(
+        "  {\"tokens\": %d, \"ms_per_call\": %.3f, \"gflops\": %.1f, \"weight_gb_per_s\": "
+        "%.1f}%s\n",
+        t, per_call * 1e3, 2.0 * static_cast<double>(n) * t / per_call / 1e9,
+        weight_bytes / per_call / 1e9, k + 1 < tokens.size() ? "," : "");
+  }
+  std::printf("]}\n");
+  return 0;
+}
