@@ -1,0 +1,52 @@
+// Turns bench/serving/load.mjs's JSON into the serving section of docs/benchmarks.md
+// (between the serving-bench markers), replacing the previous one.
+//   node report.mjs load.json --machine M --commit C --command CMD --model DESC --doc docs/benchmarks.md
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const [file, ...rest] = process.argv.slice(2);
+const opt = {};
+for (let i = 0; i < rest.length; i += 2) opt[rest[i].replace(/^--/, '')] = rest[i + 1];
+const r = JSON.parse(readFileSync(file, 'utf8'));
+const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+const lines = [
+  '<!-- serving-bench:begin -->',
+  '## Serving: concurrent clients and prefix reuse',
+  '',
+  `- machine: ${opt.machine}`,
+  `- date: ${new Date().toISOString().slice(0, 16)}Z, commit ${opt.commit}`,
+  `- command: \`${opt.command}\``,
+  `- model: ${opt.model}`,
+  `- each client streams one /v1/completions request with a distinct prompt, ${r.tokens_per_client} tokens, ` +
+    'greedy, `ignore_eos`; aggregate = all completion tokens / wall time of the round (prefill included); ' +
+    'TTFT and inter-token latency (ITL) measured by the client',
+  '',
+  '| clients | aggregate tok/s | vs 1 client | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | ITL p99 vs 1 client |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...r.rounds.map((x) => `| ${x.clients} | ${f(x.tokens_per_s)} | **${f(x.throughput_vs_1, 2)}x** | ` +
+    `${f(x.ttft_ms_p50, 0)} | ${f(x.ttft_ms_p99, 0)} | ${f(x.itl_ms_p50)} | ${f(x.itl_ms_p99)} | ${f(x.itl_p99_vs_1, 2)}x |`),
+  '',
+];
+const m = r.multi_turn;
+if (m) {
+  lines.push(
+    '| prefix reuse | prompt tokens | cached tokens | TTFT ms | speed-up |',
+    '|---|---:|---:|---:|---:|',
+    `| conversation, turn 1 (cold) | ${m.turn1_prompt_tokens} | ${m.turn1_cached} | ${f(m.turn1_ttft_ms, 0)} | |`,
+    `| conversation, turn 2 | ${m.turn2_prompt_tokens} | ${m.turn2_cached} (${f(100 * m.turn2_cached / m.turn1_prompt_tokens)}% of turn 1) | ${f(m.turn2_ttft_ms, 0)} | **${f(m.ttft_speedup)}x** |`,
+    `| shared system prompt, client A | ${m.system_prompt_tokens_a} | 0+ | ${f(m.system_ttft_a_ms, 0)} | |`,
+    `| shared system prompt, client B | | ${m.system_cached_b} | ${f(m.system_ttft_b_ms, 0)} | **${f(m.system_ttft_speedup)}x** |`,
+    '');
+}
+if (r.soak) {
+  const rss = r.soak.rss_mib.map(([t, v]) => `${t}s ${f(v, 0)}`).join(', ');
+  lines.push(`Soak: ${r.soak.seconds} s, 16 clients, ~20% disconnecting mid-stream: ${r.soak.ok} completed, ` +
+    `${r.soak.aborted} abandoned by the client, ${r.soak.errors} errors; server RSS MiB: ${rss}.`, '');
+}
+lines.push('<!-- serving-bench:end -->');
+
+const doc = readFileSync(opt.doc, 'utf8');
+const section = lines.join('\n');
+const re = /<!-- serving-bench:begin -->[\s\S]*<!-- serving-bench:end -->/;
+writeFileSync(opt.doc, re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n${section}\n`);
+console.log(section);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Serving load benchmark: synthesizes a random-weight checkpoint with a real shape (default
+# Llama-3.2-1B in F16, the llama3 tokenizer and chat template from the fixtures), serves it
+# and drives bench/serving/load.mjs against it: 1/4/16 concurrent streaming clients, a
+# 2,000-token conversation's second turn and a shared system prompt (prefix reuse), and
+# optionally a soak with random disconnects. Writes JSON and the table in docs/benchmarks.md.
+#
+#   bench/serving/run.sh   (BUILD_DIR, SHAPE, MODEL_DIR, CLIENTS, TOKENS, SOAK_SECONDS, PARALLEL)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${BUILD_DIR:-$root/build-bench}
+fixtures=${LMSERVE_FIXTURES_DIR:-$root/../shared/fixtures}
+shape=${SHAPE:-llama-3.2-1b}
+model=${MODEL_DIR:-${TMPDIR:-/tmp}/lmserve-bench-$shape-f16}
+clients=${CLIENTS:-1,4,16}
+tokens=${TOKENS:-64}
+soak=${SOAK_SECONDS:-0}
+parallel=${PARALLEL:-16}
+port=${PORT:-18931}
+out=$(mktemp -d)
+
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)" --target lmserve synth_model >/dev/null
+if [ ! -f "$model/model.safetensors" ]; then
+  "$build/bench/models/synth_model" --shape "$shape" --tokenizer "$fixtures/tokenizers/llama3" --out "$model"
+fi
+
+"$build/lmserve" --model "$model" --port "$port" --parallel "$parallel" --ctx-size 3072 \
+  --max-queue 1024 >"$out/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$out"' EXIT
+for _ in $(seq 1 600); do
+  grep -q "listening on" "$out/server.log" && break
+  kill -0 $server 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+memory_line=$(grep -m1 "memory:" "$out/server.log" | sed 's/.*memory: //')
+
+node "$root/bench/serving/load.mjs" --url "http://127.0.0.1:$port" --clients "$clients" \
+  --tokens "$tokens" --soak-seconds "$soak" --pid "$server" --json "$out/load.json" >/dev/null
+
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
+node "$root/bench/serving/report.mjs" "$out/load.json" \
+  --machine "$cpu, $(nproc) cores visible, $(uname -sr)" \
+  --commit "$(git -C "$root" rev-parse --short HEAD)" \
+  --command "bench/serving/run.sh (SHAPE=$shape CLIENTS=$clients TOKENS=$tokens PARALLEL=$parallel SOAK_SECONDS=$soak)" \
+  --model "$shape F16 (random weights, synth_model); $memory_line" \
+  --doc "$root/docs/benchmarks.md"
+cp "$out/load.json" "${RESULT_JSON:-$root/build-bench/serving.json}"
