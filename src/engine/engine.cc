@@ -264,7 +264,7 @@ void Engine::State::admit_waiting() {
       if (pending.empty()) return;
       head = pending.front().get();  // only this thread removes elements
     }
-    if (!scheduler.admit(*head)) return;
+    if (!scheduler.admit(*head, active)) return;
     std::lock_guard lock(mutex);
     active.push_back(std::move(pending.front()));
     pending.pop_front();

@@ -17,7 +17,27 @@ bool Scheduler::reserve(int blocks) {
   return pool_.free_blocks() >= blocks;
 }
 
-bool Scheduler::admit(Sequence& seq) {
+bool Scheduler::shares_pending_prefill(const Sequence& seq,
+                                       const std::vector<std::unique_ptr<Sequence>>& active) const {
+  const int block_size = pool_.shape().block_size;
+  const auto& prompt = seq.request().prompt;
+  for (const auto& other : active) {
+    if (other->state() != Sequence::State::kPrefilling) continue;
+    const auto& theirs = other->request().prompt;
+    const std::size_t limit = std::min(prompt.size() - 1, theirs.size());
+    const auto common = static_cast<int>(
+        std::mismatch(prompt.begin(), prompt.begin() + static_cast<std::ptrdiff_t>(limit),
+                      theirs.begin())
+            .first -
+        prompt.begin());
+    const int shared_blocks = common / block_size;
+    if (shared_blocks > 0 && other->kv_len() < shared_blocks * block_size) return true;
+  }
+  return false;
+}
+
+bool Scheduler::admit(Sequence& seq, const std::vector<std::unique_ptr<Sequence>>& active) {
+  if (shares_pending_prefill(seq, active)) return false;
   const int prompt = seq.prompt_size();
   // The last sampled token is never evaluated, so prompt + max_tokens - 1 positions suffice.
   const int positions =

@@ -35,7 +35,10 @@ class Scheduler {
   // the longest cached prefix; false (nothing held) when the pool cannot provide them even
   // after evicting unreferenced cached blocks. Admission never over-commits, so a running
   // sequence never waits for memory and a full pool can only delay admissions.
-  bool admit(Sequence& seq);
+  // A request that shares at least one full block of prompt with a running sequence whose
+  // prefill has not computed it yet waits for it (false), then reuses it instead of
+  // computing the same blocks twice (n identical prompts, clients with one system prompt).
+  bool admit(Sequence& seq, const std::vector<std::unique_ptr<Sequence>>& active);
 
   // Rows for the next step, in `active` order: every decoding sequence's next token, then
   // prefill chunks (at most prefill_step_size per sequence) while the budget lasts.
@@ -52,6 +55,8 @@ class Scheduler {
 
  private:
   int blocks_for(int positions) const;
+  bool shares_pending_prefill(const Sequence& seq,
+                              const std::vector<std::unique_ptr<Sequence>>& active) const;
   // Makes `blocks` blocks free, evicting unreferenced cached ones if needed.
   bool reserve(int blocks);
 

@@ -123,6 +123,25 @@ TEST_F(ServingTest, TwoClientsShareASystemPromptWhileBothRun) {
   EXPECT_EQ(end.completion_ids, run_alone(b));
 }
 
+// Two requests with one long prompt arrive together: the second waits for the first's
+// prefill instead of computing the same blocks again, and both give their alone results.
+TEST_F(ServingTest, SimultaneousSharedPromptsArePrefilledOnce) {
+  GenerationRequest a{.prompt = long_prompt(300), .sampling = {.temperature = 0}, .max_tokens = 20};
+  GenerationRequest b = a;
+  b.prompt.push_back(42);
+  const auto a_alone = run_alone(a), b_alone = run_alone(b);
+  Engine engine(*model_, *tokenizer_, {.max_sequences = 4, .prefill_step_size = 32});
+  Collector ca, cb;
+  engine.submit(a, ca.sink());
+  engine.submit(b, cb.sink());
+  GenerationEvent ea = ca.wait(), eb = cb.wait();
+  EXPECT_EQ(ea.completion_ids, a_alone);
+  EXPECT_EQ(eb.completion_ids, b_alone);
+  EXPECT_EQ(ea.usage.cached_tokens, 0);
+  EXPECT_GE(eb.usage.cached_tokens, 288);
+  expect_no_leaked_blocks(engine);
+}
+
 TEST_F(ServingTest, CancelWhileQueuedPrefillingOrDecodingFreesItsBlocks) {
   const auto& c = (*reference_)["cases"][2];
   const auto neighbour_alone = run_alone(greedy(c, 60));
