@@ -20,6 +20,12 @@ export async function loadOpenAI() {
   return (await import('openai')).default;
 }
 
+// The official client pointed at a running server (no retries: every answer is checked).
+export async function clientFor(server, options = {}) {
+  const OpenAI = await loadOpenAI();
+  return new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000, ...options });
+}
+
 export function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }

@@ -2,7 +2,7 @@
 // greedy stream/non-stream equivalence; stop strings (never leaked, even partially).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadOpenAI, modelDir, startServer } from './helpers.mjs';
+import { clientFor, loadOpenAI, modelDir, startServer } from './helpers.mjs';
 
 const OpenAI = await loadOpenAI();
 
@@ -10,7 +10,7 @@ let server;
 let client;
 before(async () => {
   server = await startServer();
-  client = new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000 });
+  client = await clientFor(server);
 });
 after(async () => {
   await server?.stop();

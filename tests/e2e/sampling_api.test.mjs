@@ -3,15 +3,13 @@
 // penalties, stop_token_ids / min_tokens / ignore_eos, and 429 when the queue is full.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadOpenAI, postJson, startServer } from './helpers.mjs';
-
-const OpenAI = await loadOpenAI();
+import { clientFor, postJson, startServer } from './helpers.mjs';
 
 let server;
 let client;
 before(async () => {
   server = await startServer();
-  client = new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000 });
+  client = await clientFor(server);
 });
 after(async () => {
   await server?.stop();
