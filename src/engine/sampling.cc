@@ -117,32 +117,54 @@ std::int32_t Sampler::draw(std::span<const float> logits) {
   const bool use_min_p = params_.min_p > 0.0f;
   const bool use_top_k = params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < vocab;
 
-  // Candidates in descending probability order (ties: lower id first).
+  // Candidates in descending probability order (ties: lower id first), sorted only as far
+  // as the filters look: a full sort of a 150k vocabulary would cost more than the step.
   order_.resize(vocab);
   std::iota(order_.begin(), order_.end(), 0);
   std::size_t kept = vocab;
   if (use_top_p || use_min_p || use_top_k) {
-    std::stable_sort(order_.begin(), order_.end(), [&](std::int32_t a, std::int32_t b) {
-      return logits[static_cast<std::size_t>(a)] > logits[static_cast<std::size_t>(b)];
-    });
+    auto better = [&](std::int32_t a, std::int32_t b) {
+      const float la = logits[static_cast<std::size_t>(a)],
+                  lb = logits[static_cast<std::size_t>(b)];
+      return la > lb || (la == lb && a < b);
+    };
+    // min-p and top-k bound the kept set before any sorting: min-p keeps the tokens within
+    // its ratio of the best (at least the best), top-k the k best.
+    auto candidates_end = order_.end();
+    if (use_min_p) {
+      const float threshold =
+          *std::max_element(logits.begin(), logits.end()) + std::log(params_.min_p);
+      candidates_end = std::partition(order_.begin(), order_.end(), [&](std::int32_t id) {
+        return logits[static_cast<std::size_t>(id)] >= threshold;
+      });
+    }
+    const std::size_t candidates = std::max<std::size_t>(1, candidates_end - order_.begin());
+    std::size_t limit = candidates;
+    if (use_top_k) limit = std::min(limit, static_cast<std::size_t>(params_.top_k));
     if (use_top_p) {
-      // Keep the smallest high-probability set whose mass reaches top_p: a token stays
-      // while the mass of the tokens ranked above it is below top_p. top_p == 0 keeps one.
+      // Keep the smallest high-probability set whose mass reaches top_p: a token stays while
+      // the mass of the tokens ranked above it is below top_p (top_p == 0 keeps one). The
+      // sorted prefix grows geometrically until the mass is reached.
       double above = 0.0;
       std::size_t n = 0;
-      while (n < kept && (n == 0 || above < params_.top_p)) {
-        above += std::exp(static_cast<double>(logits[static_cast<std::size_t>(order_[n])]));
-        ++n;
-      }
+      std::size_t sorted = 0;
+      do {
+        const std::size_t want = std::min(limit, std::max<std::size_t>(64, 4 * sorted));
+        std::partial_sort(order_.begin() + static_cast<std::ptrdiff_t>(sorted),
+                          order_.begin() + static_cast<std::ptrdiff_t>(want),
+                          order_.begin() + static_cast<std::ptrdiff_t>(candidates), better);
+        sorted = want;
+        while (n < sorted && (n == 0 || above < params_.top_p)) {
+          above += std::exp(static_cast<double>(logits[static_cast<std::size_t>(order_[n])]));
+          ++n;
+        }
+      } while (n == sorted && sorted < limit && above < params_.top_p);
       kept = n;
+    } else {
+      std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(limit),
+                        order_.begin() + static_cast<std::ptrdiff_t>(candidates), better);
+      kept = limit;
     }
-    if (use_min_p) {
-      const float threshold = logits[static_cast<std::size_t>(order_[0])] + std::log(params_.min_p);
-      std::size_t n = 1;
-      while (n < kept && logits[static_cast<std::size_t>(order_[n])] >= threshold) ++n;
-      kept = n;
-    }
-    if (use_top_k) kept = std::min(kept, static_cast<std::size_t>(params_.top_k));
   }
 
   // Sample from softmax(logprob / temperature) over the kept candidates, in double and as
