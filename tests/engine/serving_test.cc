@@ -6,6 +6,9 @@
 #include <thread>
 
 #include "engine/engine.h"
+#include "engine/prefix_cache.h"
+#include "engine/scheduler.h"
+#include "engine/sequence.h"
 #include "engine/stories_engine.h"
 
 namespace lmserve::engine {
@@ -121,6 +124,46 @@ TEST_F(ServingTest, TwoClientsShareASystemPromptWhileBothRun) {
   GenerationEvent end = cb.wait();
   EXPECT_EQ(end.usage.cached_tokens, 120);
   EXPECT_EQ(end.completion_ids, run_alone(b));
+}
+
+// Every step carries each decoding sequence's next token, and a long prompt only adds chunks
+// of at most prefill_step_size tokens within the step budget.
+TEST_F(ServingTest, ALongPromptDelaysRunningStreamsByAtMostOneChunk) {
+  model::KvPool pool(model_->kv_shape(model::KvType::kF16, 16), 96);
+  PrefixCache cache(pool);
+  Scheduler scheduler(
+      pool, cache,
+      {.max_sequences = 4, .max_batch_tokens = 40, .prefill_step_size = 24, .ctx_size = 512});
+  std::vector<std::unique_ptr<Sequence>> active;
+  auto add = [&](GenerationRequest r) {
+    active.push_back(std::make_unique<Sequence>(
+        std::move(r), [](const GenerationEvent&) {}, *tokenizer_));
+    ASSERT_TRUE(scheduler.admit(*active.back(), active));
+  };
+  const auto& c = (*reference_)["cases"][2];
+  add(greedy(c, 50));
+  add(greedy((*reference_)["cases"][3], 50));
+  // Both short prompts fit one step; then they decode.
+  for (const auto& seq : active) seq->accept_token(5, {}, 512);
+  add({.prompt = long_prompt(300), .sampling = {.temperature = 0}, .max_tokens = 5});
+  auto other = long_prompt(200);
+  other[1] = 7;  // shares no block with the first long prompt, so it does not wait for it
+  add({.prompt = other, .sampling = {.temperature = 0}, .max_tokens = 5});
+  for (int step = 0; step < 5; ++step) {
+    const auto plan = scheduler.plan(active);
+    int rows = 0;
+    ASSERT_GE(plan.size(), 2u);
+    EXPECT_EQ(plan[0].sequence, active[0].get());  // decode rows come first
+    EXPECT_EQ(plan[1].sequence, active[1].get());
+    EXPECT_EQ(plan[0].n_rows, 1);
+    EXPECT_EQ(plan[1].n_rows, 1);
+    for (const auto& p : plan) {
+      rows += p.n_rows;
+      EXPECT_LE(p.n_rows, 24);
+      p.sequence->advance_kv(p.n_rows);
+    }
+    EXPECT_LE(rows, 40);
+  }
 }
 
 // Two requests with one long prompt arrive together: the second waits for the first's
