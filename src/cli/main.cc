@@ -50,7 +50,7 @@ void add_engine_options(CLI::App& app, ServeOptions& o) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--kv-type", o.kv_type, "KV cache element type")
-      ->check(CLI::IsMember({"f16", "f32"}))
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}))
       ->capture_default_str();
   app.add_option("--kv-memory", e.kv_memory,
                  "KV pool bytes, shared by all sequences and the prefix cache "

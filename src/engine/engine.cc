@@ -106,7 +106,7 @@ struct Engine::State {
       throw std::invalid_argument(
           "the KV pool (" + mib(memory.kv_pool_bytes) + ": " +
           std::to_string(options.max_sequences) + " sequences x " + std::to_string(ctx_size) +
-          " positions, " + to_string(options.kv_type) + ") and workspace (" +
+          " positions, " + model::to_string(options.kv_type) + ") and workspace (" +
           mib(memory.workspace_bytes) + ") need more than the " + mib(available) +
           " of memory available; lower --parallel, --ctx-size or --kv-memory");
     }

@@ -18,22 +18,33 @@ namespace {
 
 constexpr long kMinParallelWork = 1L << 15;
 
-std::size_t element_bytes(KvElement e) { return e == KvElement::kF16 ? 2 : 4; }
+std::size_t q8_group(int head_dim) {
+  return head_dim % 32 == 0 ? 32 : static_cast<std::size_t>(head_dim);
+}
 
 std::byte* slot(std::byte* base, const PagedKv& kv, const std::int32_t* blocks, int head, int pos,
                 int head_dim) {
   return base + static_cast<std::size_t>(blocks[pos / kv.block_size]) * kv.block_stride +
          static_cast<std::size_t>(head) * kv.head_stride +
-         static_cast<std::size_t>(pos % kv.block_size) * static_cast<std::size_t>(head_dim) *
-             element_bytes(kv.element);
+         static_cast<std::size_t>(pos % kv.block_size) * kv_row_bytes(kv.element, head_dim);
 }
 
-// n consecutive rows of head_dim elements, widened to f32.
-void widen(const std::byte* src, KvElement e, int n, float* dst) {
-  if (e == KvElement::kF16) {
-    f16_to_f32(reinterpret_cast<const std::uint16_t*>(src), dst, n);
-  } else {
-    std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
+// n consecutive rows of head_dim values, widened to f32.
+void widen(const std::byte* src, KvElement e, int n, int head_dim, float* dst) {
+  switch (e) {
+    case KvElement::kF16:
+      f16_to_f32(reinterpret_cast<const std::uint16_t*>(src), dst, n * head_dim);
+      return;
+    case KvElement::kF32:
+      std::memcpy(dst, src,
+                  static_cast<std::size_t>(n) * static_cast<std::size_t>(head_dim) * sizeof(float));
+      return;
+    case KvElement::kQ8_0:
+      for (int r = 0; r < n; ++r) {
+        load_kv_row(e, src + static_cast<std::size_t>(r) * kv_row_bytes(e, head_dim),
+                    dst + r * head_dim, head_dim);
+      }
+      return;
   }
 }
 
@@ -96,8 +107,8 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
 
   for (int first = 0; first < len; first += kv.block_size) {
     const int n = std::min(kv.block_size, len - first);
-    widen(slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element, n * hd, s.keys.data());
-    widen(slot(kv.values, kv, seq.blocks, kv_head, first, hd), kv.element, n * hd, s.values.data());
+    widen(slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element, n, hd, s.keys.data());
+    widen(slot(kv.values, kv, seq.blocks, kv_head, first, hd), kv.element, n, hd, s.values.data());
     for (int g = 0; g < group; ++g) {
       const float* qh = q_row + g * hd;
       float block_max = -std::numeric_limits<float>::infinity();
@@ -129,19 +140,73 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
 
 }  // namespace
 
+std::size_t kv_row_bytes(KvElement element, int head_dim) {
+  const auto hd = static_cast<std::size_t>(head_dim);
+  switch (element) {
+    case KvElement::kF32:
+      return hd * 4;
+    case KvElement::kF16:
+      return hd * 2;
+    case KvElement::kQ8_0:
+      return hd / q8_group(head_dim) * (2 + q8_group(head_dim));
+  }
+  return 0;
+}
+
+void store_kv_row(KvElement element, const float* in, std::byte* out, int head_dim) {
+  switch (element) {
+    case KvElement::kF32:
+      std::memcpy(out, in, static_cast<std::size_t>(head_dim) * sizeof(float));
+      return;
+    case KvElement::kF16:
+      f32_to_f16(in, reinterpret_cast<std::uint16_t*>(out), head_dim);
+      return;
+    case KvElement::kQ8_0: {
+      const std::size_t group = q8_group(head_dim);
+      for (std::size_t g = 0; g < static_cast<std::size_t>(head_dim);
+           g += group, out += 2 + group) {
+        float amax = 0.0f;
+        for (std::size_t i = 0; i < group; ++i) amax = std::max(amax, std::fabs(in[g + i]));
+        const float d = amax / 127.0f;
+        const float inv = d > 0.0f ? 1.0f / d : 0.0f;
+        const std::uint16_t scale = f32_to_f16(d);
+        std::memcpy(out, &scale, 2);
+        auto* q = reinterpret_cast<std::int8_t*>(out + 2);
+        for (std::size_t i = 0; i < group; ++i) {
+          q[i] = static_cast<std::int8_t>(std::lround(in[g + i] * inv));
+        }
+      }
+      return;
+    }
+  }
+}
+
+void load_kv_row(KvElement element, const std::byte* in, float* out, int head_dim) {
+  switch (element) {
+    case KvElement::kF32:
+    case KvElement::kF16:
+      widen(in, element, 1, head_dim, out);
+      return;
+    case KvElement::kQ8_0: {
+      const std::size_t group = q8_group(head_dim);
+      for (std::size_t g = 0; g < static_cast<std::size_t>(head_dim); g += group, in += 2 + group) {
+        std::uint16_t scale;
+        std::memcpy(&scale, in, 2);
+        const float d = f16_to_f32(scale);
+        const auto* q = reinterpret_cast<const std::int8_t*>(in + 2);
+        for (std::size_t i = 0; i < group; ++i) out[g + i] = d * static_cast<float>(q[i]);
+      }
+      return;
+    }
+  }
+}
+
 void store_kv(const PagedKv& kv, const AttentionShape& shape, const std::int32_t* blocks, int pos,
               const float* k, const float* v) {
   const int hd = shape.head_dim;
   for (int h = 0; h < shape.n_kv_heads; ++h) {
-    std::byte* kd = slot(kv.keys, kv, blocks, h, pos, hd);
-    std::byte* vd = slot(kv.values, kv, blocks, h, pos, hd);
-    if (kv.element == KvElement::kF16) {
-      f32_to_f16(k + h * hd, reinterpret_cast<std::uint16_t*>(kd), hd);
-      f32_to_f16(v + h * hd, reinterpret_cast<std::uint16_t*>(vd), hd);
-    } else {
-      std::memcpy(kd, k + h * hd, static_cast<std::size_t>(hd) * sizeof(float));
-      std::memcpy(vd, v + h * hd, static_cast<std::size_t>(hd) * sizeof(float));
-    }
+    store_kv_row(kv.element, k + h * hd, slot(kv.keys, kv, blocks, h, pos, hd), hd);
+    store_kv_row(kv.element, v + h * hd, slot(kv.values, kv, blocks, h, pos, hd), hd);
   }
 }
 

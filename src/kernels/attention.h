@@ -16,12 +16,20 @@ struct AttentionShape {
   int head_dim = 0;
 };
 
-enum class KvElement { kF32, kF16 };
+// How cached keys and values are stored. q8_0: groups of 32 values (a whole row when
+// head_dim is not a multiple of 32) as one f16 scale and int8 quants, like GGUF's Q8_0.
+enum class KvElement { kF32, kF16, kQ8_0 };
+
+// Bytes of one head's row (head_dim values) in the given element type.
+std::size_t kv_row_bytes(KvElement element, int head_dim);
+// One row into its stored form and back (store_kv and the attention use these).
+void store_kv_row(KvElement element, const float* in, std::byte* out, int head_dim);
+void load_kv_row(KvElement element, const std::byte* in, float* out, int head_dim);
 
 // One layer's keys and values, in blocks of block_size positions. Position p of kv head h
 // (in a sequence whose block table is `blocks`) starts at
 //   base + blocks[p / block_size] * block_stride + h * head_stride + (p % block_size) * row
-// where row = head_dim elements.
+// where row = kv_row_bytes(element, head_dim).
 struct PagedKv {
   std::byte* keys = nullptr;
   std::byte* values = nullptr;

@@ -5,11 +5,22 @@
 
 namespace lmserve::model {
 
-const char* to_string(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
+const char* to_string(KvType type) {
+  switch (type) {
+    case KvType::kF32:
+      return "f32";
+    case KvType::kF16:
+      return "f16";
+    case KvType::kQ8_0:
+      return "q8_0";
+  }
+  return "?";
+}
 
 std::optional<KvType> parse_kv_type(std::string_view name) {
   if (name == "f16") return KvType::kF16;
   if (name == "f32") return KvType::kF32;
+  if (name == "q8_0") return KvType::kQ8_0;
   return std::nullopt;
 }
 

@@ -11,12 +11,15 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/attention.h"
+
 namespace lmserve::model {
 
-// How cached keys/values are stored. F16 halves the pool's memory at no visible cost to the
-// logits (values are rounded once, when written).
-enum class KvType { kF32, kF16 };
-const char* to_string(KvType type);  // "f32", "f16"
+// How cached keys/values are stored (kernels::KvElement). F16 halves the pool's memory at no
+// visible cost to the logits (values are rounded once, when written); q8_0 nearly halves it
+// again.
+using KvType = kernels::KvElement;
+const char* to_string(KvType type);  // "f32", "f16", "q8_0"
 std::optional<KvType> parse_kv_type(std::string_view name);
 
 struct KvShape {
@@ -26,11 +29,10 @@ struct KvShape {
   int block_size = 16;  // positions per block
   KvType type = KvType::kF16;
 
-  std::size_t element_bytes() const { return type == KvType::kF16 ? 2 : 4; }
   // Bytes of one block of one layer's keys (values are the same size).
   std::size_t block_bytes() const {
     return static_cast<std::size_t>(num_kv_heads) * static_cast<std::size_t>(block_size) *
-           static_cast<std::size_t>(head_dim) * element_bytes();
+           kernels::kv_row_bytes(type, head_dim);
   }
   // Bytes one block costs across all layers, keys and values.
   std::size_t bytes_per_block() const {

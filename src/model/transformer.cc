@@ -238,8 +238,7 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
         .block_stride = kv_shape.block_bytes(),
         .head_stride = kv_shape.block_bytes() / static_cast<std::size_t>(kv_shape.num_kv_heads),
         .block_size = kv_shape.block_size,
-        .element =
-            kv_shape.type == KvType::kF16 ? kernels::KvElement::kF16 : kernels::KvElement::kF32};
+        .element = kv_shape.type};
     for (const auto& seq : w.attention) {
       for (int i = 0; i < seq.n_rows; ++i) {
         const int t = seq.first_row + i;

@@ -37,7 +37,47 @@ struct Pool {
   std::vector<std::byte> keys, values;
 };
 
-float stored(float x, KvElement e) { return e == KvElement::kF16 ? f16_to_f32(f32_to_f16(x)) : x; }
+// What the pool gives back for rows of head_dim values: each row stored and loaded again.
+std::vector<float> stored(const std::vector<float>& rows, KvElement e, int head_dim) {
+  std::vector<float> out(rows.size());
+  std::vector<std::byte> row(kv_row_bytes(e, head_dim));
+  for (std::size_t i = 0; i < rows.size(); i += static_cast<std::size_t>(head_dim)) {
+    store_kv_row(e, rows.data() + i, row.data(), head_dim);
+    load_kv_row(e, row.data(), out.data() + i, head_dim);
+  }
+  return out;
+}
+
+TEST(KvRows, StoredFormsRoundTripWithinTheirPrecision) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 2.0f);
+  for (int head_dim : {8, 16, 64, 128}) {
+    std::vector<float> x(static_cast<std::size_t>(head_dim));
+    for (auto& v : x) v = dist(rng);
+    EXPECT_EQ(stored(x, KvElement::kF32, head_dim), x);
+    const auto h = stored(x, KvElement::kF16, head_dim);
+    for (int i = 0; i < head_dim; ++i)
+      EXPECT_EQ(h[static_cast<std::size_t>(i)],
+                f16_to_f32(f32_to_f16(x[static_cast<std::size_t>(i)])));
+    // q8_0: groups of 32 (or the whole row), each within half a quantization step.
+    const auto q = stored(x, KvElement::kQ8_0, head_dim);
+    const int group = head_dim % 32 == 0 ? 32 : head_dim;
+    EXPECT_EQ(kv_row_bytes(KvElement::kQ8_0, head_dim),
+              static_cast<std::size_t>(head_dim / group * (group + 2)));
+    for (int g = 0; g < head_dim; g += group) {
+      float amax = 0;
+      for (int i = g; i < g + group; ++i)
+        amax = std::max(amax, std::fabs(x[static_cast<std::size_t>(i)]));
+      for (int i = g; i < g + group; ++i) {
+        EXPECT_NEAR(q[static_cast<std::size_t>(i)], x[static_cast<std::size_t>(i)],
+                    amax / 127 * 0.51 + 1e-3 * amax);
+      }
+    }
+  }
+  // An all-zero row stays zero (no division by a zero scale).
+  std::vector<float> zeros(32, 0.0f);
+  EXPECT_EQ(stored(zeros, KvElement::kQ8_0, 32), zeros);
+}
 
 struct Case {
   int heads, kv_heads, head_dim, block_size;
@@ -56,11 +96,11 @@ TEST(PagedAttention, BatchOfSequencesMatchesNaive) {
       {6, 2, 12, 8, {30, 1, 5}, {40, 7, 0}},
       {32, 8, 64, 16, {20, 1}, {100, 250}},
   };
-  for (KvElement e : {KvElement::kF32, KvElement::kF16}) {
+  for (KvElement e : {KvElement::kF32, KvElement::kF16, KvElement::kQ8_0}) {
     for (const Case& c : cases) {
       SCOPED_TRACE(std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " hd " +
                    std::to_string(c.head_dim) + " block " + std::to_string(c.block_size) +
-                   (e == KvElement::kF16 ? " f16" : " f32"));
+                   " element " + std::to_string(static_cast<int>(e)));
       const AttentionShape shape{c.heads, c.kv_heads, c.head_dim};
       const int kv_dim = c.kv_heads * c.head_dim, q_dim = c.heads * c.head_dim;
       int total_blocks = 0;
@@ -99,6 +139,8 @@ TEST(PagedAttention, BatchOfSequencesMatchesNaive) {
 
       const int group = c.heads / c.kv_heads;
       for (std::size_t s = 0; s < seqs.size(); ++s) {
+        // The reference reads what the pool holds: each head row stored and loaded again.
+        const auto keys = stored(ref_k[s], e, c.head_dim), values = stored(ref_v[s], e, c.head_dim);
         for (int i = 0; i < seqs[s].n_rows; ++i) {
           const int t = seqs[s].first_row + i, n = seqs[s].start_pos + i + 1;
           for (int h = 0; h < c.heads; ++h) {
@@ -110,8 +152,7 @@ TEST(PagedAttention, BatchOfSequencesMatchesNaive) {
               for (int x = 0; x < c.head_dim; ++x) {
                 d += static_cast<double>(
                          q[static_cast<std::size_t>(t * q_dim + h * c.head_dim + x)]) *
-                     stored(ref_k[s][static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)],
-                            e);
+                     keys[static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)];
               }
               sc[static_cast<std::size_t>(j)] = d * scale;
               m = std::max(m, sc[static_cast<std::size_t>(j)]);
@@ -122,8 +163,7 @@ TEST(PagedAttention, BatchOfSequencesMatchesNaive) {
               double ref = 0;
               for (int j = 0; j < n; ++j) {
                 ref += sc[static_cast<std::size_t>(j)] / sum *
-                       stored(ref_v[s][static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)],
-                              e);
+                       values[static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)];
               }
               ASSERT_NEAR(out[static_cast<std::size_t>(t * q_dim + h * c.head_dim + x)], ref, 2e-5)
                   << "seq " << s << " row " << i << " h " << h << " x " << x;

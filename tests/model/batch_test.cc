@@ -58,7 +58,7 @@ class BatchInvariance : public ::testing::TestWithParam<const char*> {
 TEST_P(BatchInvariance, LogitsAreBitIdenticalAloneAndInAnyBatch) {
   std::mt19937 rng(17);
   const int vocab = model_->config().vocab_size;
-  for (KvType type : {KvType::kF32, KvType::kF16}) {
+  for (KvType type : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
     KvPool pool(model_->kv_shape(type, kBlock), 32);
     // Five sequences of different lengths; blocks handed out in a shuffled order.
     std::vector<int> lengths = {1, 9, 23, 40, 17, 70};
@@ -104,7 +104,7 @@ TEST_P(BatchInvariance, LogitsAreBitIdenticalAloneAndInAnyBatch) {
       }
     }
     for (std::size_t i = 0; i < seqs.size(); ++i) {
-      SCOPED_TRACE("sequence " + std::to_string(i) + (type == KvType::kF16 ? " f16" : " f32"));
+      SCOPED_TRACE("sequence " + std::to_string(i) + " " + to_string(type));
       const auto whole = alone(seqs[i].tokens, 1000, type);
       const auto one_by_one = alone(seqs[i].tokens, 1, type);
       ASSERT_EQ(batched[i], whole);
