@@ -74,7 +74,10 @@ void accumulate(const void* const* w, const float* const* x, int k0, int k1, __m
     __m256 wv[R];
     for (int r = 0; r < R; ++r) wv[r] = load8<kType>(w[r], i);
     for (int t = 0; t < T; ++t) {
-      const __m256 xv = _mm256_loadu_ps(x[t] + i);
+      __m256 xv = _mm256_loadu_ps(x[t] + i);
+      // One load per activation vector: left alone, GCC folds it into each of the R FMAs,
+      // and the repeated loads, not the FMAs, then bound the tile.
+      asm("" : "+v"(xv));
       for (int r = 0; r < R; ++r) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);
     }
   }
