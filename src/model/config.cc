@@ -145,6 +145,13 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
       throw FileError(what + ": rope_scaling type \"linear\" needs \"factor\"");
     return rs;
   }
+  if (type == "dynamic") {
+    rs.type = RopeScaling::Type::kDynamic;
+    rs.factor = r.positive_float("factor", 0.0f);
+    if (rs.factor <= 0.0f)
+      throw FileError(what + ": rope_scaling type \"dynamic\" needs \"factor\"");
+    return rs;
+  }
   if (type == "llama3") {
     rs.type = RopeScaling::Type::kLlama3;
     rs.factor = r.positive_float("factor", 0.0f);
@@ -159,7 +166,7 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
     return rs;
   }
   throw FileError(what + ": rope_scaling type \"" + type +
-                  "\" is not supported (supported: default, linear, llama3)");
+                  "\" is not supported (supported: default, linear, dynamic, llama3)");
 }
 
 // "layer_types": one "sliding_attention" or "full_attention" per layer.

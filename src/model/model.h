@@ -17,7 +17,9 @@ namespace lmserve::model {
 
 // How rotary frequencies are rescaled for long contexts (HF config.json "rope_scaling").
 struct RopeScaling {
-  enum class Type { kNone, kLinear, kLlama3 };
+  // kDynamic (HF's dynamic NTK) changes the base only past max_position_embeddings, which
+  // lmserve never evaluates, so inside the context it rotates exactly like kNone.
+  enum class Type { kNone, kLinear, kLlama3, kDynamic };
   Type type = Type::kNone;
   float factor = 1.0f;
   // llama3 only: the wavelength bands that are kept, smoothed or divided by `factor`.

@@ -167,6 +167,14 @@ TEST(ModelConfig, RopeFrequencies) {
   for (int i = 0; i < 4; ++i)
     EXPECT_NEAR(lin[static_cast<std::size_t>(i)], f[static_cast<std::size_t>(i)] / 2, 1e-7);
 
+  // HF's dynamic NTK keeps the base up to max_position_embeddings, the whole context here.
+  j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 4.0}};
+  auto dynamic = parse_model_config(j.dump());
+  EXPECT_EQ(dynamic.rope_scaling.type, RopeScaling::Type::kDynamic);
+  EXPECT_EQ(rope_inv_freq(dynamic), f);
+  j["rope_scaling"] = {{"type", "dynamic"}};
+  expect_error(j, {"\"dynamic\" needs \"factor\""});
+
   // llama3: head_dim 16, theta 500000 as in tiny/llama: the 8 frequencies hit the unscaled,
   // smoothed and divided regimes.
   j["hidden_size"] = 64;
