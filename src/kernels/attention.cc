@@ -92,11 +92,15 @@ struct Scratch {
 
 // One row, one kv head: the `group` query heads that read it, block by block.
 void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSequence& seq, int row,
-            int kv_head, const float* q, float scale, float* out, Scratch& s) {
+            int kv_head, const float* q, float scale, const ScoreOptions& options, float* out,
+            Scratch& s) {
   const int hd = shape.head_dim;
   const int group = shape.n_heads / shape.n_kv_heads;
   const long q_stride = static_cast<long>(shape.n_heads) * hd;
   const int len = seq.start_pos + row + 1;  // causal: up to and including this position
+  // A sliding window hides positions < lo. Blocks before lo's are skipped whole; inside its
+  // block the scan starts at lo, so the visible positions keep their block grouping.
+  const int lo = options.window > 0 ? std::max(0, len - options.window) : 0;
   const float* q_row =
       q + (seq.first_row + row) * q_stride + static_cast<long>(kv_head) * group * hd;
   float* out_row = out + (seq.first_row + row) * q_stride + static_cast<long>(kv_head) * group * hd;
@@ -105,16 +109,19 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
   std::fill_n(s.max.begin(), group, -std::numeric_limits<float>::infinity());
   std::fill_n(s.sum.begin(), group, 0.0f);
 
-  for (int first = 0; first < len; first += kv.block_size) {
+  for (int first = lo - lo % kv.block_size; first < len; first += kv.block_size) {
+    const int j0 = std::max(0, lo - first);  // the first visible slot of this block
     const int n = std::min(kv.block_size, len - first);
     widen(slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element, n, hd, s.keys.data());
     widen(slot(kv.values, kv, seq.blocks, kv_head, first, hd), kv.element, n, hd, s.values.data());
     for (int g = 0; g < group; ++g) {
       const float* qh = q_row + g * hd;
       float block_max = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j < n; ++j) {
-        s.scores[static_cast<std::size_t>(j)] = dot(qh, s.keys.data() + j * hd, hd) * scale;
-        block_max = std::max(block_max, s.scores[static_cast<std::size_t>(j)]);
+      for (int j = j0; j < n; ++j) {
+        float score = dot(qh, s.keys.data() + j * hd, hd) * scale;
+        if (options.softcap > 0.0f) score = options.softcap * std::tanh(score / options.softcap);
+        s.scores[static_cast<std::size_t>(j)] = score;
+        block_max = std::max(block_max, score);
       }
       float& m = s.max[static_cast<std::size_t>(g)];
       const float new_max = std::max(m, block_max);
@@ -122,10 +129,10 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
       m = new_max;
       float* acc = s.acc.data() + g * hd;
       float block_sum = 0.0f;
-      for (int j = 0; j < n; ++j) {
+      for (int j = j0; j < n; ++j) {
         const float p = std::exp(s.scores[static_cast<std::size_t>(j)] - new_max);
         block_sum += p;
-        scale_add(acc, j == 0 ? correction : 1.0f, p, s.values.data() + j * hd, hd);
+        scale_add(acc, j == j0 ? correction : 1.0f, p, s.values.data() + j * hd, hd);
       }
       s.sum[static_cast<std::size_t>(g)] =
           s.sum[static_cast<std::size_t>(g)] * correction + block_sum;
@@ -212,7 +219,7 @@ void store_kv(const PagedKv& kv, const AttentionShape& shape, const std::int32_t
 
 void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const PagedKv& kv,
                      std::span<const AttentionSequence> sequences, const float* q, float scale,
-                     float* out) {
+                     float* out, const ScoreOptions& options) {
   if (sequences.empty()) return;
   const auto& last = sequences.back();
   const int rows = last.first_row + last.n_rows;
@@ -236,7 +243,7 @@ void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const 
       const int row = static_cast<int>(item / static_cast<std::size_t>(shape.n_kv_heads));
       const int kv_head = static_cast<int>(item % static_cast<std::size_t>(shape.n_kv_heads));
       while (row >= seq->first_row + seq->n_rows) ++seq;
-      attend(shape, kv, *seq, row - seq->first_row, kv_head, q, scale, out, scratch);
+      attend(shape, kv, *seq, row - seq->first_row, kv_head, q, scale, options, out, scratch);
     }
   };
   if (work < kMinParallelWork || pool.size() == 1) {

@@ -47,17 +47,25 @@ struct AttentionSequence {
   const std::int32_t* blocks = nullptr;
 };
 
+// What a layer changes in the scores: Gemma 2's soft-cap and sliding-window (local) layers.
+struct ScoreOptions {
+  float softcap = 0.0f;  // > 0: scores become softcap * tanh(score / softcap) after scaling
+  int window = 0;        // > 0: a row at pos attends only to positions > pos - window
+};
+
 // Stores one row's keys and values (n_kv_heads * head_dim f32 each) at position `pos`.
 void store_kv(const PagedKv& kv, const AttentionShape& shape, const std::int32_t* blocks, int pos,
               const float* k, const float* v);
 
 // For every row of every sequence and each head, attends over that sequence's positions
-// [0, pos] and writes the weighted sum of values. q and out are [rows, n_heads * head_dim].
-// Sequences must be ordered by first_row. Scores are scaled by `scale` before the softmax.
-// The softmax runs online, block by block in position order, so a row's result depends only
-// on its own sequence (batch-invariant) and never needs a buffer as long as the context.
+// [0, pos] (or its last `options.window` positions) and writes the weighted sum of values.
+// q and out are [rows, n_heads * head_dim]. Sequences must be ordered by first_row. Scores
+// are scaled by `scale` (then soft-capped) before the softmax. The softmax runs online, block
+// by block in position order from the block holding the first visible position, so a row's
+// result depends only on its own sequence and position (batch-invariant) and never needs a
+// buffer as long as the context.
 void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const PagedKv& kv,
                      std::span<const AttentionSequence> sequences, const float* q, float scale,
-                     float* out);
+                     float* out, const ScoreOptions& options = {});
 
 }  // namespace lmserve::kernels

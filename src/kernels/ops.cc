@@ -58,6 +58,18 @@ void silu_mul(const float* gate, const float* up, float* out, int n) {
   }
 }
 
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (int i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
+void softcap(float* x, int n, float cap) {
+  for (int i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 void softmax(float* x, int n) {
   if (n <= 0) return;
   const float m = *std::max_element(x, x + n);

@@ -1,5 +1,6 @@
 // Element-wise and per-row operations of a transformer block on f32 activations:
-// RMSNorm, rotary embeddings (rotate_half or adjacent pairs), SwiGLU gating, softmax, residual add.
+// RMSNorm, rotary embeddings (rotate_half or adjacent pairs), SwiGLU and GELU gating, soft-capping,
+// softmax, residual add.
 #pragma once
 
 namespace lmserve::kernels {
@@ -25,6 +26,13 @@ void rope_rotate_adjacent_pairs(float* x, int n_heads, int head_dim, int half, c
 
 // out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
 void silu_mul(const float* gate, const float* up, float* out, int n);
+
+// out[i] = gelu_tanh(gate[i]) * up[i] (PyTorch's GELU, approximate="tanh"; Gemma's gate);
+// out may alias gate or up.
+void gelu_tanh_mul(const float* gate, const float* up, float* out, int n);
+
+// x[i] = cap * tanh(x[i] / cap): Gemma 2's soft-capping of logits.
+void softcap(float* x, int n, float cap);
 
 // In-place numerically stable softmax over n values.
 void softmax(float* x, int n);

@@ -145,6 +145,13 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
       throw FileError(what + ": rope_scaling type \"linear\" needs \"factor\"");
     return rs;
   }
+  if (type == "dynamic") {
+    rs.type = RopeScaling::Type::kDynamic;
+    rs.factor = r.positive_float("factor", 0.0f);
+    if (rs.factor <= 0.0f)
+      throw FileError(what + ": rope_scaling type \"dynamic\" needs \"factor\"");
+    return rs;
+  }
   if (type == "llama3") {
     rs.type = RopeScaling::Type::kLlama3;
     rs.factor = r.positive_float("factor", 0.0f);
@@ -159,10 +166,56 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
     return rs;
   }
   throw FileError(what + ": rope_scaling type \"" + type +
-                  "\" is not supported (supported: default, linear, llama3)");
+                  "\" is not supported (supported: default, linear, dynamic, llama3)");
+}
+
+// "layer_types": one "sliding_attention" or "full_attention" per layer.
+void read_layer_types(const json& types, ModelConfig& c, const std::string& what) {
+  if (!types.is_array() || types.size() != static_cast<std::size_t>(c.num_layers)) {
+    throw FileError(what + ": \"layer_types\" must list one type per layer (" +
+                    std::to_string(c.num_layers) + "), got " + show(types));
+  }
+  for (const auto& t : types) {
+    if (t == "sliding_attention") {
+      c.local_layers.push_back(true);
+    } else if (t == "full_attention") {
+      c.local_layers.push_back(false);
+    } else {
+      throw FileError(what + ": layer type " + show(t) +
+                      " is not supported (supported: sliding_attention, full_attention)");
+    }
+  }
 }
 
 }  // namespace
+
+void finish_local_layers(ModelConfig& c, const ArchitectureDescription& arch,
+                         const std::string& what) {
+  if (c.sliding_window <= 0) {
+    c.sliding_window = 0;
+    c.local_layers.clear();
+    c.local_rope_theta = 0.0f;
+    return;
+  }
+  if (c.local_layers.empty()) {
+    for (int l = 0; l < c.num_layers; ++l) {
+      switch (arch.block.local_layers) {
+        case LocalLayers::kAll:
+          c.local_layers.push_back(true);
+          break;
+        case LocalLayers::kEvenLayers:
+          c.local_layers.push_back(l % 2 == 0);
+          break;
+        case LocalLayers::kFiveOfSix:
+          c.local_layers.push_back(l % 6 < 5);
+          break;
+      }
+    }
+  }
+  if (c.local_layers.size() != static_cast<std::size_t>(c.num_layers))
+    throw FileError(what + ": the local layer list does not cover every layer");
+  if (c.local_rope_theta <= 0.0f) c.local_rope_theta = arch.block.default_local_rope_theta;
+}
 
 void check_dimensions(const ModelConfig& c, const std::string& what) {
   if (c.num_heads % c.num_kv_heads != 0) {
@@ -223,22 +276,32 @@ ModelConfig parse_model_config(std::string_view config_json,
   }
   check_dimensions(c, what);
 
-  const std::string act = r.string("hidden_act", "silu");
-  if (act != "silu") {
-    throw FileError(what + ": hidden_act \"" + act + "\" is not supported for " + c.architecture +
-                    " (only silu)");
+  const bool gelu = arch->block.activation == Activation::kGeluTanh;
+  const std::string act = r.string(std::string(arch->hf_activation_key).c_str(),
+                                   r.string("hidden_act", gelu ? "gelu_pytorch_tanh" : "silu"));
+  const bool act_ok = gelu ? (act == "gelu_pytorch_tanh" || act == "gelu_tanh") : act == "silu";
+  if (!act_ok) {
+    throw FileError(what + ": " + std::string(arch->hf_activation_key) + " \"" + act +
+                    "\" is not supported for " + c.architecture + " (only " +
+                    (gelu ? "gelu_pytorch_tanh" : "silu") + ")");
   }
-  if (r.boolean("attention_bias", false))
-    throw FileError(what + ": attention_bias true is not supported yet");
+  if (r.boolean("attention_bias", false) && !arch->block.qkv_bias)
+    throw FileError(what + ": attention_bias true is not supported for " + c.architecture);
   if (r.boolean("mlp_bias", false)) throw FileError(what + ": mlp_bias true is not supported yet");
   c.rope_scaling = parse_rope_scaling(j, what);
 
   if (arch->has_sliding_window && r.find("sliding_window") != nullptr) {
-    // Within the window, sliding-window attention is plain causal attention; capping the
-    // context there keeps results exact without a windowed attention kernel.
-    c.max_position_embeddings =
-        std::min(c.max_position_embeddings, r.positive_int("sliding_window"));
+    c.sliding_window = r.positive_int("sliding_window");
+    if (const json* types = r.find("layer_types")) read_layer_types(*types, c, what);
+  } else if (r.boolean("use_sliding_window", false)) {
+    // Qwen2's optional window covers only some layers (max_window_layers): not implemented.
+    throw FileError(what + ": use_sliding_window true is not supported for " + c.architecture);
   }
+  c.local_rope_theta = r.positive_float("rope_local_base_freq", 0.0f);
+  c.attn_logit_softcap = r.positive_float("attn_logit_softcapping", 0.0f);
+  c.final_logit_softcap = r.positive_float("final_logit_softcapping", 0.0f);
+  c.query_pre_attn_scalar = r.positive_float("query_pre_attn_scalar", 0.0f);
+  finish_local_layers(c, *arch, what);
 
   std::vector<std::int32_t> bos;
   r.token_ids("bos_token_id", bos);
@@ -269,6 +332,15 @@ ModelConfig load_model_config(const std::filesystem::path& dir) {
   } catch (const FileError& e) {
     throw FileError(dir.string() + "/" + e.what());
   }
+}
+
+std::vector<float> local_rope_inv_freq(const ModelConfig& config) {
+  // Without a base of their own, local layers rotate exactly like global ones.
+  if (config.local_rope_theta <= 0.0f) return rope_inv_freq(config);
+  ModelConfig local;
+  local.head_dim = config.head_dim;
+  local.rope_theta = config.local_rope_theta;
+  return rope_inv_freq(local);
 }
 
 std::vector<float> rope_inv_freq(const ModelConfig& config) {

@@ -197,6 +197,17 @@ ModelConfig model_config_from_gguf(const formats::GgufFile& file,
     }
   }
 
+  if (!arch.gguf.unsupported_tensor.empty() && file.find_tensor(arch.gguf.unsupported_tensor)) {
+    throw FileError(what + ": tensor \"" + std::string(arch.gguf.unsupported_tensor) +
+                    "\" is not supported yet (" + std::string(arch.name) + ")");
+  }
+  if (arch.has_sliding_window && r.has("attention.sliding_window"))
+    c.sliding_window = r.positive_int("attention.sliding_window");
+  c.local_rope_theta = r.positive_float("rope.freq_base_swa", 0.0f);
+  c.attn_logit_softcap = r.positive_float("attn_logit_softcapping", 0.0f);
+  c.final_logit_softcap = r.positive_float("final_logit_softcapping", 0.0f);
+  finish_local_layers(c, arch, what);
+
   // A checkpoint without an output head can only mean a tied one.
   c.tie_word_embeddings = file.find_tensor(arch.gguf.lm_head) == nullptr;
 

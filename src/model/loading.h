@@ -16,6 +16,12 @@ namespace lmserve::model {
 // head_dim, dimensions small enough for int indexing. FileError prefixed with `what`.
 void check_dimensions(const ModelConfig& c, const std::string& what);
 
+// Completes what both readers share once the keys are read: which layers are local (from the
+// family's pattern unless the config listed them) and their RoPE base; clears both when
+// there is no window. FileError prefixed with `what`.
+void finish_local_layers(ModelConfig& c, const ArchitectureDescription& arch,
+                         const std::string& what);
+
 // A 1-D (or any) F32/F16/BF16 tensor widened to f32; FileError naming it for other dtypes.
 std::vector<float> widen_to_f32(const formats::TensorView& t);
 

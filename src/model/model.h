@@ -17,7 +17,9 @@ namespace lmserve::model {
 
 // How rotary frequencies are rescaled for long contexts (HF config.json "rope_scaling").
 struct RopeScaling {
-  enum class Type { kNone, kLinear, kLlama3 };
+  // kDynamic (HF's dynamic NTK) changes the base only past max_position_embeddings, which
+  // lmserve never evaluates, so inside the context it rotates exactly like kNone.
+  enum class Type { kNone, kLinear, kLlama3, kDynamic };
   Type type = Type::kNone;
   float factor = 1.0f;
   // llama3 only: the wavelength bands that are kept, smoothed or divided by `factor`.
@@ -47,6 +49,17 @@ struct ModelConfig {
   // Per-frequency divisors of the rotary angles (head_dim / 2 of them), applied after
   // rope_scaling; empty for none. GGUF files store llama3 scaling this way (rope_freqs).
   std::vector<float> rope_freq_factors;
+
+  // Local (sliding-window) attention: layers marked in local_layers attend only to their last
+  // sliding_window positions and rotate with local_rope_theta. 0 / empty: every layer global.
+  int sliding_window = 0;
+  std::vector<bool> local_layers;  // num_layers entries when sliding_window > 0
+  float local_rope_theta = 0.0f;   // 0: rope_theta (and its rope_scaling) for local layers too
+  // Soft-caps (Gemma 2): cap * tanh(x / cap) on attention scores and on logits; 0 = none.
+  float attn_logit_softcap = 0.0f;
+  float final_logit_softcap = 0.0f;
+  // Attention scores are scaled by 1 / sqrt(query_pre_attn_scalar) (Gemma); 0 = head_dim.
+  float query_pre_attn_scalar = 0.0f;
 };
 
 // Parses HF config.json text (and generation_config.json text, empty when absent) into a
@@ -60,6 +73,8 @@ ModelConfig load_model_config(const std::filesystem::path& dir);
 
 // Rotary inverse frequencies (head_dim / 2 of them) after rope_scaling is applied.
 std::vector<float> rope_inv_freq(const ModelConfig& config);
+// Those of local (sliding-window) layers: local_rope_theta, unscaled (as HF and llama.cpp do).
+std::vector<float> local_rope_inv_freq(const ModelConfig& config);
 
 // One sequence's share of a Batch: its rows are consecutive, in position order.
 struct BatchSequence {

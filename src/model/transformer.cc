@@ -38,6 +38,22 @@ kernels::WeightType weight_type(const formats::TensorView& t, const std::string&
   }
 }
 
+// Rows [first, first + n) of m: one part of a fused projection, read in place.
+kernels::WeightMatrix row_range(const kernels::WeightMatrix& m, int first, int n) {
+  const std::size_t element = m.type == kernels::WeightType::kF32 ? 4 : 2;
+  kernels::WeightMatrix part = m;
+  part.rows = n;
+  part.data = static_cast<const std::uint8_t*>(m.data) +
+              static_cast<std::size_t>(first) * static_cast<std::size_t>(m.cols) * element;
+  return part;
+}
+
+void add_bias(float* rows, const std::vector<float>& bias, int n_rows) {
+  const int n = static_cast<int>(bias.size());
+  for (int t = 0; t < n_rows; ++t)
+    kernels::add_inplace(rows + static_cast<long>(t) * n, bias.data(), n);
+}
+
 }  // namespace
 
 TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescription& arch,
@@ -49,8 +65,6 @@ TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescrip
       weights_(std::move(weights)),
       pool_(pool) {
   const auto& c = config_;
-  const int q_dim = c.num_heads * c.head_dim;
-  const int kv_dim = c.num_kv_heads * c.head_dim;
   embed_ = matrix(layout_.embed_tokens, c.vocab_size, c.hidden_size);
   final_norm_ = norm_vector(layout_.final_norm, c.hidden_size);
   // HF ties when asked to, and a checkpoint without a head can only mean a tied one.
@@ -60,20 +74,55 @@ TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescrip
     lm_head_ = matrix(layout_.lm_head, c.vocab_size, c.hidden_size);
   }
   layers_.resize(static_cast<std::size_t>(c.num_layers));
-  for (int l = 0; l < c.num_layers; ++l) {
-    auto name = [&](std::string_view pattern) { return layer_tensor_name(pattern, l); };
-    Layer& L = layers_[static_cast<std::size_t>(l)];
-    L.attn_norm = norm_vector(name(layout_.attn_norm), c.hidden_size);
-    L.q = matrix(name(layout_.q_proj), q_dim, c.hidden_size);
-    L.k = matrix(name(layout_.k_proj), kv_dim, c.hidden_size);
-    L.v = matrix(name(layout_.v_proj), kv_dim, c.hidden_size);
-    L.o = matrix(name(layout_.o_proj), c.hidden_size, q_dim);
-    L.mlp_norm = norm_vector(name(layout_.mlp_norm), c.hidden_size);
-    L.gate = matrix(name(layout_.gate_proj), c.intermediate_size, c.hidden_size);
-    L.up = matrix(name(layout_.up_proj), c.intermediate_size, c.hidden_size);
-    L.down = matrix(name(layout_.down_proj), c.hidden_size, c.intermediate_size);
-  }
+  for (int l = 0; l < c.num_layers; ++l) bind_layer(l);
   inv_freq_ = rope_inv_freq(c);
+  if (c.local_rope_theta > 0.0f) local_inv_freq_ = local_rope_inv_freq(c);
+}
+
+void TransformerModel::bind_layer(int l) {
+  const auto& c = config_;
+  const int q_dim = c.num_heads * c.head_dim;
+  const int kv_dim = c.num_kv_heads * c.head_dim;
+  const int D = c.hidden_size;
+  const int I = c.intermediate_size;
+  auto name = [&](std::string_view pattern) { return layer_tensor_name(pattern, l); };
+  Layer& L = layers_[static_cast<std::size_t>(l)];
+  L.attn_norm = norm_vector(name(layout_.attn_norm), D);
+  if (!layout_.qkv_proj.empty()) {
+    const auto qkv = matrix(name(layout_.qkv_proj), q_dim + 2 * kv_dim, D);
+    L.q = row_range(qkv, 0, q_dim);
+    L.k = row_range(qkv, q_dim, kv_dim);
+    L.v = row_range(qkv, q_dim + kv_dim, kv_dim);
+  } else {
+    L.q = matrix(name(layout_.q_proj), q_dim, D);
+    L.k = matrix(name(layout_.k_proj), kv_dim, D);
+    L.v = matrix(name(layout_.v_proj), kv_dim, D);
+  }
+  L.o = matrix(name(layout_.o_proj), D, q_dim);
+  if (arch_.block.qkv_bias) {
+    L.q_bias = f32_vector(name(layout_.q_bias), q_dim);
+    L.k_bias = f32_vector(name(layout_.k_bias), kv_dim);
+    L.v_bias = f32_vector(name(layout_.v_bias), kv_dim);
+  }
+  if (arch_.block.qk_norm) {
+    L.q_norm = norm_vector(name(layout_.q_norm), c.head_dim);
+    L.k_norm = norm_vector(name(layout_.k_norm), c.head_dim);
+  }
+  if (arch_.block.post_norms) {
+    L.post_attn_norm = norm_vector(name(layout_.post_attn_norm), D);
+    L.post_mlp_norm = norm_vector(name(layout_.post_mlp_norm), D);
+  }
+  L.mlp_norm = norm_vector(name(layout_.mlp_norm), D);
+  if (!layout_.gate_up_proj.empty()) {
+    const auto gate_up = matrix(name(layout_.gate_up_proj), 2 * I, D);
+    L.gate = row_range(gate_up, 0, I);
+    L.up = row_range(gate_up, I, I);
+  } else {
+    L.gate = matrix(name(layout_.gate_proj), I, D);
+    L.up = matrix(name(layout_.up_proj), I, D);
+  }
+  L.down = matrix(name(layout_.down_proj), D, I);
+  L.local = !c.local_layers.empty() && c.local_layers[static_cast<std::size_t>(l)];
 }
 
 kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, int cols) {
@@ -93,11 +142,18 @@ kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, 
   return m;
 }
 
-std::vector<float> TransformerModel::norm_vector(std::string_view name, int n) {
-  // Norm weights are tiny, so they are widened once to f32 (and copied, so alignment is moot).
+std::vector<float> TransformerModel::f32_vector(std::string_view name, int n) {
+  // Norms and biases are tiny, so they are widened once to f32 (and copied, so alignment is
+  // moot).
   const auto& t = weights_.get(name, {n});
   weight_type(t, weights_.origin().string());  // the same dtype error as for matrices
   return widen_to_f32(t);
+}
+
+std::vector<float> TransformerModel::norm_vector(std::string_view name, int n) {
+  auto w = f32_vector(name, n);
+  for (float& x : w) x += layout_.norm_weight_offset;
+  return w;
 }
 
 void TransformerModel::reserve(int max_rows, int max_logit_rows) {
@@ -123,6 +179,10 @@ void TransformerModel::reserve(int max_rows, int max_logit_rows) {
   fit(w.up, c.intermediate_size);
   fit(w.cos, c.head_dim / 2);
   fit(w.sin, c.head_dim / 2);
+  if (!local_inv_freq_.empty()) {
+    fit(w.local_cos, c.head_dim / 2);
+    fit(w.local_sin, c.head_dim / 2);
+  }
   w.head_in.resize(static_cast<std::size_t>(w.logit_rows) *
                    static_cast<std::size_t>(c.hidden_size));
   w.attention.reserve(rows);
@@ -132,7 +192,7 @@ std::size_t TransformerModel::workspace_bytes() const {
   const Workspace& w = ws_;
   std::size_t floats = 0;
   for (const auto* v : {&w.x, &w.xn, &w.q, &w.k, &w.v, &w.att, &w.gate, &w.up, &w.tmp, &w.cos,
-                        &w.sin, &w.head_in}) {
+                        &w.sin, &w.local_cos, &w.local_sin, &w.head_in}) {
     floats += v->capacity();
   }
   return floats * sizeof(float) + w.attention.capacity() * sizeof(kernels::AttentionSequence);
@@ -204,6 +264,8 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
   auto sz = [](long a, long b) { return static_cast<std::size_t>(a * b); };
 
   // Per row: embedding and rotary angles; per sequence: its attention rows.
+  const BlockSpec& block = arch_.block;
+  const float embed_scale = block.scale_embeddings ? std::sqrt(static_cast<float>(D)) : 1.0f;
   w.attention.clear();
   int row = 0;
   for (const BatchSequence& seq : batch.sequences) {
@@ -212,26 +274,43 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
                            .start_pos = seq.start_pos,
                            .blocks = seq.blocks.data()});
     for (int i = 0; i < seq.n_rows; ++i, ++row) {
-      kernels::weight_row_to_f32(embed_, batch.tokens[static_cast<std::size_t>(row)],
-                                 w.x.data() + sz(row, D));
-      kernels::rope_cos_sin(seq.start_pos + i, inv_freq_.data(), half, w.cos.data() + sz(row, half),
+      float* x = w.x.data() + sz(row, D);
+      kernels::weight_row_to_f32(embed_, batch.tokens[static_cast<std::size_t>(row)], x);
+      if (embed_scale != 1.0f) {
+        for (int d = 0; d < D; ++d) x[d] *= embed_scale;
+      }
+      const int pos = seq.start_pos + i;
+      kernels::rope_cos_sin(pos, inv_freq_.data(), half, w.cos.data() + sz(row, half),
                             w.sin.data() + sz(row, half));
+      if (!local_inv_freq_.empty()) {
+        kernels::rope_cos_sin(pos, local_inv_freq_.data(), half, w.local_cos.data() + sz(row, half),
+                              w.local_sin.data() + sz(row, half));
+      }
     }
   }
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
   const KvShape& kv_shape = pool.shape();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float scale =
+      1.0f / std::sqrt(c.query_pre_attn_scalar > 0.0f ? c.query_pre_attn_scalar
+                                                      : static_cast<float>(c.head_dim));
+  // One RMSNorm over each row's hidden vector (pre- and post-norms alike).
+  auto norm_rows = [&](const float* in, const std::vector<float>& weight, float* out) {
+    for (int t = 0; t < T; ++t)
+      kernels::rms_norm(in + sz(t, D), weight.data(), D, c.rms_norm_eps, out + sz(t, D));
+  };
 
   for (int l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[static_cast<std::size_t>(l)];
-    for (int t = 0; t < T; ++t) {
-      kernels::rms_norm(w.x.data() + sz(t, D), L.attn_norm.data(), D, c.rms_norm_eps,
-                        w.xn.data() + sz(t, D));
-    }
+    norm_rows(w.x.data(), L.attn_norm, w.xn.data());
     kernels::matmul(pool_, L.q, w.xn.data(), T, w.q.data());
     kernels::matmul(pool_, L.k, w.xn.data(), T, w.k.data());
     kernels::matmul(pool_, L.v, w.xn.data(), T, w.v.data());
+    if (!L.q_bias.empty()) {
+      add_bias(w.q.data(), L.q_bias, T);
+      add_bias(w.k.data(), L.k_bias, T);
+      add_bias(w.v.data(), L.v_bias, T);
+    }
     const kernels::PagedKv kv{
         .keys = pool.keys(l, 0, 0),
         .values = pool.values(l, 0, 0),
@@ -239,13 +318,26 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
         .head_stride = kv_shape.block_bytes() / static_cast<std::size_t>(kv_shape.num_kv_heads),
         .block_size = kv_shape.block_size,
         .element = kv_shape.type};
+    const bool own_rope = L.local && !local_inv_freq_.empty();
+    const float* cos_table = own_rope ? w.local_cos.data() : w.cos.data();
+    const float* sin_table = own_rope ? w.local_sin.data() : w.sin.data();
     for (const auto& seq : w.attention) {
       for (int i = 0; i < seq.n_rows; ++i) {
         const int t = seq.first_row + i;
-        const float* ct = w.cos.data() + sz(t, half);
-        const float* st = w.sin.data() + sz(t, half);
+        const float* ct = cos_table + sz(t, half);
+        const float* st = sin_table + sz(t, half);
         float* qt = w.q.data() + sz(t, q_dim);
         float* kt = w.k.data() + sz(t, kv_dim);
+        if (!L.q_norm.empty()) {
+          for (int h = 0; h < c.num_heads; ++h) {
+            float* qh = qt + sz(h, c.head_dim);
+            kernels::rms_norm(qh, L.q_norm.data(), c.head_dim, c.rms_norm_eps, qh);
+          }
+          for (int h = 0; h < c.num_kv_heads; ++h) {
+            float* kh = kt + sz(h, c.head_dim);
+            kernels::rms_norm(kh, L.k_norm.data(), c.head_dim, c.rms_norm_eps, kh);
+          }
+        }
         if (layout_.rope_style == RopeStyle::kAdjacentPairs) {
           kernels::rope_rotate_adjacent_pairs(qt, c.num_heads, c.head_dim, half, ct, st);
           kernels::rope_rotate_adjacent_pairs(kt, c.num_kv_heads, c.head_dim, half, ct, st);
@@ -256,18 +348,24 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
         kernels::store_kv(kv, shape, seq.blocks, seq.start_pos + i, kt, w.v.data() + sz(t, kv_dim));
       }
     }
-    kernels::paged_attention(pool_, shape, kv, w.attention, w.q.data(), scale, w.att.data());
+    const kernels::ScoreOptions scores{.softcap = c.attn_logit_softcap,
+                                       .window = L.local ? c.sliding_window : 0};
+    kernels::paged_attention(pool_, shape, kv, w.attention, w.q.data(), scale, w.att.data(),
+                             scores);
     kernels::matmul(pool_, L.o, w.att.data(), T, w.tmp.data());
+    if (!L.post_attn_norm.empty()) norm_rows(w.tmp.data(), L.post_attn_norm, w.tmp.data());
     kernels::add_inplace(w.x.data(), w.tmp.data(), T * D);
 
-    for (int t = 0; t < T; ++t) {
-      kernels::rms_norm(w.x.data() + sz(t, D), L.mlp_norm.data(), D, c.rms_norm_eps,
-                        w.xn.data() + sz(t, D));
-    }
+    norm_rows(w.x.data(), L.mlp_norm, w.xn.data());
     kernels::matmul(pool_, L.gate, w.xn.data(), T, w.gate.data());
     kernels::matmul(pool_, L.up, w.xn.data(), T, w.up.data());
-    kernels::silu_mul(w.gate.data(), w.up.data(), w.gate.data(), T * I);
+    if (block.activation == Activation::kGeluTanh) {
+      kernels::gelu_tanh_mul(w.gate.data(), w.up.data(), w.gate.data(), T * I);
+    } else {
+      kernels::silu_mul(w.gate.data(), w.up.data(), w.gate.data(), T * I);
+    }
     kernels::matmul(pool_, L.down, w.gate.data(), T, w.tmp.data());
+    if (!L.post_mlp_norm.empty()) norm_rows(w.tmp.data(), L.post_mlp_norm, w.tmp.data());
     kernels::add_inplace(w.x.data(), w.tmp.data(), T * D);
   }
 
@@ -280,6 +378,9 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
     ++n;
   }
   kernels::matmul(pool_, lm_head_, w.head_in.data(), n, logits.data());
+  if (c.final_logit_softcap > 0.0f) {
+    kernels::softcap(logits.data(), static_cast<int>(logits.size()), c.final_logit_softcap);
+  }
 }
 
 namespace {
@@ -309,7 +410,7 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path, util::Thre
   std::error_code ec;
   if (std::filesystem::is_regular_file(path, ec)) return load_gguf(path, pool);
   ModelConfig config = load_model_config(path);
-  const auto* arch = find_architecture(config.architecture);
+  const auto* arch = find_architecture_named(config.architecture);
   if (arch == nullptr)
     throw FileError(path.string() + ": unsupported architecture " + config.architecture);
   auto weights = formats::TensorStore::open(path);

@@ -28,24 +28,33 @@ class TransformerModel final : public Model {
   void forward(const Batch& batch, KvPool& pool, std::span<float> logits) override;
 
  private:
+  // One block's weights; an empty vector is a tensor the family's block does not have.
   struct Layer {
     std::vector<float> attn_norm;
     kernels::WeightMatrix q, k, v, o;
+    std::vector<float> q_bias, k_bias, v_bias;
+    std::vector<float> q_norm, k_norm;
+    std::vector<float> post_attn_norm;
     std::vector<float> mlp_norm;
     kernels::WeightMatrix gate, up, down;
+    std::vector<float> post_mlp_norm;
+    bool local = false;  // sliding-window attention with the local RoPE frequencies
   };
 
   // Activations of one step, sized for the largest batch seen (or reserved).
   struct Workspace {
     int rows = 0, logit_rows = 0;
     std::vector<float> x, xn, q, k, v, att, gate, up, tmp, cos, sin;
-    std::vector<float> head_in;  // the normed last rows of sequences that want logits
+    std::vector<float> local_cos, local_sin;  // only when local layers have their own RoPE base
+    std::vector<float> head_in;               // the normed last rows of sequences that want logits
     std::vector<kernels::AttentionSequence> attention;
   };
 
   kernels::WeightMatrix matrix(std::string_view name, int rows, int cols);
   void validate(const Batch& batch, const KvPool& pool, std::span<float> logits) const;
+  void bind_layer(int l);
   std::vector<float> norm_vector(std::string_view name, int n);
+  std::vector<float> f32_vector(std::string_view name, int n);
 
   ModelConfig config_;
   const ArchitectureDescription& arch_;
@@ -59,6 +68,7 @@ class TransformerModel final : public Model {
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
+  std::vector<float> local_inv_freq_;  // empty when local layers rotate like global ones
   Workspace ws_;
   std::size_t weight_bytes_ = 0;
 };

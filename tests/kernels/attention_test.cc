@@ -1,5 +1,6 @@
 // Paged causal GQA attention against a naive double-precision implementation over a
 // contiguous cache; block tables are shuffled so that logical order != physical order.
+// Sliding windows and soft-caps are checked the same way.
 #include "kernels/attention.h"
 
 #include <gtest/gtest.h>
@@ -133,42 +134,65 @@ TEST(PagedAttention, BatchOfSequencesMatchesNaive) {
       }
       std::vector<float> q(static_cast<std::size_t>(row * q_dim));
       for (auto& x : q) x = dist(rng);
-      std::vector<float> out(q.size());
+      std::vector<float> full(q.size()), out(q.size());
       const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-      paged_attention(threads, shape, pool.view(), seqs, q.data(), scale, out.data());
-
-      const int group = c.heads / c.kv_heads;
-      for (std::size_t s = 0; s < seqs.size(); ++s) {
-        // The reference reads what the pool holds: each head row stored and loaded again.
-        const auto keys = stored(ref_k[s], e, c.head_dim), values = stored(ref_v[s], e, c.head_dim);
-        for (int i = 0; i < seqs[s].n_rows; ++i) {
-          const int t = seqs[s].first_row + i, n = seqs[s].start_pos + i + 1;
-          for (int h = 0; h < c.heads; ++h) {
-            const int kvh = h / group;
-            std::vector<double> sc(static_cast<std::size_t>(n));
-            double m = -1e300;
-            for (int j = 0; j < n; ++j) {
-              double d = 0;
+      paged_attention(threads, shape, pool.view(), seqs, q.data(), scale, full.data());
+      // Windows shorter than, equal to and not aligned with the blocks, with and without a cap.
+      for (const ScoreOptions opt :
+           {ScoreOptions{}, ScoreOptions{.window = 1}, ScoreOptions{.window = 5},
+            ScoreOptions{.softcap = 0.8f}, ScoreOptions{.softcap = 2.0f, .window = c.block_size}}) {
+        SCOPED_TRACE("window " + std::to_string(opt.window) + " softcap " +
+                     std::to_string(opt.softcap));
+        paged_attention(threads, shape, pool.view(), seqs, q.data(), scale, out.data(), opt);
+        bool changed = false;  // a window or cap that changes nothing would test nothing
+        const int group = c.heads / c.kv_heads;
+        for (std::size_t s = 0; s < seqs.size(); ++s) {
+          // The reference reads what the pool holds: each head row stored and loaded again.
+          const auto keys = stored(ref_k[s], e, c.head_dim);
+          const auto values = stored(ref_v[s], e, c.head_dim);
+          for (int i = 0; i < seqs[s].n_rows; ++i) {
+            const int t = seqs[s].first_row + i, n = seqs[s].start_pos + i + 1;
+            const int lo = opt.window > 0 ? std::max(0, n - opt.window) : 0;
+            for (int h = 0; h < c.heads; ++h) {
+              const int kvh = h / group;
+              std::vector<double> sc(static_cast<std::size_t>(n), 0.0);
+              double m = -1e300;
+              for (int j = lo; j < n; ++j) {
+                double d = 0;
+                for (int x = 0; x < c.head_dim; ++x) {
+                  d += static_cast<double>(
+                           q[static_cast<std::size_t>(t * q_dim + h * c.head_dim + x)]) *
+                       keys[static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)];
+                }
+                d *= scale;
+                if (opt.softcap > 0) d = opt.softcap * std::tanh(d / opt.softcap);
+                sc[static_cast<std::size_t>(j)] = d;
+                m = std::max(m, d);
+              }
+              double sum = 0;
+              for (int j = lo; j < n; ++j) {
+                auto& x = sc[static_cast<std::size_t>(j)];
+                sum += (x = std::exp(x - m));
+              }
               for (int x = 0; x < c.head_dim; ++x) {
-                d += static_cast<double>(
-                         q[static_cast<std::size_t>(t * q_dim + h * c.head_dim + x)]) *
-                     keys[static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)];
+                double ref = 0;
+                for (int j = lo; j < n; ++j) {
+                  ref += sc[static_cast<std::size_t>(j)] / sum *
+                         values[static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)];
+                }
+                const auto at = static_cast<std::size_t>(t * q_dim + h * c.head_dim + x);
+                ASSERT_NEAR(out[at], ref, 2e-5)
+                    << "seq " << s << " row " << i << " h " << h << " x " << x;
+                changed = changed || std::abs(out[at] - full[at]) > 1e-3f;
               }
-              sc[static_cast<std::size_t>(j)] = d * scale;
-              m = std::max(m, sc[static_cast<std::size_t>(j)]);
-            }
-            double sum = 0;
-            for (auto& x : sc) sum += (x = std::exp(x - m));
-            for (int x = 0; x < c.head_dim; ++x) {
-              double ref = 0;
-              for (int j = 0; j < n; ++j) {
-                ref += sc[static_cast<std::size_t>(j)] / sum *
-                       values[static_cast<std::size_t>(j * kv_dim + kvh * c.head_dim + x)];
-              }
-              ASSERT_NEAR(out[static_cast<std::size_t>(t * q_dim + h * c.head_dim + x)], ref, 2e-5)
-                  << "seq " << s << " row " << i << " h " << h << " x " << x;
             }
           }
+        }
+        int longest = 0;
+        for (std::size_t q_s = 0; q_s < c.rows.size(); ++q_s)
+          longest = std::max(longest, c.starts[q_s] + c.rows[q_s]);
+        if ((opt.softcap > 0 && longest > 1) || (opt.window > 0 && opt.window < longest)) {
+          EXPECT_TRUE(changed);
         }
       }
     }

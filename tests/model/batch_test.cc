@@ -1,11 +1,15 @@
-// The batch seam on tiny/llama (GQA, llama3 rope scaling) in F32 and F16: a sequence's
-// logits are bit-identical whether it runs alone, in one chunk or many, or inside a batch
-// with other sequences at other positions, over any block layout, with f16 and f32 KV.
+// The batch seam on tiny models (llama: GQA, llama3 rope scaling; gemma2: sliding windows of
+// 8 and soft-caps; gemma3: local RoPE base, q/k norms; qwen2: biases; phi3: fused
+// projections) in F32 and F16: a sequence's logits are bit-identical whether it runs alone, in one
+// chunk or many, or inside a batch with other sequences at other positions, over any block layout,
+// with f16 and f32 KV.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -30,7 +34,7 @@ class BatchInvariance : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
     pool_ = std::make_unique<util::ThreadPool>(3);
-    model_ = Model::load(fixture(std::string("models/tiny/llama/") + GetParam()), *pool_);
+    model_ = Model::load(fixture(std::string("models/tiny/") + GetParam()), *pool_);
   }
 
   std::vector<std::int32_t> random_tokens(std::mt19937& rng, int n) const {
@@ -142,7 +146,16 @@ TEST_P(BatchInvariance, RejectsMalformedBatches) {
                std::invalid_argument);
 }
 
-INSTANTIATE_TEST_SUITE_P(TinyLlama, BatchInvariance, ::testing::Values("hf", "llama-F16.gguf"));
+INSTANTIATE_TEST_SUITE_P(TinyModels, BatchInvariance,
+                         ::testing::Values("llama/hf", "llama/llama-F16.gguf", "gemma2/hf",
+                                           "gemma3/gemma3-F16.gguf", "qwen2/hf", "phi3/hf"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           std::string name = info.param;
+                           for (char& ch : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace lmserve::model

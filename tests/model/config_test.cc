@@ -75,15 +75,41 @@ TEST(ModelConfig, CollectsEosFromBothFiles) {
   expect_error(base_config(), {"generation_config.json", "invalid JSON"}, "{oops");
 }
 
-TEST(ModelConfig, MistralIsLlamaShapedAndCapsContextAtWindow) {
+TEST(ModelConfig, MistralSlidingWindowLimitsEveryLayerNotTheContext) {
   auto j = base_config();
   j["model_type"] = "mistral";
   j["sliding_window"] = 64;
   auto c = parse_model_config(j.dump());
   EXPECT_EQ(c.architecture, "mistral");
-  EXPECT_EQ(c.max_position_embeddings, 64);
+  EXPECT_EQ(c.max_position_embeddings, 128);
+  EXPECT_EQ(c.sliding_window, 64);
+  EXPECT_EQ(c.local_layers, std::vector<bool>(static_cast<std::size_t>(c.num_layers), true));
+  EXPECT_EQ(c.local_rope_theta, 0.0f);
   j["sliding_window"] = nullptr;
-  EXPECT_EQ(parse_model_config(j.dump()).max_position_embeddings, 128);
+  c = parse_model_config(j.dump());
+  EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_TRUE(c.local_layers.empty());
+}
+
+TEST(ModelConfig, FamilyFeaturesAreRefusedWhereUnsupported) {
+  auto j = base_config();
+  j["model_type"] = "qwen2";
+  j["use_sliding_window"] = true;
+  expect_error(j, {"use_sliding_window", "qwen2"});
+  j = base_config();
+  j["model_type"] = "gemma2";
+  j["hidden_activation"] = "silu";
+  expect_error(j, {"hidden_activation \"silu\"", "gemma2"});
+  j = base_config();
+  j["model_type"] = "gemma3_text";
+  j["sliding_window"] = 4;
+  j["layer_types"] = {"sliding_attention"};  // two layers
+  expect_error(j, {"layer_types", "one type per layer"});
+  j["layer_types"] = {"sliding_attention", "chunked_attention"};
+  expect_error(j, {"layer type \"chunked_attention\" is not supported"});
+  j = base_config();
+  j["rope_scaling"] = {{"rope_type", "longrope"}};
+  expect_error(j, {"rope_scaling type \"longrope\" is not supported"});
 }
 
 TEST(ModelConfig, RejectsBadValues) {
@@ -140,6 +166,14 @@ TEST(ModelConfig, RopeFrequencies) {
   auto lin = rope_inv_freq(parse_model_config(j.dump()));
   for (int i = 0; i < 4; ++i)
     EXPECT_NEAR(lin[static_cast<std::size_t>(i)], f[static_cast<std::size_t>(i)] / 2, 1e-7);
+
+  // HF's dynamic NTK keeps the base up to max_position_embeddings, the whole context here.
+  j["rope_scaling"] = {{"type", "dynamic"}, {"factor", 4.0}};
+  auto dynamic = parse_model_config(j.dump());
+  EXPECT_EQ(dynamic.rope_scaling.type, RopeScaling::Type::kDynamic);
+  EXPECT_EQ(rope_inv_freq(dynamic), f);
+  j["rope_scaling"] = {{"type", "dynamic"}};
+  expect_error(j, {"\"dynamic\" needs \"factor\""});
 
   // llama3: head_dim 16, theta 500000 as in tiny/llama: the 8 frequencies hit the unscaled,
   // smoothed and divided regimes.

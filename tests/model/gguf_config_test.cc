@@ -71,16 +71,26 @@ class GgufConfig : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
-  ModelConfig parse(const Meta& meta) {
-    std::string s =
-        "GGUF" + le<std::uint32_t>(3) + le<std::uint64_t>(0) + le<std::uint64_t>(meta.size());
+  // A file with `meta` and, for each name in `tensors`, an F32 tensor of 4 elements (32-byte
+  // aligned); read as the family its general.architecture names.
+  ModelConfig parse(const Meta& meta, const std::vector<std::string>& tensors = {}) {
+    std::string s = "GGUF" + le<std::uint32_t>(3) + le<std::uint64_t>(tensors.size()) +
+                    le<std::uint64_t>(meta.size());
     for (const auto& [k, v] : meta)
       s += str(k) + le(static_cast<std::uint32_t>(v.first)) + v.second;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      s += str(tensors[i]) + le<std::uint32_t>(1) + le<std::uint64_t>(4) +
+           le(static_cast<std::uint32_t>(formats::DType::kF32)) + le<std::uint64_t>(32 * i);
+    }
+    s.resize((s.size() + 31) / 32 * 32, '\0');  // the default data alignment
+    s.append(32 * tensors.size(), '\0');
     auto p = dir_ / "m.gguf";
     std::ofstream(p, std::ios::binary | std::ios::trunc)
         .write(s.data(), static_cast<long>(s.size()));
     formats::GgufFile file(p);
-    return model_config_from_gguf(file, *find_gguf_architecture("llama"));
+    const auto* arch = find_gguf_architecture(file.get_string("general.architecture"));
+    if (arch == nullptr) throw FileError("no family for this architecture");
+    return model_config_from_gguf(file, *arch);
   }
 
   void expect_error(const Meta& meta, const std::string& needle) {
@@ -164,6 +174,55 @@ TEST_F(GgufConfig, Errors) {
   expect_error(with("llama.rope.scaling.type", text("linear")),
                "missing metadata \"llama.rope.scaling.factor\"");
   expect_error(with("llama.embedding_length", u32(1u << 30)), "implausibly large");
+}
+
+// llama_meta's keys under another architecture's prefix.
+Meta as(const std::string& arch) {
+  Meta out;
+  for (const auto& [k, v] : llama_meta()) out[k.starts_with("llama.") ? arch + k.substr(5) : k] = v;
+  out["general.architecture"] = text(arch);
+  return out;
+}
+
+TEST_F(GgufConfig, LocalLayersAndSoftCaps) {
+  auto m = as("gemma2");
+  m["gemma2.attention.sliding_window"] = u32(8);
+  m["gemma2.attn_logit_softcapping"] = f32(50.0f);
+  m["gemma2.final_logit_softcapping"] = f32(30.0f);
+  auto c = parse(m);
+  EXPECT_EQ(c.sliding_window, 8);
+  EXPECT_EQ(c.local_layers, (std::vector<bool>{true, false}));
+  EXPECT_FLOAT_EQ(c.attn_logit_softcap, 50.0f);
+  EXPECT_FLOAT_EQ(c.final_logit_softcap, 30.0f);
+  EXPECT_EQ(c.local_rope_theta, 0.0f);  // local layers rotate like global ones
+
+  m = as("gemma3");
+  m["gemma3.block_count"] = u32(7);
+  m["gemma3.attention.sliding_window"] = u32(512);
+  c = parse(m);
+  EXPECT_EQ(c.local_layers, (std::vector<bool>{true, true, true, true, true, false, true}));
+  EXPECT_FLOAT_EQ(c.local_rope_theta, 10000.0f);  // llama.cpp's default without freq_base_swa
+  m["gemma3.rope.freq_base_swa"] = f32(20000.0f);
+  EXPECT_FLOAT_EQ(parse(m).local_rope_theta, 20000.0f);
+
+  // A llama GGUF has no window, whatever its metadata says.
+  m = llama_meta();
+  m["llama.attention.sliding_window"] = u32(8);
+  EXPECT_EQ(parse(m).sliding_window, 0);
+  EXPECT_TRUE(parse(m).local_layers.empty());
+}
+
+TEST_F(GgufConfig, Phi3LongRopeFactorsAreRefused) {
+  EXPECT_EQ(parse(as("phi3"), {"output_norm.weight"}).sliding_window, 0);
+  try {
+    parse(as("phi3"), {"rope_factors_long.weight", "rope_factors_short.weight"});
+    ADD_FAILURE() << "no FileError";
+  } catch (const FileError& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("\"rope_factors_long.weight\" is not supported yet (phi3)"),
+        std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

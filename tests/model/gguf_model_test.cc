@@ -29,16 +29,6 @@ std::int32_t argmax(const std::vector<float>& v) {
   return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
-std::vector<double> log_softmax(const std::vector<float>& logits) {
-  double m = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float l : logits) sum += std::exp(l - m);
-  double lse = m + std::log(sum);
-  std::vector<double> out(logits.size());
-  for (std::size_t i = 0; i < logits.size(); ++i) out[i] = logits[i] - lse;
-  return out;
-}
-
 void expect_load_error(const std::filesystem::path& path,
                        std::initializer_list<std::string> needles) {
   util::ThreadPool pool(1);
@@ -203,95 +193,6 @@ TEST(GgufLayout, AdjacentPairRopeIsPermutedRotateHalf) {
 // ---------------------------------------------------------------------------------------------
 // tiny llama and llama-q against llama.cpp (shared/fixtures/models/tiny/README.md)
 
-struct Tolerance {
-  double max_top10;      // per entry of llama.cpp's top-10 log-probs
-  double mean_top10;     // mean over every checked entry
-  double greedy_margin;  // compare greedy ids only while llama.cpp's margin exceeds this
-  int min_greedy;        // greedy steps that must be compared per prompt
-};
-
-// Teacher-forced token by token, as tiny_llama_test.cc checks the HF copy, then the greedy
-// continuation while llama.cpp's margin leaves no doubt; then a whole-prompt prefill.
-void check_against_llama_cpp(const std::string& dir, const std::string& file, Tolerance tol) {
-  SCOPED_TRACE(file);
-  util::ThreadPool pool(2);
-  auto model = Model::load(fixture("models/tiny/" + dir + "/" + file), pool);
-  auto ref = read_json(fixture("models/tiny/" + dir + "/reference.json"));
-  const auto& prompts = ref.at("prompts");
-  const auto& per_file = ref.at("files").at(file).at("prompts");
-  ASSERT_EQ(prompts.size(), 3u);
-  std::vector<float> logits(static_cast<std::size_t>(model->config().vocab_size));
-  double sum = 0.0, worst = 0.0;
-  long count = 0;
-  auto check_top = [&](const nlohmann::json& top, const std::string& where) {
-    auto lp = log_softmax(logits);
-    ASSERT_EQ(top.size(), 10u) << where;
-    for (const auto& e : top) {
-      auto id = e.at("id").get<std::size_t>();
-      double d = std::abs(lp.at(id) - e.at("logprob").get<double>());
-      EXPECT_LE(d, tol.max_top10) << where << " id " << id;
-      sum += d;
-      worst = std::max(worst, d);
-      ++count;
-    }
-    auto ref_best = top[0].at("id").get<std::size_t>();
-    auto best = static_cast<std::size_t>(argmax(logits));
-    if (best != ref_best) {
-      EXPECT_NEAR(lp[best], lp[ref_best], tol.max_top10) << where << ": argmax beyond a near tie";
-    }
-  };
-  for (std::size_t p = 0; p < prompts.size(); ++p) {
-    auto ids = prompts[p].at("ids").get<std::vector<std::int32_t>>();
-    const auto& top = per_file[p].at("top");
-    const auto& greedy = per_file[p].at("greedy");
-    ASSERT_EQ(top.size(), ids.size());
-    auto cache = model->new_cache(model->config().max_position_embeddings);
-    for (std::size_t pos = 0; pos < ids.size(); ++pos) {
-      model->forward(std::span(&ids[pos], 1), *cache, logits);
-      check_top(top[pos], "prompt " + std::to_string(p) + " pos " + std::to_string(pos));
-    }
-    int compared = 0;
-    for (std::size_t k = 0; k < greedy.size(); ++k) {
-      if (greedy[k].at("margin").get<double>() < tol.greedy_margin) break;
-      auto id = greedy[k].at("id").get<std::int32_t>();
-      ASSERT_EQ(argmax(logits), id) << "prompt " << p << " greedy step " << k;
-      auto lp = log_softmax(logits);
-      EXPECT_NEAR(lp[static_cast<std::size_t>(id)], greedy[k].at("logprob").get<double>(),
-                  tol.max_top10)
-          << "prompt " << p << " greedy step " << k;
-      ++compared;
-      model->forward(std::span(&id, 1), *cache, logits);
-    }
-    EXPECT_GE(compared, tol.min_greedy) << "prompt " << p;
-
-    auto whole = model->new_cache(256);
-    model->forward(ids, *whole, logits);
-    check_top(top.back(), "prompt " + std::to_string(p) + " one call");
-  }
-  ASSERT_GT(count, 0);
-  EXPECT_LE(sum / static_cast<double>(count), tol.mean_top10) << "worst " << worst;
-}
-
-TEST(TinyLlamaGguf, F32MatchesLlamaCpp) {
-  check_against_llama_cpp("llama", "llama-F32.gguf", {1e-3, 1e-3, 0.01, 4});
-}
-
-// F16 weights: llama.cpp also rounds activations to F16, we keep them f32 (README: 0.1 max on
-// the top-10, 0.01 mean). Greedy ids are compared while the margin exceeds that error; the
-// third prompt meets a 0.019 margin at its third step.
-TEST(TinyLlamaGguf, F16MatchesLlamaCpp) {
-  check_against_llama_cpp("llama", "llama-F16.gguf", {0.1, 0.01, 0.1, 2});
-}
-
-TEST(TinyLlamaGguf, LlamaQF32MatchesLlamaCpp) {
-  check_against_llama_cpp("llama-q", "llama-q-F32.gguf", {1e-3, 1e-3, 0.01, 4});
-}
-
-// BF16 (README: 0.25 max / 0.03 mean without emulating BF16 activations).
-TEST(TinyLlamaGguf, LlamaQBF16MatchesLlamaCpp) {
-  check_against_llama_cpp("llama-q", "llama-q-BF16.gguf", {0.25, 0.03, 0.25, 2});
-}
-
 // llama3 rope scaling arrives as the rope_freqs tensor; it must give HF's llama3 frequencies.
 TEST(TinyLlamaGguf, RopeFreqsTensorEqualsHfLlama3Scaling) {
   util::ThreadPool pool(1);
@@ -326,8 +227,8 @@ TEST(GgufModelErrors, QuantizedTensorsNameTensorAndType) {
 }
 
 TEST(GgufModelErrors, UnsupportedOrIncompleteFiles) {
-  expect_load_error(fixture("models/tiny/qwen2/qwen2-F32.gguf"),
-                    {"unsupported GGUF architecture \"qwen2\"", "supported: llama"});
+  expect_load_error(fixture("vocab/ggml-vocab-falcon.gguf"),
+                    {"unsupported GGUF architecture \"falcon\"", "supported: llama, qwen2"});
   // Vocab-only file: hyper-parameters but no weights.
   expect_load_error(fixture("vocab/ggml-vocab-llama-spm.gguf"),
                     {"missing tensor \"token_embd.weight\""});
