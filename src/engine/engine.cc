@@ -16,20 +16,6 @@
 
 namespace lmserve::engine {
 
-const char* to_string(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kCancelled:
-      return "cancelled";
-    case FinishReason::kError:
-      return "error";
-  }
-  return "error";
-}
-
 namespace {
 
 constexpr int kDefaultContextCap = 4096;

@@ -1,5 +1,7 @@
 #include "server/openai_service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -48,6 +50,23 @@ std::string percent_decode(std::string_view s) {
 ApiError worker_unavailable() {
   return ApiError(503, "server_error", "worker_unavailable", std::nullopt,
                   "The generation worker is not running");
+}
+
+// Counts a generation's end and logs it: one line per generation request.
+void record_generation_end(ServerMetrics& metrics, const std::string& request_id,
+                           const engine::GenerationEvent& end) {
+  metrics.record_generation(end);
+  if (end.kind == engine::GenerationEvent::Kind::kFailed) {
+    spdlog::info("generation {} failed: {}", request_id, end.error);
+    return;
+  }
+  const engine::Usage& u = end.usage;
+  const engine::Timings& t = end.timings;
+  spdlog::info(
+      "generation {} finish={} prompt_tokens={} cached_tokens={} completion_tokens={} "
+      "queue_ms={:.1f} ttft_ms={:.1f} total_ms={:.1f}",
+      request_id, engine::to_string(end.finish_reason), u.prompt_tokens, u.cached_tokens,
+      u.completion_tokens, t.queue_ms, t.first_token_ms, t.total_ms);
 }
 
 }  // namespace
@@ -124,13 +143,40 @@ const std::vector<OpenAiService::Route>& OpenAiService::routes() {
       {http::verb::get, {"/v1/models", "/models"}, &S::models},
       {http::verb::get, {"/v1/models/", "/models/"}, &S::model},
       {http::verb::get, {"/health", "/v1/health"}, &S::health},
+      {http::verb::get, {"/metrics"}, &S::metrics},
       {http::verb::post, {"/tokenize"}, &S::tokenize},
       {http::verb::post, {"/detokenize"}, &S::detokenize},
   };
   return kRoutes;
 }
 
+const OpenAiService::Route* OpenAiService::find_route(std::string_view path) {
+  const auto& table = routes();
+  auto route =
+      std::find_if(table.begin(), table.end(), [path](const Route& r) { return r.matches(path); });
+  return route == table.end() ? nullptr : &*route;
+}
+
 net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
+  const Route* route = find_route(exchange.path());
+  // A route's first path names it in /metrics; unknown paths share one label value.
+  const std::string_view endpoint = route ? route->paths.front() : "other";
+  auto answered = [&exchange](int unanswered_status) {
+    return exchange.started() ? exchange.status() : unanswered_status;
+  };
+  try {
+    co_await dispatch(exchange, route);
+  } catch (const ApiError& e) {
+    metrics_->count_request(endpoint, answered(e.http_status()));
+    throw;
+  } catch (...) {
+    metrics_->count_request(endpoint, answered(500));  // HttpServer answers 500
+    throw;
+  }
+  metrics_->count_request(endpoint, answered(500));
+}
+
+net::awaitable<void> OpenAiService::dispatch(HttpExchange& exchange, const Route* route) {
   std::string_view path = exchange.path();
   http::verb method = exchange.method();
 
@@ -139,11 +185,7 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
     co_await exchange.respond(http::status::no_content, std::string(), std::string_view());
     co_return;
   }
-
-  const auto& table = routes();
-  auto route =
-      std::find_if(table.begin(), table.end(), [path](const Route& r) { return r.matches(path); });
-  if (route == table.end()) throw not_found(path);
+  if (!route) throw not_found(path);
   if (method != route->method) {
     std::string allow = std::string(http::to_string(route->method)) + ", OPTIONS";
     ApiError error(405, "invalid_request_error", "method_not_allowed", std::nullopt,
@@ -181,6 +223,11 @@ net::awaitable<void> OpenAiService::model(HttpExchange& exchange) {
 net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {
   if (!backend_.alive()) throw worker_unavailable();
   co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
+}
+
+net::awaitable<void> OpenAiService::metrics(HttpExchange& exchange) {
+  co_await exchange.respond(http::status::ok, metrics_->render(backend_.stats()),
+                            kMetricsContentType);
 }
 
 net::awaitable<void> OpenAiService::tokenize(HttpExchange& exchange) {
@@ -362,9 +409,15 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   std::shared_ptr<engine::RequestHandle> handle;
   std::optional<std::string> queue_full;
   try {
-    handle =
-        backend_.submit(std::move(job.request),
-                        [channel](const engine::GenerationEvent& event) { channel->push(event); });
+    handle = backend_.submit(
+        std::move(job.request),
+        [channel, metrics = metrics_, id = job.meta.id](const engine::GenerationEvent& event) {
+          using Kind = engine::GenerationEvent::Kind;
+          if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
+            record_generation_end(*metrics, id, event);
+          }
+          channel->push(event);
+        });
   } catch (const engine::QueueFull& e) {
     queue_full = e.what();
   }

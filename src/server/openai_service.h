@@ -21,6 +21,7 @@
 #include "server/backend.h"
 #include "server/event_channel.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
 #include "server/response_writers.h"
@@ -64,6 +65,9 @@ class OpenAiService {
   struct Route;
   // Every endpoint, one line each: {method, paths, handler}.
   static const std::vector<Route>& routes();
+  static const Route* find_route(std::string_view path);  // nullptr when none matches
+
+  net::awaitable<void> dispatch(HttpExchange& exchange, const Route* route);
 
   net::awaitable<void> chat_completions(HttpExchange& exchange);
   net::awaitable<void> completions(HttpExchange& exchange);
@@ -71,6 +75,7 @@ class OpenAiService {
   net::awaitable<void> models(HttpExchange& exchange);
   net::awaitable<void> model(HttpExchange& exchange);
   net::awaitable<void> health(HttpExchange& exchange);
+  net::awaitable<void> metrics(HttpExchange& exchange);
   net::awaitable<void> tokenize(HttpExchange& exchange);
   net::awaitable<void> detokenize(HttpExchange& exchange);
   // Runs fn() on the work pool; the caller resumes on its own executor (exceptions too).
@@ -96,6 +101,8 @@ class OpenAiService {
   Backend& backend_;
   std::int64_t created_;
   net::thread_pool work_pool_;
+  // Shared with the engine's event sinks, which may outlive the service.
+  std::shared_ptr<ServerMetrics> metrics_ = std::make_shared<ServerMetrics>();
 
   struct Live {
     std::weak_ptr<EventChannel> channel;

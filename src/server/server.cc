@@ -53,6 +53,7 @@ class EngineBackend final : public Backend {
   }
   int context_length() const override { return context_.engine.context_length(); }
   bool alive() const override { return context_.engine.alive(); }
+  engine::EngineStats stats() const override { return context_.engine.stats(); }
 
  private:
   ServerContext context_;

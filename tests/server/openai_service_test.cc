@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <regex>
 #include <thread>
 
+#include "prometheus_text.h"
 #include "test_http_client.h"
 #include "util/utf8.h"
 
@@ -147,6 +149,10 @@ class FakeBackend final : public Backend {
   }
   int context_length() const override { return context; }
   bool alive() const override { return is_alive; }
+  engine::EngineStats stats() const override {
+    std::lock_guard lock(mutex_);
+    return engine_stats;
+  }
 
   std::size_t submitted() const {
     std::lock_guard lock(mutex_);
@@ -161,6 +167,7 @@ class FakeBackend final : public Backend {
                               {finished(FinishReason::kStop, 3)}};
   int context = 4096;
   std::atomic<bool> is_alive{true};
+  engine::EngineStats engine_stats;  // what stats() reports
   chat::OutputParserOptions output;  // how answers are read (no reasoning, no tools)
   std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids;
 
@@ -803,6 +810,68 @@ TEST_F(ServiceTest, ModelsAndHealth) {
   auto dead = c.request("GET", "/health");
   expect_error(dead, 503, "worker_unavailable");
   expect_error(post("/v1/chat/completions", kChat), 503, "worker_unavailable");
+}
+
+// GET /metrics, read back by a strict parser after every request, until `ready` holds of
+// it: a request is counted just after its response was written.
+testing::PromFamilies wait_for_metrics(
+    unsigned short port, const std::function<bool(const testing::PromFamilies&)>& ready) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    TestConnection c(port);
+    auto r = c.request("GET", "/metrics");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    testing::PromFamilies families = testing::parse_prometheus(r.body);
+    if (ready(families) || std::chrono::steady_clock::now() > deadline) return families;
+  }
+}
+
+TEST_F(ServiceTest, MetricsCountRequestsGenerationsAndEngineFigures) {
+  backend_.script.back().event.timings = {
+      .queue_ms = 3, .first_token_ms = 30, .total_ms = 120, .max_gap_ms = 40};
+  backend_.engine_stats.running = 1;
+  backend_.engine_stats.kv_blocks_total = 32;
+  backend_.engine_stats.generated_tokens = 6;
+  start();
+  using testing::prom_value;
+  const auto requests = [](const testing::PromFamilies& f, const char* endpoint, int status) {
+    try {
+      return prom_value(f, "lmserve_requests_total",
+                        {{"endpoint", endpoint}, {"status", std::to_string(status)}});
+    } catch (const std::runtime_error&) {
+      return 0.0;  // not counted yet
+    }
+  };
+  auto before = wait_for_metrics(port_, [](const auto&) { return true; });
+  EXPECT_EQ(before.at("lmserve_requests_finished_total").samples.size(), 0u);
+
+  ASSERT_EQ(post("/v1/chat/completions", kChat).status, 200);
+  json stream = kChat;
+  stream["stream"] = true;
+  ASSERT_EQ(post("/chat/completions", stream).status, 200);  // an alias: the same endpoint
+  ASSERT_EQ(post("/v1/completions", {{"prompt", "Hi"}}).status, 200);
+  ASSERT_EQ(post("/v1/chat/completions", {{"messages", 1}}).status, 400);
+  ASSERT_EQ(TestConnection(port_).request("GET", "/nowhere").status, 404);
+
+  auto f = wait_for_metrics(port_, [&](const testing::PromFamilies& m) {
+    return requests(m, "other", 404) == 1 && requests(m, "/v1/chat/completions", 400) == 1;
+  });
+  EXPECT_EQ(requests(f, "/v1/chat/completions", 200), 2);
+  EXPECT_EQ(requests(f, "/v1/chat/completions", 400), 1);
+  EXPECT_EQ(requests(f, "/v1/completions", 200), 1);
+  EXPECT_EQ(requests(f, "other", 404), 1);
+  EXPECT_GE(requests(f, "/metrics", 200), 1);
+  EXPECT_EQ(prom_value(f, "lmserve_requests_finished_total", {{"finish_reason", "stop"}}), 3);
+  const std::string e2e = "lmserve_e2e_request_latency_seconds";
+  EXPECT_EQ(prom_value(f, e2e + "_count"), 3);
+  EXPECT_DOUBLE_EQ(prom_value(f, e2e + "_sum"), 0.36);
+  EXPECT_EQ(prom_value(f, e2e + "_bucket", {{"le", "0.1"}}), 0);
+  EXPECT_EQ(prom_value(f, e2e + "_bucket", {{"le", "0.25"}}), 3);
+  EXPECT_EQ(prom_value(f, "lmserve_max_inter_token_latency_seconds_count"), 3);
+  EXPECT_EQ(prom_value(f, "lmserve_sequences_running"), 1);
+  EXPECT_EQ(prom_value(f, "lmserve_kv_blocks_total"), 32);
+  EXPECT_EQ(prom_value(f, "lmserve_generated_tokens_total"), 6);
 }
 
 TEST_F(ServiceTest, ModelIdsWithSlashesAndEscapes) {
