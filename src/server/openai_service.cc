@@ -47,6 +47,11 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+ApiError invalid_api_key() {
+  return ApiError(401, "authentication_error", "invalid_api_key", std::nullopt,
+                  "Missing or invalid API key: send Authorization: Bearer KEY or X-Api-Key: KEY");
+}
+
 ApiError worker_unavailable() {
   return ApiError(503, "server_error", "worker_unavailable", std::nullopt,
                   "The generation worker is not running");
@@ -86,6 +91,7 @@ OpenAiService::OpenAiService(ServiceOptions options, Backend& backend)
     : options_(std::move(options)),
       backend_(backend),
       created_(unix_now()),
+      api_keys_(options_.api_keys),
       work_pool_(static_cast<std::size_t>(std::max(1, options_.work_threads))) {}
 
 OpenAiService::~OpenAiService() { work_pool_.join(); }
@@ -126,6 +132,7 @@ struct OpenAiService::Route {
   http::verb method;
   std::vector<std::string_view> paths;  // a path ending in '/' takes a parameter after it
   net::awaitable<void> (OpenAiService::*handler)(HttpExchange&);
+  bool open = false;  // served without an API key
 
   bool matches(std::string_view path) const {
     return std::any_of(paths.begin(), paths.end(), [path](std::string_view p) {
@@ -142,7 +149,7 @@ const std::vector<OpenAiService::Route>& OpenAiService::routes() {
       {http::verb::post, {"/apply-template"}, &S::apply_template},
       {http::verb::get, {"/v1/models", "/models"}, &S::models},
       {http::verb::get, {"/v1/models/", "/models/"}, &S::model},
-      {http::verb::get, {"/health", "/v1/health"}, &S::health},
+      {http::verb::get, {"/health", "/v1/health"}, &S::health, /*open=*/true},
       {http::verb::get, {"/metrics"}, &S::metrics},
       {http::verb::post, {"/tokenize"}, &S::tokenize},
       {http::verb::post, {"/detokenize"}, &S::detokenize},
@@ -176,6 +183,12 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
   metrics_->count_request(endpoint, answered(500));
 }
 
+bool OpenAiService::authorized(const HttpExchange& exchange) const {
+  const HttpRequest& request = exchange.request();
+  auto view = [](beast::string_view v) { return std::string_view(v.data(), v.size()); };
+  return api_keys_.accepts(view(request[http::field::authorization]), view(request["X-Api-Key"]));
+}
+
 net::awaitable<void> OpenAiService::dispatch(HttpExchange& exchange, const Route* route) {
   std::string_view path = exchange.path();
   http::verb method = exchange.method();
@@ -183,6 +196,11 @@ net::awaitable<void> OpenAiService::dispatch(HttpExchange& exchange, const Route
   if (method == http::verb::options) {
     // CORS preflight, for any path.
     co_await exchange.respond(http::status::no_content, std::string(), std::string_view());
+    co_return;
+  }
+  if (api_keys_.required() && !(route && route->open) && !authorized(exchange)) {
+    const Headers challenge = {{"WWW-Authenticate", "Bearer"}};
+    co_await exchange.respond_error(invalid_api_key(), challenge);
     co_return;
   }
   if (!route) throw not_found(path);

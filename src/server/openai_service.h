@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "server/api_keys.h"
 #include "server/backend.h"
 #include "server/event_channel.h"
 #include "server/http_server.h"
@@ -32,6 +33,7 @@ struct ServiceOptions {
   std::string model_id;
   RequestDefaults defaults;
   bool strict_model = false;
+  std::vector<std::string> api_keys;  // when any, every route but /health needs one
   double sse_ping_interval_s = 10;
   // POST /tokenize: the most `content` bytes, and the most tokens, of one request.
   std::size_t tokenize_max_bytes = 256 * 1024;
@@ -68,6 +70,7 @@ class OpenAiService {
   static const Route* find_route(std::string_view path);  // nullptr when none matches
 
   net::awaitable<void> dispatch(HttpExchange& exchange, const Route* route);
+  bool authorized(const HttpExchange& exchange) const;  // carries a configured API key
 
   net::awaitable<void> chat_completions(HttpExchange& exchange);
   net::awaitable<void> completions(HttpExchange& exchange);
@@ -100,6 +103,7 @@ class OpenAiService {
   ServiceOptions options_;
   Backend& backend_;
   std::int64_t created_;
+  ApiKeys api_keys_;
   net::thread_pool work_pool_;
   // Shared with the engine's event sinks, which may outlive the service.
   std::shared_ptr<ServerMetrics> metrics_ = std::make_shared<ServerMetrics>();

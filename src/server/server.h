@@ -35,9 +35,11 @@ struct ServerOptions {
   std::vector<std::string> allowed_hosts;
   std::size_t max_connections = 1024;  // --max-connections
   bool strict_model = false;           // --strict-model: unknown request `model` -> 404
-  int io_threads = 2;                  // threads running the HTTP event loop (>= 1)
-  double sse_ping_interval_s = 10;     // keepalive comment when a stream was silent this long
-  double idle_timeout_s = 60;          // keep-alive connection idle / slow request read limit
+  // --api-key, --api-key-file, LMSERVE_API_KEY: when any, every route but /health needs one.
+  std::vector<std::string> api_keys;
+  int io_threads = 2;               // threads running the HTTP event loop (>= 1)
+  double sse_ping_interval_s = 10;  // keepalive comment when a stream was silent this long
+  double idle_timeout_s = 60;       // keep-alive connection idle / slow request read limit
   // --reasoning-format: the message key of reasoning text (none: not extracted).
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
 };

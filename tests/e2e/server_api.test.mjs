@@ -113,7 +113,7 @@ test('CORS: preflight and loopback origins only by default', async () => {
   assert.equal(pre.status, 204);
   assert.equal(pre.headers.get('access-control-allow-origin'), 'http://localhost:3000');
   assert.equal(pre.headers.get('access-control-allow-methods'), '*');
-  assert.equal(pre.headers.get('access-control-allow-headers'), '*');
+  assert.equal(pre.headers.get('access-control-allow-headers'), '*, Authorization');
   const foreign = await fetch(`${base}/v1/models`, { headers: { Origin: 'https://evil.example' } });
   assert.equal(foreign.status, 200);
   assert.equal(foreign.headers.get('access-control-allow-origin'), null);

@@ -874,6 +874,45 @@ TEST_F(ServiceTest, MetricsCountRequestsGenerationsAndEngineFigures) {
   EXPECT_EQ(prom_value(f, "lmserve_generated_tokens_total"), 6);
 }
 
+TEST_F(ServiceTest, ApiKeysGuardEveryRouteButHealthAndPreflight) {
+  ServiceOptions options;
+  options.api_keys = {"key-one", "key-two"};
+  start(options);
+  TestConnection c(port_);
+  auto expect_refused = [](const TestResponse& r) {
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_EQ(r.header("www-authenticate"), "Bearer");
+    const json error = json::parse(r.body)["error"];
+    EXPECT_EQ(error["type"], "authentication_error");
+    EXPECT_EQ(error["code"], "invalid_api_key");
+    EXPECT_TRUE(error["param"].is_null());
+  };
+  const json chat_body = kChat;
+  for (const char* path : {"/v1/models", "/metrics", "/nowhere"}) {
+    expect_refused(c.request("GET", path));
+    expect_refused(c.request("GET", path, {}, {{"Authorization", "Bearer key-three"}}));
+    expect_refused(c.request("GET", path, {}, {{"Authorization", "key-one"}}));
+    expect_refused(c.request("GET", path, {}, {{"X-Api-Key", "key-on"}}));
+  }
+  auto refused_chat = c.request("POST", "/v1/chat/completions", chat_body.dump(),
+                                {{"Content-Type", "application/json"}});
+  expect_refused(refused_chat);
+  EXPECT_EQ(backend_.submitted(), 0u);
+
+  EXPECT_EQ(c.request("GET", "/v1/models", {}, {{"Authorization", "Bearer key-one"}}).status, 200);
+  EXPECT_EQ(c.request("GET", "/v1/models", {}, {{"authorization", "bearer key-two"}}).status, 200);
+  EXPECT_EQ(c.request("GET", "/v1/models", {}, {{"X-Api-Key", "key-two"}}).status, 200);
+  EXPECT_EQ(c.request("GET", "/nowhere", {}, {{"X-Api-Key", "key-one"}}).status, 404);
+  auto chat =
+      c.request("POST", "/v1/chat/completions", chat_body.dump(),
+                {{"Content-Type", "application/json"}, {"Authorization", "Bearer key-two"}});
+  EXPECT_EQ(chat.status, 200) << chat.body;
+
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
+  EXPECT_EQ(c.request("GET", "/v1/health").status, 200);
+  EXPECT_EQ(c.request("OPTIONS", "/v1/chat/completions").status, 204);
+}
+
 TEST_F(ServiceTest, ModelIdsWithSlashesAndEscapes) {
   ServiceOptions options;
   options.model_id = "mlx-community/Qwen3-0.6B";
@@ -994,7 +1033,7 @@ TEST_F(ServiceTest, RoutingErrorsAndPreflight) {
   EXPECT_EQ(options.body, "");
   EXPECT_EQ(options.header("access-control-allow-origin"), "http://localhost:3000");
   EXPECT_EQ(options.header("access-control-allow-methods"), "*");
-  EXPECT_EQ(options.header("access-control-allow-headers"), "*");
+  EXPECT_EQ(options.header("access-control-allow-headers"), "*, Authorization");
   EXPECT_EQ(c.request("OPTIONS", "/anything").status, 204);
   // Query strings and a trailing slash are tolerated on POST routes too.
   EXPECT_EQ(c.request("POST", "/v1/chat/completions/?x=1", kChat.dump()).status, 200);
