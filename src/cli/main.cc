@@ -113,6 +113,11 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
   app.add_option("--http-threads", o.server.io_threads, "Threads running the HTTP event loop")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--timeout", o.server.request_timeout_s,
+                 "Seconds a non-streaming generation may take; then it is cancelled and answered "
+                 "504 (0 = no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--idle-timeout", o.server.idle_timeout_s,
                  "Seconds an idle keep-alive connection (or a slow request) may take")
       ->check(CLI::PositiveNumber)

@@ -53,6 +53,8 @@ int run_serve(const ServeOptions& o) {
   server_options.api_keys = api_keys(o);
   chat::ChatOptions options = chat_options(o);
   LoadedModel loaded(o.model);
+  std::string chat_template =  // for /props
+      options.template_override.value_or(loaded.tokenizer.chat_template().value_or(""));
   chat::ChatFormatter chat(loaded.tokenizer, std::move(options));
   if (!chat.tool_call_format().empty() && !chat.parses_tool_calls()) {
     spdlog::warn("tool-call format '{}' is not implemented: tool calls stay in content",
@@ -72,6 +74,13 @@ int run_serve(const ServeOptions& o) {
       memory.workspace_bytes >> 20);
   server_options.reasoning_format = *server::parse_reasoning_format(o.reasoning_format);
   if (server_options.model_id.empty()) server_options.model_id = o.model.model;
+  server_options.props = {.model_path = o.model.model,
+                          .parallel = engine_options.max_sequences,
+                          .kv_type = o.kv_type,
+                          .chat_template = std::move(chat_template),
+                          .chat_template_source = o.chat_template_file ? "--chat-template"
+                                                  : loaded.tokenizer.chat_template() ? "model"
+                                                                                     : "none"};
   return server::serve(server_options,
                        {.engine = engine, .tokenizer = loaded.tokenizer, .chat = chat});
 }

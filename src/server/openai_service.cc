@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <sstream>
 #include <utility>
 
 #include "server/openai_response.h"
@@ -45,6 +46,12 @@ std::string percent_decode(std::string_view s) {
     }
   }
   return out;
+}
+
+std::string format_seconds(double seconds) {
+  std::ostringstream out;
+  out << seconds;
+  return out.str();
 }
 
 ApiError invalid_api_key() {
@@ -151,6 +158,7 @@ const std::vector<OpenAiService::Route>& OpenAiService::routes() {
       {http::verb::get, {"/v1/models/", "/models/"}, &S::model},
       {http::verb::get, {"/health", "/v1/health"}, &S::health, /*open=*/true},
       {http::verb::get, {"/metrics"}, &S::metrics},
+      {http::verb::get, {"/props"}, &S::props},
       {http::verb::post, {"/tokenize"}, &S::tokenize},
       {http::verb::post, {"/detokenize"}, &S::detokenize},
   };
@@ -246,6 +254,27 @@ net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {
 net::awaitable<void> OpenAiService::metrics(HttpExchange& exchange) {
   co_await exchange.respond(http::status::ok, metrics_->render(backend_.stats()),
                             kMetricsContentType);
+}
+
+// llama-server's /props keys where they mean the same; lmserve's own after them.
+net::awaitable<void> OpenAiService::props(HttpExchange& exchange) {
+  const ServerProps& p = options_.props;
+  const engine::SamplingParams& s = options_.defaults.sampling;
+  json params = {{"n_predict", options_.defaults.max_tokens},
+                 {"temperature", s.temperature},
+                 {"top_p", s.top_p},
+                 {"top_k", s.top_k},
+                 {"min_p", s.min_p}};
+  json body = {{"default_generation_settings",
+                {{"n_ctx", backend_.context_length()}, {"params", std::move(params)}}},
+               {"total_slots", p.parallel},
+               {"model_alias", options_.model_id},
+               {"model_path", p.model_path},
+               {"chat_template", p.chat_template},
+               {"chat_template_source", p.chat_template_source},
+               {"build_info", build_info()},
+               {"kv_cache_type", p.kv_type}};
+  co_await exchange.respond(http::status::ok, dump_json(body));
 }
 
 net::awaitable<void> OpenAiService::tokenize(HttpExchange& exchange) {
@@ -498,11 +527,23 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
     exchange.abandon();
     co_return;
   }
+  // A whole response has nothing to show for a generation that runs too long: it is given up.
+  const auto give_up_at = !job.stream && options_.request_timeout_s > 0
+                              ? EventChannel::Clock::now() +
+                                    std::chrono::duration_cast<EventChannel::Clock::duration>(
+                                        std::chrono::duration<double>(options_.request_timeout_s))
+                              : EventChannel::Clock::time_point::max();
   for (;;) {
-    auto events = co_await channel.wait(writer.deadline());
+    auto events = co_await channel.wait(std::min(writer.deadline(), give_up_at));
     if (channel.closed_by_peer()) {
       exchange.abandon();
       co_return;
+    }
+    if (EventChannel::Clock::now() >= give_up_at) {
+      handle.cancel();
+      throw ApiError(504, "server_error", "timeout", std::nullopt,
+                     "The generation did not finish within " +
+                         format_seconds(options_.request_timeout_s) + " s (--timeout)");
     }
     bool done = false;
     for (const auto& event : events) {

@@ -26,6 +26,7 @@
 #include "server/openai_request.h"
 #include "server/openai_response.h"
 #include "server/response_writers.h"
+#include "server/server_props.h"
 
 namespace lmserve::server {
 
@@ -34,7 +35,9 @@ struct ServiceOptions {
   RequestDefaults defaults;
   bool strict_model = false;
   std::vector<std::string> api_keys;  // when any, every route but /health needs one
+  ServerProps props;                  // GET /props
   double sse_ping_interval_s = 10;
+  double request_timeout_s = 0;  // a non-streaming generation's limit (0 = none)
   // POST /tokenize: the most `content` bytes, and the most tokens, of one request.
   std::size_t tokenize_max_bytes = 256 * 1024;
   std::size_t tokenize_max_tokens = 256 * 1024;
@@ -79,6 +82,7 @@ class OpenAiService {
   net::awaitable<void> model(HttpExchange& exchange);
   net::awaitable<void> health(HttpExchange& exchange);
   net::awaitable<void> metrics(HttpExchange& exchange);
+  net::awaitable<void> props(HttpExchange& exchange);
   net::awaitable<void> tokenize(HttpExchange& exchange);
   net::awaitable<void> detokenize(HttpExchange& exchange);
   // Runs fn() on the work pool; the caller resumes on its own executor (exceptions too).

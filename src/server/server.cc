@@ -78,7 +78,9 @@ int serve(const ServerOptions& options, ServerContext context) {
   service_options.defaults.sampling = options.default_sampling;
   service_options.strict_model = options.strict_model;
   service_options.api_keys = options.api_keys;
+  service_options.props = options.props;
   service_options.sse_ping_interval_s = options.sse_ping_interval_s;
+  service_options.request_timeout_s = options.request_timeout_s;
   service_options.reasoning_format = options.reasoning_format;
   OpenAiService service(service_options, backend);
 

@@ -913,6 +913,58 @@ TEST_F(ServiceTest, ApiKeysGuardEveryRouteButHealthAndPreflight) {
   EXPECT_EQ(c.request("OPTIONS", "/v1/chat/completions").status, 204);
 }
 
+TEST_F(ServiceTest, PropsDescribeHowTheServerWasStarted) {
+  ServiceOptions options;
+  options.model_id = "tiny";
+  options.defaults.max_tokens = 64;
+  options.defaults.sampling.temperature = 0.5f;
+  options.defaults.sampling.top_k = 40;
+  options.props = {.model_path = "/models/tiny",
+                   .parallel = 4,
+                   .kv_type = "f32",
+                   .chat_template = "{{ messages }}",
+                   .chat_template_source = "--chat-template"};
+  backend_.context = 2048;
+  start(options);
+  auto r = TestConnection(port_).request("GET", "/props");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json b = json::parse(r.body);
+  EXPECT_EQ(b["model_alias"], "tiny");
+  EXPECT_EQ(b["model_path"], "/models/tiny");
+  EXPECT_EQ(b["total_slots"], 4);
+  EXPECT_EQ(b["kv_cache_type"], "f32");
+  EXPECT_EQ(b["chat_template"], "{{ messages }}");
+  EXPECT_EQ(b["chat_template_source"], "--chat-template");
+  EXPECT_EQ(b["default_generation_settings"]["n_ctx"], 2048);
+  const json& params = b["default_generation_settings"]["params"];
+  EXPECT_EQ(params["n_predict"], 64);
+  EXPECT_FLOAT_EQ(params["temperature"].get<float>(), 0.5f);
+  EXPECT_EQ(params["top_k"], 40);
+  EXPECT_EQ("fp_lmserve-" + b["build_info"].get<std::string>(), system_fingerprint());
+}
+
+TEST_F(ServiceTest, TimeoutCancelsAWholeResponseAndAnswers504) {
+  backend_.script = {{text("Hello")},
+                     {text(" world"), 0ms, /*wait_for_cancel=*/true},
+                     {finished(FinishReason::kStop, 2)}};
+  ServiceOptions options;
+  options.request_timeout_s = 0.2;
+  start(options);
+  const auto started = std::chrono::steady_clock::now();
+  expect_error(post("/v1/chat/completions", kChat), 504, "timeout");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
+  ASSERT_EQ(backend_.submitted(), 1u);
+  EXPECT_TRUE(backend_.handles[0]->cancelled());
+
+  // A stream shows its progress as it goes: it is not limited.
+  backend_.script = {{text("Hello"), 400ms}, {finished(FinishReason::kStop, 1)}};
+  json stream = kChat;
+  stream["stream"] = true;
+  auto r = post("/v1/chat/completions", stream);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(parse_sse(r.body).done);
+}
+
 TEST_F(ServiceTest, ModelIdsWithSlashesAndEscapes) {
   ServiceOptions options;
   options.model_id = "mlx-community/Qwen3-0.6B";
