@@ -561,7 +561,7 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
         case Kind::kFailed:
           done = true;
           writer.add_logprobs(event.logprobs);
-          writer.finish(job.output.finish(event, job.prompt_tokens, shutting_down_.load()));
+          writer.finish(job.output.finish(event, job.prompt_tokens, server_cancel()));
           break;
       }
     }
@@ -573,6 +573,12 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
     }
     if (done) co_return;
   }
+}
+
+ServerCancel OpenAiService::server_cancel() const {
+  if (shutting_down_.load()) return ServerCancel::kShutdown;
+  // A dead engine thread cancels every request it still held.
+  return backend_.alive() ? ServerCancel::kNone : ServerCancel::kWorkerLost;
 }
 
 void OpenAiService::begin_shutdown() {

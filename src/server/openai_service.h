@@ -100,6 +100,7 @@ class OpenAiService {
                                         engine::RequestHandle& handle, ResponseWriter& writer);
   // The engine request and response metadata shared by both generation endpoints.
   Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
+  ServerCancel server_cancel() const;  // who cancelled a generation, if not its client
   json model_object() const;
   void check_model(const std::optional<std::string>& requested) const;
   int fit_context(int prompt_tokens, int max_tokens, const char* param) const;

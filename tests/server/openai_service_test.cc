@@ -965,6 +965,26 @@ TEST_F(ServiceTest, TimeoutCancelsAWholeResponseAndAnswers504) {
   EXPECT_TRUE(parse_sse(r.body).done);
 }
 
+TEST_F(ServiceTest, RequestsHeldByADeadEngineAre503WorkerUnavailable) {
+  backend_.script = {{progress(0, 8)},
+                     {text("Hello"), 0ms, /*wait_for_cancel=*/true},
+                     {finished(FinishReason::kStop, 1)}};
+  start();
+  // The engine thread dies with the request queued: it is no longer alive and cancels it.
+  std::thread engine_dies([this] {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (backend_.submitted() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    backend_.is_alive = false;
+    std::lock_guard lock(backend_.mutex_);
+    for (auto& handle : backend_.handles) handle->cancel();
+  });
+  auto r = post("/v1/chat/completions", kChat);
+  engine_dies.join();
+  expect_error(r, 503, "worker_unavailable");
+}
+
 TEST_F(ServiceTest, ModelIdsWithSlashesAndEscapes) {
   ServiceOptions options;
   options.model_id = "mlx-community/Qwen3-0.6B";
