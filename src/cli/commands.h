@@ -36,6 +36,7 @@ struct ServeOptions {
   std::optional<std::string> chat_template_args;  // JSON object
   std::string reasoning_format = "reasoning_content";
   std::optional<std::string> tool_call_format;
+  std::optional<std::string> api_key_file;  // one key per line
 };
 
 struct GenerateOptions {

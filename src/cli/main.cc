@@ -98,6 +98,12 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
                  "Open connections; more get 503 (at most half the open-file limit)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--api-key", o.server.api_keys,
+                 "Key a request must carry (Authorization: Bearer KEY or X-Api-Key: KEY) on every "
+                 "route but /health (repeatable; also LMSERVE_API_KEY and --api-key-file)");
+  app.add_option("--api-key-file", o.api_key_file,
+                 "File of API keys, one per line (blank lines and # comments skipped)")
+      ->check(CLI::ExistingFile);
   app.add_flag("--strict-model", o.server.strict_model,
                "Answer 404 model_not_found when a request names another model");
   app.add_option("--sse-ping-interval", o.server.sse_ping_interval_s,
@@ -106,6 +112,11 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
       ->capture_default_str();
   app.add_option("--http-threads", o.server.io_threads, "Threads running the HTTP event loop")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--timeout", o.server.request_timeout_s,
+                 "Seconds a non-streaming generation may take; then it is cancelled and answered "
+                 "504 (0 = no limit)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--idle-timeout", o.server.idle_timeout_s,
                  "Seconds an idle keep-alive connection (or a slow request) may take")

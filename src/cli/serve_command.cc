@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 
@@ -7,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/loaded_model.h"
 #include "engine/engine.h"
+#include "server/api_keys.h"
 #include "util/error.h"
 
 namespace lmserve::cli {
@@ -32,11 +34,27 @@ chat::ChatOptions chat_options(const ServeOptions& o) {
   return options;
 }
 
+// --api-key, then the keys of --api-key-file and LMSERVE_API_KEY: all are accepted.
+std::vector<std::string> api_keys(const ServeOptions& o) {
+  std::vector<std::string> keys = o.server.api_keys;
+  if (o.api_key_file) {
+    std::vector<std::string> from_file = server::read_api_key_file(*o.api_key_file);
+    if (from_file.empty()) throw UsageError("--api-key-file " + *o.api_key_file + " has no key");
+    keys.insert(keys.end(), from_file.begin(), from_file.end());
+  }
+  if (const char* env = std::getenv("LMSERVE_API_KEY"); env && *env) keys.emplace_back(env);
+  return keys;
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
+  server::ServerOptions server_options = o.server;
+  server_options.api_keys = api_keys(o);
   chat::ChatOptions options = chat_options(o);
   LoadedModel loaded(o.model);
+  std::string chat_template =  // for /props
+      options.template_override.value_or(loaded.tokenizer.chat_template().value_or(""));
   chat::ChatFormatter chat(loaded.tokenizer, std::move(options));
   if (!chat.tool_call_format().empty() && !chat.parses_tool_calls()) {
     spdlog::warn("tool-call format '{}' is not implemented: tool calls stay in content",
@@ -54,9 +72,15 @@ int run_serve(const ServeOptions& o) {
       loaded.model->weight_bytes() >> 20, memory.kv_pool_bytes >> 20, memory.kv_blocks,
       engine_options.block_size, o.kv_type, engine_options.max_sequences, memory.ctx_size,
       memory.workspace_bytes >> 20);
-  server::ServerOptions server_options = o.server;
   server_options.reasoning_format = *server::parse_reasoning_format(o.reasoning_format);
   if (server_options.model_id.empty()) server_options.model_id = o.model.model;
+  server_options.props = {.model_path = o.model.model,
+                          .parallel = engine_options.max_sequences,
+                          .kv_type = o.kv_type,
+                          .chat_template = std::move(chat_template),
+                          .chat_template_source = o.chat_template_file ? "--chat-template"
+                                                  : loaded.tokenizer.chat_template() ? "model"
+                                                                                     : "none"};
   return server::serve(server_options,
                        {.engine = engine, .tokenizer = loaded.tokenizer, .chat = chat});
 }

@@ -16,20 +16,6 @@
 
 namespace lmserve::engine {
 
-const char* to_string(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kCancelled:
-      return "cancelled";
-    case FinishReason::kError:
-      return "error";
-  }
-  return "error";
-}
-
 namespace {
 
 constexpr int kDefaultContextCap = 4096;
@@ -124,6 +110,8 @@ struct Engine::State {
 
   void run();
   void step();
+  // Copies the running count and KV pool occupancy into the counters stats() reads.
+  void publish_occupancy();
   void admit_waiting();
   void drop_cancelled();
   void retire_done();
@@ -155,6 +143,7 @@ struct Engine::State {
 
 Engine::Engine(model::Model& model, const tokenizer::Tokenizer& tokenizer, EngineOptions options)
     : state_(std::make_unique<State>(model, tokenizer, std::move(options))) {
+  state_->publish_occupancy();  // stats() shows the empty pool before the first request
   state_->thread = std::thread([s = state_.get()] { s->run(); });
 }
 
@@ -330,6 +319,10 @@ void Engine::State::retire_done() {
     if (seq->done()) scheduler.release(*seq);
   }
   std::erase_if(active, [](const auto& seq) { return seq->done(); });
+  publish_occupancy();
+}
+
+void Engine::State::publish_occupancy() {
   std::lock_guard lock(mutex);
   counters.running = static_cast<int>(active.size());
   counters.kv_blocks_total = pool.num_blocks();

@@ -25,7 +25,21 @@ class Tokenizer;
 namespace lmserve::engine {
 
 enum class FinishReason { kStop, kLength, kCancelled, kError };
-const char* to_string(FinishReason reason);  // "stop", "length", "cancelled", "error"
+// "stop", "length", "cancelled", "error". Inline: the HTTP layer names reasons without
+// linking the engine.
+inline const char* to_string(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "error";
+}
 
 struct GenerationRequest {
   std::vector<std::int32_t> prompt;  // non-empty, ids in range (callers validate)

@@ -41,6 +41,7 @@ class Backend {
                                                         engine::EventSink sink) = 0;
   virtual int context_length() const = 0;
   virtual bool alive() const = 0;
+  virtual engine::EngineStats stats() const = 0;  // thread-safe
 };
 
 }  // namespace lmserve::server

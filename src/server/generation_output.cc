@@ -15,7 +15,7 @@ chat::MessageDelta GenerationOutput::push(const std::string& text) {
 }
 
 GenerationOutcome GenerationOutput::finish(const engine::GenerationEvent& event, int prompt_tokens,
-                                           bool shutting_down) {
+                                           ServerCancel cause) {
   using Kind = engine::GenerationEvent::Kind;
   using engine::FinishReason;
   GenerationOutcome outcome;
@@ -25,8 +25,21 @@ GenerationOutcome GenerationOutput::finish(const engine::GenerationEvent& event,
     return outcome;
   }
   if (event.finish_reason == FinishReason::kCancelled) {
-    outcome.shutting_down = shutting_down;
-    outcome.error = shutting_down ? "The server is shutting down" : "Generation was cancelled";
+    switch (cause) {
+      case ServerCancel::kShutdown:
+        outcome.status = 503;
+        outcome.code = "shutting_down";
+        outcome.error = "The server is shutting down";
+        break;
+      case ServerCancel::kWorkerLost:
+        outcome.status = 503;
+        outcome.code = "worker_unavailable";
+        outcome.error = "The generation worker stopped";
+        break;
+      case ServerCancel::kNone:
+        outcome.error = "Generation was cancelled";
+        break;
+    }
     return outcome;
   }
   if (event.finish_reason != FinishReason::kStop && event.finish_reason != FinishReason::kLength) {

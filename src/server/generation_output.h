@@ -18,15 +18,19 @@
 
 namespace lmserve::server {
 
+// Why the server, not the client, cancelled a generation: what its response then says.
+enum class ServerCancel { kNone, kShutdown, kWorkerLost };
+
 struct GenerationOutcome {
   bool ok = false;  // finished with "stop", "length" or "tool_calls"
   // ok:
   const char* finish_reason = "stop";
   UsageCounts usage;
   chat::MessageDelta tail;  // what the parser still held at the end
-  // !ok:
-  bool shutting_down = false;  // cancelled by a server shutdown
-  std::string error;           // for the client
+  // !ok: a whole response's error status and code, and the message for the client.
+  int status = 500;
+  const char* code = "internal_error";
+  std::string error;
 };
 
 class GenerationOutput {
@@ -37,7 +41,7 @@ class GenerationOutput {
   chat::MessageDelta push(const std::string& text);
   // The end of the generation (a kFinished or kFailed event).
   GenerationOutcome finish(const engine::GenerationEvent& event, int prompt_tokens,
-                           bool shutting_down);
+                           ServerCancel cause);
 
  private:
   std::optional<chat::OutputParser> parser_;

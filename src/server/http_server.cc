@@ -145,13 +145,16 @@ net::awaitable<Head> read_head(beast::tcp_stream& stream, beast::flat_buffer& bu
   }
 }
 
+// Any request header; Authorization (an API key) must be named: "*" does not cover it.
+constexpr const char* kAllowHeaders = "*, Authorization";
+
 // Answers a refused request (or connection) with an OpenAI error; the caller closes.
 net::awaitable<void> write_refusal(beast::tcp_stream& stream, const Refusal& refusal) {
   http::response<http::string_body> res{static_cast<http::status>(refusal.status), 11};
   res.set(http::field::server, "lmserve");
   res.set(http::field::content_type, "application/json");
   res.set(http::field::access_control_allow_methods, "*");
-  res.set(http::field::access_control_allow_headers, "*");
+  res.set(http::field::access_control_allow_headers, kAllowHeaders);
   res.body() =
       dump_json(error_body(refusal.status >= 500 ? "server_error" : "invalid_request_error",
                            refusal.code, std::nullopt, refusal.message));
@@ -281,7 +284,7 @@ void HttpExchange::add_common_headers(http::fields& fields) const {
     if (!wildcard_origin_) fields.set(http::field::vary, "Origin");
   }
   fields.set(http::field::access_control_allow_methods, "*");
-  fields.set(http::field::access_control_allow_headers, "*");
+  fields.set(http::field::access_control_allow_headers, kAllowHeaders);
 }
 
 net::awaitable<std::string_view> HttpExchange::read_body(std::size_t limit) {

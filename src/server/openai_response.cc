@@ -30,9 +30,13 @@ std::string new_uuid4() {
   return buf;
 }
 
+const std::string& build_info() {
+  static const std::string info = std::string(LMSERVE_VERSION) + "-" + LMSERVE_GIT_SHA;
+  return info;
+}
+
 const std::string& system_fingerprint() {
-  static const std::string fingerprint =
-      std::string("fp_lmserve-") + LMSERVE_VERSION + "-" + LMSERVE_GIT_SHA;
+  static const std::string fingerprint = "fp_lmserve-" + build_info();
   return fingerprint;
 }
 

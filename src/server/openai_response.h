@@ -19,7 +19,9 @@ using json = nlohmann::ordered_json;
 // "xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx" from a per-thread CSPRNG-seeded generator.
 std::string new_uuid4();
 
-// "fp_lmserve-<version>-<short git sha>", constant per build.
+// "<version>-<short git sha>" of this build.
+const std::string& build_info();
+// "fp_lmserve-" + build_info().
 const std::string& system_fingerprint();
 
 // Compact JSON, non-ASCII emitted raw, invalid UTF-8 replaced by U+FFFD (never throws).

@@ -1,9 +1,12 @@
 #include "server/openai_service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <sstream>
 #include <utility>
 
 #include "server/openai_response.h"
@@ -45,9 +48,37 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
+std::string format_seconds(double seconds) {
+  std::ostringstream out;
+  out << seconds;
+  return out.str();
+}
+
+ApiError invalid_api_key() {
+  return ApiError(401, "authentication_error", "invalid_api_key", std::nullopt,
+                  "Missing or invalid API key: send Authorization: Bearer KEY or X-Api-Key: KEY");
+}
+
 ApiError worker_unavailable() {
   return ApiError(503, "server_error", "worker_unavailable", std::nullopt,
                   "The generation worker is not running");
+}
+
+// Counts a generation's end and logs it: one line per generation request.
+void record_generation_end(ServerMetrics& metrics, const std::string& request_id,
+                           const engine::GenerationEvent& end) {
+  metrics.record_generation(end);
+  if (end.kind == engine::GenerationEvent::Kind::kFailed) {
+    spdlog::info("generation {} failed: {}", request_id, end.error);
+    return;
+  }
+  const engine::Usage& u = end.usage;
+  const engine::Timings& t = end.timings;
+  spdlog::info(
+      "generation {} finish={} prompt_tokens={} cached_tokens={} completion_tokens={} "
+      "queue_ms={:.1f} ttft_ms={:.1f} total_ms={:.1f}",
+      request_id, engine::to_string(end.finish_reason), u.prompt_tokens, u.cached_tokens,
+      u.completion_tokens, t.queue_ms, t.first_token_ms, t.total_ms);
 }
 
 }  // namespace
@@ -67,6 +98,7 @@ OpenAiService::OpenAiService(ServiceOptions options, Backend& backend)
     : options_(std::move(options)),
       backend_(backend),
       created_(unix_now()),
+      api_keys_(options_.api_keys),
       work_pool_(static_cast<std::size_t>(std::max(1, options_.work_threads))) {}
 
 OpenAiService::~OpenAiService() { work_pool_.join(); }
@@ -107,6 +139,7 @@ struct OpenAiService::Route {
   http::verb method;
   std::vector<std::string_view> paths;  // a path ending in '/' takes a parameter after it
   net::awaitable<void> (OpenAiService::*handler)(HttpExchange&);
+  bool open = false;  // served without an API key
 
   bool matches(std::string_view path) const {
     return std::any_of(paths.begin(), paths.end(), [path](std::string_view p) {
@@ -123,14 +156,48 @@ const std::vector<OpenAiService::Route>& OpenAiService::routes() {
       {http::verb::post, {"/apply-template"}, &S::apply_template},
       {http::verb::get, {"/v1/models", "/models"}, &S::models},
       {http::verb::get, {"/v1/models/", "/models/"}, &S::model},
-      {http::verb::get, {"/health", "/v1/health"}, &S::health},
+      {http::verb::get, {"/health", "/v1/health"}, &S::health, /*open=*/true},
+      {http::verb::get, {"/metrics"}, &S::metrics},
+      {http::verb::get, {"/props"}, &S::props},
       {http::verb::post, {"/tokenize"}, &S::tokenize},
       {http::verb::post, {"/detokenize"}, &S::detokenize},
   };
   return kRoutes;
 }
 
+const OpenAiService::Route* OpenAiService::find_route(std::string_view path) {
+  const auto& table = routes();
+  auto route =
+      std::find_if(table.begin(), table.end(), [path](const Route& r) { return r.matches(path); });
+  return route == table.end() ? nullptr : &*route;
+}
+
 net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
+  const Route* route = find_route(exchange.path());
+  // A route's first path names it in /metrics; unknown paths share one label value.
+  const std::string_view endpoint = route ? route->paths.front() : "other";
+  auto answered = [&exchange](int unanswered_status) {
+    return exchange.started() ? exchange.status() : unanswered_status;
+  };
+  try {
+    co_await dispatch(exchange, route);
+  } catch (const ApiError& e) {
+    metrics_->count_request(endpoint, answered(e.http_status()));
+    throw;
+  } catch (...) {
+    metrics_->count_request(endpoint, answered(500));  // HttpServer answers 500
+    throw;
+  }
+  metrics_->count_request(endpoint, answered(500));
+}
+
+bool OpenAiService::authorized(const HttpExchange& exchange) const {
+  const HttpRequest& request = exchange.request();
+  auto view = [](beast::string_view v) { return std::string_view(v.data(), v.size()); };
+  return api_keys_.accepts(view(request[http::field::authorization]), view(request["X-Api-Key"]));
+}
+
+net::awaitable<void> OpenAiService::dispatch(HttpExchange& exchange, const Route* route) {
   std::string_view path = exchange.path();
   http::verb method = exchange.method();
 
@@ -139,11 +206,12 @@ net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
     co_await exchange.respond(http::status::no_content, std::string(), std::string_view());
     co_return;
   }
-
-  const auto& table = routes();
-  auto route =
-      std::find_if(table.begin(), table.end(), [path](const Route& r) { return r.matches(path); });
-  if (route == table.end()) throw not_found(path);
+  if (api_keys_.required() && !(route && route->open) && !authorized(exchange)) {
+    const Headers challenge = {{"WWW-Authenticate", "Bearer"}};
+    co_await exchange.respond_error(invalid_api_key(), challenge);
+    co_return;
+  }
+  if (!route) throw not_found(path);
   if (method != route->method) {
     std::string allow = std::string(http::to_string(route->method)) + ", OPTIONS";
     ApiError error(405, "invalid_request_error", "method_not_allowed", std::nullopt,
@@ -181,6 +249,32 @@ net::awaitable<void> OpenAiService::model(HttpExchange& exchange) {
 net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {
   if (!backend_.alive()) throw worker_unavailable();
   co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
+}
+
+net::awaitable<void> OpenAiService::metrics(HttpExchange& exchange) {
+  co_await exchange.respond(http::status::ok, metrics_->render(backend_.stats()),
+                            kMetricsContentType);
+}
+
+// llama-server's /props keys where they mean the same; lmserve's own after them.
+net::awaitable<void> OpenAiService::props(HttpExchange& exchange) {
+  const ServerProps& p = options_.props;
+  const engine::SamplingParams& s = options_.defaults.sampling;
+  json params = {{"n_predict", options_.defaults.max_tokens},
+                 {"temperature", s.temperature},
+                 {"top_p", s.top_p},
+                 {"top_k", s.top_k},
+                 {"min_p", s.min_p}};
+  json body = {{"default_generation_settings",
+                {{"n_ctx", backend_.context_length()}, {"params", std::move(params)}}},
+               {"total_slots", p.parallel},
+               {"model_alias", options_.model_id},
+               {"model_path", p.model_path},
+               {"chat_template", p.chat_template},
+               {"chat_template_source", p.chat_template_source},
+               {"build_info", build_info()},
+               {"kv_cache_type", p.kv_type}};
+  co_await exchange.respond(http::status::ok, dump_json(body));
 }
 
 net::awaitable<void> OpenAiService::tokenize(HttpExchange& exchange) {
@@ -362,9 +456,15 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   std::shared_ptr<engine::RequestHandle> handle;
   std::optional<std::string> queue_full;
   try {
-    handle =
-        backend_.submit(std::move(job.request),
-                        [channel](const engine::GenerationEvent& event) { channel->push(event); });
+    handle = backend_.submit(
+        std::move(job.request),
+        [channel, metrics = metrics_, id = job.meta.id](const engine::GenerationEvent& event) {
+          using Kind = engine::GenerationEvent::Kind;
+          if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
+            record_generation_end(*metrics, id, event);
+          }
+          channel->push(event);
+        });
   } catch (const engine::QueueFull& e) {
     queue_full = e.what();
   }
@@ -427,11 +527,23 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
     exchange.abandon();
     co_return;
   }
+  // A whole response has nothing to show for a generation that runs too long: it is given up.
+  const auto give_up_at = !job.stream && options_.request_timeout_s > 0
+                              ? EventChannel::Clock::now() +
+                                    std::chrono::duration_cast<EventChannel::Clock::duration>(
+                                        std::chrono::duration<double>(options_.request_timeout_s))
+                              : EventChannel::Clock::time_point::max();
   for (;;) {
-    auto events = co_await channel.wait(writer.deadline());
+    auto events = co_await channel.wait(std::min(writer.deadline(), give_up_at));
     if (channel.closed_by_peer()) {
       exchange.abandon();
       co_return;
+    }
+    if (EventChannel::Clock::now() >= give_up_at) {
+      handle.cancel();
+      throw ApiError(504, "server_error", "timeout", std::nullopt,
+                     "The generation did not finish within " +
+                         format_seconds(options_.request_timeout_s) + " s (--timeout)");
     }
     bool done = false;
     for (const auto& event : events) {
@@ -449,7 +561,7 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
         case Kind::kFailed:
           done = true;
           writer.add_logprobs(event.logprobs);
-          writer.finish(job.output.finish(event, job.prompt_tokens, shutting_down_.load()));
+          writer.finish(job.output.finish(event, job.prompt_tokens, server_cancel()));
           break;
       }
     }
@@ -461,6 +573,12 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
     }
     if (done) co_return;
   }
+}
+
+ServerCancel OpenAiService::server_cancel() const {
+  if (shutting_down_.load()) return ServerCancel::kShutdown;
+  // A dead engine thread cancels every request it still held.
+  return backend_.alive() ? ServerCancel::kNone : ServerCancel::kWorkerLost;
 }
 
 void OpenAiService::begin_shutdown() {

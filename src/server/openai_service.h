@@ -18,12 +18,15 @@
 #include <type_traits>
 #include <vector>
 
+#include "server/api_keys.h"
 #include "server/backend.h"
 #include "server/event_channel.h"
 #include "server/http_server.h"
+#include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
 #include "server/response_writers.h"
+#include "server/server_props.h"
 
 namespace lmserve::server {
 
@@ -31,7 +34,10 @@ struct ServiceOptions {
   std::string model_id;
   RequestDefaults defaults;
   bool strict_model = false;
+  std::vector<std::string> api_keys;  // when any, every route but /health needs one
+  ServerProps props;                  // GET /props
   double sse_ping_interval_s = 10;
+  double request_timeout_s = 0;  // a non-streaming generation's limit (0 = none)
   // POST /tokenize: the most `content` bytes, and the most tokens, of one request.
   std::size_t tokenize_max_bytes = 256 * 1024;
   std::size_t tokenize_max_tokens = 256 * 1024;
@@ -64,6 +70,10 @@ class OpenAiService {
   struct Route;
   // Every endpoint, one line each: {method, paths, handler}.
   static const std::vector<Route>& routes();
+  static const Route* find_route(std::string_view path);  // nullptr when none matches
+
+  net::awaitable<void> dispatch(HttpExchange& exchange, const Route* route);
+  bool authorized(const HttpExchange& exchange) const;  // carries a configured API key
 
   net::awaitable<void> chat_completions(HttpExchange& exchange);
   net::awaitable<void> completions(HttpExchange& exchange);
@@ -71,6 +81,8 @@ class OpenAiService {
   net::awaitable<void> models(HttpExchange& exchange);
   net::awaitable<void> model(HttpExchange& exchange);
   net::awaitable<void> health(HttpExchange& exchange);
+  net::awaitable<void> metrics(HttpExchange& exchange);
+  net::awaitable<void> props(HttpExchange& exchange);
   net::awaitable<void> tokenize(HttpExchange& exchange);
   net::awaitable<void> detokenize(HttpExchange& exchange);
   // Runs fn() on the work pool; the caller resumes on its own executor (exceptions too).
@@ -88,6 +100,7 @@ class OpenAiService {
                                         engine::RequestHandle& handle, ResponseWriter& writer);
   // The engine request and response metadata shared by both generation endpoints.
   Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
+  ServerCancel server_cancel() const;  // who cancelled a generation, if not its client
   json model_object() const;
   void check_model(const std::optional<std::string>& requested) const;
   int fit_context(int prompt_tokens, int max_tokens, const char* param) const;
@@ -95,7 +108,10 @@ class OpenAiService {
   ServiceOptions options_;
   Backend& backend_;
   std::int64_t created_;
+  ApiKeys api_keys_;
   net::thread_pool work_pool_;
+  // Shared with the engine's event sinks, which may outlive the service.
+  std::shared_ptr<ServerMetrics> metrics_ = std::make_shared<ServerMetrics>();
 
   struct Live {
     std::weak_ptr<EventChannel> channel;

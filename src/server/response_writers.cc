@@ -16,11 +16,8 @@ void WholeResponseWriter::finish(const GenerationOutcome& outcome) {
 
 net::awaitable<bool> WholeResponseWriter::flush(bool done) {
   if (!done) co_return true;
-  if (outcome_.shutting_down) {
-    throw ApiError(503, "server_error", "shutting_down", std::nullopt, outcome_.error);
-  }
   if (!outcome_.ok) {
-    throw ApiError(500, "server_error", "internal_error", std::nullopt, outcome_.error);
+    throw ApiError(outcome_.status, "server_error", outcome_.code, std::nullopt, outcome_.error);
   }
   json body = shape_.chat ? chat_completion_body(shape_.meta, message_, outcome_.finish_reason,
                                                  outcome_.usage, shape_.reasoning_format)

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
@@ -53,6 +55,7 @@ class EngineBackend final : public Backend {
   }
   int context_length() const override { return context_.engine.context_length(); }
   bool alive() const override { return context_.engine.alive(); }
+  engine::EngineStats stats() const override { return context_.engine.stats(); }
 
  private:
   ServerContext context_;
@@ -74,7 +77,10 @@ int serve(const ServerOptions& options, ServerContext context) {
   service_options.defaults.max_tokens = options.default_max_tokens;
   service_options.defaults.sampling = options.default_sampling;
   service_options.strict_model = options.strict_model;
+  service_options.api_keys = options.api_keys;
+  service_options.props = options.props;
   service_options.sse_ping_interval_s = options.sse_ping_interval_s;
+  service_options.request_timeout_s = options.request_timeout_s;
   service_options.reasoning_format = options.reasoning_format;
   OpenAiService service(service_options, backend);
 
@@ -91,6 +97,12 @@ int serve(const ServerOptions& options, ServerContext context) {
                     [&service](HttpExchange& exchange) { return service.handle(exchange); });
 
   tcp::endpoint endpoint = server.listen();
+  if (!endpoint.address().is_loopback() && options.api_keys.empty()) {
+    spdlog::warn(
+        "listening on {} without an API key: anyone who can reach it may use it "
+        "(--api-key)",
+        endpoint.address().to_string());
+  }
 
   // First signal: drain (every request in progress still gets a well-formed answer);
   // a second one, or a drain that takes too long, stops at once.

@@ -8,6 +8,7 @@
 
 #include "engine/sampling.h"
 #include "server/openai_response.h"
+#include "server/server_props.h"
 
 namespace lmserve::engine {
 class Engine;
@@ -35,9 +36,13 @@ struct ServerOptions {
   std::vector<std::string> allowed_hosts;
   std::size_t max_connections = 1024;  // --max-connections
   bool strict_model = false;           // --strict-model: unknown request `model` -> 404
-  int io_threads = 2;                  // threads running the HTTP event loop (>= 1)
-  double sse_ping_interval_s = 10;     // keepalive comment when a stream was silent this long
-  double idle_timeout_s = 60;          // keep-alive connection idle / slow request read limit
+  // --api-key, --api-key-file, LMSERVE_API_KEY: when any, every route but /health needs one.
+  std::vector<std::string> api_keys;
+  ServerProps props;                // GET /props
+  int io_threads = 2;               // threads running the HTTP event loop (>= 1)
+  double sse_ping_interval_s = 10;  // keepalive comment when a stream was silent this long
+  double request_timeout_s = 0;     // --timeout: a non-streaming generation's limit (0 = none)
+  double idle_timeout_s = 60;       // keep-alive connection idle / slow request read limit
   // --reasoning-format: the message key of reasoning text (none: not extracted).
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
 };

@@ -30,13 +30,14 @@ export function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 
-// Starts `lmserve --model <model> --port 0` (the model directory unless told) and resolves
-// once it prints its address.
-export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = modelDir } = {}) {
+// Starts `lmserve --model <model> --port 0` (the model directory unless told; `env` adds to
+// the environment) and resolves once it prints its address.
+export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = modelDir, env = {} } = {}) {
   if (!existsSync(bin)) throw new Error(`lmserve binary not found at ${bin} (set LMSERVE_BIN)`);
   if (!existsSync(model)) throw new Error(`model not found: ${model}`);
   const child = spawn(bin, ['--model', model, '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let stdout = '';
   let stderr = '';

@@ -106,6 +106,20 @@ test('models and health', async () => {
   }
 });
 
+test('props: how the server was started', async () => {
+  const res = await fetch(`${base}/props`);
+  assert.equal(res.status, 200);
+  const props = await res.json();
+  assert.equal(props.model_path, modelDir);
+  assert.equal(props.model_alias, modelDir);
+  assert.ok(Number.isInteger(props.total_slots) && props.total_slots >= 1);
+  assert.ok(props.default_generation_settings.n_ctx > 0);
+  assert.equal(props.kv_cache_type, 'f16');
+  assert.ok(['model', 'none'].includes(props.chat_template_source));
+  assert.equal(props.chat_template === '', props.chat_template_source === 'none');
+  assert.match(props.build_info, /^\S+-\S+$/);
+});
+
 test('CORS: preflight and loopback origins only by default', async () => {
   const pre = await fetch(`${base}/v1/chat/completions`, {
     method: 'OPTIONS', headers: { Origin: 'http://localhost:3000', 'Access-Control-Request-Method': 'POST' },
@@ -113,7 +127,7 @@ test('CORS: preflight and loopback origins only by default', async () => {
   assert.equal(pre.status, 204);
   assert.equal(pre.headers.get('access-control-allow-origin'), 'http://localhost:3000');
   assert.equal(pre.headers.get('access-control-allow-methods'), '*');
-  assert.equal(pre.headers.get('access-control-allow-headers'), '*');
+  assert.equal(pre.headers.get('access-control-allow-headers'), '*, Authorization');
   const foreign = await fetch(`${base}/v1/models`, { headers: { Origin: 'https://evil.example' } });
   assert.equal(foreign.status, 200);
   assert.equal(foreign.headers.get('access-control-allow-origin'), null);

@@ -38,6 +38,7 @@ class TemplateOnlyBackend final : public Backend {
   }
   int context_length() const override { return 0; }
   bool alive() const override { return true; }
+  engine::EngineStats stats() const override { return {}; }
 
  private:
   [[noreturn]] static void unused() { throw std::logic_error("not used by /apply-template"); }

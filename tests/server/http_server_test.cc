@@ -288,7 +288,7 @@ TEST_F(HttpServerTest, CorsHeadersOnEveryResponse) {
   EXPECT_EQ(ok.header("access-control-allow-origin"), "http://localhost:5173");
   EXPECT_EQ(ok.header("vary"), "Origin");
   EXPECT_EQ(ok.header("access-control-allow-methods"), "*");
-  EXPECT_EQ(ok.header("access-control-allow-headers"), "*");
+  EXPECT_EQ(ok.header("access-control-allow-headers"), "*, Authorization");
   auto foreign = c.request("GET", "/x", "", {{"Origin", "https://evil.example"}});
   EXPECT_FALSE(foreign.has_header("access-control-allow-origin"));
   EXPECT_EQ(foreign.header("access-control-allow-methods"), "*");

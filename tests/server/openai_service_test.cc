@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <regex>
 #include <thread>
 
+#include "prometheus_text.h"
 #include "test_http_client.h"
 #include "util/utf8.h"
 
@@ -147,6 +149,10 @@ class FakeBackend final : public Backend {
   }
   int context_length() const override { return context; }
   bool alive() const override { return is_alive; }
+  engine::EngineStats stats() const override {
+    std::lock_guard lock(mutex_);
+    return engine_stats;
+  }
 
   std::size_t submitted() const {
     std::lock_guard lock(mutex_);
@@ -161,6 +167,7 @@ class FakeBackend final : public Backend {
                               {finished(FinishReason::kStop, 3)}};
   int context = 4096;
   std::atomic<bool> is_alive{true};
+  engine::EngineStats engine_stats;  // what stats() reports
   chat::OutputParserOptions output;  // how answers are read (no reasoning, no tools)
   std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids;
 
@@ -805,6 +812,179 @@ TEST_F(ServiceTest, ModelsAndHealth) {
   expect_error(post("/v1/chat/completions", kChat), 503, "worker_unavailable");
 }
 
+// GET /metrics, read back by a strict parser after every request, until `ready` holds of
+// it: a request is counted just after its response was written.
+testing::PromFamilies wait_for_metrics(
+    unsigned short port, const std::function<bool(const testing::PromFamilies&)>& ready) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    TestConnection c(port);
+    auto r = c.request("GET", "/metrics");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    testing::PromFamilies families = testing::parse_prometheus(r.body);
+    if (ready(families) || std::chrono::steady_clock::now() > deadline) return families;
+  }
+}
+
+TEST_F(ServiceTest, MetricsCountRequestsGenerationsAndEngineFigures) {
+  backend_.script.back().event.timings = {
+      .queue_ms = 3, .first_token_ms = 30, .total_ms = 120, .max_gap_ms = 40};
+  backend_.engine_stats.running = 1;
+  backend_.engine_stats.kv_blocks_total = 32;
+  backend_.engine_stats.generated_tokens = 6;
+  start();
+  using testing::prom_value;
+  const auto requests = [](const testing::PromFamilies& f, const char* endpoint, int status) {
+    try {
+      return prom_value(f, "lmserve_requests_total",
+                        {{"endpoint", endpoint}, {"status", std::to_string(status)}});
+    } catch (const std::runtime_error&) {
+      return 0.0;  // not counted yet
+    }
+  };
+  auto before = wait_for_metrics(port_, [](const auto&) { return true; });
+  EXPECT_EQ(before.at("lmserve_requests_finished_total").samples.size(), 0u);
+
+  ASSERT_EQ(post("/v1/chat/completions", kChat).status, 200);
+  json stream = kChat;
+  stream["stream"] = true;
+  ASSERT_EQ(post("/chat/completions", stream).status, 200);  // an alias: the same endpoint
+  ASSERT_EQ(post("/v1/completions", {{"prompt", "Hi"}}).status, 200);
+  ASSERT_EQ(post("/v1/chat/completions", {{"messages", 1}}).status, 400);
+  ASSERT_EQ(TestConnection(port_).request("GET", "/nowhere").status, 404);
+
+  auto f = wait_for_metrics(port_, [&](const testing::PromFamilies& m) {
+    return requests(m, "other", 404) == 1 && requests(m, "/v1/chat/completions", 400) == 1;
+  });
+  EXPECT_EQ(requests(f, "/v1/chat/completions", 200), 2);
+  EXPECT_EQ(requests(f, "/v1/chat/completions", 400), 1);
+  EXPECT_EQ(requests(f, "/v1/completions", 200), 1);
+  EXPECT_EQ(requests(f, "other", 404), 1);
+  EXPECT_GE(requests(f, "/metrics", 200), 1);
+  EXPECT_EQ(prom_value(f, "lmserve_requests_finished_total", {{"finish_reason", "stop"}}), 3);
+  const std::string e2e = "lmserve_e2e_request_latency_seconds";
+  EXPECT_EQ(prom_value(f, e2e + "_count"), 3);
+  EXPECT_DOUBLE_EQ(prom_value(f, e2e + "_sum"), 0.36);
+  EXPECT_EQ(prom_value(f, e2e + "_bucket", {{"le", "0.1"}}), 0);
+  EXPECT_EQ(prom_value(f, e2e + "_bucket", {{"le", "0.25"}}), 3);
+  EXPECT_EQ(prom_value(f, "lmserve_max_inter_token_latency_seconds_count"), 3);
+  EXPECT_EQ(prom_value(f, "lmserve_sequences_running"), 1);
+  EXPECT_EQ(prom_value(f, "lmserve_kv_blocks_total"), 32);
+  EXPECT_EQ(prom_value(f, "lmserve_generated_tokens_total"), 6);
+}
+
+TEST_F(ServiceTest, ApiKeysGuardEveryRouteButHealthAndPreflight) {
+  ServiceOptions options;
+  options.api_keys = {"key-one", "key-two"};
+  start(options);
+  TestConnection c(port_);
+  auto expect_refused = [](const TestResponse& r) {
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_EQ(r.header("www-authenticate"), "Bearer");
+    const json error = json::parse(r.body)["error"];
+    EXPECT_EQ(error["type"], "authentication_error");
+    EXPECT_EQ(error["code"], "invalid_api_key");
+    EXPECT_TRUE(error["param"].is_null());
+  };
+  const json chat_body = kChat;
+  for (const char* path : {"/v1/models", "/metrics", "/nowhere"}) {
+    expect_refused(c.request("GET", path));
+    expect_refused(c.request("GET", path, {}, {{"Authorization", "Bearer key-three"}}));
+    expect_refused(c.request("GET", path, {}, {{"Authorization", "key-one"}}));
+    expect_refused(c.request("GET", path, {}, {{"X-Api-Key", "key-on"}}));
+  }
+  auto refused_chat = c.request("POST", "/v1/chat/completions", chat_body.dump(),
+                                {{"Content-Type", "application/json"}});
+  expect_refused(refused_chat);
+  EXPECT_EQ(backend_.submitted(), 0u);
+
+  EXPECT_EQ(c.request("GET", "/v1/models", {}, {{"Authorization", "Bearer key-one"}}).status, 200);
+  EXPECT_EQ(c.request("GET", "/v1/models", {}, {{"authorization", "bearer key-two"}}).status, 200);
+  EXPECT_EQ(c.request("GET", "/v1/models", {}, {{"X-Api-Key", "key-two"}}).status, 200);
+  EXPECT_EQ(c.request("GET", "/nowhere", {}, {{"X-Api-Key", "key-one"}}).status, 404);
+  auto chat =
+      c.request("POST", "/v1/chat/completions", chat_body.dump(),
+                {{"Content-Type", "application/json"}, {"Authorization", "Bearer key-two"}});
+  EXPECT_EQ(chat.status, 200) << chat.body;
+
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
+  EXPECT_EQ(c.request("GET", "/v1/health").status, 200);
+  EXPECT_EQ(c.request("OPTIONS", "/v1/chat/completions").status, 204);
+}
+
+TEST_F(ServiceTest, PropsDescribeHowTheServerWasStarted) {
+  ServiceOptions options;
+  options.model_id = "tiny";
+  options.defaults.max_tokens = 64;
+  options.defaults.sampling.temperature = 0.5f;
+  options.defaults.sampling.top_k = 40;
+  options.props = {.model_path = "/models/tiny",
+                   .parallel = 4,
+                   .kv_type = "f32",
+                   .chat_template = "{{ messages }}",
+                   .chat_template_source = "--chat-template"};
+  backend_.context = 2048;
+  start(options);
+  auto r = TestConnection(port_).request("GET", "/props");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json b = json::parse(r.body);
+  EXPECT_EQ(b["model_alias"], "tiny");
+  EXPECT_EQ(b["model_path"], "/models/tiny");
+  EXPECT_EQ(b["total_slots"], 4);
+  EXPECT_EQ(b["kv_cache_type"], "f32");
+  EXPECT_EQ(b["chat_template"], "{{ messages }}");
+  EXPECT_EQ(b["chat_template_source"], "--chat-template");
+  EXPECT_EQ(b["default_generation_settings"]["n_ctx"], 2048);
+  const json& params = b["default_generation_settings"]["params"];
+  EXPECT_EQ(params["n_predict"], 64);
+  EXPECT_FLOAT_EQ(params["temperature"].get<float>(), 0.5f);
+  EXPECT_EQ(params["top_k"], 40);
+  EXPECT_EQ("fp_lmserve-" + b["build_info"].get<std::string>(), system_fingerprint());
+}
+
+TEST_F(ServiceTest, TimeoutCancelsAWholeResponseAndAnswers504) {
+  backend_.script = {{text("Hello")},
+                     {text(" world"), 0ms, /*wait_for_cancel=*/true},
+                     {finished(FinishReason::kStop, 2)}};
+  ServiceOptions options;
+  options.request_timeout_s = 0.2;
+  start(options);
+  const auto started = std::chrono::steady_clock::now();
+  expect_error(post("/v1/chat/completions", kChat), 504, "timeout");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
+  ASSERT_EQ(backend_.submitted(), 1u);
+  EXPECT_TRUE(backend_.handles[0]->cancelled());
+
+  // A stream shows its progress as it goes: it is not limited.
+  backend_.script = {{text("Hello"), 400ms}, {finished(FinishReason::kStop, 1)}};
+  json stream = kChat;
+  stream["stream"] = true;
+  auto r = post("/v1/chat/completions", stream);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(parse_sse(r.body).done);
+}
+
+TEST_F(ServiceTest, RequestsHeldByADeadEngineAre503WorkerUnavailable) {
+  backend_.script = {{progress(0, 8)},
+                     {text("Hello"), 0ms, /*wait_for_cancel=*/true},
+                     {finished(FinishReason::kStop, 1)}};
+  start();
+  // The engine thread dies with the request queued: it is no longer alive and cancels it.
+  std::thread engine_dies([this] {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (backend_.submitted() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    backend_.is_alive = false;
+    std::lock_guard lock(backend_.mutex_);
+    for (auto& handle : backend_.handles) handle->cancel();
+  });
+  auto r = post("/v1/chat/completions", kChat);
+  engine_dies.join();
+  expect_error(r, 503, "worker_unavailable");
+}
+
 TEST_F(ServiceTest, ModelIdsWithSlashesAndEscapes) {
   ServiceOptions options;
   options.model_id = "mlx-community/Qwen3-0.6B";
@@ -925,7 +1105,7 @@ TEST_F(ServiceTest, RoutingErrorsAndPreflight) {
   EXPECT_EQ(options.body, "");
   EXPECT_EQ(options.header("access-control-allow-origin"), "http://localhost:3000");
   EXPECT_EQ(options.header("access-control-allow-methods"), "*");
-  EXPECT_EQ(options.header("access-control-allow-headers"), "*");
+  EXPECT_EQ(options.header("access-control-allow-headers"), "*, Authorization");
   EXPECT_EQ(c.request("OPTIONS", "/anything").status, 204);
   // Query strings and a trailing slash are tolerated on POST routes too.
   EXPECT_EQ(c.request("POST", "/v1/chat/completions/?x=1", kChat.dump()).status, 200);
