@@ -2,7 +2,8 @@
 // config.json, model.safetensors in F16/F32, the tokenizer files of a given folder), so the
 // benchmarks measure real-sized work without downloading a model.
 //
-// Usage: synth_model --shape llama-3.2-1b|qwen2.5-0.5b|tiny --tokenizer DIR --out DIR [--dtype f16|f32] [--seed N]
+// Usage: synth_model --shape llama-3.2-1b|qwen2.5-0.5b|tiny|tiny-qwen --tokenizer DIR --out DIR
+// [--dtype f16|f32] [--seed N]
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <filesystem>
@@ -31,20 +32,39 @@ struct Shape {
 
 Shape shape_named(const std::string& name) {
   if (name == "llama-3.2-1b") {
-    return {name, 2048, 8192, 16, 32, 8, 64, 128256, 131072, 500000.0f, true,
-            json{{"factor", 32.0}, {"high_freq_factor", 4.0}, {"low_freq_factor", 1.0},
-                 {"original_max_position_embeddings", 8192}, {"rope_type", "llama3"}},
-            128000, {128001, 128008, 128009}};
+    return {name,
+            2048,
+            8192,
+            16,
+            32,
+            8,
+            64,
+            128256,
+            131072,
+            500000.0f,
+            true,
+            json{{"factor", 32.0},
+                 {"high_freq_factor", 4.0},
+                 {"low_freq_factor", 1.0},
+                 {"original_max_position_embeddings", 8192},
+                 {"rope_type", "llama3"}},
+            128000,
+            {128001, 128008, 128009}};
   }
   if (name == "qwen2.5-0.5b") {
     // Qwen2.5-0.5B's sizes on the Llama block (the Qwen family lands with the model-family
     // work; until then this measures the same shapes without q/k/v biases).
-    return {name, 896, 4864, 24, 14, 2, 64, 151936, 32768, 1000000.0f, true, nullptr, 151643,
-            {151645, 151643}};
+    return {name,   896,   4864,       24,   14,      2,      64,
+            151936, 32768, 1000000.0f, true, nullptr, 151643, {151645, 151643}};
+  }
+  if (name == "tiny-qwen") {
+    // tiny's sizes with Qwen's 150k vocabulary and special ids (structured-output e2e tests).
+    return {name,   256,  768,        4,    8,       2,      32,
+            151936, 8192, 1000000.0f, true, nullptr, 151643, {151645, 151643}};
   }
   if (name == "tiny") {
-    return {name, 256, 768, 4, 8, 2, 32, 128256, 8192, 500000.0f, true, nullptr, 128000,
-            {128001, 128009}};
+    return {name,   256,  768,       4,    8,       2,      32,
+            128256, 8192, 500000.0f, true, nullptr, 128000, {128001, 128009}};
   }
   throw CLI::ValidationError("--shape", "unknown shape " + name);
 }
@@ -59,7 +79,9 @@ struct Rng {
     return z ^ (z >> 31);
   }
   // Uniform in [-a, a).
-  float uniform(float a) { return (static_cast<float>(next() >> 40) / 16777216.0f * 2.0f - 1.0f) * a; }
+  float uniform(float a) {
+    return (static_cast<float>(next() >> 40) / 16777216.0f * 2.0f - 1.0f) * a;
+  }
 };
 
 struct Tensor {
@@ -144,9 +166,11 @@ void write_safetensors(const fs::path& path, const std::vector<Tensor>& tensors,
       for (std::size_t i = 0; i < m; ++i) values[i] = t.scale == 0 ? 1.0f : rng.uniform(t.scale);
       if (f16) {
         lmserve::kernels::f32_to_f16(values.data(), halves.data(), static_cast<int>(m));
-        out.write(reinterpret_cast<const char*>(halves.data()), static_cast<std::streamsize>(m * 2));
+        out.write(reinterpret_cast<const char*>(halves.data()),
+                  static_cast<std::streamsize>(m * 2));
       } else {
-        out.write(reinterpret_cast<const char*>(values.data()), static_cast<std::streamsize>(m * 4));
+        out.write(reinterpret_cast<const char*>(values.data()),
+                  static_cast<std::streamsize>(m * 4));
       }
     }
   }
@@ -159,10 +183,14 @@ int main(int argc, char** argv) {
   CLI::App app{"Synthesize a random-weight checkpoint with a real model's shape"};
   std::string shape_name = "llama-3.2-1b", dtype = "f16", tokenizer, out_dir;
   std::uint64_t seed = 1;
-  app.add_option("--shape", shape_name, "llama-3.2-1b | qwen2.5-0.5b | tiny")->capture_default_str();
-  app.add_option("--dtype", dtype, "f16 | f32")->check(CLI::IsMember({"f16", "f32"}))->capture_default_str();
+  app.add_option("--shape", shape_name, "llama-3.2-1b | qwen2.5-0.5b | tiny")
+      ->capture_default_str();
+  app.add_option("--dtype", dtype, "f16 | f32")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
   app.add_option("--tokenizer", tokenizer, "Folder with tokenizer.json (and tokenizer_config.json)")
-      ->required()->check(CLI::ExistingDirectory);
+      ->required()
+      ->check(CLI::ExistingDirectory);
   app.add_option("--out", out_dir, "Output folder")->required();
   app.add_option("--seed", seed, "Weight seed")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

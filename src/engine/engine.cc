@@ -11,6 +11,7 @@
 #include "engine/prefix_cache.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
+#include "grammar/token_trie.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -139,6 +140,23 @@ struct Engine::State {
   std::atomic<bool> alive{true};
   std::vector<std::unique_ptr<Sequence>> active;  // engine thread only
   std::thread thread;
+
+  // Every token's bytes in a trie, for grammar-constrained requests: built once, on the
+  // first such request (150k tokens take too long to index per request).
+  const grammar::TokenTrie& token_trie() {
+    std::call_once(trie_built, [this] {
+      std::vector<std::string> bytes(static_cast<std::size_t>(tokenizer.vocab_size()));
+      for (int id = 0; id < tokenizer.vocab_size(); ++id) {
+        // Special tokens are markup, never part of constrained text (EOS is decided apart).
+        if (!tokenizer.is_special(id))
+          bytes[static_cast<std::size_t>(id)] = tokenizer.token_bytes(id);
+      }
+      trie = std::make_unique<grammar::TokenTrie>(bytes);
+    });
+    return *trie;
+  }
+  std::once_flag trie_built;
+  std::unique_ptr<grammar::TokenTrie> trie;
 };
 
 Engine::Engine(model::Model& model, const tokenizer::Tokenizer& tokenizer, EngineOptions options)
@@ -157,7 +175,9 @@ Engine::~Engine() {
 }
 
 std::shared_ptr<RequestHandle> Engine::submit(GenerationRequest request, EventSink sink) {
-  auto seq = std::make_unique<Sequence>(std::move(request), std::move(sink), state_->tokenizer);
+  const grammar::TokenTrie* trie = request.grammar ? &state_->token_trie() : nullptr;
+  auto seq =
+      std::make_unique<Sequence>(std::move(request), std::move(sink), state_->tokenizer, trie);
   auto handle = seq->handle();
   const int vocab = state_->model.config().vocab_size;
   const auto& prompt = seq->request().prompt;

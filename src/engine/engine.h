@@ -21,6 +21,9 @@ class Model;
 namespace lmserve::tokenizer {
 class Tokenizer;
 }
+namespace lmserve::grammar {
+struct Grammar;
+}
 
 namespace lmserve::engine {
 
@@ -50,6 +53,10 @@ struct GenerationRequest {
   bool ignore_eos = false;  // EOS ids are ordinary tokens (stop_token_ids still stop)
   int min_tokens = 0;       // EOS and stop_token_ids cannot be sampled before this many tokens
   int logprobs = -1;        // >= 0: report each token's logprob and this many alternatives
+  // When set, only tokens that continue a sentence of this grammar are sampled, EOS only
+  // where the text so far is a complete sentence, and the sequence stops once nothing more
+  // can follow.
+  std::shared_ptr<const grammar::Grammar> grammar;
 };
 
 struct Usage {

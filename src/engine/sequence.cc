@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <stdexcept>
 #include <utility>
 
 namespace lmserve::engine {
@@ -11,7 +12,8 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 }  // namespace
 
-Sequence::Sequence(GenerationRequest request, EventSink sink, const tokenizer::Tokenizer& tokenizer)
+Sequence::Sequence(GenerationRequest request, EventSink sink, const tokenizer::Tokenizer& tokenizer,
+                   const grammar::TokenTrie* trie)
     : request_(std::move(request)),
       sink_(std::move(sink)),
       handle_(std::make_shared<RequestHandle>()),
@@ -21,7 +23,10 @@ Sequence::Sequence(GenerationRequest request, EventSink sink, const tokenizer::T
       detokenizer_(tokenizer, /*skip_special_tokens=*/false,
                    tokenizer.clean_up_tokenization_spaces()),
       stops_(request_.stop),
-      tokens_(request_.prompt) {}
+      tokens_(request_.prompt) {
+  if (request_.grammar)
+    constraint_ = std::make_unique<grammar::Constraint>(request_.grammar, *trie);
+}
 
 void Sequence::admit(int cached_tokens) {
   state_ = State::kPrefilling;
@@ -47,7 +52,30 @@ bool Sequence::ends_sequence(std::int32_t token, const std::vector<std::int32_t>
          std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end();
 }
 
+void Sequence::apply_grammar(std::span<float> logits, const std::vector<std::int32_t>& eos) {
+  const grammar::TokenMask& mask = constraint_->allowed();
+  constexpr float kBanned = -std::numeric_limits<float>::infinity();
+  // EOS is special, so never in the mask: it is allowed exactly where the text is complete.
+  std::vector<std::pair<std::size_t, float>> kept_eos;
+  if (constraint_->accepting() && !request_.ignore_eos) {
+    for (std::int32_t id : eos)
+      if (id >= 0 && static_cast<std::size_t>(id) < logits.size())
+        kept_eos.emplace_back(static_cast<std::size_t>(id), logits[static_cast<std::size_t>(id)]);
+  }
+  for (std::size_t i = 0; i < logits.size(); ++i)
+    if (!mask.test(static_cast<std::int32_t>(i))) logits[i] = kBanned;
+  // An EOS id the vocabulary treats as ordinary text may pass the mask: it still ends the
+  // sequence, so it too waits until the grammar accepts.
+  for (std::int32_t id : eos)
+    if (id >= 0 && static_cast<std::size_t>(id) < logits.size())
+      logits[static_cast<std::size_t>(id)] = kBanned;
+  for (const auto& [id, logit] : kept_eos) logits[id] = logit;
+  if (std::all_of(logits.begin(), logits.end(), [](float x) { return x == kBanned; }))
+    throw std::runtime_error("the grammar allows no token of this vocabulary here");
+}
+
 std::int32_t Sequence::sample(std::span<float> logits, const std::vector<std::int32_t>& eos) {
+  if (constraint_) apply_grammar(logits, eos);
   if (generated_ < request_.min_tokens) {
     auto ban = [&](std::int32_t id) {
       if (id >= 0 && static_cast<std::size_t>(id) < logits.size())
@@ -81,9 +109,12 @@ void Sequence::accept_token(std::int32_t token, const std::vector<std::int32_t>&
     finish(FinishReason::kStop);
     return;
   }
+  if (constraint_) constraint_->accept(token);
   StopMatcher::Result r = stops_.push(detokenizer_.push(token));
   emit_text(r.text);
-  if (r.stopped) {
+  const bool grammar_done = constraint_ && constraint_->complete();
+  if (r.stopped || grammar_done) {
+    if (!r.stopped) emit_text(stops_.push(detokenizer_.finish()).text + stops_.flush());
     finish(FinishReason::kStop);
     return;
   }

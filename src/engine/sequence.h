@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "engine/sampling.h"
 #include "engine/stop_matcher.h"
+#include "grammar/constraint.h"
 #include "model/kv_pool.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,7 +22,9 @@ class Sequence {
  public:
   enum class State { kWaiting, kPrefilling, kDecoding, kDone };
 
-  Sequence(GenerationRequest request, EventSink sink, const tokenizer::Tokenizer& tokenizer);
+  // `trie` indexes the tokenizer's vocabulary; needed only when the request has a grammar.
+  Sequence(GenerationRequest request, EventSink sink, const tokenizer::Tokenizer& tokenizer,
+           const grammar::TokenTrie* trie = nullptr);
 
   const GenerationRequest& request() const { return request_; }
   const std::shared_ptr<RequestHandle>& handle() const { return handle_; }
@@ -47,7 +50,8 @@ class Sequence {
   int pending_rows() const;
 
   // Chooses the next token from this step's logits (modified in place): EOS and stop token
-  // ids are masked until min_tokens, and the logprobs are recorded when requested.
+  // ids are masked until min_tokens, tokens the grammar forbids always (before any other
+  // processing), and the logprobs are recorded when requested.
   std::int32_t sample(std::span<float> logits, const std::vector<std::int32_t>& eos);
   // Takes the sampled token through EOS, stop strings and length limits; emits text and,
   // when the sequence ends, its kFinished event. `context` is the per-sequence limit.
@@ -59,6 +63,7 @@ class Sequence {
 
  private:
   void emit_text(const std::string& text);
+  void apply_grammar(std::span<float> logits, const std::vector<std::int32_t>& eos);
   bool ends_sequence(std::int32_t token, const std::vector<std::int32_t>& eos) const;
 
   GenerationRequest request_;
@@ -67,6 +72,7 @@ class Sequence {
   Sampler sampler_;
   tokenizer::StreamingDetokenizer detokenizer_;
   StopMatcher stops_;
+  std::unique_ptr<grammar::Constraint> constraint_;  // set when the request has a grammar
   std::vector<std::int32_t> tokens_;
   std::vector<model::BlockId> blocks_;
   std::vector<TokenLogprob> pending_logprobs_;  // sampled, not yet attached to an event

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "server/output_constraint.h"
 #include "util/error.h"
 #include "util/text_file.h"
 
@@ -315,22 +316,7 @@ CommonParams parse_common(const json& body, const RequestDefaults& defaults, boo
     check_range(static_cast<double>(*n), 1, 16, "n");
     if (*n != 1) fail("unsupported_parameter", "n", "only n = 1 is supported");
   }
-  if (const json* v = field(body, "response_format")) {
-    require_object(*v, "response_format");
-    const json* type = field(*v, "type");
-    if (!type)
-      fail("missing_required_parameter", "response_format.type",
-           "'response_format.type' is required");
-    const std::string& t = require_string(*type, "response_format.type");
-    if (t == "json_object" || t == "json_schema") {
-      fail("unsupported_parameter", "response_format",
-           "response_format '" + t + "' is not supported (no constrained decoding); use 'text'");
-    }
-    if (t != "text") {
-      fail("invalid_value", "response_format.type",
-           "'response_format.type' must be one of 'text', 'json_object', 'json_schema'");
-    }
-  }
+  p.grammar = parse_output_constraint(body);
 
   bool logprobs_on = false;
   int top = 0;
@@ -599,6 +585,13 @@ ChatRequest parse_chat_request(const json& body, const RequestDefaults& defaults
   ChatRequest r;
   r.prompt = parse_chat_prompt(body);
   r.common = parse_common(body, defaults, /*chat=*/true);
+  const json* choice = field(body, "tool_choice");
+  r.force_tool_call =
+      !r.prompt.tools.is_null() && choice && (choice->is_object() || *choice == "required");
+  if (r.force_tool_call && r.common.grammar) {
+    fail("invalid_value", "tool_choice",
+         "a forced tool call cannot be combined with response_format, json_schema or grammar");
+  }
   return r;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "chat/chat_formatter.h"
 #include "engine/sampling.h"
+#include "grammar/grammar.h"
 
 namespace lmserve::server {
 
@@ -37,6 +39,8 @@ struct CommonParams {
   bool ignore_eos = false;
   int min_tokens = 0;
   int logprobs = -1;  // >= 0: report logprobs with this many alternatives per token
+  // response_format / json_schema / grammar, compiled (server/output_constraint.h).
+  std::shared_ptr<const grammar::Grammar> grammar;
 };
 
 struct ChatRequest {
@@ -45,6 +49,8 @@ struct ChatRequest {
   // non-empty array after tool_choice; template_kwargs = chat_template_kwargs (+
   // reasoning_effort); parallel_tool_calls; role_mapping.
   chat::ChatPromptInput prompt;
+  // tool_choice "required" or a named function: the output must be one call of prompt.tools.
+  bool force_tool_call = false;
 };
 
 struct CompletionPrompt {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "server/openai_response.h"
+#include "server/output_constraint.h"
 #include "server/response_writers.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -368,6 +369,7 @@ OpenAiService::Job OpenAiService::make_job(bool chat, std::vector<std::int32_t> 
   job.request.ignore_eos = common.ignore_eos;
   job.request.min_tokens = common.min_tokens;
   job.request.logprobs = common.logprobs;
+  job.request.grammar = std::move(common.grammar);
   job.stream = common.stream;
   job.include_usage = common.include_usage;
   return job;
@@ -403,6 +405,9 @@ OpenAiService::Job OpenAiService::prepare_chat(std::string_view body) const {
     throw ApiError::invalid_request("invalid_value", "messages", "The rendered prompt is empty");
   }
   Job job = make_job(/*chat=*/true, std::move(ids), request.common);
+  if (request.force_tool_call) {
+    job.request.grammar = tool_call_grammar(request.prompt.tools, rendered.output.tool_syntax);
+  }
   job.output = GenerationOutput(rendered);
   // The model got tools, but lmserve does not know how it writes calls (§2.6).
   if (!request.prompt.tools.is_null() && !rendered.output.tool_syntax) {

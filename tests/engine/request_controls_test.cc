@@ -8,6 +8,8 @@
 
 #include "engine/engine.h"
 #include "engine/stories_engine.h"
+#include "grammar/json_schema.h"
+#include "grammar/matcher.h"
 
 namespace lmserve::engine {
 namespace {
@@ -112,6 +114,62 @@ TEST_F(RequestControls, StopTokenIdsMinTokensAndIgnoreEos) {
   end = run(engine, through);
   EXPECT_EQ(end.finish_reason, FinishReason::kLength);
   EXPECT_EQ(end.completion_ids, std::vector<std::int32_t>(ids.begin(), ids.begin() + 20));
+}
+
+}  // namespace
+}  // namespace lmserve::engine
+
+namespace lmserve::engine {
+namespace {
+
+std::shared_ptr<const grammar::Grammar> schema_grammar(const char* schema) {
+  return std::make_shared<const grammar::Grammar>(
+      grammar::parse_gbnf(grammar::json_schema_to_gbnf(nlohmann::ordered_json::parse(schema))));
+}
+
+// Sampled at temperature 1, every finished output is a JSON text of the schema's shape;
+// a constrained and a free request share the batch.
+TEST_F(RequestControls, GrammarConstrainsSampling) {
+  const auto g = schema_grammar(
+      R"({"type":"object","properties":{"n":{"type":"integer","minimum":0},"w":{"enum":["yes","no"]}},"required":["n","w"]})");
+  Engine engine(*model_, *tokenizer_, {.max_sequences = 4});
+  int finished = 0;
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    GenerationRequest constrained{
+        .prompt = (*reference_)["cases"][0]["prompt_ids"].get<std::vector<std::int32_t>>(),
+        .sampling = {.temperature = 1.0f, .seed = seed},
+        .max_tokens = 120,
+        .grammar = g};
+    GenerationRequest free = constrained;
+    free.grammar = nullptr;
+    Collector a, b;
+    engine.submit(constrained, a.sink());
+    engine.submit(free, b.sink());
+    const GenerationEvent end = a.wait();
+    ASSERT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
+    EXPECT_EQ(b.wait().kind, GenerationEvent::Kind::kFinished);
+    if (end.finish_reason != FinishReason::kStop) continue;
+    ++finished;
+    const auto value = nlohmann::json::parse(a.text());
+    EXPECT_TRUE(value["n"].is_number_unsigned()) << a.text();
+    EXPECT_TRUE(value["w"] == "yes" || value["w"] == "no") << a.text();
+  }
+  EXPECT_GE(finished, 3);
+}
+
+TEST_F(RequestControls, GrammarCutShortByMaxTokensEndsWithLength) {
+  Engine engine(*model_, *tokenizer_, {});
+  Collector col;
+  engine.submit(
+      {.prompt = (*reference_)["cases"][0]["prompt_ids"].get<std::vector<std::int32_t>>(),
+       .sampling = {.temperature = 1.0f, .seed = 3},
+       .max_tokens = 2,
+       .grammar = schema_grammar(
+           R"({"type":"object","properties":{"long_name":{"type":"string"}},"required":["long_name"]})")},
+      col.sink());
+  const GenerationEvent end = col.wait();
+  EXPECT_EQ(end.finish_reason, FinishReason::kLength);
+  EXPECT_EQ(col.text().substr(0, 1), "{");
 }
 
 }  // namespace

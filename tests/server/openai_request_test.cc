@@ -275,16 +275,69 @@ TEST(ParseChat, UnsupportedButKnownFields) {
   expect_chat_error(chat_body({{"logprobs", 3}}), "invalid_type", "logprobs");
   expect_chat_error(chat_body({{"top_logprobs", 3}}), "invalid_value", "top_logprobs");
   expect_chat_error(chat_body({{"top_logprobs", 21}}), "invalid_value", "top_logprobs");
-  expect_chat_error(chat_body({{"response_format", {{"type", "json_object"}}}}),
-                    "unsupported_parameter", "response_format");
   expect_chat_error(chat_body({{"response_format", {{"type", "json_schema"}}}}),
-                    "unsupported_parameter", "response_format");
+                    "missing_required_parameter", "response_format.json_schema");
   expect_chat_error(chat_body({{"response_format", {{"type", "yaml"}}}}), "invalid_value",
                     "response_format.type");
   expect_chat_error(chat_body({{"response_format", "text"}}), "invalid_type", "response_format");
   expect_chat_error(chat_body({{"adapters", "my-lora"}}), "unsupported_parameter", "adapters");
   expect_chat_error(chat_body({{"draft_model", "small"}}), "unsupported_parameter", "draft_model");
   expect_chat_error(chat_body({{"model", 4}}), "invalid_type", "model");
+}
+
+TEST(ParseChat, StructuredOutputCompilesToAGrammar) {
+  EXPECT_EQ(parse_chat_request(chat_body(), defaults()).common.grammar, nullptr);
+  EXPECT_EQ(parse_chat_request(chat_body({{"response_format", {{"type", "text"}}}}), defaults())
+                .common.grammar,
+            nullptr);
+  EXPECT_NE(
+      parse_chat_request(chat_body({{"response_format", {{"type", "json_object"}}}}), defaults())
+          .common.grammar,
+      nullptr);
+  const json schema = {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}};
+  EXPECT_NE(
+      parse_chat_request(
+          chat_body({{"response_format",
+                      {{"type", "json_schema"},
+                       {"json_schema", {{"name", "x"}, {"schema", schema}, {"strict", true}}}}}}),
+          defaults())
+          .common.grammar,
+      nullptr);
+  EXPECT_NE(parse_completion_request(
+                json{{"prompt", "x"}, {"grammar", "root ::= \"yes\" | \"no\"\n"}}, defaults())
+                .common.grammar,
+            nullptr);
+  EXPECT_NE(parse_chat_request(chat_body({{"json_schema", schema}}), defaults()).common.grammar,
+            nullptr);
+  // An unenforceable keyword is refused with its full path.
+  const json bad = {{"type", "object"},
+                    {"properties", {{"a", {{"type", "string"}, {"pattern", "^x$"}}}}}};
+  expect_chat_error(
+      chat_body(
+          {{"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", bad}}}}}}),
+      "unsupported_parameter", "response_format.json_schema.schema.properties.a.pattern");
+  expect_chat_error(chat_body({{"json_schema", bad}}), "unsupported_parameter",
+                    "json_schema.properties.a.pattern");
+  expect_chat_error(chat_body({{"grammar", "root ::= ("}}), "invalid_value", "grammar");
+  expect_chat_error(chat_body({{"grammar", 3}}), "invalid_type", "grammar");
+  expect_chat_error(chat_body({{"grammar", "root ::= \"a\""}, {"json_schema", schema}}),
+                    "invalid_value", "grammar");
+}
+
+TEST(ParseChat, ForcedToolCalls) {
+  const json tools =
+      json::array({{{"type", "function"},
+                    {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}}});
+  EXPECT_TRUE(
+      parse_chat_request(chat_body({{"tools", tools}, {"tool_choice", "required"}}), defaults())
+          .force_tool_call);
+  EXPECT_FALSE(
+      parse_chat_request(chat_body({{"tools", tools}, {"tool_choice", "auto"}}), defaults())
+          .force_tool_call);
+  expect_chat_error(chat_body({{"tools", tools},
+                               {"tool_choice", "required"},
+                               {"response_format", {{"type", "json_object"}}}}),
+                    "invalid_value", "tool_choice");
 }
 
 TEST(ParseCompletion, EchoSuffixBestOf) {
