@@ -8,6 +8,8 @@ const opt = {};
 for (let i = 0; i < rest.length; i += 2) opt[rest[i].replace(/^--/, '')] = rest[i + 1];
 const r = JSON.parse(readFileSync(file, 'utf8'));
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+// Steady-state decode rate of a round: every client gets a token per step of ITL p50.
+const decode = (round) => round.clients / (round.itl_ms_p50 / 1000);
 
 const lines = [
   '<!-- serving-bench:begin -->',
@@ -19,11 +21,12 @@ const lines = [
   `- model: ${opt.model}`,
   `- each client streams one /v1/completions request with a distinct prompt, ${r.tokens_per_client} tokens, ` +
     'greedy, `ignore_eos`; aggregate = all completion tokens / wall time of the round (prefill included); ' +
-    'TTFT and inter-token latency (ITL) measured by the client',
+    'TTFT and inter-token latency (ITL) measured by the client; the first round is 1 client',
   '',
-  '| clients | aggregate tok/s | vs 1 client | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | ITL p99 vs 1 client |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...r.rounds.map((x) => `| ${x.clients} | ${f(x.tokens_per_s)} | **${f(x.throughput_vs_1, 2)}x** | ` +
+  '| clients | aggregate tok/s (prefill incl.) | vs 1 client | decode tok/s (clients / ITL p50) | vs 1 client | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | ITL p99 vs 1 client |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...r.rounds.map((x) => `| ${x.clients} | ${f(x.tokens_per_s)} | ${f(x.throughput_vs_1, 2)}x | ` +
+    `${f(decode(x))} | **${f(decode(x) / decode(r.rounds[0]), 2)}x** | ` +
     `${f(x.ttft_ms_p50, 0)} | ${f(x.ttft_ms_p99, 0)} | ${f(x.itl_ms_p50)} | ${f(x.itl_ms_p99)} | ${f(x.itl_p99_vs_1, 2)}x |`),
   '',
 ];

@@ -16,6 +16,7 @@ model=${MODEL_DIR:-${TMPDIR:-/tmp}/lmserve-bench-$shape-f16}
 clients=${CLIENTS:-1,4,16}
 tokens=${TOKENS:-64}
 soak=${SOAK_SECONDS:-0}
+chat_words=${CHAT_WORDS:-1900}
 parallel=${PARALLEL:-16}
 port=${PORT:-18931}
 out=$(mktemp -d)
@@ -38,7 +39,7 @@ done
 memory_line=$(grep -m1 "memory:" "$out/server.log" | sed 's/.*memory: //')
 
 node "$root/bench/serving/load.mjs" --url "http://127.0.0.1:$port" --clients "$clients" \
-  --tokens "$tokens" --soak-seconds "$soak" --pid "$server" --json "$out/load.json" >/dev/null
+  --tokens "$tokens" --chat-words "$chat_words" --soak-seconds "$soak" --pid "$server" --json "$out/load.json" >/dev/null
 
 cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
 node "$root/bench/serving/report.mjs" "$out/load.json" \
