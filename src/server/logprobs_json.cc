@@ -3,16 +3,6 @@
 #include "util/utf8.h"
 
 namespace lmserve::server {
-namespace {
-
-// Characters (code points) in the bytes: lead bytes and ASCII, not continuation bytes.
-std::size_t count_chars(const std::string& bytes) {
-  std::size_t n = 0;
-  for (unsigned char c : bytes) n += (c & 0xC0) != 0x80 ? 1 : 0;
-  return n;
-}
-
-}  // namespace
 
 LogprobsFormatter::LogprobsFormatter(bool chat, int top, TokenBytes token_bytes)
     : chat_(chat), top_(top), token_bytes_(std::move(token_bytes)) {}
@@ -43,7 +33,7 @@ json LogprobsFormatter::format(const std::vector<engine::TokenLogprob>& entries)
     tokens.push_back(util::sanitize_utf8(bytes));
     token_logprobs.push_back(e.logprob);
     offsets.push_back(text_offset_);
-    text_offset_ += count_chars(bytes);
+    text_offset_ += util::code_point_count(bytes);
     if (top_ > 0) {
       json alternatives = json::object();
       for (const auto& [id, logprob] : e.top) {

@@ -10,6 +10,7 @@
 #include "server/output_constraint.h"
 #include "util/error.h"
 #include "util/text_file.h"
+#include "util/utf8.h"
 
 namespace lmserve::server {
 namespace {
@@ -153,19 +154,13 @@ void check_at_least(double v, double lo, const char* param) {
     fail("invalid_value", param, std::string("'") + param + "' must be at least " + fmt(lo));
 }
 
-std::size_t code_points(std::string_view s) {
-  std::size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
 std::vector<std::string> parse_stop(const json& body) {
   const json* v = field(body, "stop");
   std::vector<std::string> out;
   if (!v) return out;
   auto add = [&out](const std::string& s, const std::string& param) {
     if (s.empty()) return;  // §2.2: empty strings ignored (mlx would stop after one token)
-    if (code_points(s) > 256) {
+    if (util::code_point_count(s) > 256) {
       fail("invalid_value", param, "each stop sequence must be at most 256 characters");
     }
     out.push_back(s);

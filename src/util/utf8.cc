@@ -94,4 +94,10 @@ std::string sanitize_utf8(std::string_view s) {
   return out;
 }
 
+std::size_t code_point_count(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
 }  // namespace lmserve::util

@@ -15,6 +15,10 @@ bool is_valid_utf8(std::string_view s);
 // Used to hold back bytes that may still be completed by the next token.
 std::size_t complete_utf8_prefix(std::string_view s);
 
+// Code points in s, counting every byte that does not continue a sequence (so an incomplete or
+// ill-formed sequence counts as its lead byte).
+std::size_t code_point_count(std::string_view s);
+
 // Appends the UTF-8 encoding of code point cp (cp <= U+10FFFF).
 void append_utf8(std::string& out, char32_t cp);
 

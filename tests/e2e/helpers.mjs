@@ -1,6 +1,7 @@
 // Shared by the end-to-end tests: starts the real lmserve binary on a free port, talks to it
 // over loopback, parses SSE. Paths come from the environment (CTest sets them).
 import { spawn } from 'node:child_process';
+import { after, before } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +25,20 @@ export async function loadOpenAI() {
 export async function clientFor(server, options = {}) {
   const OpenAI = await loadOpenAI();
   return new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000, ...options });
+}
+
+// Starts one server (and an official client for it) before a file's tests and stops it after:
+// `const ctx = serveForTests(args)`, then `ctx.server` and `ctx.client` inside the tests.
+export function serveForTests(extraArgs = [], options = {}) {
+  const ctx = {};
+  before(async () => {
+    ctx.server = await startServer(extraArgs, options);
+    ctx.client = await clientFor(ctx.server);
+  });
+  after(async () => {
+    await ctx.server?.stop();
+  });
+  return ctx;
 }
 
 export function readJson(file) {

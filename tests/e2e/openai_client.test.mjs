@@ -1,25 +1,17 @@
 // The official OpenAI JS client against lmserve: chat and completions, streamed and not;
 // greedy stream/non-stream equivalence; stop strings (never leaked, even partially).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clientFor, loadOpenAI, modelDir, startServer } from './helpers.mjs';
+import { loadOpenAI, modelDir, serveForTests } from './helpers.mjs';
 
 const OpenAI = await loadOpenAI();
 
-let server;
-let client;
-before(async () => {
-  server = await startServer();
-  client = await clientFor(server);
-});
-after(async () => {
-  await server?.stop();
-});
+const ctx = serveForTests();
 
 const messages = [{ role: 'user', content: 'Tell me a story about a cat.' }];
 
 test('chat completion (non-streaming)', { timeout: 60_000 }, async () => {
-  const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 30 });
+  const completion = await ctx.client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 30 });
   assert.equal(completion.object, 'chat.completion');
   assert.equal(completion.model, 'gpt-4o-mini', 'the request model string is echoed');
   assert.equal(completion.choices[0].message.role, 'assistant');
@@ -28,7 +20,7 @@ test('chat completion (non-streaming)', { timeout: 60_000 }, async () => {
 });
 
 test('chat completion streamed with for await', { timeout: 60_000 }, async () => {
-  const stream = await client.chat.completions.create({
+  const stream = await ctx.client.chat.completions.create({
     model: modelDir, messages, max_tokens: 30, stream: true, stream_options: { include_usage: true },
   });
   const ids = new Set();
@@ -53,25 +45,25 @@ test('chat completion streamed with for await', { timeout: 60_000 }, async () =>
 });
 
 test('chat.completions.stream() and finalChatCompletion()', { timeout: 60_000 }, async () => {
-  const stream = client.chat.completions.stream({ model: modelDir, messages, max_tokens: 25, temperature: 0 });
+  const stream = ctx.client.chat.completions.stream({ model: modelDir, messages, max_tokens: 25, temperature: 0 });
   let deltas = '';
   stream.on('content', (delta) => { deltas += delta; });
   const final = await stream.finalChatCompletion();
   assert.equal(final.choices[0].message.role, 'assistant');
   assert.equal(final.choices[0].message.content ?? '', deltas);
-  const direct = await client.chat.completions.create({ model: modelDir, messages, max_tokens: 25, temperature: 0 });
+  const direct = await ctx.client.chat.completions.create({ model: modelDir, messages, max_tokens: 25, temperature: 0 });
   assert.equal(final.choices[0].message.content, direct.choices[0].message.content);
   assert.equal(final.choices[0].finish_reason, direct.choices[0].finish_reason);
 });
 
 test('text completion, streamed and not', { timeout: 60_000 }, async () => {
-  const completion = await client.completions.create({ model: modelDir, prompt: 'Once upon a time', max_tokens: 20, temperature: 0 });
+  const completion = await ctx.client.completions.create({ model: modelDir, prompt: 'Once upon a time', max_tokens: 20, temperature: 0 });
   assert.equal(completion.object, 'text_completion');
   assert.equal(completion.choices[0].finish_reason, 'length');
   assert.equal(completion.usage.completion_tokens, 20);
   assert.ok(completion.choices[0].text.length > 0);
 
-  const stream = await client.completions.create({
+  const stream = await ctx.client.completions.create({
     model: modelDir, prompt: 'Once upon a time', max_tokens: 20, temperature: 0, stream: true,
   });
   let text = '';
@@ -112,16 +104,16 @@ function assertSameUsageAfterRepeat(repeat, first) {
 test('greedy stream and non-stream agree byte for byte (chat and completions)', { timeout: 120_000 }, async () => {
   for (const max_tokens of [1, 7, 64]) {
     const chatReq = { model: modelDir, messages, max_tokens, temperature: 0 };
-    const full = await client.chat.completions.create(chatReq);
-    const streamed = await collect(await client.chat.completions.create({
+    const full = await ctx.client.chat.completions.create(chatReq);
+    const streamed = await collect(await ctx.client.chat.completions.create({
       ...chatReq, stream: true, stream_options: { include_usage: true } }), true);
     assert.equal(streamed.text, full.choices[0].message.content ?? '');
     assert.equal(streamed.finish, full.choices[0].finish_reason);
     assertSameUsageAfterRepeat(streamed.usage, full.usage);
 
     const textReq = { model: modelDir, prompt: 'Lily and Tom went to the park', max_tokens, temperature: 0 };
-    const fullText = await client.completions.create(textReq);
-    const streamedText = await collect(await client.completions.create({
+    const fullText = await ctx.client.completions.create(textReq);
+    const streamedText = await collect(await ctx.client.completions.create({
       ...textReq, stream: true, stream_options: { include_usage: true } }), false);
     assert.equal(streamedText.text, fullText.choices[0].text);
     assert.equal(streamedText.finish, fullText.choices[0].finish_reason);
@@ -131,7 +123,7 @@ test('greedy stream and non-stream agree byte for byte (chat and completions)', 
 
 test('stop strings: a string and a list, absent from the output, streamed or not', { timeout: 120_000 }, async () => {
   const prompt = 'Once upon a time';
-  const base = await client.completions.create({ model: modelDir, prompt, max_tokens: 80, temperature: 0 });
+  const base = await ctx.client.completions.create({ model: modelDir, prompt, max_tokens: 80, temperature: 0 });
   const reference = base.choices[0].text;
   // Stop strings that really occur in the greedy continuation, several tokens long so that
   // a streaming implementation without hold-back would leak their beginning.
@@ -145,23 +137,23 @@ test('stop strings: a string and a list, absent from the output, streamed or not
     [list, reference.slice(0, Math.min(...list.map((s) => reference.indexOf(s)).filter((i) => i >= 0)))],
   ];
   for (const [stop, expected] of cases) {
-    const full = await client.completions.create({ model: modelDir, prompt, max_tokens: 80, temperature: 0, stop });
+    const full = await ctx.client.completions.create({ model: modelDir, prompt, max_tokens: 80, temperature: 0, stop });
     assert.equal(full.choices[0].text, expected, `stop ${JSON.stringify(stop)}`);
     assert.equal(full.choices[0].finish_reason, 'stop');
-    const streamed = await collect(await client.completions.create({
+    const streamed = await collect(await ctx.client.completions.create({
       model: modelDir, prompt, max_tokens: 80, temperature: 0, stop, stream: true }), false);
     assert.equal(streamed.text, expected, `streamed, stop ${JSON.stringify(stop)}`);
     assert.equal(streamed.finish, 'stop');
   }
 
   // Chat, streamed: the same rule on the assistant's text.
-  const chatFull = await client.chat.completions.create({ model: modelDir, messages, max_tokens: 60, temperature: 0 });
+  const chatFull = await ctx.client.chat.completions.create({ model: modelDir, messages, max_tokens: 60, temperature: 0 });
   const chatText = chatFull.choices[0].message.content ?? '';
   const chatWords = chatText.split(/(?=[ .,])/).filter((w) => w.trim().length >= 3);
   assert.ok(chatWords.length >= 2, `chat answer too short to pick a stop string: ${JSON.stringify(chatText)}`);
   const chatStop = chatWords[1];
   const chatExpected = chatText.slice(0, chatText.indexOf(chatStop));
-  const chatStreamed = await collect(await client.chat.completions.create({
+  const chatStreamed = await collect(await ctx.client.chat.completions.create({
     model: modelDir, messages, max_tokens: 60, temperature: 0, stop: [chatStop], stream: true }), true);
   assert.equal(chatStreamed.text, chatExpected);
   assert.equal(chatStreamed.finish, 'stop');
@@ -169,21 +161,21 @@ test('stop strings: a string and a list, absent from the output, streamed or not
 
 test('the client surfaces 400s as BadRequestError with the param', async () => {
   await assert.rejects(
-    client.chat.completions.create({ model: modelDir, messages, temperature: -3 }),
+    ctx.client.chat.completions.create({ model: modelDir, messages, temperature: -3 }),
     (err) => err instanceof OpenAI.BadRequestError && err.status === 400 && err.param === 'temperature'
       && err.code === 'invalid_value',
   );
   await assert.rejects(
-    client.chat.completions.create({ model: modelDir, messages: [] }),
+    ctx.client.chat.completions.create({ model: modelDir, messages: [] }),
     (err) => err instanceof OpenAI.BadRequestError && err.param === 'messages',
   );
-  const ok = await client.chat.completions.create({ model: modelDir, messages, max_tokens: 2 });
+  const ok = await ctx.client.chat.completions.create({ model: modelDir, messages, max_tokens: 2 });
   assert.equal(ok.object, 'chat.completion');
 });
 
 test('models.list() through the client', async () => {
-  const page = await client.models.list();
+  const page = await ctx.client.models.list();
   assert.deepEqual(page.data.map((m) => m.id), [modelDir]);
-  const model = await client.models.retrieve(modelDir);
+  const model = await ctx.client.models.retrieve(modelDir);
   assert.equal(model.owned_by, 'lmserve');
 });

@@ -1,25 +1,17 @@
 // Sampling controls through the official OpenAI client: logprobs in the chat and legacy
 // completions shapes (streamed chunks concatenate to the whole response's list), logit_bias,
 // penalties, stop_token_ids / min_tokens / ignore_eos, and 429 when the queue is full.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clientFor, postJson, startServer } from './helpers.mjs';
+import { postJson, serveForTests, startServer } from './helpers.mjs';
 
-let server;
-let client;
-before(async () => {
-  server = await startServer();
-  client = await clientFor(server);
-});
-after(async () => {
-  await server?.stop();
-});
+const ctx = serveForTests();
 
 const messages = [{ role: 'user', content: 'Tell me a story about a cat.' }];
 
 test('chat logprobs: sampled token, sorted alternatives, bytes; stream == whole', { timeout: 60_000 }, async () => {
   const request = { model: 'm', messages, max_tokens: 12, temperature: 0, logprobs: true, top_logprobs: 3 };
-  const whole = await client.chat.completions.create(request);
+  const whole = await ctx.client.chat.completions.create(request);
   const content = whole.choices[0].logprobs.content;
   assert.equal(content.length, whole.usage.completion_tokens);
   for (const entry of content) {
@@ -37,7 +29,7 @@ test('chat logprobs: sampled token, sorted alternatives, bytes; stream == whole'
   const spelled = Buffer.concat(content.map((e) => Buffer.from(e.bytes))).toString('utf8');
   assert.equal(spelled.trimStart(), whole.choices[0].message.content.trimStart());
 
-  const stream = await client.chat.completions.create({ ...request, stream: true });
+  const stream = await ctx.client.chat.completions.create({ ...request, stream: true });
   const streamed = [];
   for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
   assert.deepEqual(streamed, content);
@@ -45,7 +37,7 @@ test('chat logprobs: sampled token, sorted alternatives, bytes; stream == whole'
 
 test('completions logprobs: the legacy object, integer form', { timeout: 60_000 }, async () => {
   const request = { model: 'm', prompt: 'Once upon a time', max_tokens: 10, temperature: 0, logprobs: 2 };
-  const whole = await client.completions.create(request);
+  const whole = await ctx.client.completions.create(request);
   const lp = whole.choices[0].logprobs;
   assert.equal(lp.tokens.length, 10);
   assert.equal(lp.token_logprobs.length, 10);
@@ -55,7 +47,7 @@ test('completions logprobs: the legacy object, integer form', { timeout: 60_000 
   for (let i = 1; i < 10; ++i) assert.equal(lp.text_offset[i], lp.text_offset[i - 1] + [...lp.tokens[i - 1]].length);
   for (const top of lp.top_logprobs) assert.ok(Object.keys(top).length >= 1 && Object.keys(top).length <= 2);
 
-  const stream = await client.completions.create({ ...request, stream: true });
+  const stream = await ctx.client.completions.create({ ...request, stream: true });
   const tokens = [];
   const offsets = [];
   for await (const chunk of stream) {
@@ -65,28 +57,28 @@ test('completions logprobs: the legacy object, integer form', { timeout: 60_000 
   assert.deepEqual(tokens, lp.tokens);
   assert.deepEqual(offsets, lp.text_offset);
 
-  const none = await client.completions.create({ ...request, logprobs: 0 });
+  const none = await ctx.client.completions.create({ ...request, logprobs: 0 });
   assert.equal(none.choices[0].logprobs.top_logprobs, null);
 });
 
 test('logit_bias forces a token; penalties and stop controls are accepted and applied', { timeout: 60_000 }, async () => {
-  const forced = await postJson(server.baseURL, '/v1/completions', {
+  const forced = await postJson(ctx.server.baseURL, '/v1/completions', {
     prompt: 'Once upon a time', max_tokens: 5, temperature: 0, logit_bias: { 300: 100 }, logprobs: 0,
   });
   assert.equal(forced.status, 200);
   const body = await forced.json();
   assert.ok(body.choices[0].logprobs.tokens.every((t) => t === body.choices[0].logprobs.tokens[0]));
 
-  const penalised = await postJson(server.baseURL, '/v1/completions', {
+  const penalised = await postJson(ctx.server.baseURL, '/v1/completions', {
     prompt: 'Once upon a time', max_tokens: 40, temperature: 0, presence_penalty: 1.5, frequency_penalty: 0.5,
   });
   assert.equal(penalised.status, 200);
-  const plain = await (await postJson(server.baseURL, '/v1/completions', {
+  const plain = await (await postJson(ctx.server.baseURL, '/v1/completions', {
     prompt: 'Once upon a time', max_tokens: 40, temperature: 0,
   })).json();
   assert.notEqual((await penalised.json()).choices[0].text, plain.choices[0].text);
 
-  const bad = await postJson(server.baseURL, '/v1/completions', { prompt: 'x', logit_bias: { 99999999: 1 } });
+  const bad = await postJson(ctx.server.baseURL, '/v1/completions', { prompt: 'x', logit_bias: { 99999999: 1 } });
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).error.param, 'logit_bias');
 });
