@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "kernels/cpu.h"
 #include "util/error.h"
 
 namespace {
@@ -189,7 +190,9 @@ int main(int argc, char** argv) {
       "lmserve: an OpenAI-compatible LLM server for Linux CPUs (mlx_lm.server's API).\n"
       "Serves by default; subcommands generate, tokenize and detokenize work offline.",
       "lmserve"};
-  app.set_version_flag("--version", std::string(LMSERVE_VERSION));
+  app.set_version_flag("--version", [] {
+    return std::string(LMSERVE_VERSION) + "\nkernels: " + kernels::cpu_description();
+  });
   app.require_subcommand(0, 1);
 
   ServeOptions serve;

@@ -80,7 +80,8 @@ int run_serve(const ServeOptions& o) {
                           .chat_template = std::move(chat_template),
                           .chat_template_source = o.chat_template_file ? "--chat-template"
                                                   : loaded.tokenizer.chat_template() ? "model"
-                                                                                     : "none"};
+                                                                                     : "none",
+                          .cpu = loaded.cpu};
   return server::serve(server_options,
                        {.engine = engine, .tokenizer = loaded.tokenizer, .chat = chat});
 }

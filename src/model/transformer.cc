@@ -19,33 +19,10 @@ namespace lmserve::model {
 namespace {
 
 kernels::WeightType weight_type(const formats::TensorView& t, const std::string& where) {
-  switch (t.dtype) {
-    case formats::DType::kF32:
-      return kernels::WeightType::kF32;
-    case formats::DType::kF16:
-      return kernels::WeightType::kF16;
-    case formats::DType::kBF16:
-      return kernels::WeightType::kBF16;
-    default:
-      if (formats::is_block_quantized(t.dtype)) {
-        throw FileError(where + ": tensor \"" + t.name + "\" has quantized type " +
-                        std::string(formats::dtype_name(t.dtype)) +
-                        ", which lmserve cannot compute with yet (supported: F32, F16, BF16)");
-      }
-      throw FileError(where + ": tensor \"" + t.name + "\" has dtype " +
-                      std::string(formats::dtype_name(t.dtype)) +
-                      "; only F32, F16 and BF16 weights are supported");
-  }
-}
-
-// Rows [first, first + n) of m: one part of a fused projection, read in place.
-kernels::WeightMatrix row_range(const kernels::WeightMatrix& m, int first, int n) {
-  const std::size_t element = m.type == kernels::WeightType::kF32 ? 4 : 2;
-  kernels::WeightMatrix part = m;
-  part.rows = n;
-  part.data = static_cast<const std::uint8_t*>(m.data) +
-              static_cast<std::size_t>(first) * static_cast<std::size_t>(m.cols) * element;
-  return part;
+  if (auto type = kernels::weight_type_named(formats::dtype_name(t.dtype))) return *type;
+  throw FileError(
+      where + ": tensor \"" + t.name + "\" has dtype " + std::string(formats::dtype_name(t.dtype)) +
+      ", which lmserve cannot compute with (supported: " + kernels::supported_weight_types() + ")");
 }
 
 void add_bias(float* rows, const std::vector<float>& bias, int n_rows) {
@@ -90,9 +67,9 @@ void TransformerModel::bind_layer(int l) {
   L.attn_norm = norm_vector(name(layout_.attn_norm), D);
   if (!layout_.qkv_proj.empty()) {
     const auto qkv = matrix(name(layout_.qkv_proj), q_dim + 2 * kv_dim, D);
-    L.q = row_range(qkv, 0, q_dim);
-    L.k = row_range(qkv, q_dim, kv_dim);
-    L.v = row_range(qkv, q_dim + kv_dim, kv_dim);
+    L.q = kernels::weight_rows(qkv, 0, q_dim);
+    L.k = kernels::weight_rows(qkv, q_dim, kv_dim);
+    L.v = kernels::weight_rows(qkv, q_dim + kv_dim, kv_dim);
   } else {
     L.q = matrix(name(layout_.q_proj), q_dim, D);
     L.k = matrix(name(layout_.k_proj), kv_dim, D);
@@ -115,8 +92,8 @@ void TransformerModel::bind_layer(int l) {
   L.mlp_norm = norm_vector(name(layout_.mlp_norm), D);
   if (!layout_.gate_up_proj.empty()) {
     const auto gate_up = matrix(name(layout_.gate_up_proj), 2 * I, D);
-    L.gate = row_range(gate_up, 0, I);
-    L.up = row_range(gate_up, I, I);
+    L.gate = kernels::weight_rows(gate_up, 0, I);
+    L.up = kernels::weight_rows(gate_up, I, I);
   } else {
     L.gate = matrix(name(layout_.gate_proj), I, D);
     L.up = matrix(name(layout_.up_proj), I, D);

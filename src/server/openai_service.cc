@@ -274,6 +274,7 @@ net::awaitable<void> OpenAiService::props(HttpExchange& exchange) {
                {"chat_template", p.chat_template},
                {"chat_template_source", p.chat_template_source},
                {"build_info", build_info()},
+               {"cpu", p.cpu},
                {"kv_cache_type", p.kv_type}};
   co_await exchange.respond(http::status::ok, dump_json(body));
 }

@@ -12,6 +12,7 @@ struct ServerProps {
   std::string kv_type = "f16";       // --kv-type
   std::string chat_template;         // the template in use, "" when none
   std::string chat_template_source;  // "--chat-template", "model" or "none" (plain fallback)
+  std::string cpu;                   // the kernels' CPU target and the features detected
 };
 
 }  // namespace lmserve::server
