@@ -1,0 +1,17 @@
+// Ollama's local model store, read-only: NAME[:TAG] → its manifest
+// (manifests/<registry>/<namespace>/<model>/<tag>) → the model layer's GGUF blob
+// (blobs/sha256-<hex>), so models pulled with Ollama are served without a copy.
+#pragma once
+
+#include <filesystem>
+#include <string_view>
+
+namespace lmserve::hub {
+
+// `name` is "model", "namespace/model" or "registry/namespace/model", with an optional
+// ":tag" (default "latest"); a bare model is in the library namespace of Ollama's registry.
+// Throws FileError naming the manifest or blob that is missing or malformed.
+std::filesystem::path find_ollama_model(const std::filesystem::path& models_dir,
+                                        std::string_view name);
+
+}  // namespace lmserve::hub
