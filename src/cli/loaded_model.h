@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "hub/model_source.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/thread_pool.h"
@@ -11,12 +12,14 @@
 namespace lmserve::cli {
 
 struct LoadedModel {
-  explicit LoadedModel(const ModelOptions& o)
-      : pool(o.threads),
-        tokenizer(tokenizer::Tokenizer::load(o.model)),
-        model(model::Model::load(o.model, pool)) {}
+  LoadedModel(const ModelOptions& o, const hub::HubSettings& settings)
+      : path(hub::resolve_model(o.model, {.revision = o.revision, .hf_file = o.hf_file}, settings)),
+        pool(o.threads),
+        tokenizer(tokenizer::Tokenizer::load(path)),
+        model(model::Model::load(path, pool)) {}
 
-  util::ThreadPool pool;  // declared first: the model computes on it until destroyed
+  std::filesystem::path path;  // where --model was found (a Hub id: its HF cache snapshot)
+  util::ThreadPool pool;       // declared before the model, which computes on it until destroyed
   tokenizer::Tokenizer tokenizer;
   std::unique_ptr<model::Model> model;
 };
