@@ -64,6 +64,7 @@ void download_blob(const HubClient& client, const HfCache& cache, const std::str
   for (int attempt = 1;; ++attempt) {
     if (size_or_zero(partial) > meta.size) fs::remove(partial);
     const std::uint64_t have = size_or_zero(partial);
+    if (have == meta.size) break;  // a run that ended before its check: check it now
     try {
       DownloadProgress progress(label, meta.size, have);
       client.download(repo_id, commit, file, partial,
@@ -145,7 +146,6 @@ fs::path from_cache(const HfCache& cache, const HubModel& m, const std::string& 
       }
     }
     if (!plan.note.empty()) spdlog::info("{}", plan.note);
-    spdlog::info("{}; using the cached snapshot {}", why, snapshot.string());
     return loadable_path(snapshot, plan);
   } catch (const FileError& e) {
     throw FileError(why + ", and the cached snapshot of " + name + " at " + snapshot.string() +
@@ -182,15 +182,21 @@ std::string file_sha256(const fs::path& path) {
 
 fs::path fetch_model(const HubModel& m, const HubSettings& settings) {
   const HfCache cache(settings.cache_dir);
-  if (settings.offline) return from_cache(cache, m, "HF_HUB_OFFLINE is set");
+  if (settings.offline) {
+    const fs::path path = from_cache(cache, m, "HF_HUB_OFFLINE is set");
+    spdlog::info("HF_HUB_OFFLINE is set: using {}", path.string());
+    return path;
+  }
   const HubClient client(settings.endpoint, settings.token);
   RepoRevision revision;
   try {
     revision = client.revision(m.repo_id, m.revision);
   } catch (const TransferError& e) {
     // As huggingface_hub does: an unreachable Hub leaves what the cache holds usable.
-    spdlog::warn("cannot reach the Hub: {}", e.what());
-    return from_cache(cache, m, "the Hub at " + settings.endpoint + " cannot be reached");
+    const std::string why = "the Hub cannot be reached (" + std::string(e.what()) + ")";
+    const fs::path path = from_cache(cache, m, why);
+    spdlog::warn("{}; using the cached {}", why, path.string());
+    return path;
   }
   const RepoPlan plan = plan_repo_files(m.repo_id, revision.files, m.choice);
   if (!plan.note.empty()) spdlog::info("{}", plan.note);

@@ -16,6 +16,7 @@ import { kTestToken, startFakeHub } from './fake_hub.mjs';
 const stories = 'lmserve-test/stories260K';
 const quants = 'lmserve-test/llama-q-GGUF';
 const gated = 'lmserve-test/gated';
+const sharded = 'lmserve-test/stories260K-sharded';
 const quantDir = path.join(fixturesDir, 'models', 'tiny', 'llama-q');
 const reference = readJson(path.join(modelDir, 'reference_greedy.json'));
 const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -35,11 +36,46 @@ function repoOf(dir, only = () => true) {
   return files;
 }
 
+// Splits a safetensors file into two shards and an index (model.safetensors.index.json) in
+// `dir`, as transformers saves large models: the same tensors and bytes, two files.
+function shardSafetensors(source, dir) {
+  const bytes = readFileSync(source);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString());
+  const data = bytes.subarray(8 + headerLength);
+  const names = Object.keys(header).filter((k) => k !== '__metadata__');
+  const half = Math.floor(names.length / 2);
+  const weightMap = {};
+  [names.slice(0, half), names.slice(half)].forEach((group, i) => {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    const shardHeader = {};
+    const parts = [];
+    let offset = 0;
+    for (const name of group) {
+      const { dtype, shape, data_offsets: [begin, end] } = header[name];
+      shardHeader[name] = { dtype, shape, data_offsets: [offset, offset + end - begin] };
+      parts.push(data.subarray(begin, end));
+      offset += end - begin;
+      weightMap[name] = file;
+    }
+    let json = JSON.stringify(shardHeader);
+    json += ' '.repeat((8 - (json.length % 8)) % 8);
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(path.join(dir, file), Buffer.concat([length, Buffer.from(json), ...parts]));
+  });
+  writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+}
+
 let hub;
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'lmserve-hub-'));
+const shardDir = path.join(scratch, 'sharded');
+mkdirSync(shardDir);
+shardSafetensors(path.join(modelDir, 'model.safetensors'), shardDir);
 before(async () => {
   hub = await startFakeHub({
     [stories]: { files: repoOf(modelDir) },
+    [sharded]: { files: { ...repoOf(modelDir, (f) => f !== 'model.safetensors'), ...repoOf(shardDir) } },
     [quants]: { files: repoOf(quantDir, (f) => f.endsWith('.gguf')) },
     [gated]: { files: repoOf(modelDir), gated: true },
   });
@@ -138,6 +174,15 @@ test('fresh download into an empty cache: huggingface_hub layout, only the neede
   assert.ok(!fetched.some((p) => /README|reference|original|\.gguf/.test(p)), fetched.join(' '));
 });
 
+test('sharded weights: the index first, then the shards it names', async () => {
+  const cache = newCache();
+  const result = await generate(sharded, hubEnv(cache));
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(JSON.parse(result.stdout).tokens, reference.cases[0].output_ids.slice(0, 8));
+  assert.deepEqual(readdirSync(snapshotOf(cache, sharded)).filter((f) => f.includes('safetensors')).sort(),
+    ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+});
+
 test('on a terminal the download shows a progress bar', async () => {
   // script(1) gives lmserve a pseudo-terminal for stdout and stderr.
   const command = [bin, 'generate', '--model', stories, '--prompt', 'x', '-n', '1'].join(' ');
@@ -157,7 +202,10 @@ test('a warm cache asks the Hub for the commit only, and serves with the Hub sto
   const stopped = await generate(stories, hubEnv(warmCache, { HF_ENDPOINT: 'http://127.0.0.1:9' }));
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.deepEqual(JSON.parse(stopped.stdout).tokens, reference.cases[0].output_ids.slice(0, 8));
-  assert.match(stopped.stderr, /cannot reach the Hub/);
+  assert.match(stopped.stderr, /\[warning\] the Hub cannot be reached \(http:\/\/127\.0\.0\.1:9\/api\/models\/lmserve-test\/stories260K\/revision\/main: .*\); using the cached \//);
+  const cold = await generate(stories, hubEnv(newCache(), { HF_ENDPOINT: 'http://127.0.0.1:9' }));
+  assert.equal(cold.code, 1);
+  assert.match(cold.stderr, /^lmserve: the Hub cannot be reached \(http:\/\/127\.0\.0\.1:9\/api\/models\/lmserve-test\/stories260K\/revision\/main: [^)]+\), and lmserve-test\/stories260K \(revision main\) is not in the Hugging Face cache at .* \(download it once with the network\)\n$/);
 });
 
 test('HF_HUB_OFFLINE=1 never touches the network: a warm cache serves, a cold one is a clear error', async () => {
@@ -208,6 +256,19 @@ test('a download killed mid-file leaves blobs/<sha256>.incomplete; the next run 
   assert.deepEqual(lfs.map((r) => r.range), ['bytes=400000-']);
   assert.ok(!existsSync(partial));
   assert.equal(sha256(path.join(snapshotOf(cache, stories), 'model.safetensors')), sha);
+});
+
+test('a complete .incomplete file (a run killed before its check) is checked, not fetched again', async () => {
+  const cache = newCache();
+  const sha = hub.repo(stories).files['model.safetensors'].sha256;
+  const blobs = path.join(cache, `models--${stories.replace('/', '--')}`, 'blobs');
+  mkdirSync(blobs, { recursive: true });
+  copyFileSync(path.join(modelDir, 'model.safetensors'), path.join(blobs, `${sha}.incomplete`));
+  const from = hub.requests.length;
+  const result = await generate(stories, hubEnv(cache));
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(downloads(from).filter((r) => r.path.startsWith('/lfs/')), []);
+  assert.ok(existsSync(path.join(blobs, sha)));
 });
 
 test('bytes that do not match the sha256 ETag are refused and removed', async () => {
