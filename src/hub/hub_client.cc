@@ -219,6 +219,23 @@ bool is_safe_etag(std::string_view etag) {
 
 }  // namespace
 
+RepoRevision parse_revision_info(std::string_view body, const std::string& where) {
+  if (!util::json_nesting_within(body, 32)) throw HubError(where + ": nested too deeply");
+  const auto info = nlohmann::json::parse(body, nullptr, false);
+  if (info.is_discarded() || !info.is_object()) throw HubError(where + ": not a JSON object");
+  RepoRevision out;
+  if (auto sha = info.find("sha"); sha != info.end() && sha->is_string()) out.commit = *sha;
+  if (!is_commit_sha(out.commit)) throw HubError(where + ": no commit sha in the answer");
+  if (auto siblings = info.find("siblings"); siblings != info.end() && siblings->is_array()) {
+    for (const auto& s : *siblings) {
+      if (!s.is_object() || !s.contains("rfilename") || !s["rfilename"].is_string()) continue;
+      auto name = s["rfilename"].get<std::string>();
+      if (is_safe_repo_path(name)) out.files.push_back(std::move(name));
+    }
+  }
+  return out;
+}
+
 HubClient::HubClient(std::string endpoint, std::optional<std::string> token)
     : endpoint_(std::move(endpoint)), token_(std::move(token)) {}
 
@@ -234,20 +251,7 @@ RepoRevision HubClient::revision(const std::string& repo_id, const std::string& 
   const Response r = perform({.url = url}, token_);
   const std::string what = repo_id + " at revision " + revision;
   if (!r.ok()) throw_answer(r, repo_id, what, token_.has_value());
-  if (!util::json_nesting_within(r.body, 32)) throw HubError(url + ": nested too deeply");
-  const auto info = nlohmann::json::parse(r.body, nullptr, false);
-  if (info.is_discarded() || !info.is_object()) throw HubError(url + ": not a JSON object");
-  RepoRevision out;
-  if (auto sha = info.find("sha"); sha != info.end() && sha->is_string()) out.commit = *sha;
-  if (!is_commit_sha(out.commit)) throw HubError(url + ": no commit sha in the answer");
-  if (auto siblings = info.find("siblings"); siblings != info.end() && siblings->is_array()) {
-    for (const auto& s : *siblings) {
-      if (!s.is_object() || !s.contains("rfilename") || !s["rfilename"].is_string()) continue;
-      auto name = s["rfilename"].get<std::string>();
-      if (is_safe_repo_path(name)) out.files.push_back(std::move(name));
-    }
-  }
-  return out;
+  return parse_revision_info(r.body, url);
 }
 
 FileMetadata HubClient::file_metadata(const std::string& repo_id, const std::string& commit,

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/error.h"
@@ -36,6 +37,10 @@ struct FileMetadata {
   std::string etag;  // the blob's name in the cache: the sha256 of an LFS file, else git's sha1
   std::uint64_t size = 0;
 };
+
+// The answer of /api/models/{repo}/revision/{rev}: its commit sha and the files whose names
+// are safe paths (others are left out). Throws HubError naming `where` when malformed.
+RepoRevision parse_revision_info(std::string_view body, const std::string& where);
 
 class HubClient {
  public:

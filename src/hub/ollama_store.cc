@@ -63,38 +63,49 @@ fs::path find_ollama_model(const fs::path& models_dir, std::string_view name) {
                     (tags.empty() ? " (pull it with ollama, or set OLLAMA_MODELS)"
                                   : " (its tags there: " + tags + ")"));
   }
-  const std::string text = util::read_text_file(manifest);
+  const ModelLayer layer = read_ollama_manifest(util::read_text_file(manifest), manifest.string());
+  const fs::path blob = models_dir / "blobs" / ("sha256-" + layer.sha256);
+  if (!fs::is_regular_file(blob, ec)) {
+    throw FileError("ollama:" + spec + ": its model blob " + blob.string() +
+                    " is missing (pull the model again)");
+  }
+  if (layer.size && *layer.size != fs::file_size(blob)) {
+    throw FileError("ollama:" + spec + ": " + blob.string() + " is " +
+                    std::to_string(fs::file_size(blob)) + " bytes, the manifest says " +
+                    std::to_string(*layer.size) + " (an unfinished pull?)");
+  }
+  return blob;
+}
+
+ModelLayer read_ollama_manifest(std::string_view text, const std::string& where) {
   const auto json = util::json_nesting_within(text, 16)
                         ? nlohmann::json::parse(text, nullptr, false)
                         : nlohmann::json();
   if (!json.is_object() || !json.contains("layers") || !json["layers"].is_array()) {
-    throw FileError(manifest.string() + ": not an Ollama manifest (no \"layers\" list)");
+    throw FileError(where + ": not an Ollama manifest (no \"layers\" list)");
   }
   for (const auto& layer : json["layers"]) {
-    if (!layer.is_object() || layer.value("mediaType", "") != kModelLayer) continue;
-    const std::string digest = layer.value("digest", "");
-    const std::string hex = digest.starts_with("sha256:") ? digest.substr(7) : "";
+    const auto type = layer.is_object() ? layer.find("mediaType") : layer.end();
+    if (type == layer.end() || !type->is_string() || type->get<std::string>() != kModelLayer) {
+      continue;
+    }
+    const auto digest = layer.find("digest");
+    const std::string text_digest =
+        digest != layer.end() && digest->is_string() ? digest->get<std::string>() : "";
+    const std::string hex = text_digest.starts_with("sha256:") ? text_digest.substr(7) : "";
     if (hex.size() != 64 || !std::all_of(hex.begin(), hex.end(), [](char c) {
           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
         })) {
-      throw FileError(manifest.string() + ": the model layer's digest '" + digest +
+      throw FileError(where + ": the model layer's digest '" + text_digest +
                       "' is not sha256:<64 hex digits>");
     }
-    const fs::path blob = models_dir / "blobs" / ("sha256-" + hex);
-    if (!fs::is_regular_file(blob, ec)) {
-      throw FileError("ollama:" + spec + ": its model blob " + blob.string() +
-                      " is missing (pull the model again)");
+    ModelLayer out{.sha256 = hex};
+    if (const auto size = layer.find("size"); size != layer.end() && size->is_number_unsigned()) {
+      out.size = size->get<std::uint64_t>();
     }
-    if (layer.contains("size") && layer["size"].is_number_unsigned() &&
-        layer["size"].get<std::uint64_t>() != fs::file_size(blob)) {
-      throw FileError("ollama:" + spec + ": " + blob.string() + " is " +
-                      std::to_string(fs::file_size(blob)) + " bytes, the manifest says " +
-                      std::to_string(layer["size"].get<std::uint64_t>()) +
-                      " (an unfinished pull?)");
-    }
-    return blob;
+    return out;
   }
-  throw FileError(manifest.string() + ": no layer of type " + std::string(kModelLayer));
+  throw FileError(where + ": no layer of type " + std::string(kModelLayer));
 }
 
 }  // namespace lmserve::hub
