@@ -304,15 +304,8 @@ void HubClient::download(const std::string& repo_id, const std::string& commit,
     return std::fwrite(bytes.data(), 1, bytes.size(), out.get()) == bytes.size();
   };
   t.progress = [&](std::uint64_t received) { progress(offset + received); };
-  Response r;
-  try {
-    r = perform(t, token_);
-  } catch (const TransferError&) {
-    std::fflush(out.get());
-    throw;
-  }
-  if (std::fflush(out.get()) != 0) throw FileError("cannot write " + dest.string());
-  if (r.status == 416) {  // what we hold is not a prefix of this file
+  const Response r = perform(t, token_);
+  if (r.status == 416) {  // the file is shorter than what we hold: not the bytes we have
     if (::ftruncate(::fileno(out.get()), 0) != 0) throw FileError("cannot write " + dest.string());
     throw TransferError(repo_id + "/" + file + ": the server refused to resume; starting over");
   }

@@ -41,6 +41,10 @@ DownloadProgress::DownloadProgress(std::string label, std::uint64_t total, std::
   }
 }
 
+DownloadProgress::~DownloadProgress() {
+  if (terminal_ && !finished_) std::fputc('\n', stderr);
+}
+
 void DownloadProgress::update(std::uint64_t done) {
   done_ = done;
   const auto now = Clock::now();
@@ -55,6 +59,7 @@ void DownloadProgress::update(std::uint64_t done) {
 }
 
 void DownloadProgress::finish() {
+  finished_ = true;
   const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   if (terminal_) {
     draw();

@@ -12,6 +12,10 @@ class DownloadProgress {
  public:
   // `already`: bytes kept from an earlier, interrupted transfer.
   DownloadProgress(std::string label, std::uint64_t total, std::uint64_t already);
+  ~DownloadProgress();  // ends an unfinished bar's line, so what is logged next starts clean
+  DownloadProgress(const DownloadProgress&) = delete;
+  DownloadProgress& operator=(const DownloadProgress&) = delete;
+
   void update(std::uint64_t done);  // bytes of the file present so far
   void finish();
 
@@ -24,6 +28,7 @@ class DownloadProgress {
   std::uint64_t start_bytes_;
   std::uint64_t done_;
   bool terminal_;
+  bool finished_ = false;
   Clock::time_point start_ = Clock::now();
   Clock::time_point last_shown_ = start_;
 };

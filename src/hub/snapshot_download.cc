@@ -64,7 +64,7 @@ void download_blob(const HubClient& client, const HfCache& cache, const std::str
   for (int attempt = 1;; ++attempt) {
     if (size_or_zero(partial) > meta.size) fs::remove(partial);
     const std::uint64_t have = size_or_zero(partial);
-    if (have == meta.size) break;  // a run that ended before its check: check it now
+    if (have == meta.size && fs::exists(partial)) break;  // a run ended before its check
     try {
       DownloadProgress progress(label, meta.size, have);
       client.download(repo_id, commit, file, partial,
