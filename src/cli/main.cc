@@ -18,7 +18,12 @@ using namespace lmserve::cli;
 void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--model,-m", o.model,
                  "Model: a directory in the HF layout (config.json, *.safetensors, "
-                 "tokenizer.json) or a .gguf file");
+                 "tokenizer.json), a .gguf file, a Hugging Face repo id (org/name, or "
+                 "org/name:QUANT for one GGUF of the repo; through the HF cache, downloaded "
+                 "when missing) or ollama:NAME[:TAG] (a model in Ollama's store)");
+  app.add_option("--revision", o.revision,
+                 "Branch, tag or commit of a Hugging Face repo id (default: main)");
+  app.add_option("--hf-file", o.hf_file, "The GGUF file of a Hugging Face repo id to serve");
   app.add_option("--threads,-t", o.threads, "Compute threads (0 = one per core)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/loaded_model.h"
 #include "engine/engine.h"
+#include "hub/hf_cache.h"
 #include "server/api_keys.h"
 #include "util/error.h"
 
@@ -46,13 +47,27 @@ std::vector<std::string> api_keys(const ServeOptions& o) {
   return keys;
 }
 
+// GET /v1/models lists the models of the HF cache too, as mlx_lm.server does.
+server::ModelCatalog hf_cache_models(const hub::HubSettings& settings) {
+  return [cache = hub::HfCache(settings.cache_dir)] {
+    std::vector<server::ListedModel> listed;
+    for (const hub::CachedModel& m : cache.list_models()) {
+      listed.push_back({.id = m.repo_id,
+                        .created = m.modified,
+                        .owned_by = m.repo_id.substr(0, m.repo_id.find('/'))});
+    }
+    return listed;
+  };
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
   server::ServerOptions server_options = o.server;
   server_options.api_keys = api_keys(o);
   chat::ChatOptions options = chat_options(o);
-  LoadedModel loaded(o.model);
+  const hub::HubSettings hub_settings = hub::HubSettings::from_environment();
+  LoadedModel loaded(o.model, hub_settings);
   std::string chat_template =  // for /props
       options.template_override.value_or(loaded.tokenizer.chat_template().value_or(""));
   chat::ChatFormatter chat(loaded.tokenizer, std::move(options));
@@ -74,6 +89,7 @@ int run_serve(const ServeOptions& o) {
       memory.workspace_bytes >> 20);
   server_options.reasoning_format = *server::parse_reasoning_format(o.reasoning_format);
   if (server_options.model_id.empty()) server_options.model_id = o.model.model;
+  server_options.cached_models = hf_cache_models(hub_settings);
   server_options.props = {.model_path = o.model.model,
                           .parallel = engine_options.max_sequences,
                           .kv_type = o.kv_type,

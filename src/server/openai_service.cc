@@ -229,22 +229,42 @@ json OpenAiService::model_object() const {
   return {{"id", options_.model_id},
           {"object", "model"},
           {"created", created_},
-          {"owned_by", "lmserve"}};
+          {"owned_by", "lmserve"},
+          {"context_length", backend_.context_length()}};
+}
+
+net::awaitable<std::vector<json>> OpenAiService::model_objects() {
+  std::vector<json> objects;
+  objects.push_back(model_object());
+  if (!options_.cached_models) co_return objects;
+  const std::vector<ListedModel> cached =
+      co_await offload([this] { return options_.cached_models(); });
+  for (const ListedModel& m : cached) {
+    if (m.id == options_.model_id) continue;
+    objects.push_back(
+        {{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}});
+  }
+  co_return objects;
 }
 
 net::awaitable<void> OpenAiService::models(HttpExchange& exchange) {
-  json body = {{"object", "list"}, {"data", json::array({model_object()})}};
+  std::vector<json> data = co_await model_objects();
+  json body = {{"object", "list"}, {"data", std::move(data)}};
   co_await exchange.respond(http::status::ok, dump_json(body));
 }
 
 net::awaitable<void> OpenAiService::model(HttpExchange& exchange) {
   std::string_view path = exchange.path();
   std::string id = percent_decode(path.substr(path.find("/models/") + 8));
-  if (id != options_.model_id) {
-    throw ApiError(404, "invalid_request_error", "model_not_found", "model",
-                   "The model '" + id + "' does not exist");
+  const std::vector<json> objects = co_await model_objects();
+  for (const json& object : objects) {
+    if (object["id"] == id) {
+      co_await exchange.respond(http::status::ok, dump_json(object));
+      co_return;
+    }
   }
-  co_await exchange.respond(http::status::ok, dump_json(model_object()));
+  throw ApiError(404, "invalid_request_error", "model_not_found", "model",
+                 "The model '" + id + "' does not exist");
 }
 
 net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {

@@ -36,6 +36,7 @@ struct ServiceOptions {
   bool strict_model = false;
   std::vector<std::string> api_keys;  // when any, every route but /health needs one
   ServerProps props;                  // GET /props
+  ModelCatalog cached_models;         // GET /v1/models lists these after the served model
   double sse_ping_interval_s = 10;
   double request_timeout_s = 0;  // a non-streaming generation's limit (0 = none)
   // POST /tokenize: the most `content` bytes, and the most tokens, of one request.
@@ -101,7 +102,9 @@ class OpenAiService {
   // The engine request and response metadata shared by both generation endpoints.
   Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
   ServerCancel server_cancel() const;  // who cancelled a generation, if not its client
-  json model_object() const;
+  json model_object() const;           // the served model
+  // The served model, then the catalog's others (read on the work pool).
+  net::awaitable<std::vector<json>> model_objects();
   void check_model(const std::optional<std::string>& requested) const;
   int fit_context(int prompt_tokens, int max_tokens, const char* param) const;
 

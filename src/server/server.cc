@@ -79,6 +79,7 @@ int serve(const ServerOptions& options, ServerContext context) {
   service_options.strict_model = options.strict_model;
   service_options.api_keys = options.api_keys;
   service_options.props = options.props;
+  service_options.cached_models = options.cached_models;
   service_options.sse_ping_interval_s = options.sse_ping_interval_s;
   service_options.request_timeout_s = options.request_timeout_s;
   service_options.reasoning_format = options.reasoning_format;

@@ -39,6 +39,7 @@ struct ServerOptions {
   // --api-key, --api-key-file, LMSERVE_API_KEY: when any, every route but /health needs one.
   std::vector<std::string> api_keys;
   ServerProps props;                // GET /props
+  ModelCatalog cached_models;       // GET /v1/models lists these after the served model
   int io_threads = 2;               // threads running the HTTP event loop (>= 1)
   double sse_ping_interval_s = 10;  // keepalive comment when a stream was silent this long
   double request_timeout_s = 0;     // --timeout: a non-streaming generation's limit (0 = none)

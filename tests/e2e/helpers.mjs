@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { after, before } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,14 +46,22 @@ export function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 
-// Starts `lmserve --model <model> --port 0` (the model directory unless told; `env` adds to
-// the environment) and resolves once it prints its address.
+// The user's Hugging Face cache and Hub stay out of the tests: /v1/models lists the models of
+// the HF cache, so a server sees an empty one (a path that does not exist) unless told.
+export const hermeticHubEnv = {
+  HF_HOME: path.join(os.tmpdir(), 'lmserve-e2e-no-hf-home'),
+  HF_HUB_CACHE: path.join(os.tmpdir(), 'lmserve-e2e-no-hf-cache'), HF_ENDPOINT: 'http://127.0.0.1:9',
+  HF_TOKEN: '', HF_HUB_OFFLINE: '',
+};
+
+// Starts `lmserve --model <model> --port 0` (the model directory unless told: a path, or a
+// Hub or Ollama name; `env` adds to the environment) and resolves once it prints its address.
 export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = modelDir, env = {} } = {}) {
   if (!existsSync(bin)) throw new Error(`lmserve binary not found at ${bin} (set LMSERVE_BIN)`);
-  if (!existsSync(model)) throw new Error(`model not found: ${model}`);
+  if (path.isAbsolute(model) && !existsSync(model)) throw new Error(`model not found: ${model}`);
   const child = spawn(bin, ['--model', model, '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...hermeticHubEnv, ...env },
   });
   let stdout = '';
   let stderr = '';

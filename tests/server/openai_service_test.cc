@@ -796,6 +796,7 @@ TEST_F(ServiceTest, ModelsAndHealth) {
     EXPECT_EQ(b["data"][0]["object"], "model");
     EXPECT_EQ(b["data"][0]["owned_by"], "lmserve");
     EXPECT_TRUE(b["data"][0]["created"].is_number_integer());
+    EXPECT_EQ(b["data"][0]["context_length"], backend_.context_length());
   }
   auto one = c.request("GET", "/v1/models/stories");
   ASSERT_EQ(one.status, 200);
@@ -810,6 +811,34 @@ TEST_F(ServiceTest, ModelsAndHealth) {
   auto dead = c.request("GET", "/health");
   expect_error(dead, 503, "worker_unavailable");
   expect_error(post("/v1/chat/completions", kChat), 503, "worker_unavailable");
+}
+
+TEST_F(ServiceTest, ModelsListTheCatalogAfterTheServedModel) {
+  ServiceOptions options;
+  int scans = 0;
+  options.cached_models = [&scans] {
+    ++scans;
+    return std::vector<ListedModel>{{"org/cached", 1700000000, "org"},
+                                    {"stories", 1, "someone"}};  // the served id: listed once
+  };
+  start(options);
+  TestConnection c(port_);
+  auto r = c.request("GET", "/v1/models");
+  ASSERT_EQ(r.status, 200);
+  const json data = json::parse(r.body)["data"];
+  ASSERT_EQ(data.size(), 2u) << r.body;
+  EXPECT_EQ(data[0]["id"], "stories");
+  EXPECT_EQ(data[0]["owned_by"], "lmserve");
+  EXPECT_EQ(data[1], json({{"id", "org/cached"},
+                           {"object", "model"},
+                           {"created", 1700000000},
+                           {"owned_by", "org"}}));
+  auto one = c.request("GET", "/v1/models/org/cached");
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(json::parse(one.body), data[1]);
+  EXPECT_EQ(json::parse(c.request("GET", "/v1/models/stories").body)["owned_by"], "lmserve");
+  expect_error(c.request("GET", "/v1/models/org/other"), 404, "model_not_found", "model");
+  EXPECT_EQ(scans, 4);  // read on every call: a model downloaded meanwhile shows up
 }
 
 // GET /metrics, read back by a strict parser after every request, until `ready` holds of
