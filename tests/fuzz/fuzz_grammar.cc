@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "grammar/constraint.h"
+#include "grammar/matcher.h"
 #include "grammar/json_schema.h"
 
 namespace grammar = lmserve::grammar;
