@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "grammar/matcher.h"
 
 namespace lmserve::grammar {
@@ -123,7 +125,26 @@ TEST(JsonSchema, Patterns) {
   EXPECT_FALSE(any.accepts("\"b\n\""));        // a raw newline is never JSON
   SchemaCase words(R"j({"type":"string","pattern":"(?:\\w+\\.)+(com|org)"})j");
   EXPECT_TRUE(words.accepts(R"("a.b_2.org")"));
-EXPECT_FALSE(words.accepts(R"("a.net")"));
+  EXPECT_FALSE(words.accepts(R"("a.net")"));
+}
+
+// Every string of up to 4 characters over a small alphabet: the grammar accepts exactly
+// what ECMAScript (std::regex) matches whole.
+TEST(JsonSchema, PatternsAgreeWithEcmaScript) {
+  const std::string alphabet = "ab1 _\"\\";
+  for (const char* pattern : {"a*b?", "(ab|b)+1", "[^a ]{2,3}", "\\d\\w?\\s*", "a{0,2}(?:b|_)",
+                              "\\D\\S\\W", "[a-b\\d]+|\\\\", ".[\\\"]*", "(a|)b"}) {
+    SchemaCase s(json{{"type", "string"}, {"pattern", pattern}}.dump().c_str());
+    const std::regex reference(pattern, std::regex::ECMAScript);
+    std::vector<std::string> texts{""};
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      const std::string text = texts[i];  // a copy: the list grows
+      EXPECT_EQ(s.accepts(json(text).dump()), std::regex_match(text, reference))
+          << "pattern " << pattern << " on '" << text << "'";
+      if (text.size() < 4)
+        for (char c : alphabet) texts.push_back(text + c);
+    }
+  }
 }
 
 TEST(JsonSchema, IntegerBoundsAreExactOverDigits) {
