@@ -447,9 +447,7 @@ class Compiler {
         unsupported(join_path(path, "pattern"), "'pattern' must be a string");
       try {
         return new_rule(hint + "-pattern",
-                        "\"\\\"\" " +
-                            regex_to_gbnf(pattern.get<std::string>(), CharEncoding::kJsonString) +
-                            " \"\\\"\"");
+                        "\"\\\"\" " + regex_to_gbnf(pattern.get<std::string>()) + " \"\\\"\"");
       } catch (const RegexError& e) {
         unsupported(join_path(path, "pattern"), e.what());
       }

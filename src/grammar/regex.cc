@@ -112,7 +112,7 @@ struct Node {
 
 class Parser {
  public:
-  Parser(std::string_view pattern, CharEncoding encoding) : text_(pattern), encoding_(encoding) {}
+  explicit Parser(std::string_view pattern) : text_(pattern) {}
 
   std::string parse() {
     if (!text_.empty() && text_[0] == '^') text_.remove_prefix(1);
@@ -420,11 +420,10 @@ class Parser {
     return negated ? set.complement() : set;
   }
 
-  // The text of one character of `set`, as the encoding writes it.
+  // The text of one character of `set` inside a JSON string.
   Node chars(CharSet set) {
     set.drop_surrogates();
     if (set.ranges.empty()) error("a character class that matches nothing");
-    if (encoding_ == CharEncoding::kRaw) return {gbnf_class(set.ranges), false, 1};
     // In a JSON string: '"', '\' and control characters are escaped, the rest is literal.
     std::vector<std::string> alternatives;
     CharSet literal;
@@ -466,13 +465,10 @@ class Parser {
 
   std::string_view text_;
   std::size_t pos_ = 0;
-  CharEncoding encoding_;
 };
 
 }  // namespace
 
-std::string regex_to_gbnf(std::string_view pattern, CharEncoding encoding) {
-  return Parser(pattern, encoding).parse();
-}
+std::string regex_to_gbnf(std::string_view pattern) { return Parser(pattern).parse(); }
 
 }  // namespace lmserve::grammar

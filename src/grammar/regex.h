@@ -18,13 +18,8 @@ class RegexError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// How the matched characters are written.
-enum class CharEncoding {
-  kJsonString,  // inside a JSON string: '"', '\' and control characters escaped
-  kRaw,         // as they are
-};
-
-// A GBNF expression for the text of the strings that match `pattern` whole.
-std::string regex_to_gbnf(std::string_view pattern, CharEncoding encoding);
+// A GBNF expression for the strings that match `pattern` whole, as written inside a JSON
+// string ('"', '\' and control characters escaped).
+std::string regex_to_gbnf(std::string_view pattern);
 
 }  // namespace lmserve::grammar

@@ -9,8 +9,8 @@
 #include <string_view>
 
 #include "grammar/constraint.h"
-#include "grammar/matcher.h"
 #include "grammar/json_schema.h"
+#include "grammar/matcher.h"
 
 namespace grammar = lmserve::grammar;
 
