@@ -62,8 +62,15 @@ void Sequence::apply_grammar(std::span<float> logits, const std::vector<std::int
       if (id >= 0 && static_cast<std::size_t>(id) < logits.size())
         kept_eos.emplace_back(static_cast<std::size_t>(id), logits[static_cast<std::size_t>(id)]);
   }
-  for (std::size_t i = 0; i < logits.size(); ++i)
-    if (!mask.test(static_cast<std::int32_t>(i))) logits[i] = kBanned;
+  // A word at a time: inside a string nearly every word is all allowed, one compare.
+  for (std::size_t begin = 0; begin < logits.size(); begin += 64) {
+    const std::size_t w = begin / 64;
+    const std::uint64_t bits = w < mask.words.size() ? mask.words[w] : 0;
+    if (bits == ~std::uint64_t{0}) continue;
+    const std::size_t end = std::min(logits.size(), begin + 64);
+    for (std::size_t i = begin; i < end; ++i)
+      if (!(bits >> (i - begin) & 1)) logits[i] = kBanned;
+  }
   // An EOS id the vocabulary treats as ordinary text may pass the mask: it still ends the
   // sequence, so it too waits until the grammar accepts.
   for (std::int32_t id : eos)
