@@ -21,19 +21,26 @@ const std::string& required_string(const json& object, const char* key, const st
   return require_string(*v, p + "." + key);
 }
 
-// A string, or text blocks (a system prompt, a tool result): as chat text parts.
-json text_content(const json& content, const std::string& param) {
-  if (content.is_string()) return content;
+// Text blocks joined by newlines: every template takes a string (some print a list of parts
+// as its Python repr).
+void add_text(std::string& text, const std::string& block) {
+  if (!text.empty()) text += '\n';
+  text += block;
+}
+
+// A string, or text blocks (a system prompt, a tool result).
+std::string text_content(const json& content, const std::string& param) {
+  if (content.is_string()) return content.get<std::string>();
   require_array(content, param);
-  json parts = json::array();
+  std::string text;
   for (std::size_t i = 0; i < content.size(); ++i) {
     const std::string p = at(param, i);
     const json& block = require_object(content[i], p);
     const std::string& type = required_string(block, "type", p);
     if (type != "text") unsupported(p + ".type", "content block type '" + type + "' here");
-    parts.push_back({{"type", "text"}, {"text", required_string(block, "text", p)}});
+    add_text(text, required_string(block, "text", p));
   }
-  return parts;
+  return text;
 }
 
 // One message's blocks, appended to `out` as chat messages: a user's tool results become
@@ -52,7 +59,7 @@ void add_message(const json& message, const std::string& p, json& out) {
   }
   const std::string cp = p + ".content";
   require_array(*content, cp);
-  json text = json::array();
+  std::string text;
   json calls = json::array();
   std::string thinking;
   for (std::size_t i = 0; i < content->size(); ++i) {
@@ -60,11 +67,11 @@ void add_message(const json& message, const std::string& p, json& out) {
     const json& block = require_object((*content)[i], bp);
     const std::string& type = required_string(block, "type", bp);
     if (type == "text") {
-      text.push_back({{"type", "text"}, {"text", required_string(block, "text", bp)}});
+      add_text(text, required_string(block, "text", bp));
     } else if (type == "tool_result" && role == "user") {
       json result = {{"role", "tool"}, {"tool_call_id", required_string(block, "tool_use_id", bp)}};
       const json* c = field(block, "content");
-      result["content"] = c ? text_content(*c, bp + ".content") : json("");
+      result["content"] = c ? text_content(*c, bp + ".content") : std::string();
       out.push_back(std::move(result));
     } else if (type == "tool_use" && role == "assistant") {
       const json* input = field(block, "input");

@@ -13,32 +13,36 @@ std::string at(const std::string& param, std::size_t i) {
   fail("unsupported_parameter", param, what + " is not supported by this server");
 }
 
-// A message item's content: a string, or input_text / output_text parts.
-json message_content(const json& content, const std::string& param) {
-  if (content.is_string()) return content;
+// A message item's content: a string, or input_text / output_text parts, joined by newlines
+// (every template takes a string; some print a list of parts as its Python repr).
+std::string message_content(const json& content, const std::string& param) {
+  if (content.is_string()) return content.get<std::string>();
   require_array(content, param);
-  json parts = json::array();
+  std::string joined;
   for (std::size_t j = 0; j < content.size(); ++j) {
     const std::string p = at(param, j);
     const json& part = require_object(content[j], p);
+    auto add_text = [&joined, j](const std::string& piece) {
+      joined += (j > 0 ? "\n" : "") + piece;
+    };
     const json* type = field(part, "type");
     if (!type) missing(p + ".type");
     const std::string& t = require_string(*type, p + ".type");
     if (t == "input_text" || t == "output_text") {
       const json* text = field(part, "text");
       if (!text) missing(p + ".text");
-      parts.push_back({{"type", "text"}, {"text", require_string(*text, p + ".text")}});
+      add_text(require_string(*text, p + ".text"));
     } else if (t == "refusal") {
       const json* text = field(part, "refusal");
       if (!text) missing(p + ".refusal");
-      parts.push_back({{"type", "text"}, {"text", require_string(*text, p + ".refusal")}});
+      add_text(require_string(*text, p + ".refusal"));
     } else if (t == "input_image" || t == "input_file" || t == "input_audio") {
       unsupported(p + ".type", "content part type '" + t + "' (images, files and audio)");
     } else {
       fail("invalid_value", p + ".type", "unknown content part type '" + t + "'");
     }
   }
-  return parts;
+  return joined;
 }
 
 // Reasoning text of a reasoning item: its reasoning_text content, else its summary.
@@ -94,7 +98,7 @@ json responses_input_messages(const json& input) {
       }
       const json* content = field(item, "content");
       if (!content) missing(p + ".content");
-      json parts = message_content(*content, p + ".content");
+      std::string parts = message_content(*content, p + ".content");
       // Reasoning items come before the message they belong to.
       if (r == "assistant" && !messages.empty() && messages.back()["role"] == "assistant" &&
           messages.back()["content"] == "" && !messages.back().contains("tool_calls")) {
@@ -229,8 +233,11 @@ ResponsesRequest parse_responses_request(const json& body, const RequestDefaults
     }
     chat["max_completion_tokens"] = *v;
   }
-  for (const char* key : {"temperature", "top_p", "stream", "top_logprobs"}) {
+  for (const char* key : {"temperature", "top_p", "stream"}) {
     if (const json* v = field(body, key)) chat[key] = *v;
+  }
+  if (const json* v = field(body, "top_logprobs"); v && require_int(*v, "top_logprobs") != 0) {
+    unsupported("top_logprobs", "'top_logprobs'");
   }
   if (const json* v = field(body, "reasoning")) {
     require_object(*v, "reasoning");

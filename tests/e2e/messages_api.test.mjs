@@ -167,18 +167,6 @@ describe('a model that thinks, then calls a tool', () => {
     assert.ok(second.usage.cache_read_input_tokens > 0);
   });
 
-  test('tool_choice any forces a call; none leaves the call in text', async () => {
-    const forced = await s.anthropic.messages.create({
-      model: 'scripted', max_tokens: 64, messages: ask, tools, tool_choice: { type: 'any' },
-    });
-    assert.equal(forced.stop_reason, 'tool_use');
-    const none = await s.anthropic.messages.create({
-      model: 'scripted', max_tokens: 64, messages: ask, tools, tool_choice: { type: 'none' },
-    });
-    assert.equal(none.stop_reason, 'end_turn');
-    assert.match(none.content.find((b) => b.type === 'text').text, /^<tool_call>/);
-  });
-
   test('thinking.budget_tokens ends the think block at the budget', async () => {
     const message = await s.anthropic.messages.create({
       model: 'scripted', max_tokens: 64, messages: ask, tools,
@@ -190,5 +178,25 @@ describe('a model that thinks, then calls a tool', () => {
     await assert.rejects(s.anthropic.messages.create({
       model: 'scripted', max_tokens: 64, messages: ask, thinking: { type: 'enabled', budget_tokens: 64 },
     }), (e) => e.status === 400 && /budget_tokens/.test(e.error.error.message));
+  });
+});
+
+describe('a model whose answer is a tool call', () => {
+  let s;
+  before(async () => {
+    s = await serveWithAnthropic('<tool_call>{"name":"get_weather","arguments":{"city": "Paris"}}</tool_call><|im_end|>');
+  });
+  after(async () => s?.stop());
+
+  test('tool_choice any forces a call; none leaves the call in text', async () => {
+    const forced = await s.anthropic.messages.create({
+      model: 'scripted', max_tokens: 64, messages: ask, tools, tool_choice: { type: 'any' },
+    });
+    assert.equal(forced.stop_reason, 'tool_use');
+    const none = await s.anthropic.messages.create({
+      model: 'scripted', max_tokens: 64, messages: ask, tools, tool_choice: { type: 'none' },
+    });
+    assert.equal(none.stop_reason, 'end_turn');
+    assert.match(none.content.find((b) => b.type === 'text').text, /^<tool_call>/);
   });
 });
