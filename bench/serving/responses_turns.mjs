@@ -114,6 +114,10 @@ if (o.doc) {
 | turn 1 (cold) | ${f(u1.input_tokens)} | ${f(u1.input_tokens_details.cached_tokens)} | ${f(turn1.ttft_ms)} | |
 | turn 2, \`previous_response_id\` | ${f(u2.input_tokens)} | ${f(u2.input_tokens_details.cached_tokens)} (turn 1: ${f(u1.input_tokens)} in + ${f(u1.output_tokens)} out) | ${f(turn2.ttft_ms)} | **${result.ttft_ratio.toFixed(1)}x** lower |
 | the same conversation sent whole to a fresh server | ${f(uw.input_tokens)} | ${f(uw.input_tokens_details.cached_tokens)} | ${f(whole.ttft_ms)} | |
+
+Turn 2 reused ${f(u2.input_tokens_details.cached_tokens)} of the ${f(result.previous_conversation_tokens)} tokens of turn 1's
+conversation (all but the last sampled token, whose KV is never computed); cached tokens of the
+cold requests are the warm-up request's prompt head.
 <!-- responses-bench:end -->`;
   let doc = readFileSync(o.doc, 'utf8');
   const re = /<!-- responses-bench:begin -->[\s\S]*<!-- responses-bench:end -->/;
