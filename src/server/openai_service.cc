@@ -158,7 +158,6 @@ struct OpenAiService::Route {
 const std::vector<OpenAiService::Route>& OpenAiService::routes() {
   using S = OpenAiService;
   using http::verb;
-  constexpr bool kKeyed = false;
   constexpr ErrorShape kAnthropic = ErrorShape::kAnthropic;
   static const std::vector<Route> kRoutes = {
       {verb::post, {"/v1/chat/completions", "/chat/completions"}, &S::chat_completions},
@@ -166,8 +165,8 @@ const std::vector<OpenAiService::Route>& OpenAiService::routes() {
       {verb::post, {"/v1/responses", "/responses"}, &S::create_response},
       {verb::get, {"/v1/responses/", "/responses/"}, &S::get_response},
       {verb::delete_, {"/v1/responses/", "/responses/"}, &S::delete_response},
-      {verb::post, {"/v1/messages", "/messages"}, &S::messages, kKeyed, kAnthropic},
-      {verb::post, {"/v1/messages/count_tokens"}, &S::count_tokens, kKeyed, kAnthropic},
+      {verb::post, {"/v1/messages", "/messages"}, &S::messages, /*open=*/false, kAnthropic},
+      {verb::post, {"/v1/messages/count_tokens"}, &S::count_tokens, /*open=*/false, kAnthropic},
       {verb::post, {"/apply-template"}, &S::apply_template},
       {verb::get, {"/v1/models", "/models"}, &S::models},
       {verb::get, {"/v1/models/", "/models/"}, &S::model},
