@@ -128,6 +128,18 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
                  "Seconds an idle keep-alive connection (or a slow request) may take")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  server::ResponseStoreLimits& store = o.server.responses_store;
+  app.add_option("--responses-store", store.max_entries,
+                 "Responses (POST /v1/responses, store: true) kept for previous_response_id; the "
+                 "least recently used goes first (0 = none)")
+      ->capture_default_str();
+  app.add_option("--responses-store-ttl", store.ttl_s,
+                 "Seconds a stored response lasts after its last use")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--responses-store-memory", store.max_bytes,
+                 "Bytes of stored responses and conversations (JSON text) at most")
+      ->capture_default_str();
   app.add_option("--chat-template", o.chat_template_file,
                  "File with a Jinja chat template that replaces the model's")
       ->check(CLI::ExistingFile);

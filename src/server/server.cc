@@ -83,6 +83,7 @@ int serve(const ServerOptions& options, ServerContext context) {
   service_options.sse_ping_interval_s = options.sse_ping_interval_s;
   service_options.request_timeout_s = options.request_timeout_s;
   service_options.reasoning_format = options.reasoning_format;
+  service_options.responses_store = options.responses_store;
   OpenAiService service(service_options, backend);
 
   HttpServerOptions http_options;

@@ -8,6 +8,7 @@
 
 #include "engine/sampling.h"
 #include "server/openai_response.h"
+#include "server/response_store.h"
 #include "server/server_props.h"
 
 namespace lmserve::engine {
@@ -46,6 +47,8 @@ struct ServerOptions {
   double idle_timeout_s = 60;       // keep-alive connection idle / slow request read limit
   // --reasoning-format: the message key of reasoning text (none: not extracted).
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
+  // --responses-store, --responses-store-ttl, --responses-store-memory.
+  ResponseStoreLimits responses_store;
 };
 
 // Everything a request handler needs; all references outlive the server.

@@ -28,6 +28,16 @@ export async function clientFor(server, options = {}) {
   return new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000, ...options });
 }
 
+// The official Anthropic client pointed at a running server (Messages API routes).
+export async function anthropicClientFor(server, options = {}) {
+  const pkg = path.join(here, 'node_modules', '@anthropic-ai', 'sdk', 'package.json');
+  if (!existsSync(pkg)) {
+    throw new Error(`the npm package "@anthropic-ai/sdk" is missing: run "npm ci" in ${here}`);
+  }
+  const Anthropic = (await import('@anthropic-ai/sdk')).default;
+  return new Anthropic({ baseURL: server.baseURL, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000, ...options });
+}
+
 // Starts one server (and an official client for it) before a file's tests and stops it after:
 // `const ctx = serveForTests(args)`, then `ctx.server` and `ctx.client` inside the tests.
 export function serveForTests(extraArgs = [], options = {}) {

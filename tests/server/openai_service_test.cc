@@ -1230,3 +1230,44 @@ TEST_F(ServiceTest, GracefulShutdownAnswersEveryRequestInProgress) {
 
 }  // namespace
 }  // namespace lmserve::server
+
+namespace lmserve::server {
+namespace {
+
+// A path served with several methods lists them all; Anthropic's routes answer every error,
+// transport and generation failures included, in Anthropic's shape.
+TEST_F(ServiceTest, AgentRoutesMethodsAndAnthropicErrors) {
+  backend_.script = {{text("partial")}, {failed("the sampler exploded")}};
+  start();
+  TestConnection c(port_);
+  auto wrong = c.request("POST", "/v1/responses/resp_x", "{}", testing::json_headers());
+  expect_error(wrong, 405, "method_not_allowed");
+  EXPECT_EQ(wrong.header("allow"), "GET, DELETE, OPTIONS");
+  expect_error(c.request("GET", "/v1/responses/resp_x"), 404, "response_not_found");
+
+  auto anthropic = [](const TestResponse& r, int status, const std::string& type) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json body = json::parse(r.body, nullptr, false);
+    EXPECT_EQ(body["type"], "error") << r.body;
+    EXPECT_EQ(body["error"]["type"], type) << r.body;
+    EXPECT_TRUE(body["error"]["message"].is_string()) << r.body;
+  };
+  anthropic(c.request("GET", "/v1/messages"), 405, "invalid_request_error");
+  anthropic(post("/v1/messages/count_tokens", json::object()), 400, "invalid_request_error");
+  const json ask = {{"max_tokens", 8}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  anthropic(post("/v1/messages", ask), 500, "api_error");
+
+  json stream = ask;
+  stream["stream"] = true;
+  auto r = post("/v1/messages", stream);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("event: message_start\n"), std::string::npos) << r.body;
+  EXPECT_NE(
+      r.body.find("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\""),
+      std::string::npos)
+      << r.body;
+  EXPECT_EQ(r.body.find("message_stop"), std::string::npos) << r.body;
+}
+
+}  // namespace
+}  // namespace lmserve::server
