@@ -4,6 +4,8 @@
 // llama.cpp peer on the same files.
 //
 // Usage: bench_model --model FILE|DIR [--threads 2] [--pp 512] [--tg 128] [--reps 3]
+//        bench_model --bandwidth [--threads 2]   (read bandwidth: decode's ceiling is
+//                                                 bandwidth / bytes of weights per token)
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -29,6 +31,31 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// GB/s reading a 1 GiB buffer (much larger than any cache) with `threads` threads; best of 5.
+double read_bandwidth(int threads) {
+  const std::size_t n = (std::size_t{1} << 30) / sizeof(std::uint64_t);
+  std::vector<std::uint64_t> buffer(n, 1);
+  lmserve::util::ThreadPool pool(threads);
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.parallel_for(
+        static_cast<std::size_t>(threads),
+        [&](std::size_t begin, std::size_t end) {
+          for (std::size_t t = begin; t < end; ++t) {
+            std::uint64_t sum = 0;
+            for (std::size_t i = t * n / threads; i < (t + 1) * n / threads; ++i) sum += buffer[i];
+            sums[t] = sum;
+          }
+        },
+        1);
+    best = std::max(best, static_cast<double>(n * sizeof(std::uint64_t)) / seconds_since(t0) / 1e9);
+    if (sums[0] == 0) std::cerr << "";  // keep the reads
+  }
+  return best;
+}
+
 long peak_rss_kib() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -44,13 +71,20 @@ int main(int argc, char** argv) {
   CLI::App app{"lmserve model speed: pp and tg tokens per second"};
   std::string model_path;
   int threads = 2, pp = 512, tg = 128, reps = 3;
-  app.add_option("--model", model_path, "GGUF file or HF folder")->required();
+  bool bandwidth = false;
+  app.add_option("--model", model_path, "GGUF file or HF folder");
+  app.add_flag("--bandwidth", bandwidth, "Measure read bandwidth instead (GB/s)");
   app.add_option("--threads", threads)->capture_default_str();
   app.add_option("--pp", pp, "Prompt tokens")->capture_default_str();
   app.add_option("--tg", tg, "Generated tokens")->capture_default_str();
   app.add_option("--reps", reps)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
+    if (bandwidth) {
+      std::cout << read_bandwidth(threads) << "\n";
+      return 0;
+    }
+    if (model_path.empty()) throw std::runtime_error("--model is required");
     const auto t_load = std::chrono::steady_clock::now();
     lmserve::util::ThreadPool pool(threads);
     auto model = lmserve::model::Model::load(model_path, pool);
