@@ -23,6 +23,23 @@ namespace {
 // The 32 codes starting at p (Bits * 4 bytes), as q - 2^(Bits-1).
 template <int Bits>
 void unpack32(const std::uint8_t* p, std::int8_t* c) {
+#if LMSERVE_HAVE_AVX2
+  if constexpr (Bits == 8) {  // q - 128 is q with its top bit flipped
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c),
+                        _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80))));
+    return;
+  }
+  if constexpr (Bits == 4) {  // element 2j: low nibble of byte j; element 2j + 1: its high one
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i nibble = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    const __m128i lo = _mm_and_si128(v, nibble), hi = _mm_and_si128(_mm_srli_epi16(v, 4), nibble);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(c), _mm_sub_epi8(_mm_unpacklo_epi8(lo, hi), eight));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(c + 16),
+                     _mm_sub_epi8(_mm_unpackhi_epi8(lo, hi), eight));
+    return;
+  }
+#endif
   constexpr int kOffset = 1 << (Bits - 1);
   constexpr std::uint32_t kMask = (1u << Bits) - 1;
   std::uint32_t acc = 0;
@@ -49,16 +66,38 @@ float group_param(const void* p, WeightType type, std::size_t i) {
   }
 }
 
-// Sum of a[i] * b[i] over 32 int8 values.
-inline int dot32(const std::int8_t* a, const std::int8_t* b) {
+// One row's unpacked codes, scales and offset-folded biases times one activation row.
+float row_dot(const std::int8_t* codes, const float* scale, const float* bias, int n_groups,
+              int blocks_per_group, const quant::BlockQ8_32* x) {
 #if LMSERVE_HAVE_AVX2
-  const __m256i va = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a));
-  const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
-  // |a| (at most 128, unsigned) times b with a's sign; activations stay within +-127.
-  return hsum(
-      dot_u8_s8(_mm256_setzero_si256(), _mm256_sign_epi8(va, va), _mm256_sign_epi8(vb, va)));
+  // Eight f32 lanes per row: each block adds its 32-bit lane sums times scale * d.
+  __m256 acc = _mm256_setzero_ps();
+  float bias_acc = 0.0f;
+  for (int g = 0, b = 0; g < n_groups; ++g) {
+    float sum = 0.0f;
+    for (int i = 0; i < blocks_per_group; ++i, ++b) {
+      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + b * 32));
+      const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+      // |c| (at most 128, unsigned) times x with c's sign; activations stay within +-127.
+      const __m256i dot =
+          dot_u8_s8(_mm256_setzero_si256(), _mm256_sign_epi8(c, c), _mm256_sign_epi8(xq, c));
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(scale[g] * x[b].d), _mm256_cvtepi32_ps(dot), acc);
+      sum += x[b].s;
+    }
+    bias_acc += bias[g] * sum;
+  }
+  return hsum(acc) + bias_acc;
 #else
-  return int8_dot(a, b, 32);
+  float acc = 0.0f;
+  for (int g = 0, b = 0; g < n_groups; ++g) {
+    float dot = 0.0f, sum = 0.0f;
+    for (int i = 0; i < blocks_per_group; ++i, ++b) {
+      dot += x[b].d * static_cast<float>(int8_dot(codes + b * 32, x[b].qs, 32));
+      sum += x[b].s;
+    }
+    acc += scale[g] * dot + bias[g] * sum;
+  }
+  return acc;
 #endif
 }
 
@@ -97,16 +136,8 @@ struct MlxAffine {
       for (int t = 0; t < n_tokens; ++t) {
         const auto* xb =
             reinterpret_cast<const quant::BlockQ8_32*>(x + static_cast<std::size_t>(t) * x_stride);
-        float acc = 0.0f;
-        for (int g = 0, b = 0; g < n_groups; ++g) {
-          float dot = 0.0f, sum = 0.0f;
-          for (int i = 0; i < blocks_per_group; ++i, ++b) {
-            dot += xb[b].d * static_cast<float>(dot32(codes.data() + b * 32, xb[b].qs));
-            sum += xb[b].s;
-          }
-          acc += scale[g] * dot + bias[g] * sum;
-        }
-        y[static_cast<std::size_t>(t) * static_cast<std::size_t>(w.rows) + r] = acc;
+        y[static_cast<std::size_t>(t) * static_cast<std::size_t>(w.rows) + r] =
+            row_dot(codes.data(), scale.data(), bias.data(), n_groups, blocks_per_group, xb);
       }
     }
   }
