@@ -181,16 +181,16 @@ LMSERVE_FLOAT_TYPE(F16)
 LMSERVE_FLOAT_TYPE(BF16)
 #undef LMSERVE_FLOAT_TYPE
 
-void dequantize_F32(const std::byte* row, float* out, int n) {
-  std::memcpy(out, row, static_cast<std::size_t>(n) * sizeof(float));
+void dequantize_F32(const WeightMatrix& w, int row, float* out) {
+  std::memcpy(out, weight_row(w, row), static_cast<std::size_t>(w.cols) * sizeof(float));
 }
-void dequantize_F16(const std::byte* row, float* out, int n) {
-  const auto* h = reinterpret_cast<const std::uint16_t*>(row);
-  for (int i = 0; i < n; ++i) out[i] = f16_to_f32(h[i]);
+void dequantize_F16(const WeightMatrix& w, int row, float* out) {
+  const auto* h = reinterpret_cast<const std::uint16_t*>(weight_row(w, row));
+  for (int i = 0; i < w.cols; ++i) out[i] = f16_to_f32(h[i]);
 }
-void dequantize_BF16(const std::byte* row, float* out, int n) {
-  const auto* h = reinterpret_cast<const std::uint16_t*>(row);
-  for (int i = 0; i < n; ++i) out[i] = bf16_to_f32(h[i]);
+void dequantize_BF16(const WeightMatrix& w, int row, float* out) {
+  const auto* h = reinterpret_cast<const std::uint16_t*>(weight_row(w, row));
+  for (int i = 0; i < w.cols; ++i) out[i] = bf16_to_f32(h[i]);
 }
 
 }  // namespace lmserve::kernels::LMSERVE_TARGET_NS

@@ -85,15 +85,19 @@ void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n
 WeightMatrix weight_rows(const WeightMatrix& w, int first, int n) {
   WeightMatrix part = w;
   part.rows = n;
-  part.data = static_cast<const std::byte*>(w.data) +
-              static_cast<std::size_t>(first) * weight_row_bytes(w.type, w.cols);
+  part.data = weight_row(w, first);
+  if (w.group_size > 0) {
+    const std::size_t skip = static_cast<std::size_t>(first) *
+                             static_cast<std::size_t>(w.cols / w.group_size) *
+                             weight_format(w.scale_type).block_bytes;
+    part.scales = static_cast<const std::byte*>(w.scales) + skip;
+    part.biases = static_cast<const std::byte*>(w.biases) + skip;
+  }
   return part;
 }
 
 void weight_row_to_f32(const WeightMatrix& w, int row, float* out) {
-  const auto* p = static_cast<const std::byte*>(w.data) +
-                  static_cast<std::size_t>(row) * weight_row_bytes(w.type, w.cols);
-  active_kernels().dequantize[static_cast<int>(w.type)](p, out, w.cols);
+  active_kernels().dequantize[static_cast<int>(w.type)](w, row, out);
 }
 
 }  // namespace lmserve::kernels

@@ -1,8 +1,9 @@
 // Products of f32 activations with weight matrices in any format of the weight-format table
-// (f32, f16, bf16, GGUF's block-quantized types). Weights are read in place (e.g. from an
-// mmap'd checkpoint); quantized formats get their activations quantized once per product.
+// (f32, f16, bf16, GGUF's block-quantized types, MLX affine). Weights are read in place (e.g. from
+// an mmap'd checkpoint); quantized formats get their activations quantized once per product.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kernels/weight_format.h"
@@ -19,7 +20,19 @@ struct WeightMatrix {
   const void* data = nullptr;
   int rows = 0;
   int cols = 0;
+  // Formats with per-group parameters stored apart from the codes (MLX affine): row r's group g
+  // uses scales[r * cols / group_size + g] and biases[...], both of scale_type (F32/F16/BF16).
+  const void* scales = nullptr;
+  const void* biases = nullptr;
+  WeightType scale_type = WeightType::kF32;
+  int group_size = 0;
 };
+
+// The stored bytes of row `row`.
+inline const std::byte* weight_row(const WeightMatrix& w, int row) {
+  return static_cast<const std::byte*>(w.data) +
+         static_cast<std::size_t>(row) * weight_row_bytes(w.type, w.cols);
+}
 
 // y[t, r] = sum_c w[r, c] * x[t, c] for t in [0, n_tokens): x is [n_tokens, cols] and y is
 // [n_tokens, rows], both dense. Parallel over output rows; tiny products run on the caller.

@@ -18,8 +18,8 @@ namespace lmserve::kernels {
 // x + t * x_stride, in the form weight_format(w.type).activation names.
 using MatmulRowsFn = void (*)(const WeightMatrix& w, const std::byte* x, std::size_t x_stride,
                               int n_tokens, float* y, int r_begin, int r_end);
-// n values (a multiple of the block) of one stored row, widened to f32.
-using DequantizeFn = void (*)(const std::byte* row, float* out, int n);
+// Row `row` of w (w.cols values), widened to f32.
+using DequantizeFn = void (*)(const WeightMatrix& w, int row, float* out);
 // One f32 row of n values into the activation form (n a multiple of its block).
 using QuantizeFn = void (*)(const float* x, std::byte* out, int n);
 using PagedAttentionFn = void (*)(util::ThreadPool& pool, const AttentionShape& shape,

@@ -8,7 +8,7 @@ namespace lmserve::kernels::LMSERVE_TARGET_NS {
 #define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation)                             \
   void matmul_rows_##name(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, \
                           int n_tokens, float* y, int r_begin, int r_end);                 \
-  void dequantize_##name(const std::byte* row, float* out, int n);
+  void dequantize_##name(const WeightMatrix& w, int row, float* out);
 #include "kernels/weight_types.def"
 #undef LMSERVE_WEIGHT_TYPE
 

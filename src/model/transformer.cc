@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -103,19 +104,87 @@ void TransformerModel::bind_layer(int l) {
 }
 
 kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, int cols) {
+  if (auto params = mlx_quantization(name)) return mlx_matrix(name, rows, cols, *params);
+  if (const auto* packed = weights_.find(name);
+      packed != nullptr && packed->dtype == formats::DType::kU32 && name.ends_with(".weight")) {
+    const std::string module(name.substr(0, name.size() - std::string_view(".weight").size()));
+    throw FileError(weights_.origin().string() + ": tensor \"" + packed->name +
+                    "\" is packed U32 (MLX quantization) but " + module +
+                    " is not quantized: no \"" + module +
+                    ".scales\", no \"quantization\" in config.json, or the module is false there");
+  }
   const auto& t = weights_.get(name, {rows, cols});
   kernels::WeightMatrix m;
   m.type = weight_type(t, weights_.origin().string());
   m.rows = rows;
   m.cols = cols;
-  m.data = t.data;
+  m.data = element_data(t);
+  return m;
+}
+
+const void* TransformerModel::element_data(const formats::TensorView& t) {
   weight_bytes_ += t.nbytes;
-  if (!t.element_aligned()) {
-    // Kernels read elements through typed pointers; a file without the usual header padding
-    // gets this one tensor copied (same dtype, no widening).
-    realigned_.emplace_back(t.data, t.data + t.nbytes);
-    m.data = realigned_.back().data();
+  if (t.element_aligned()) return t.data;
+  // Kernels read elements through typed pointers; a file without the usual header padding
+  // gets this one tensor copied (same dtype, no widening).
+  realigned_.emplace_back(t.data, t.data + t.nbytes);
+  return realigned_.back().data();
+}
+
+std::optional<MlxQuantization::Params> TransformerModel::mlx_quantization(
+    std::string_view name) const {
+  const auto& q = config_.quantization;
+  constexpr std::string_view kSuffix = ".weight";
+  if (!q.present || !name.ends_with(kSuffix)) return std::nullopt;
+  const std::string module(name.substr(0, name.size() - kSuffix.size()));
+  if (auto it = q.modules.find(module); it != q.modules.end()) return it->second;
+  if (weights_.find(module + ".scales") == nullptr) return std::nullopt;
+  return q.defaults;
+}
+
+kernels::WeightMatrix TransformerModel::mlx_matrix(std::string_view name, int rows, int cols,
+                                                   const MlxQuantization::Params& p) {
+  const std::string where = weights_.origin().string();
+  const std::string module(name.substr(0, name.size() - std::string_view(".weight").size()));
+  const std::string params =
+      " (" + std::to_string(p.bits) + "-bit, group_size " + std::to_string(p.group_size) + ")";
+  if (cols % p.group_size != 0) {
+    throw FileError(where + ": " + module + params + ": its input dimension " +
+                    std::to_string(cols) + " is not a multiple of the group size");
   }
+  const auto& w = weights_.get(name, {rows, cols / 32 * p.bits});
+  if (w.dtype != formats::DType::kU32) {
+    throw FileError(where + ": quantized tensor \"" + w.name + "\"" + params + " has dtype " +
+                    std::string(formats::dtype_name(w.dtype)) + ", expected U32");
+  }
+  auto group_tensor = [&](const char* suffix) -> const formats::TensorView& {
+    const std::string tensor = module + suffix;
+    if (weights_.find(tensor) == nullptr) {
+      throw FileError(where + ": quantized module " + module + params + " has no tensor \"" +
+                      tensor + "\"");
+    }
+    return weights_.get(tensor, {rows, cols / p.group_size});
+  };
+  const auto& scales = group_tensor(".scales");
+  const auto& biases = group_tensor(".biases");
+  const auto scale_type = kernels::weight_type_named(formats::dtype_name(scales.dtype));
+  if (scales.dtype != biases.dtype || !scale_type ||
+      kernels::weight_format(*scale_type).block_elements != 1) {
+    throw FileError(where + ": " + module +
+                    ".scales and .biases must both be F32, F16 or BF16, got " +
+                    std::string(formats::dtype_name(scales.dtype)) + " and " +
+                    std::string(formats::dtype_name(biases.dtype)));
+  }
+  // The weight-format table has one row per width, "MLX<bits>" (config parsing checked bits).
+  kernels::WeightMatrix m;
+  m.type = *kernels::weight_type_named("MLX" + std::to_string(p.bits));
+  m.rows = rows;
+  m.cols = cols;
+  m.data = element_data(w);
+  m.scales = element_data(scales);
+  m.biases = element_data(biases);
+  m.scale_type = *scale_type;
+  m.group_size = p.group_size;
   return m;
 }
 

@@ -58,74 +58,160 @@ std::vector<std::uint8_t> random_blocks(const QuantCase& c, int rows, int cols, 
   return bytes;
 }
 
+// The scalar target's product of w with `tokens` random rows against a double-precision one of
+// the dequantized weights and quantized activations, and every target's against the scalar one.
+void check_product(const WeightMatrix& w, int tokens, std::mt19937& rng, util::ThreadPool& pool) {
+  const TargetKernels& scalar = *cpu_target("scalar");
+  const int rows = w.rows, cols = w.cols;
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(tokens) * static_cast<std::size_t>(cols));
+  for (auto& v : x) v = dist(rng);
+
+  // What the kernels multiply: dequantized weights and the quantized activations.
+  std::vector<float> w_deq(static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
+  for (int r = 0; r < rows; ++r) weight_row_to_f32(w, r, w_deq.data() + r * cols);
+  const ActivationType act = weight_format(w.type).activation;
+  const std::size_t act_bytes = activation_row_bytes(act, cols);
+  std::vector<float> x_deq(x.size());
+  for (int t = 0; t < tokens; ++t) {
+    std::vector<Chunk> storage;
+    std::byte* q = aligned_bytes(storage, act_bytes);
+    scalar.quantize[static_cast<int>(act)](x.data() + t * cols, q, cols);
+    for (int i = 0; i < cols; ++i) {
+      float d;
+      std::int8_t qi;
+      if (act == ActivationType::kQ8_32) {
+        const auto& b = reinterpret_cast<const quant::BlockQ8_32*>(q)[i / 32];
+        d = b.d, qi = b.qs[i % 32];
+      } else {
+        const auto& b = reinterpret_cast<const quant::BlockQ8_256*>(q)[i / 256];
+        d = b.d, qi = b.qs[i % 256];
+      }
+      x_deq[static_cast<std::size_t>(t * cols + i)] = d * qi;
+    }
+  }
+
+  std::vector<float> y_scalar(static_cast<std::size_t>(tokens * rows));
+  matmul(scalar, pool, w, x.data(), tokens, y_scalar.data());
+  for (int t = 0; t < tokens; ++t) {
+    for (int r = 0; r < rows; ++r) {
+      double ref = 0.0, mag = 0.0;
+      for (int i = 0; i < cols; ++i) {
+        const double p = static_cast<double>(w_deq[static_cast<std::size_t>(r * cols + i)]) *
+                         x_deq[static_cast<std::size_t>(t * cols + i)];
+        ref += p;
+        mag += std::abs(p);
+      }
+      // 1e-3: Q4_1/Q5_1 carry the activation sum times d rounded to f16, as llama.cpp does.
+      ASSERT_NEAR(y_scalar[static_cast<std::size_t>(t * rows + r)], ref, 1e-3 * mag + 1e-6)
+          << "t " << t << " r " << r;
+    }
+  }
+  for (auto name : available_cpu_targets()) {
+    std::vector<float> y(y_scalar.size());
+    matmul(*cpu_target(name), pool, w, x.data(), tokens, y.data());
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      ASSERT_NEAR(y[i], y_scalar[i], 1e-5 * std::abs(y_scalar[i]) + 1e-4) << name << " " << i;
+    }
+  }
+}
+
+// (rows, blocks per row, tokens): odd rows and tokens, one and many blocks.
+const int kShapes[][3] = {{1, 1, 1}, {3, 2, 1},  {5, 3, 2},   {7, 1, 5},
+                          {9, 4, 3}, {33, 2, 7}, {130, 3, 1}, {67, 8, 9}};
+
 TEST(QuantMatmul, ScalarMatchesDequantizedReferenceAndSimdMatchesScalar) {
   std::mt19937 rng(11);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
   util::ThreadPool pool(2);
-  const TargetKernels& scalar = *cpu_target("scalar");
-  // (rows, blocks per row, tokens): odd rows and tokens, one and many blocks.
-  const int shapes[][3] = {{1, 1, 1}, {3, 2, 1},  {5, 3, 2},   {7, 1, 5},
-                           {9, 4, 3}, {33, 2, 7}, {130, 3, 1}, {67, 8, 9}};
   for (const auto& c : kCases) {
     const auto& f = weight_format(c.type);
-    for (const auto& s : shapes) {
+    for (const auto& s : kShapes) {
       const int rows = s[0], cols = s[1] * f.block_elements, tokens = s[2];
       SCOPED_TRACE(std::string(f.name) + " rows " + std::to_string(rows) + " cols " +
                    std::to_string(cols) + " tokens " + std::to_string(tokens));
       auto bytes = random_blocks(c, rows, cols, rng);
-      const WeightMatrix w{c.type, bytes.data(), rows, cols};
-      std::vector<float> x(static_cast<std::size_t>(tokens) * static_cast<std::size_t>(cols));
-      for (auto& v : x) v = dist(rng);
+      check_product(WeightMatrix{c.type, bytes.data(), rows, cols}, tokens, rng, pool);
+    }
+  }
+}
 
-      // What the kernels multiply: dequantized weights and the quantized activations.
-      std::vector<float> w_deq(static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols));
-      for (int r = 0; r < rows; ++r) weight_row_to_f32(w, r, w_deq.data() + r * cols);
-      const ActivationType act = f.activation;
-      const std::size_t act_bytes = activation_row_bytes(act, cols);
-      std::vector<float> x_deq(x.size());
-      for (int t = 0; t < tokens; ++t) {
-        std::vector<Chunk> storage;
-        std::byte* q = aligned_bytes(storage, act_bytes);
-        scalar.quantize[static_cast<int>(act)](x.data() + t * cols, q, cols);
-        for (int i = 0; i < cols; ++i) {
-          float d;
-          std::int8_t qi;
-          if (act == ActivationType::kQ8_32) {
-            const auto& b = reinterpret_cast<const quant::BlockQ8_32*>(q)[i / 32];
-            d = b.d, qi = b.qs[i % 32];
-          } else {
-            const auto& b = reinterpret_cast<const quant::BlockQ8_256*>(q)[i / 256];
-            d = b.d, qi = b.qs[i % 256];
+// MLX affine: random codes, scales of both signs and biases in each scale dtype, every width and
+// group size; the groups of one row may be 1 to 8 (rows, tokens as above).
+TEST(QuantMatmul, MlxAffineMatchesDequantizedReferenceOnEveryTarget) {
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> param(-0.05f, 0.05f);
+  util::ThreadPool pool(2);
+  for (auto type : {WeightType::kMLX2, WeightType::kMLX3, WeightType::kMLX4, WeightType::kMLX5,
+                    WeightType::kMLX6, WeightType::kMLX8}) {
+    for (int group : {32, 64, 128}) {
+      for (auto scale_type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16}) {
+        for (const auto& s : kShapes) {
+          const int rows = s[0], cols = s[1] * group, tokens = s[2];
+          SCOPED_TRACE(std::string(weight_format(type).name) + " group " + std::to_string(group) +
+                       " scales " + std::string(weight_format(scale_type).name) + " rows " +
+                       std::to_string(rows) + " cols " + std::to_string(cols));
+          std::vector<std::uint8_t> codes(static_cast<std::size_t>(rows) *
+                                          weight_row_bytes(type, cols));
+          for (auto& b : codes) b = static_cast<std::uint8_t>(byte(rng));
+          const std::size_t n_groups = static_cast<std::size_t>(rows) * (cols / group);
+          std::vector<std::uint8_t> scales(n_groups * 4), biases(n_groups * 4);
+          for (std::size_t g = 0; g < n_groups; ++g) {
+            for (auto* p : {&scales, &biases}) {
+              const float v = param(rng);
+              if (scale_type == WeightType::kF32) {
+                std::memcpy(p->data() + g * 4, &v, 4);
+              } else {
+                const std::uint16_t h =
+                    scale_type == WeightType::kF16 ? f32_to_f16(v) : f32_to_bf16(v);
+                std::memcpy(p->data() + g * 2, &h, 2);
+              }
+            }
           }
-          x_deq[static_cast<std::size_t>(t * cols + i)] = d * qi;
-        }
-      }
-
-      std::vector<float> y_scalar(static_cast<std::size_t>(tokens * rows));
-      matmul(scalar, pool, w, x.data(), tokens, y_scalar.data());
-      for (int t = 0; t < tokens; ++t) {
-        for (int r = 0; r < rows; ++r) {
-          double ref = 0.0, mag = 0.0;
-          for (int i = 0; i < cols; ++i) {
-            const double p = static_cast<double>(w_deq[static_cast<std::size_t>(r * cols + i)]) *
-                             x_deq[static_cast<std::size_t>(t * cols + i)];
-            ref += p;
-            mag += std::abs(p);
+          WeightMatrix w{type, codes.data(), rows, cols};
+          w.scales = scales.data();
+          w.biases = biases.data();
+          w.scale_type = scale_type;
+          w.group_size = group;
+          check_product(w, tokens, rng, pool);
+          // A part of the rows reads its own groups' parameters.
+          if (rows > 2) {
+            const WeightMatrix part = weight_rows(w, 2, rows - 2);
+            std::vector<float> a(static_cast<std::size_t>(cols)), b(a.size());
+            weight_row_to_f32(w, rows - 1, a.data());
+            weight_row_to_f32(part, rows - 3, b.data());
+            ASSERT_EQ(a, b);
           }
-          // 1e-3: Q4_1/Q5_1 carry the activation sum times d rounded to f16, as llama.cpp does.
-          ASSERT_NEAR(y_scalar[static_cast<std::size_t>(t * rows + r)], ref, 1e-3 * mag + 1e-6)
-              << "t " << t << " r " << r;
-        }
-      }
-      for (auto name : available_cpu_targets()) {
-        std::vector<float> y(y_scalar.size());
-        matmul(*cpu_target(name), pool, w, x.data(), tokens, y.data());
-        for (std::size_t i = 0; i < y.size(); ++i) {
-          ASSERT_NEAR(y[i], y_scalar[i], 1e-5 * std::abs(y_scalar[i]) + 1e-4) << name << " " << i;
         }
       }
     }
   }
+}
+
+// api-contract §6.7's worked examples of MLX's bit packing, dequantized exactly.
+TEST(QuantMatmul, MlxAffineUnpacksTheContractExamples) {
+  auto row = [](WeightType type, std::vector<std::uint8_t> bytes, float scale, float bias) {
+    bytes.resize(weight_row_bytes(type, 32), 0);
+    WeightMatrix w{type, bytes.data(), 1, 32};
+    w.scales = &scale;
+    w.biases = &bias;
+    w.group_size = 32;
+    std::vector<float> out(32);
+    weight_row_to_f32(w, 0, out.data());
+    return out;
+  };
+  const auto four = row(WeightType::kMLX4, {0x21, 0x43, 0x65, 0x87}, 0.5f, -1.0f);
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(four[k], 0.5f * (k + 1) - 1.0f) << k;
+  const auto three = row(WeightType::kMLX3, {0xD1, 0x58, 0x1F}, 1.0f, 0.0f);
+  EXPECT_EQ(std::vector<float>(three.begin(), three.begin() + 8),
+            (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 0}));
+  const auto six = row(WeightType::kMLX6, {0x7F, 0x20, 0x0C}, 1.0f, 0.0f);
+  EXPECT_EQ(std::vector<float>(six.begin(), six.begin() + 4), (std::vector<float>{63, 1, 2, 3}));
+  // 3-bit element 10 straddles words 0 and 1: bits 30-31 of word 0 and bit 0 of word 1.
+  const auto straddle = row(WeightType::kMLX3, {0, 0, 0, 0xC0, 0x01}, 1.0f, 0.0f);
+  EXPECT_EQ(straddle[10], 7.0f);
+  EXPECT_EQ(straddle[9], 0.0f);
+  EXPECT_EQ(straddle[11], 0.0f);
 }
 
 TEST(QuantMatmul, EveryTargetQuantizesActivationsToTheSameBytes) {

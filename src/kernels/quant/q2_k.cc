@@ -44,7 +44,9 @@ using Q2_K = KFormat<Q2_KLayout>;
 
 }  // namespace
 
-void dequantize_Q2_K(const std::byte* row, float* out, int n) { Q2_K::dequantize(row, out, n); }
+void dequantize_Q2_K(const WeightMatrix& w, int row, float* out) {
+  Q2_K::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q2_K(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {

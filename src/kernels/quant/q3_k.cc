@@ -53,7 +53,9 @@ using Q3_K = KFormat<Q3_KLayout>;
 
 }  // namespace
 
-void dequantize_Q3_K(const std::byte* row, float* out, int n) { Q3_K::dequantize(row, out, n); }
+void dequantize_Q3_K(const WeightMatrix& w, int row, float* out) {
+  Q3_K::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q3_K(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {

@@ -20,7 +20,9 @@ using Q4_1 = LegacyFormat<Q4_1Layout>;
 
 }  // namespace
 
-void dequantize_Q4_1(const std::byte* row, float* out, int n) { Q4_1::dequantize(row, out, n); }
+void dequantize_Q4_1(const WeightMatrix& w, int row, float* out) {
+  Q4_1::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q4_1(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {

@@ -42,7 +42,9 @@ using Q4_K = KFormat<Q4_KLayout>;
 
 }  // namespace
 
-void dequantize_Q4_K(const std::byte* row, float* out, int n) { Q4_K::dequantize(row, out, n); }
+void dequantize_Q4_K(const WeightMatrix& w, int row, float* out) {
+  Q4_K::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q4_K(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {

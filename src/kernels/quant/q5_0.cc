@@ -20,7 +20,9 @@ using Q5_0 = LegacyFormat<Q5_0Layout>;
 
 }  // namespace
 
-void dequantize_Q5_0(const std::byte* row, float* out, int n) { Q5_0::dequantize(row, out, n); }
+void dequantize_Q5_0(const WeightMatrix& w, int row, float* out) {
+  Q5_0::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q5_0(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {

@@ -49,7 +49,9 @@ using Q5_K = KFormat<Q5_KLayout>;
 
 }  // namespace
 
-void dequantize_Q5_K(const std::byte* row, float* out, int n) { Q5_K::dequantize(row, out, n); }
+void dequantize_Q5_K(const WeightMatrix& w, int row, float* out) {
+  Q5_K::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q5_K(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {

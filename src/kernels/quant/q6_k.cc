@@ -53,7 +53,9 @@ using Q6_K = KFormat<Q6_KLayout>;
 
 }  // namespace
 
-void dequantize_Q6_K(const std::byte* row, float* out, int n) { Q6_K::dequantize(row, out, n); }
+void dequantize_Q6_K(const WeightMatrix& w, int row, float* out) {
+  Q6_K::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q6_K(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {

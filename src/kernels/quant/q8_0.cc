@@ -24,7 +24,9 @@ using Q8_0 = LegacyFormat<Q8_0Layout>;
 
 }  // namespace
 
-void dequantize_Q8_0(const std::byte* row, float* out, int n) { Q8_0::dequantize(row, out, n); }
+void dequantize_Q8_0(const WeightMatrix& w, int row, float* out) {
+  Q8_0::dequantize(weight_row(w, row), out, w.cols);
+}
 
 void matmul_rows_Q8_0(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {
