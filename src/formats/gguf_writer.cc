@@ -41,28 +41,6 @@ class Out {
   std::uint64_t written_ = 0;
 };
 
-std::size_t scalar_size(GgufType t) {
-  switch (t) {
-    case GgufType::kUint8:
-    case GgufType::kInt8:
-    case GgufType::kBool:
-      return 1;
-    case GgufType::kUint16:
-    case GgufType::kInt16:
-      return 2;
-    case GgufType::kUint32:
-    case GgufType::kInt32:
-    case GgufType::kFloat32:
-      return 4;
-    case GgufType::kUint64:
-    case GgufType::kInt64:
-    case GgufType::kFloat64:
-      return 8;
-    default:
-      return 0;
-  }
-}
-
 void write_scalar(Out& out, const GgufValue& v) {
   switch (v.type) {
     case GgufType::kUint8:
@@ -94,7 +72,7 @@ void write_scalar(Out& out, const GgufValue& v) {
       if (v.array_type == GgufType::kString) {
         for (auto s : v.strings) out.string(s);
       } else {
-        out.bytes(v.array_data, v.array_size * scalar_size(v.array_type));
+        out.bytes(v.array_data, v.array_size * gguf_scalar_size(v.array_type));
       }
       return;
   }

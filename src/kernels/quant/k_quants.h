@@ -73,6 +73,16 @@ struct KUnpacked {
   alignas(32) std::int16_t mins[16];
 };
 
+// Q4_K's and Q5_K's 6-bit scales and mins (one per 32 values) as KUnpacked's per-16 entries.
+inline void k4_unpacked_scales(const std::uint8_t* packed, KUnpacked& u) {
+  std::uint8_t sm[16];
+  quant::k4_scales_mins(packed, sm);
+  for (int j = 0; j < 16; ++j) {
+    u.scales[j] = sm[j / 2];
+    u.mins[j] = sm[8 + j / 2];
+  }
+}
+
 // The vector kernel: Layout also gives
 //   static void unpack_simd(const Block&, KUnpacked&)
 // Sums are exact integers per block, combined with the scales in the portable kernel's float

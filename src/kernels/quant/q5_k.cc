@@ -26,12 +26,7 @@ struct Q5_KLayout {
   }
 #if LMSERVE_HAVE_AVX2
   static void unpack_simd(const Block& b, KUnpacked& u) {
-    std::uint8_t sm[16];
-    quant::k4_scales_mins(b.scales, sm);
-    for (int j = 0; j < 16; ++j) {
-      u.scales[j] = sm[j / 2];
-      u.mins[j] = sm[8 + j / 2];
-    }
+    k4_unpacked_scales(b.scales, u);
     const __m256i low4 = _mm256_set1_epi8(0x0F), bit = _mm256_set1_epi8(1);
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
     for (int c = 0; c < 4; ++c) {
