@@ -7,14 +7,6 @@
 namespace lmserve::server {
 namespace {
 
-std::string at(const std::string& param, std::size_t i) {
-  return param + "[" + std::to_string(i) + "]";
-}
-
-[[noreturn]] void unsupported(const std::string& param, const std::string& what) {
-  fail("unsupported_parameter", param, what + " is not supported by this server");
-}
-
 const std::string& required_string(const json& object, const char* key, const std::string& p) {
   const json* v = field(object, key);
   if (!v) missing(p + "." + key);
@@ -34,7 +26,7 @@ std::string text_content(const json& content, const std::string& param) {
   require_array(content, param);
   std::string text;
   for (std::size_t i = 0; i < content.size(); ++i) {
-    const std::string p = at(param, i);
+    const std::string p = param_at(param, i);
     const json& block = require_object(content[i], p);
     const std::string& type = required_string(block, "type", p);
     if (type != "text") unsupported(p + ".type", "content block type '" + type + "' here");
@@ -63,7 +55,7 @@ void add_message(const json& message, const std::string& p, json& out) {
   json calls = json::array();
   std::string thinking;
   for (std::size_t i = 0; i < content->size(); ++i) {
-    const std::string bp = at(cp, i);
+    const std::string bp = param_at(cp, i);
     const json& block = require_object((*content)[i], bp);
     const std::string& type = required_string(block, "type", bp);
     if (type == "text") {
@@ -103,7 +95,7 @@ json chat_tools(const json& tools) {
   require_array(tools, "tools");
   json out = json::array();
   for (std::size_t i = 0; i < tools.size(); ++i) {
-    const std::string p = at("tools", i);
+    const std::string p = param_at("tools", i);
     const json& tool = require_object(tools[i], p);
     if (const json* type = field(tool, "type")) {
       const std::string& t = require_string(*type, p + ".type");
@@ -132,7 +124,7 @@ json chat_prompt_body(const json& body) {
   require_array(*list, "messages");
   if (list->empty()) fail("invalid_value", "messages", "'messages' must not be empty");
   for (std::size_t i = 0; i < list->size(); ++i)
-    add_message((*list)[i], at("messages", i), messages);
+    add_message((*list)[i], param_at("messages", i), messages);
   json chat = {{"messages", std::move(messages)}};
   if (const json* v = field(body, "model")) chat["model"] = *v;
   if (const json* v = field(body, "tools")) chat["tools"] = chat_tools(*v);

@@ -97,4 +97,12 @@ void missing(const std::string& param) {
   fail("missing_required_parameter", param, "'" + param + "' is required");
 }
 
+void unsupported(const std::string& param, const std::string& what) {
+  fail("unsupported_parameter", param, what + " is not supported by this server");
+}
+
+std::string param_at(const std::string& param, std::size_t i) {
+  return param + "[" + std::to_string(i) + "]";
+}
+
 }  // namespace lmserve::server

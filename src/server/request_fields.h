@@ -19,6 +19,10 @@ const json* field(const json& object, const char* key);
 const char* kind_of(const json& v);  // "a string", "an array", ...
 [[noreturn]] void wrong_type(const std::string& param, const char* expected, const json& got);
 [[noreturn]] void missing(const std::string& param);  // missing_required_parameter
+// 400 unsupported_parameter: "<what> is not supported by this server".
+[[noreturn]] void unsupported(const std::string& param, const std::string& what);
+// "param[i]": the path of an array element, for errors.
+std::string param_at(const std::string& param, std::size_t i);
 
 std::int64_t require_int(const json& v, const std::string& param);
 double require_number(const json& v, const std::string& param);

@@ -5,14 +5,6 @@
 namespace lmserve::server {
 namespace {
 
-std::string at(const std::string& param, std::size_t i) {
-  return param + "[" + std::to_string(i) + "]";
-}
-
-[[noreturn]] void unsupported(const std::string& param, const std::string& what) {
-  fail("unsupported_parameter", param, what + " is not supported by this server");
-}
-
 // A message item's content: a string, or input_text / output_text parts, joined by newlines
 // (every template takes a string; some print a list of parts as its Python repr).
 std::string message_content(const json& content, const std::string& param) {
@@ -20,7 +12,7 @@ std::string message_content(const json& content, const std::string& param) {
   require_array(content, param);
   std::string joined;
   for (std::size_t j = 0; j < content.size(); ++j) {
-    const std::string p = at(param, j);
+    const std::string p = param_at(param, j);
     const json& part = require_object(content[j], p);
     auto add_text = [&joined, j](const std::string& piece) {
       joined += (j > 0 ? "\n" : "") + piece;
@@ -53,7 +45,7 @@ std::string reasoning_text(const json& item, const std::string& param) {
     if (!parts) continue;
     require_array(*parts, param + "." + key);
     for (std::size_t j = 0; j < parts->size(); ++j) {
-      const std::string p = at(param + "." + key, j);
+      const std::string p = param_at(param + "." + key, j);
       const json* t = field(require_object((*parts)[j], p), "text");
       if (!t) missing(p + ".text");
       text += require_string(*t, p + ".text");
@@ -83,7 +75,7 @@ json responses_input_messages(const json& input) {
   if (!input.is_array()) wrong_type("input", "a string or an array of items", input);
   if (input.empty()) fail("invalid_value", "input", "'input' must not be empty");
   for (std::size_t i = 0; i < input.size(); ++i) {
-    const std::string p = at("input", i);
+    const std::string p = param_at("input", i);
     const json& item = require_object(input[i], p);
     const json* type_field = field(item, "type");
     const std::string type =
@@ -152,7 +144,7 @@ json chat_tools(const json& tools) {
   require_array(tools, "tools");
   json out = json::array();
   for (std::size_t i = 0; i < tools.size(); ++i) {
-    const std::string p = at("tools", i);
+    const std::string p = param_at("tools", i);
     const json& tool = require_object(tools[i], p);
     const json* type = field(tool, "type");
     if (!type) missing(p + ".type");
