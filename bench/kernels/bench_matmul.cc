@@ -1,8 +1,11 @@
 // Kernel micro-benchmark (not a test): weight x activation products at real model shapes for
 // 1..N activation rows, reporting time per call, GFLOP/s and weight bytes read per second.
+// Quantized weights come from the project's own quantizers (kernels/quant/quantize.h).
 //
-//   bench_matmul [--rows 8192] [--cols 2048] [--type f16|bf16|f32] [--tokens 1,4,16] [--threads 0]
+//   bench_matmul [--rows 8192] [--cols 2048] [--type f16|bf16|f32|q8_0|q4_0|q4_k|q6_k]
+//                [--tokens 1,4,16] [--threads 0]
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -11,6 +14,7 @@
 
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
+#include "kernels/quant/quantize.h"
 #include "util/thread_pool.h"
 
 using namespace lmserve;
@@ -23,8 +27,7 @@ int main(int argc, char** argv) {
   std::vector<int> tokens = {1, 4, 16};
   app.add_option("--rows", rows)->capture_default_str();
   app.add_option("--cols", cols)->capture_default_str();
-  app.add_option("--type", type)
-      ->check(CLI::IsMember({"f16", "bf16", "f32"}))
+  app.add_option("--type", type, "f32, f16, bf16 or a quantized format (q8_0, q4_0, q4_k, q6_k)")
       ->capture_default_str();
   app.add_option("--tokens", tokens)->delimiter(',');
   app.add_option("--threads", threads, "0 = one per core")->capture_default_str();
@@ -36,16 +39,38 @@ int main(int argc, char** argv) {
   const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
   std::vector<float> w32(n);
   for (auto& v : w32) v = dist(rng) * 0.02f;
-  std::vector<std::uint16_t> w16(n);
-  kernels::WeightMatrix w{kernels::WeightType::kF32, w32.data(), rows, cols};
-  if (type == "f16") {
-    kernels::f32_to_f16(w32.data(), w16.data(), static_cast<int>(n));
-    w = {kernels::WeightType::kF16, w16.data(), rows, cols};
-  } else if (type == "bf16") {
-    for (std::size_t i = 0; i < n; ++i) w16[i] = kernels::f32_to_bf16(w32[i]);
-    w = {kernels::WeightType::kBF16, w16.data(), rows, cols};
+  std::string type_name = type;
+  for (char& c : type_name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const auto weight_type = kernels::weight_type_named(type_name);
+  if (!weight_type) {
+    std::fprintf(stderr, "unknown --type %s\n", type.c_str());
+    return 2;
   }
-  const double weight_bytes = static_cast<double>(n) * (type == "f32" ? 4 : 2);
+  std::vector<std::uint16_t> w16;
+  std::vector<std::byte> wq;
+  kernels::WeightMatrix w{*weight_type, w32.data(), rows, cols};
+  if (*weight_type == kernels::WeightType::kF16) {
+    w16.resize(n);
+    kernels::f32_to_f16(w32.data(), w16.data(), static_cast<int>(n));
+    w.data = w16.data();
+  } else if (*weight_type == kernels::WeightType::kBF16) {
+    w16.resize(n);
+    for (std::size_t i = 0; i < n; ++i) w16[i] = kernels::f32_to_bf16(w32[i]);
+    w.data = w16.data();
+  } else if (*weight_type != kernels::WeightType::kF32) {
+    if (!kernels::quant::can_quantize(*weight_type)) {
+      std::fprintf(stderr, "no quantizer for --type %s\n", type.c_str());
+      return 2;
+    }
+    const std::size_t row_bytes = kernels::weight_row_bytes(*weight_type, cols);
+    wq.resize(row_bytes * static_cast<std::size_t>(rows));
+    for (int r = 0; r < rows; ++r)
+      kernels::quant::quantize_row(*weight_type, w32.data() + static_cast<std::size_t>(r) * cols,
+                                   wq.data() + r * row_bytes, cols);
+    w.data = wq.data();
+  }
+  const double weight_bytes =
+      static_cast<double>(kernels::weight_row_bytes(*weight_type, cols)) * rows;
   util::ThreadPool pool(threads);
   std::printf("{\"rows\": %d, \"cols\": %d, \"type\": \"%s\", \"threads\": %d, \"results\": [\n",
               rows, cols, type.c_str(), pool.size());

@@ -26,7 +26,7 @@ struct ModelOptions {
   std::string model;  // a path, a Hugging Face repo id or ollama:NAME (hub::resolve_model)
   std::optional<std::string> revision;  // --revision of a repo id
   std::optional<std::string> hf_file;   // --hf-file: the GGUF of a repo id
-  int threads = 0;                      // 0 = one per core
+  int threads = 0;                      // 0 = one per physical core
 };
 
 struct ServeOptions {

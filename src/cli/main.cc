@@ -24,7 +24,7 @@ void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--revision", o.revision,
                  "Branch, tag or commit of a Hugging Face repo id (default: main)");
   app.add_option("--hf-file", o.hf_file, "The GGUF file of a Hugging Face repo id to serve");
-  app.add_option("--threads,-t", o.threads, "Compute threads (0 = one per core)")
+  app.add_option("--threads,-t", o.threads, "Compute threads (0 = one per physical core)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 }

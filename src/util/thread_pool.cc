@@ -1,23 +1,84 @@
 #include "util/thread_pool.h"
 
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <climits>
+#include <fstream>
+#include <set>
+#include <string>
 #include <utility>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 namespace lmserve::util {
 
+namespace {
+
+// How long an idle worker spins before it sleeps: longer than the gap between two loops of a
+// decode step, short enough that an idle server stops burning its cores at once.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Sleeps while *word == expected (or until woken, or spuriously).
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+}
+
+void futex_wake_all(std::atomic<std::uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX,
+          nullptr, nullptr, 0);
+}
+
+std::string read_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace
+
+int physical_core_count() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  std::set<std::pair<std::string, std::string>> cores;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    const std::string topology = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    const std::string core = read_line(topology + "core_id");
+    // Without sysfs topology every CPU counts as a core.
+    if (core.empty()) return std::max(1, CPU_COUNT(&allowed));
+    cores.emplace(read_line(topology + "physical_package_id"), core);
+  }
+  return std::max<int>(1, static_cast<int>(cores.size()));
+}
+
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0)
-    n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  n_threads_ = n_threads;
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  n_threads_ = n_threads > 0 ? n_threads : physical_core_count();
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  work_ready_.notify_all();
+  stopping_.store(true);
+  publish();
   for (auto& t : workers_) t.join();
 }
 
@@ -27,52 +88,62 @@ void ThreadPool::parallel_for(std::size_t n,
   if (n == 0) return;
   min_chunk = std::max<std::size_t>(1, min_chunk);
   // A few chunks per thread balance uneven work without much scheduling overhead.
-  std::size_t chunks = std::min<std::size_t>((n + min_chunk - 1) / min_chunk,
-                                             static_cast<std::size_t>(n_threads_) * 4);
+  const std::size_t chunks = std::min<std::size_t>((n + min_chunk - 1) / min_chunk,
+                                                   static_cast<std::size_t>(n_threads_) * 4);
   if (chunks <= 1 || n_threads_ == 1) {
     fn(0, n);
     return;
   }
-  std::unique_lock lock(mutex_);
-  job_ = &fn;
-  job_n_ = n;
-  job_chunks_ = chunks;
-  next_chunk_ = 0;
-  chunks_done_ = 0;
-  error_ = nullptr;
-  ++generation_;
-  work_ready_.notify_all();
-  // The caller works too.
-  while (next_chunk_ < job_chunks_) run_chunk(lock, next_chunk_++);
-  work_done_.wait(lock, [this] { return chunks_done_ == job_chunks_; });
-  job_ = nullptr;
-  if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  Job job{&fn, n, chunks};
+  current_.store(&job);
+  publish();
+  run_chunks(job);  // the caller works too
+  while (job.chunks_done.load(std::memory_order_acquire) != chunks) cpu_relax();
+  current_.store(nullptr);
+  while (busy_workers_.load() != 0) cpu_relax();
+  if (job.error) std::rethrow_exception(job.error);
 }
 
-void ThreadPool::run_chunk(std::unique_lock<std::mutex>& lock, std::size_t c) {
-  const auto* fn = job_;
-  const std::size_t n = job_n_, chunks = job_chunks_;
-  lock.unlock();
-  std::exception_ptr error;
-  try {
-    (*fn)(c * n / chunks, (c + 1) * n / chunks);
-  } catch (...) {
-    error = std::current_exception();
+void ThreadPool::publish() {
+  generation_.fetch_add(1);
+  // Either a worker about to sleep sees the new generation, or it is counted here (both seq_cst).
+  if (sleeping_workers_.load() != 0) futex_wake_all(generation_);
+}
+
+void ThreadPool::run_chunks(Job& job) {
+  for (std::size_t c = job.next_chunk.fetch_add(1, std::memory_order_relaxed); c < job.chunks;
+       c = job.next_chunk.fetch_add(1, std::memory_order_relaxed)) {
+    try {
+      (*job.fn)(c * job.n / job.chunks, (c + 1) * job.n / job.chunks);
+    } catch (...) {
+      std::lock_guard lock(job.error_mutex);
+      if (!job.error) job.error = std::current_exception();
+    }
+    job.chunks_done.fetch_add(1, std::memory_order_release);
   }
-  lock.lock();
-  if (error && !error_) error_ = error;
-  if (++chunks_done_ == job_chunks_) work_done_.notify_all();
 }
 
-void ThreadPool::worker_loop(int /*index*/) {
-  std::size_t seen_generation = 0;
-  std::unique_lock lock(mutex_);
+void ThreadPool::worker_loop() {
+  // Not a load: the thread may start after jobs (or the shutdown) were already published.
+  std::uint32_t seen = 0;
   while (true) {
-    work_ready_.wait(
-        lock, [&] { return stopping_ || (job_ != nullptr && generation_ != seen_generation); });
-    if (stopping_) return;
-    seen_generation = generation_;
-    while (job_ != nullptr && next_chunk_ < job_chunks_) run_chunk(lock, next_chunk_++);
+    // Spin for a while, then sleep until the generation moves.
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
+    std::uint32_t now = seen;
+    for (int i = 0; (now = generation_.load(std::memory_order_acquire)) == seen; ++i) {
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) {
+        sleeping_workers_.fetch_add(1);
+        if (generation_.load() == seen) futex_wait(generation_, seen);
+        sleeping_workers_.fetch_sub(1);
+      } else {
+        cpu_relax();
+      }
+    }
+    seen = now;
+    if (stopping_.load()) return;
+    busy_workers_.fetch_add(1);
+    if (Job* job = current_.load()) run_chunks(*job);
+    busy_workers_.fetch_sub(1);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <numeric>
@@ -30,6 +31,28 @@ TEST(ThreadPool, ManyConsecutiveJobs) {
     pool.parallel_for(64, [&](std::size_t b, std::size_t e) { total += static_cast<long>(e - b); });
   }
   EXPECT_EQ(total, 2000 * 64);
+}
+
+TEST(ThreadPool, WorkersThatWentToSleepWakeForTheNextJob) {
+  ThreadPool pool(3);
+  for (int job = 0; job < 5; ++job) {
+    // Longer than the workers spin: they are asleep when the job arrives.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::vector<std::thread::id> ran(3000);
+    pool.parallel_for(ran.size(), [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) ran[i] = std::this_thread::get_id();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    for (const auto& id : ran) ASSERT_NE(id, std::thread::id());
+  }
+}
+
+TEST(ThreadPool, DefaultSizeIsThePhysicalCoreCount) {
+  const int cores = physical_core_count();
+  EXPECT_GE(cores, 1);
+  EXPECT_LE(cores, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  ThreadPool pool(0);
+  EXPECT_EQ(pool.size(), cores);
 }
 
 TEST(ThreadPool, ExceptionIsRethrownAfterAllChunksFinish) {
