@@ -71,6 +71,11 @@ int run_serve(const ServeOptions& o) {
   std::string chat_template =  // for /props
       options.template_override.value_or(loaded.tokenizer.chat_template().value_or(""));
   chat::ChatFormatter chat(loaded.tokenizer, std::move(options));
+  if (!chat.has_template()) {
+    spdlog::warn(
+        "the model has no chat template: chat requests get mlx_lm's role_mapping prompt; give "
+        "the model's template with --chat-template FILE");
+  }
   if (!chat.tool_call_format().empty() && !chat.parses_tool_calls()) {
     spdlog::warn("tool-call format '{}' is not implemented: tool calls stay in content",
                  chat.tool_call_format());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/sampling.h"
+#include "engine/stop_matcher.h"
 #include "model/kv_pool.h"
 
 namespace lmserve::model {
@@ -58,6 +59,7 @@ struct GenerationRequest {
   SamplingParams sampling;
   int max_tokens = 100;                      // >= 1
   std::vector<std::string> stop;             // text-level stop strings (empty strings are ignored)
+  StopExemptions stop_exemptions;            // output spans they do not apply to (chat: thinking)
   std::vector<std::int32_t> stop_token_ids;  // end the sequence like EOS (and are not shown)
   bool ignore_eos = false;  // EOS ids are ordinary tokens (stop_token_ids still stop)
   int min_tokens = 0;       // EOS and stop_token_ids cannot be sampled before this many tokens

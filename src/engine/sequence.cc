@@ -23,7 +23,7 @@ Sequence::Sequence(GenerationRequest request, EventSink sink, const tokenizer::T
       // clean-up of tokenization spaces as the tokenizer's config says.
       detokenizer_(tokenizer, /*skip_special_tokens=*/false,
                    tokenizer.clean_up_tokenization_spaces()),
-      stops_(request_.stop),
+      stops_(request_.stop, request_.stop_exemptions),
       tokens_(request_.prompt) {
   if (request_.grammar)
     constraint_ = std::make_unique<grammar::Constraint>(request_.grammar, *trie);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <utility>
 
+#include "formats/gguf_split.h"
 #include "formats/tensor_store.h"
 #include "formats/text.h"
 #include "util/error.h"
@@ -549,7 +550,20 @@ double GgufFile::array_float(const GgufValue& v, std::uint64_t i) const {
 TensorStore TensorStore::from_gguf(std::shared_ptr<const GgufFile> file) {
   TensorStore store;
   store.origin_ = file->path();
+  const std::vector<std::filesystem::path> parts = gguf_split_paths(*file);
   store.add(file, file->tensors(), file->path().string());
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    auto part = std::make_shared<const GgufFile>(parts[i]);
+    check_gguf_split_part(*part, i, parts.size());
+    store.add(part, part->tensors(), part->path().string());
+  }
+  if (parts.size() > 1 && file->has("split.tensors.count") &&
+      file->get_uint("split.tensors.count") != store.size()) {
+    throw FileError(file->path().string() + ": split.tensors.count is " +
+                    std::to_string(file->get_uint("split.tensors.count")) + ", but the " +
+                    std::to_string(parts.size()) + " parts hold " + std::to_string(store.size()) +
+                    " tensors");
+  }
   return store;
 }
 

@@ -28,7 +28,8 @@ class TensorStore {
   static TensorStore open(const std::filesystem::path& dir);
   // A store over explicit safetensors files (no index); a name present in two files is an error.
   static TensorStore from_files(const std::vector<std::filesystem::path>& files);
-  // Every tensor of one GGUF file (which the store keeps alive).
+  // Every tensor of one GGUF file (which the store keeps alive), or of every part of a split
+  // GGUF given its first part (gguf_split.h: a missing or mismatched part is a FileError).
   static TensorStore from_gguf(std::shared_ptr<const GgufFile> file);
 
   // nullptr when absent.

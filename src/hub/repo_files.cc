@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -86,19 +88,52 @@ std::vector<std::string> matching(const std::vector<std::string>& ggufs, std::st
   return exact;
 }
 
-void refuse_split(std::string_view repo_id, const std::string& file) {
-  static const std::regex kSplit("-[0-9]{5}-of-([0-9]{5})\\.gguf$", std::regex::icase);
+// A part of a split GGUF ("dir/NAME-00002-of-00003.gguf"): its prefix ("dir/NAME") and
+// part count; nullopt for a whole GGUF.
+struct SplitName {
+  std::string prefix;
+  int count = 0;
+};
+std::optional<SplitName> split_name(const std::string& file) {
+  static const std::regex kSplit("(.+)-[0-9]{5}-of-([0-9]{5})\\.gguf", std::regex::icase);
   std::smatch m;
-  if (std::regex_search(file, m, kSplit)) {
-    throw FileError(std::string(repo_id) + ": " + file + " is one part of a GGUF split into " +
-                    m[1].str() + " files; split GGUFs are not supported (merge them with " +
-                    "llama-gguf-split --merge, or pick another file)");
-  }
+  if (!std::regex_match(file, m, kSplit)) return std::nullopt;
+  return SplitName{m[1].str(), std::stoi(m[2].str())};
 }
 
-RepoPlan gguf_plan(std::string_view repo_id, const std::string& file, std::string note) {
-  refuse_split(repo_id, file);
-  return {.files = {file}, .gguf = file, .note = std::move(note)};
+std::string split_part(const SplitName& split, int number) {
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "-%05d-of-%05d.gguf", number, split.count);
+  return split.prefix + suffix;
+}
+
+// One GGUF model, or every part of the split one `file` belongs to (the loader takes the
+// first part and finds the others beside it).
+RepoPlan gguf_plan(std::string_view repo_id, const std::vector<std::string>& repo_files,
+                   const std::string& file, std::string note) {
+  const auto split = split_name(file);
+  if (!split) return {.files = {file}, .gguf = file, .note = std::move(note)};
+  RepoPlan plan{.gguf = split_part(*split, 1), .note = std::move(note)};
+  for (int i = 1; i <= split->count; ++i) {
+    plan.files.push_back(split_part(*split, i));
+    if (!contains(repo_files, plan.files.back())) {
+      throw FileError(std::string(repo_id) + ": " + file + " is one part of a GGUF split into " +
+                      std::to_string(split->count) + " files, but the repo has no " +
+                      plan.files.back());
+    }
+  }
+  return plan;
+}
+
+// The parts of one split GGUF count once: its first part stands for them.
+std::vector<std::string> models_of(const std::vector<std::string>& ggufs) {
+  std::vector<std::string> out;
+  for (const auto& f : ggufs) {
+    const auto split = split_name(f);
+    const std::string model = split ? split_part(*split, 1) : f;
+    if (!contains(out, model)) out.push_back(model);
+  }
+  return out;
 }
 
 }  // namespace
@@ -115,7 +150,7 @@ RepoPlan plan_repo_files(std::string_view repo_id, const std::vector<std::string
     if (!lower(file).ends_with(".gguf")) {
       throw FileError("--hf-file names one GGUF file; " + file + " is not a .gguf");
     }
-    return gguf_plan(repo_id, file, "");
+    return gguf_plan(repo_id, repo_files, file, "");
   }
   if (choice.tag) {
     if (ggufs.empty()) {
@@ -123,7 +158,7 @@ RepoPlan plan_repo_files(std::string_view repo_id, const std::vector<std::string
                       " asks for a GGUF quantization, but the repo has no .gguf file (found: " +
                       join(repo_files) + ")");
     }
-    const std::vector<std::string> found = matching(ggufs, *choice.tag);
+    const std::vector<std::string> found = models_of(matching(ggufs, *choice.tag));
     if (found.empty()) {
       throw FileError(repo + " has no GGUF file for quantization " + *choice.tag +
                       " (GGUF files: " + join(ggufs) + ")");
@@ -133,7 +168,7 @@ RepoPlan plan_repo_files(std::string_view repo_id, const std::vector<std::string
       note = std::to_string(found.size()) + " files match " + *choice.tag + " (" + join(found) +
              "); using " + found.front() + " (name another with --hf-file)";
     }
-    return gguf_plan(repo_id, found.front(), std::move(note));
+    return gguf_plan(repo_id, repo_files, found.front(), std::move(note));
   }
 
   const bool has_index = contains(repo_files, kIndex);
@@ -150,13 +185,14 @@ RepoPlan plan_repo_files(std::string_view repo_id, const std::vector<std::string
     }
     return plan;
   }
-  if (!ggufs.empty()) {
-    if (ggufs.size() == 1) return gguf_plan(repo_id, ggufs.front(), "");
-    const std::vector<std::string> preferred = matching(ggufs, kDefaultQuant);
-    const std::string& file = preferred.empty() ? ggufs.front() : preferred.front();
-    return gguf_plan(repo_id, file,
-                     repo + " has " + std::to_string(ggufs.size()) + " GGUF files; using " + file +
-                         " (choose with " + repo + ":QUANT or --hf-file)");
+  const std::vector<std::string> models = models_of(ggufs);
+  if (!models.empty()) {
+    if (models.size() == 1) return gguf_plan(repo_id, repo_files, models.front(), "");
+    const std::vector<std::string> preferred = models_of(matching(ggufs, kDefaultQuant));
+    const std::string& file = preferred.empty() ? models.front() : preferred.front();
+    return gguf_plan(repo_id, repo_files, file,
+                     repo + " has " + std::to_string(models.size()) + " GGUF models; using " +
+                         file + " (choose with " + repo + ":QUANT or --hf-file)");
   }
   throw FileError(repo +
                   " has no usable weights: lmserve needs config.json with model.safetensors "

@@ -54,9 +54,10 @@ struct CheckpointLayout {
 
   RopeStyle rope_style = RopeStyle::kHalves;
 
-  // A tensor whose presence means a feature lmserve does not compute (Phi-3 GGUFs store
-  // longrope scaling as rope_factors_long/short): such a checkpoint is refused at load.
-  std::string_view unsupported_tensor;
+  // Optional longrope factors (Phi-3 GGUFs store HF's long_factor / short_factor this way);
+  // empty when the format has none.
+  std::string_view rope_factors_long;
+  std::string_view rope_factors_short;
 };
 
 enum class Activation { kSilu, kGeluTanh };

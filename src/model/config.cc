@@ -128,35 +128,55 @@ class ConfigReader {
   std::string what_;
 };
 
-RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
+// A list of head_dim / 2 finite positive numbers (longrope's short_factor / long_factor).
+std::vector<float> factor_list(const ConfigReader& r, const char* key, int head_dim) {
+  const json* v = r.find(key);
+  const auto half = static_cast<std::size_t>(head_dim / 2);
+  if (v == nullptr || !v->is_array() || v->size() != half) {
+    throw FileError(r.what() + ": \"" + key + "\" must list head_dim / 2 = " +
+                    std::to_string(half) + " numbers, got " + (v ? show(*v) : "nothing"));
+  }
+  std::vector<float> out;
+  for (const json& e : *v) {
+    const double d = e.is_number() ? e.get<double>() : 0.0;
+    if (!std::isfinite(d) || d <= 0.0 || d > std::numeric_limits<float>::max()) {
+      throw FileError(r.what() + ": \"" + key + "\" holds " + show(e) +
+                      ", not a positive finite number");
+    }
+    out.push_back(static_cast<float>(d));
+  }
+  return out;
+}
+
+// `c` has its dimensions and max_position_embeddings; `j` is the whole config.json.
+RopeScaling parse_rope_scaling(const json& j, const ModelConfig& c, const std::string& what) {
   RopeScaling rs;
   auto it = j.find("rope_scaling");
   if (it == j.end() || it->is_null()) return rs;
   if (!it->is_object())
     throw FileError(what + ": \"rope_scaling\" must be an object or null, got " + show(*it));
   ConfigReader r(*it, what + ": rope_scaling");
-  // Newer configs say "rope_type", older ones "type".
+  // Newer configs say "rope_type", older ones "type"; Phi-3's first configs said "su".
   std::string type = r.string("rope_type", r.string("type", "default"));
   if (type == "default") return rs;
-  if (type == "linear") {
-    rs.type = RopeScaling::Type::kLinear;
+  auto required_factor = [&] {
     rs.factor = r.positive_float("factor", 0.0f);
     if (rs.factor <= 0.0f)
-      throw FileError(what + ": rope_scaling type \"linear\" needs \"factor\"");
+      throw FileError(what + ": rope_scaling type \"" + type + "\" needs \"factor\"");
+  };
+  if (type == "linear") {
+    rs.type = RopeScaling::Type::kLinear;
+    required_factor();
     return rs;
   }
   if (type == "dynamic") {
     rs.type = RopeScaling::Type::kDynamic;
-    rs.factor = r.positive_float("factor", 0.0f);
-    if (rs.factor <= 0.0f)
-      throw FileError(what + ": rope_scaling type \"dynamic\" needs \"factor\"");
+    required_factor();
     return rs;
   }
   if (type == "llama3") {
     rs.type = RopeScaling::Type::kLlama3;
-    rs.factor = r.positive_float("factor", 0.0f);
-    if (rs.factor <= 0.0f)
-      throw FileError(what + ": rope_scaling type \"llama3\" needs \"factor\"");
+    required_factor();
     rs.low_freq_factor = r.positive_float("low_freq_factor", 1.0f);
     rs.high_freq_factor = r.positive_float("high_freq_factor", 4.0f);
     rs.original_max_position_embeddings = r.positive_int("original_max_position_embeddings", 8192);
@@ -165,8 +185,38 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& what) {
     }
     return rs;
   }
+  if (r.find("attention_factor") != nullptr)
+    rs.attention_factor = r.positive_float("attention_factor", 1.0f);
+  if (type == "yarn") {
+    rs.type = RopeScaling::Type::kYarn;
+    rs.original_max_position_embeddings =
+        r.positive_int("original_max_position_embeddings", c.max_position_embeddings);
+    // Without a factor, the context's stretch is the factor (HF, for DeepSeek-V3).
+    rs.factor = r.positive_float("factor", static_cast<float>(c.max_position_embeddings) /
+                                               rs.original_max_position_embeddings);
+    rs.beta_fast = r.positive_float("beta_fast", 32.0f);
+    rs.beta_slow = r.positive_float("beta_slow", 1.0f);
+    rs.truncate = r.boolean("truncate", true);
+    rs.mscale = r.positive_float("mscale", 0.0f);
+    rs.mscale_all_dim = r.positive_float("mscale_all_dim", 0.0f);
+    return rs;
+  }
+  if (type == "longrope" || type == "su") {
+    rs.type = RopeScaling::Type::kLongRope;
+    // Phi-3 keeps the pre-training context at the config's top level.
+    ConfigReader top(j, what);
+    rs.original_max_position_embeddings = r.positive_int(
+        "original_max_position_embeddings",
+        top.positive_int("original_max_position_embeddings", c.max_position_embeddings));
+    rs.factor = r.positive_float("factor", static_cast<float>(c.max_position_embeddings) /
+                                               rs.original_max_position_embeddings);
+    rs.short_factor = factor_list(r, "short_factor", c.head_dim);
+    rs.long_factor = factor_list(r, "long_factor", c.head_dim);
+    return rs;
+  }
   throw FileError(what + ": rope_scaling type \"" + type +
-                  "\" is not supported (supported: default, linear, dynamic, llama3)");
+                  "\" is not supported (supported: default, linear, dynamic, llama3, yarn, "
+                  "longrope)");
 }
 
 // "layer_types": one "sliding_attention" or "full_attention" per layer.
@@ -340,7 +390,7 @@ ModelConfig parse_model_config(std::string_view config_json,
   if (r.boolean("attention_bias", false) && !arch->block.qkv_bias)
     throw FileError(what + ": attention_bias true is not supported for " + c.architecture);
   if (r.boolean("mlp_bias", false)) throw FileError(what + ": mlp_bias true is not supported yet");
-  c.rope_scaling = parse_rope_scaling(j, what);
+  c.rope_scaling = parse_rope_scaling(j, c, what);
 
   if (arch->has_sliding_window && r.find("sliding_window") != nullptr) {
     c.sliding_window = r.positive_int("sliding_window");
@@ -396,10 +446,60 @@ std::vector<float> local_rope_inv_freq(const ModelConfig& config) {
   return rope_inv_freq(local);
 }
 
+namespace {
+
+// YaRN's extrapolation weight of frequency i (1: keep it, 0: interpolate it by `factor`): a
+// linear ramp between the dimensions that complete beta_fast and beta_slow rotations within
+// the original context (HF's find_correction_range and linear_ramp_factor).
+double yarn_extrapolation(const RopeScaling& rs, int i, int dim, double base) {
+  auto correction_dim = [&](double rotations) {
+    return dim *
+           std::log(rs.original_max_position_embeddings / (rotations * 2.0 * std::numbers::pi)) /
+           (2.0 * std::log(base));
+  };
+  double low = correction_dim(rs.beta_fast);
+  double high = correction_dim(rs.beta_slow);
+  if (rs.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, static_cast<double>(dim - 1));
+  if (low == high) high += 0.001;  // as HF: no division by zero
+  return 1.0 - std::clamp((i - low) / (high - low), 0.0, 1.0);
+}
+
+// HF's get_mscale: YaRN's attention temperature for a context stretched by `scale`.
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+}  // namespace
+
+float rope_attention_factor(const ModelConfig& config) {
+  const RopeScaling& rs = config.rope_scaling;
+  if (rs.type != RopeScaling::Type::kYarn && rs.type != RopeScaling::Type::kLongRope) return 1.0f;
+  if (rs.attention_factor) return *rs.attention_factor;
+  if (rs.type == RopeScaling::Type::kYarn) {
+    if (rs.mscale > 0.0f && rs.mscale_all_dim > 0.0f) {
+      return static_cast<float>(yarn_mscale(rs.factor, rs.mscale) /
+                                yarn_mscale(rs.factor, rs.mscale_all_dim));
+    }
+    return static_cast<float>(yarn_mscale(rs.factor, 1.0));
+  }
+  if (rs.factor <= 1.0f) return 1.0f;
+  return static_cast<float>(
+      std::sqrt(1.0 + std::log(rs.factor) / std::log(rs.original_max_position_embeddings)));
+}
+
 std::vector<float> rope_inv_freq(const ModelConfig& config) {
   const int half = config.head_dim / 2;
   std::vector<float> out(static_cast<std::size_t>(half));
   const auto& rs = config.rope_scaling;
+  // longrope's factors: the long ones only for a context beyond the pre-training one.
+  const std::vector<float>& longrope =
+      config.max_position_embeddings > rs.original_max_position_embeddings ? rs.long_factor
+                                                                           : rs.short_factor;
   for (int i = 0; i < half; ++i) {
     // f32 like HF (torch float32 pow) and llama2.c (powf).
     float inv = 1.0f / std::pow(config.rope_theta,
@@ -420,6 +520,11 @@ std::vector<float> rope_inv_freq(const ModelConfig& config) {
             (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
         inv = static_cast<float>((1.0 - smooth) * inv / rs.factor + smooth * inv);
       }
+    } else if (rs.type == RopeScaling::Type::kYarn) {
+      const double keep = yarn_extrapolation(rs, i, config.head_dim, config.rope_theta);
+      inv = static_cast<float>(inv / static_cast<double>(rs.factor) * (1.0 - keep) + inv * keep);
+    } else if (rs.type == RopeScaling::Type::kLongRope) {
+      inv /= longrope[static_cast<std::size_t>(i)];
     }
     // GGUF's rope_freqs divide the angle per frequency (how llama.cpp stores llama3 scaling).
     if (!config.rope_freq_factors.empty())

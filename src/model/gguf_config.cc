@@ -71,17 +71,79 @@ std::optional<std::int32_t> token_id(const formats::GgufFile& file, const std::s
   return static_cast<std::int32_t>(id);
 }
 
-RopeScaling gguf_rope_scaling(const formats::GgufFile& file, const GgufReader& r) {
+// A 1-D tensor of head_dim / 2 finite positive factors (rope_freqs, rope_factors_*).
+std::vector<float> rope_factor_tensor(const formats::TensorView& t, const ModelConfig& c,
+                                      const std::string& what) {
+  if (t.rank() != 1 || t.shape[0] != c.head_dim / 2) {
+    throw FileError(what + ": tensor \"" + t.name + "\" has shape " + t.shape_string() +
+                    ", expected [" + std::to_string(c.head_dim / 2) + "]");
+  }
+  std::vector<float> factors = widen_to_f32(t);
+  for (float f : factors) {
+    if (!std::isfinite(f) || f <= 0.0f) {
+      throw FileError(what + ": tensor \"" + t.name +
+                      "\" holds a non-positive or non-finite factor");
+    }
+  }
+  return factors;
+}
+
+// llama.cpp's rope.scaling.* keys (as convert_hf_to_gguf writes HF's rope_scaling), and
+// longrope's factor tensors. `c` has its dimensions and context length.
+RopeScaling gguf_rope_scaling(const formats::GgufFile& file, const GgufReader& r,
+                              const ArchitectureDescription& arch, const ModelConfig& c) {
   RopeScaling rs;
-  if (r.has("rope.scaling.type")) {
-    const std::string type(file.get_string(r.key("rope.scaling.type")));
+  const std::string type =
+      r.has("rope.scaling.type") ? std::string(file.get_string(r.key("rope.scaling.type"))) : "";
+  const auto* long_factors =
+      arch.gguf.rope_factors_long.empty() ? nullptr : file.find_tensor(arch.gguf.rope_factors_long);
+  const auto* short_factors = arch.gguf.rope_factors_short.empty()
+                                  ? nullptr
+                                  : file.find_tensor(arch.gguf.rope_factors_short);
+  const float required = std::numeric_limits<float>::quiet_NaN();
+  // What yarn and longrope share: the pre-training context and HF's attention_factor.
+  auto read_context_scaling = [&] {
+    rs.original_max_position_embeddings =
+        r.positive_int("rope.scaling.original_context_length", c.max_position_embeddings);
+    if (r.has("rope.scaling.attn_factor"))
+      rs.attention_factor = r.positive_float("rope.scaling.attn_factor", required);
+  };
+  if (long_factors != nullptr || short_factors != nullptr || type == "longrope") {
+    if (long_factors == nullptr || short_factors == nullptr) {
+      throw FileError(r.what() +
+                      ": longrope scaling needs both the rope_factors_long and the "
+                      "rope_factors_short tensor");
+    }
+    rs.type = RopeScaling::Type::kLongRope;
+    read_context_scaling();
+    rs.long_factor = rope_factor_tensor(*long_factors, c, r.what());
+    rs.short_factor = rope_factor_tensor(*short_factors, c, r.what());
+    rs.factor = static_cast<float>(c.max_position_embeddings) / rs.original_max_position_embeddings;
+    return rs;
+  }
+  if (type == "yarn") {
+    rs.type = RopeScaling::Type::kYarn;
+    read_context_scaling();
+    rs.factor = r.positive_float("rope.scaling.factor", required);
+    rs.beta_fast = r.positive_float("rope.scaling.yarn_beta_fast", 32.0f);
+    rs.beta_slow = r.positive_float("rope.scaling.yarn_beta_slow", 1.0f);
+    // DeepSeek's mscale_all_dim, which no supported family has.
+    if (r.has("rope.scaling.yarn_log_multiplier") &&
+        file.get_float(r.key("rope.scaling.yarn_log_multiplier")) != 0.0) {
+      throw FileError(r.what() + ": " + r.key("rope.scaling.yarn_log_multiplier") +
+                      " is not supported");
+    }
+    return rs;
+  }
+  if (!type.empty()) {
     if (type == "none") return rs;
     if (type != "linear") {
       throw FileError(r.what() + ": rope scaling type \"" + type +
-                      "\" is not supported (supported: none, linear)");
+                      "\" is not supported (supported: none, linear, yarn, and longrope "
+                      "through rope_factors_long/short)");
     }
     rs.type = RopeScaling::Type::kLinear;
-    rs.factor = r.positive_float("rope.scaling.factor", std::numeric_limits<float>::quiet_NaN());
+    rs.factor = r.positive_float("rope.scaling.factor", required);
     return rs;
   }
   // Older files wrote only a linear scale.
@@ -180,26 +242,10 @@ ModelConfig model_config_from_gguf(const formats::GgufFile& file,
   }
   check_dimensions(c, what);
 
-  c.rope_scaling = gguf_rope_scaling(file, r);
+  c.rope_scaling = gguf_rope_scaling(file, r, arch, c);
   if (!arch.gguf.rope_freqs.empty()) {
-    if (const auto* t = file.find_tensor(arch.gguf.rope_freqs)) {
-      if (t->rank() != 1 || t->shape[0] != c.head_dim / 2) {
-        throw FileError(what + ": tensor \"" + t->name + "\" has shape " + t->shape_string() +
-                        ", expected [" + std::to_string(c.head_dim / 2) + "]");
-      }
-      c.rope_freq_factors = widen_to_f32(*t);
-      for (float f : c.rope_freq_factors) {
-        if (!std::isfinite(f) || f <= 0.0f) {
-          throw FileError(what + ": tensor \"" + t->name +
-                          "\" holds a non-positive or non-finite factor");
-        }
-      }
-    }
-  }
-
-  if (!arch.gguf.unsupported_tensor.empty() && file.find_tensor(arch.gguf.unsupported_tensor)) {
-    throw FileError(what + ": tensor \"" + std::string(arch.gguf.unsupported_tensor) +
-                    "\" is not supported yet (" + std::string(arch.name) + ")");
+    if (const auto* t = file.find_tensor(arch.gguf.rope_freqs))
+      c.rope_freq_factors = rope_factor_tensor(*t, c, what);
   }
   if (arch.has_sliding_window && r.has("attention.sliding_window"))
     c.sliding_window = r.positive_int("attention.sliding_window");

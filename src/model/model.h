@@ -17,17 +17,35 @@
 
 namespace lmserve::model {
 
-// How rotary frequencies are rescaled for long contexts (HF config.json "rope_scaling").
+// How rotary frequencies are rescaled for long contexts (HF config.json "rope_scaling", GGUF
+// "<arch>.rope.scaling.*"), with HF transformers' semantics (modeling_rope_utils).
 struct RopeScaling {
   // kDynamic (HF's dynamic NTK) changes the base only past max_position_embeddings, which
   // lmserve never evaluates, so inside the context it rotates exactly like kNone.
-  enum class Type { kNone, kLinear, kLlama3, kDynamic };
+  enum class Type { kNone, kLinear, kLlama3, kDynamic, kYarn, kLongRope };
   Type type = Type::kNone;
   float factor = 1.0f;
   // llama3 only: the wavelength bands that are kept, smoothed or divided by `factor`.
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
+  // llama3, yarn and longrope: the context the model was pre-trained with.
   int original_max_position_embeddings = 8192;
+  // yarn: the rotation counts bounding the band blended between interpolated (slow) and
+  // original (fast) frequencies; `truncate` rounds the band to whole dimensions.
+  float beta_fast = 32.0f;
+  float beta_slow = 1.0f;
+  bool truncate = true;
+  // yarn (DeepSeek): the default attention factor is mscale(factor, mscale) /
+  // mscale(factor, mscale_all_dim) when both are set (0 = unset).
+  float mscale = 0.0f;
+  float mscale_all_dim = 0.0f;
+  // longrope: per-frequency divisors (head_dim / 2 each); the long ones are used when the
+  // model's context exceeds original_max_position_embeddings.
+  std::vector<float> short_factor;
+  std::vector<float> long_factor;
+  // yarn and longrope: the cos and sin tables are multiplied by it; unset = the type's
+  // default (see rope_attention_factor).
+  std::optional<float> attention_factor;
 };
 
 // Hyper-parameters, read once from config.json (HF) or GGUF metadata and shared by every
@@ -92,6 +110,9 @@ ModelConfig load_model_config(const std::filesystem::path& dir);
 std::vector<float> rope_inv_freq(const ModelConfig& config);
 // Those of local (sliding-window) layers: local_rope_theta, unscaled (as HF and llama.cpp do).
 std::vector<float> local_rope_inv_freq(const ModelConfig& config);
+// The factor on the cos and sin of the (global) rotary embedding: 1 except for yarn and
+// longrope, which temper attention for the stretched context (HF's attention_scaling).
+float rope_attention_factor(const ModelConfig& config);
 
 // One sequence's share of a Batch: its rows are consecutive, in position order.
 struct BatchSequence {

@@ -54,6 +54,7 @@ TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescrip
   layers_.resize(static_cast<std::size_t>(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l) bind_layer(l);
   inv_freq_ = rope_inv_freq(c);
+  rope_attention_factor_ = rope_attention_factor(c);
   if (c.local_rope_theta > 0.0f) local_inv_freq_ = local_rope_inv_freq(c);
 }
 
@@ -326,8 +327,16 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
         for (int d = 0; d < D; ++d) x[d] *= embed_scale;
       }
       const int pos = seq.start_pos + i;
-      kernels::rope_cos_sin(pos, inv_freq_.data(), half, w.cos.data() + sz(row, half),
-                            w.sin.data() + sz(row, half));
+      float* cos_row = w.cos.data() + sz(row, half);
+      float* sin_row = w.sin.data() + sz(row, half);
+      kernels::rope_cos_sin(pos, inv_freq_.data(), half, cos_row, sin_row);
+      // HF scales the tables themselves (attention_scaling), so q and k both carry it.
+      if (rope_attention_factor_ != 1.0f) {
+        for (int j = 0; j < half; ++j) {
+          cos_row[j] *= rope_attention_factor_;
+          sin_row[j] *= rope_attention_factor_;
+        }
+      }
       if (!local_inv_freq_.empty()) {
         kernels::rope_cos_sin(pos, local_inv_freq_.data(), half, w.local_cos.data() + sz(row, half),
                               w.local_sin.data() + sz(row, half));

@@ -75,7 +75,8 @@ class TransformerModel final : public Model {
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_;
-  std::vector<float> local_inv_freq_;  // empty when local layers rotate like global ones
+  std::vector<float> local_inv_freq_;   // empty when local layers rotate like global ones
+  float rope_attention_factor_ = 1.0f;  // on the global cos/sin tables (yarn, longrope)
   Workspace ws_;
   std::size_t weight_bytes_ = 0;
 };

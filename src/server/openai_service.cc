@@ -23,6 +23,21 @@
 namespace lmserve::server {
 namespace {
 
+// Stop strings apply to the answer (OpenAI's stop ends the content returned), not to the
+// thinking or the tool calls the output parser takes out of the generated text.
+engine::StopExemptions stop_exemptions(const chat::OutputParserOptions& output) {
+  engine::StopExemptions exemptions;
+  if (output.reasoning) {
+    exemptions.spans.push_back({output.reasoning->start, output.reasoning->end});
+    if (output.starts_in_reasoning) exemptions.inside = 0;
+  }
+  if (output.tool_syntax) {
+    exemptions.spans.push_back(
+        {std::string(output.tool_syntax->start), std::string(output.tool_syntax->end)});
+  }
+  return exemptions;
+}
+
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -486,6 +501,7 @@ OpenAiService::Job OpenAiService::prepare_chat_job(ChatRequest& request,
                                                    .budget = *request.reasoning_budget,
                                                    .open = rendered.output.starts_in_reasoning};
   }
+  job.request.stop_exemptions = stop_exemptions(rendered.output);
   job.output = GenerationOutput(rendered);
   // The model got tools, but lmserve does not know how it writes calls (§2.6).
   if (!request.prompt.tools.is_null() && !rendered.output.tool_syntax) {

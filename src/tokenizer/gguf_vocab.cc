@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "formats/gguf_split.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenizer_presets.h"
 #include "tokenizer/spm.h"
@@ -291,6 +292,7 @@ std::shared_ptr<Tokenizer::Impl> load_gguf_tokenizer(const std::filesystem::path
 }
 
 std::shared_ptr<Tokenizer::Impl> load_gguf_tokenizer(const formats::GgufFile& file) {
+  formats::check_first_gguf_part(file);  // a later part has no vocabulary: name the first
   const Reader reader(file);
   GgufVocab v = reader.vocab();
   const std::size_t n = v.tokens.size();

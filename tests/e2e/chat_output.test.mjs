@@ -88,6 +88,14 @@ describe('a model whose answer is a tool call', () => {
     }
   });
 
+  test('a stop string in the thinking or the call does not cut them', async () => {
+    const completion = await s.client.chat.completions.create({ ...params(), stop: ['weather'] });
+    const choice = completion.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    assert.equal(choice.message.reasoning_content, 'Use the weather tool.');
+    assert.deepEqual(choice.message.tool_calls[0].function, { name: 'get_weather', arguments: '{"city":"Paris"}' });
+  });
+
   test('a call cut by max_tokens comes back as content, never dropped', async () => {
     const completion = await s.client.chat.completions.create({ ...params(), max_tokens: 12 });
     const choice = completion.choices[0];
@@ -144,6 +152,20 @@ describe('a model that thinks, then answers', () => {
     assert.ok(!chunks.some((c) => (c.choices[0]?.delta?.content ?? '').includes('<think')));
   });
 
+  test('stop strings end the answer, not the thinking (OpenAI: stop applies to the content)', async () => {
+    const whole = await s.client.chat.completions.create({ ...params(), stop: ['a'] });
+    assert.equal(whole.choices[0].message.reasoning_content, 'Recall geography facts.');
+    assert.equal(whole.choices[0].message.content, 'It is P');
+    assert.equal(whole.choices[0].finish_reason, 'stop');
+    const chunks = [];
+    const stream = s.client.chat.completions.stream({ ...params(), stop: ['a'] });
+    stream.on('chunk', (chunk) => chunks.push(chunk));
+    const final = await stream.finalChatCompletion();
+    assert.equal(final.choices[0].message.content, 'It is P');
+    assert.equal(final.choices[0].finish_reason, 'stop');
+    assert.equal(reasoningOf(chunks), 'Recall geography facts.');
+  });
+
   test('/apply-template renders the Qwen3 template exactly as Python does', async () => {
     const conversations = readJson(path.join(fixturesDir, 'templates', 'conversations.json'));
     const manifest = readJson(path.join(fixturesDir, 'templates', 'manifest.json'));
@@ -172,5 +194,22 @@ describe('a model that thinks, then answers', () => {
       checked += 1;
     }
     assert.equal(checked, conversations.length);
+  });
+});
+
+describe('--reasoning-format none: the thinking is content, and stop strings apply to it', () => {
+  let s;
+  before(async () => {
+    s = await serveScripted('<think>Recall geography facts.</think>It is Paris!<|im_end|>',
+      ['--reasoning-format', 'none']);
+  });
+  after(async () => s?.stop());
+
+  test('the stop string ends the text where it first appears', async () => {
+    const completion = await s.client.chat.completions.create({
+      model: 'scripted', messages, temperature: 0, max_tokens: 64, stop: ['a'],
+    });
+    assert.equal(completion.choices[0].message.content, '<think>Rec');
+    assert.equal(completion.choices[0].finish_reason, 'stop');
   });
 });

@@ -1,6 +1,6 @@
 // Shared by the end-to-end tests: starts the real lmserve binary on a free port, talks to it
 // over loopback, parses SSE. Paths come from the environment (CTest sets them).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { after, before } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -152,4 +152,17 @@ export async function errorOf(response) {
     if (!(key in body.error)) throw new Error(`error.${key} missing: ${JSON.stringify(body)}`);
   }
   return body.error;
+}
+
+// Python Jinja2's rendering of a chat template, configured as transformers configures it
+// (render_chat_template.py): the reference the server's prompts are compared with.
+// `request`: {template, messages, tools?, documents?, add_generation_prompt?, variables?}.
+export function renderWithJinja2(request) {
+  const python = process.env.LMSERVE_PYTHON ?? 'python3';
+  const result = spawnSync(python, [path.join(here, 'render_chat_template.py')], {
+    input: JSON.stringify(request), maxBuffer: 64 << 20,
+  });
+  if (result.error) throw new Error(`cannot run ${python}: ${result.error.message} (run scripts/setup)`);
+  if (result.status !== 0) throw new Error(`Jinja2 rendering failed: ${result.stderr}`);
+  return result.stdout.toString('utf8');
 }

@@ -320,7 +320,7 @@ test('a GGUF repo of many quantizations: org/name:QUANT, --hf-file, and Q4_K_M b
     assert.deepEqual(quantFiles(cache), [file], result.stderr);
     assert.equal(sha256(path.join(snapshotOf(cache, quants), file)), sha256(path.join(quantDir, file)));
     assert.deepEqual(downloads(from).filter((r) => r.path.startsWith('/lfs/')).length, 1);
-    if (extra.length === 0 && !model.includes(':')) assert.match(result.stderr, /has 15 GGUF files; using llama-q-Q4_K_M\.gguf/);
+    if (extra.length === 0 && !model.includes(':')) assert.match(result.stderr, /has 15 GGUF models; using llama-q-Q4_K_M\.gguf/);
   }
   const f16 = await generate(`${quants}:F16`, hubEnv(newCache()));
   assert.equal(f16.code, 0, f16.stderr);

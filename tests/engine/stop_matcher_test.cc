@@ -2,15 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
+#include <tuple>
 
 namespace lmserve::engine {
 namespace {
 
 // Feeds pieces one by one and returns (emitted text, stopped).
 std::pair<std::string, bool> run(const std::vector<std::string>& stops,
-                                 const std::vector<std::string>& pieces) {
-  StopMatcher m(stops);
+                                 const std::vector<std::string>& pieces,
+                                 StopExemptions exemptions = {}) {
+  StopMatcher m(stops, std::move(exemptions));
   std::string out;
   for (const auto& p : pieces) {
     auto r = m.push(p);
@@ -92,6 +95,85 @@ TEST(StopMatcher, SplitIndependence) {
     auto [out, stopped] = run(stops, pieces);
     EXPECT_EQ(out, expected) << text;
     EXPECT_EQ(stopped, first != std::string::npos) << text;
+  }
+}
+
+TEST(StopMatcher, StopsDoNotApplyInsideExemptSpans) {
+  const StopExemptions think = {.spans = {{"<think>", "</think>"}, {"<tool_call>", ""}}};
+  // In the thinking the stop string is text; in the answer it stops.
+  auto [out, stopped] = run({"sun"}, {"<think>is it sun", "ny?</think>The sun", "shine"}, think);
+  EXPECT_EQ(out, "<think>is it sunny?</think>The ");
+  EXPECT_TRUE(stopped);
+  // A span with no close runs to the end (a tool call whose syntax has no end marker).
+  std::tie(out, stopped) = run({"sun"}, {"ok <tool_c", "all>{\"sun\": 1}"}, think);
+  EXPECT_EQ(out, "ok <tool_call>{\"sun\": 1}");
+  EXPECT_FALSE(stopped);
+  // The prompt opened the think block: the output starts inside it.
+  std::tie(out, stopped) =
+      run({"sun"}, {"sunny</thi", "nk>", "sunset"}, {.spans = think.spans, .inside = 0});
+  EXPECT_EQ(out, "sunny</think>");
+  EXPECT_TRUE(stopped);
+  // A stop string that begins where a span marker does wins: the client asked for it.
+  std::tie(out, stopped) = run({"<th"}, {"a<think>b"}, think);
+  EXPECT_EQ(out, "a");
+  EXPECT_TRUE(stopped);
+  // Without stop strings, nothing is held back for the markers.
+  StopMatcher none({}, think);
+  EXPECT_EQ(none.push("a <thi").text, "a <thi");
+}
+
+// The reference: walk the text once; outside a span the first stop string that starts at a
+// position ends it (the longest of those that start there), else a span opening starts one;
+// inside, the span's close ends it.
+std::pair<std::string, bool> walk(const std::string& text, const std::vector<std::string>& stops,
+                                  const StopExemptions& e) {
+  int inside = e.inside;
+  for (std::size_t i = 0; i < text.size();) {
+    if (inside < 0) {
+      std::size_t stop_len = 0;
+      for (const auto& s : stops) {
+        if (text.compare(i, s.size(), s) == 0) stop_len = std::max(stop_len, s.size());
+      }
+      if (stop_len > 0) return {text.substr(0, i), true};
+      bool opened = false;
+      for (std::size_t k = 0; k < e.spans.size() && !opened; ++k) {
+        if (text.compare(i, e.spans[k].open.size(), e.spans[k].open) == 0) {
+          i += e.spans[k].open.size();
+          inside = static_cast<int>(k);
+          opened = true;
+        }
+      }
+      if (!opened) ++i;
+    } else {
+      const std::string& close = e.spans[static_cast<std::size_t>(inside)].close;
+      if (!close.empty() && text.compare(i, close.size(), close) == 0) {
+        i += close.size();
+        inside = -1;
+      } else {
+        ++i;
+      }
+    }
+  }
+  return {text, false};
+}
+
+TEST(StopMatcher, SplitIndependenceWithSpans) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> words = {"a", "b", "<", ">", "<t>", "</t>", "ab", "[c"};
+  const std::vector<std::string> stops = {"ab", "a</t", "b<t>a", ">b"};
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string text;
+    const int len = static_cast<int>(rng() % 12);
+    for (int i = 0; i < len; ++i) text += words[rng() % words.size()];
+    const StopExemptions e = {.spans = {{"<t>", "</t>"}, {"[c", ""}},
+                              .inside = static_cast<int>(rng() % 3) - 1};
+    std::vector<std::string> pieces;
+    for (std::size_t i = 0; i < text.size();) {
+      std::size_t n = 1 + rng() % 4;
+      pieces.push_back(text.substr(i, n));
+      i += n;
+    }
+    EXPECT_EQ(run(stops, pieces, e), walk(text, stops, e)) << text << " inside " << e.inside;
   }
 }
 

@@ -68,7 +68,7 @@ TEST(PlanRepoFiles, TagPicksTheQuantizationAsAWholeWord) {
 TEST(PlanRepoFiles, SeveralGgufsWithoutATagDefaultToQ4KM) {
   const RepoPlan plan = plan_repo_files("org/name", kQuants, {});
   EXPECT_EQ(plan.gguf, "llama-q-Q4_K_M.gguf");
-  EXPECT_NE(plan.note.find("has 5 GGUF files; using llama-q-Q4_K_M.gguf"), std::string::npos)
+  EXPECT_NE(plan.note.find("has 5 GGUF models; using llama-q-Q4_K_M.gguf"), std::string::npos)
       << plan.note;
   const RepoPlan first =
       plan_repo_files("org/name", {"b-Q8_0.gguf", "a-F16.gguf", "mmproj-a.gguf"}, {});
@@ -92,7 +92,36 @@ TEST(PlanRepoFiles, ClearErrors) {
             std::string::npos);
   const std::string split =
       plan_error({"m-Q8_0-00001-of-00003.gguf", "m-Q8_0-00002-of-00003.gguf"}, {.tag = "Q8_0"});
-  EXPECT_NE(split.find("split into 00003 files"), std::string::npos) << split;
+  EXPECT_NE(split.find("m-Q8_0-00001-of-00003.gguf is one part of a GGUF split into 3 files, but "
+                       "the repo has no m-Q8_0-00003-of-00003.gguf"),
+            std::string::npos)
+      << split;
+}
+
+// A split GGUF is one model: every part is fetched, and the first is the one to load.
+TEST(PlanRepoFiles, SplitGgufsBringEveryPart) {
+  const Files repo = {"README.md",
+                      "Q8_0/m-Q8_0-00002-of-00002.gguf",
+                      "Q8_0/m-Q8_0-00001-of-00002.gguf",
+                      "m-Q4_K_M-00001-of-00003.gguf",
+                      "m-Q4_K_M-00002-of-00003.gguf",
+                      "m-Q4_K_M-00003-of-00003.gguf",
+                      "m-F16.gguf"};
+  const Files q4_parts = {"m-Q4_K_M-00001-of-00003.gguf", "m-Q4_K_M-00002-of-00003.gguf",
+                          "m-Q4_K_M-00003-of-00003.gguf"};
+  for (const FileChoice& choice : {FileChoice{.tag = "Q4_K_M"}, FileChoice{},
+                                   FileChoice{.hf_file = "m-Q4_K_M-00002-of-00003.gguf"}}) {
+    const RepoPlan plan = plan_repo_files("org/name", repo, choice);
+    EXPECT_EQ(plan.gguf, "m-Q4_K_M-00001-of-00003.gguf");
+    EXPECT_EQ(plan.files, q4_parts);
+    EXPECT_EQ(plan.note.find("files match"), std::string::npos) << plan.note;
+  }
+  EXPECT_NE(plan_repo_files("org/name", repo, {}).note.find("has 3 GGUF models"),
+            std::string::npos);
+  const RepoPlan q8 = plan_repo_files("org/name", repo, {.tag = "Q8_0"});
+  EXPECT_EQ(q8.gguf, "Q8_0/m-Q8_0-00001-of-00002.gguf");
+  EXPECT_EQ(q8.files,
+            (Files{"Q8_0/m-Q8_0-00001-of-00002.gguf", "Q8_0/m-Q8_0-00002-of-00002.gguf"}));
 }
 
 TEST(ShardsOfIndex, NamesEachShardOnceAndStaysInTheSnapshot) {

@@ -109,7 +109,9 @@ TEST(ModelConfig, FamilyFeaturesAreRefusedWhereUnsupported) {
   expect_error(j, {"layer type \"chunked_attention\" is not supported"});
   j = base_config();
   j["rope_scaling"] = {{"rope_type", "longrope"}};
-  expect_error(j, {"rope_scaling type \"longrope\" is not supported"});
+  expect_error(j, {"rope_scaling: \"short_factor\" must list"});
+  j["rope_scaling"] = {{"rope_type", "longrope_v2"}};
+  expect_error(j, {"rope_scaling type \"longrope_v2\" is not supported"});
 }
 
 TEST(ModelConfig, RejectsBadValues) {
@@ -139,8 +141,8 @@ TEST(ModelConfig, RejectsBadValues) {
   expect_error(with("tie_word_embeddings", "yes"), {"tie_word_embeddings"});
   expect_error(with("hidden_act", "gelu"), {"hidden_act \"gelu\""});
   expect_error(with("attention_bias", true), {"attention_bias"});
-  expect_error(with("rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}}),
-               {"rope_scaling type \"yarn\""});
+  expect_error(with("rope_scaling", {{"rope_type", "yarn"}, {"factor", -4.0}}),
+               {"rope_scaling: \"factor\" = -4.0 must be a positive finite number"});
   expect_error(with("rope_scaling", {{"rope_type", "llama3"}}), {"factor"});
   expect_error(with("rope_scaling", "linear"), {"rope_scaling"});
   auto missing = base_config();

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -72,18 +74,26 @@ class GgufConfig : public ::testing::Test {
   }
 
   // A file with `meta` and, for each name in `tensors`, an F32 tensor of 4 elements (32-byte
-  // aligned); read as the family its general.architecture names.
-  ModelConfig parse(const Meta& meta, const std::vector<std::string>& tensors = {}) {
+  // aligned) holding `values` (zeros when not given); read as the family its
+  // general.architecture names.
+  ModelConfig parse(const Meta& meta, const std::vector<std::string>& tensors = {},
+                    const std::map<std::string, std::array<float, 4>>& values = {}) {
     std::string s = "GGUF" + le<std::uint32_t>(3) + le<std::uint64_t>(tensors.size()) +
                     le<std::uint64_t>(meta.size());
     for (const auto& [k, v] : meta)
       s += str(k) + le(static_cast<std::uint32_t>(v.first)) + v.second;
     for (std::size_t i = 0; i < tensors.size(); ++i) {
-      s += str(tensors[i]) + le<std::uint32_t>(1) + le<std::uint64_t>(4) +
-           le(static_cast<std::uint32_t>(formats::DType::kF32)) + le<std::uint64_t>(32 * i);
+      // ggml type 0 is F32.
+      s += str(tensors[i]) + le<std::uint32_t>(1) + le<std::uint64_t>(4) + le<std::uint32_t>(0) +
+           le<std::uint64_t>(32 * i);
     }
     s.resize((s.size() + 31) / 32 * 32, '\0');  // the default data alignment
-    s.append(32 * tensors.size(), '\0');
+    for (const std::string& name : tensors) {
+      std::string data(32, '\0');
+      if (auto it = values.find(name); it != values.end())
+        std::memcpy(data.data(), it->second.data(), sizeof(it->second));
+      s += data;
+    }
     auto p = dir_ / "m.gguf";
     std::ofstream(p, std::ios::binary | std::ios::trunc)
         .write(s.data(), static_cast<long>(s.size()));
@@ -170,7 +180,7 @@ TEST_F(GgufConfig, Errors) {
   expect_error(with("llama.vocab_size", u32(32)), "disagrees with the 20 entries");
   expect_error(with("tokenizer.ggml.eos_token_id", u32(20)),
                "\"tokenizer.ggml.eos_token_id\" = 20 is outside the vocabulary");
-  expect_error(with("llama.rope.scaling.type", text("yarn")), "\"yarn\" is not supported");
+  expect_error(with("llama.rope.scaling.type", text("ntk")), "\"ntk\" is not supported");
   expect_error(with("llama.rope.scaling.type", text("linear")),
                "missing metadata \"llama.rope.scaling.factor\"");
   expect_error(with("llama.embedding_length", u32(1u << 30)), "implausibly large");
@@ -212,15 +222,102 @@ TEST_F(GgufConfig, LocalLayersAndSoftCaps) {
   EXPECT_TRUE(parse(m).local_layers.empty());
 }
 
-TEST_F(GgufConfig, Phi3LongRopeFactorsAreRefused) {
+// HF's config.json for the same model as llama_meta (head_dim 8), with `rope_scaling`.
+ModelConfig hf_twin(const nlohmann::json& rope_scaling, int max_position_embeddings = 128,
+                    nlohmann::json extra = nlohmann::json::object()) {
+  nlohmann::json j = {{"model_type", "llama"},
+                      {"hidden_size", 32},
+                      {"intermediate_size", 48},
+                      {"num_hidden_layers", 2},
+                      {"num_attention_heads", 4},
+                      {"vocab_size", 20},
+                      {"max_position_embeddings", max_position_embeddings},
+                      {"rope_scaling", rope_scaling}};
+  j.update(extra);
+  return parse_model_config(j.dump());
+}
+
+TEST_F(GgufConfig, YarnKeysMeanWhatHfConfigsSay) {
+  auto m = llama_meta();
+  m["llama.context_length"] = u32(8192);
+  m["llama.rope.scaling.type"] = text("yarn");
+  m["llama.rope.scaling.factor"] = f32(4.0f);
+  m["llama.rope.scaling.original_context_length"] = u32(2048);
+  auto c = parse(m);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kYarn);
+  auto hf = hf_twin(
+      {{"rope_type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 2048}}, 8192);
+  EXPECT_EQ(rope_inv_freq(c), rope_inv_freq(hf));
+  EXPECT_FLOAT_EQ(rope_attention_factor(c), rope_attention_factor(hf));
+  EXPECT_NE(rope_inv_freq(c), rope_inv_freq(parse(llama_meta())));
+
+  m["llama.rope.scaling.attn_factor"] = f32(0.5f);
+  m["llama.rope.scaling.yarn_beta_fast"] = f32(8.0f);
+  m["llama.rope.scaling.yarn_beta_slow"] = f32(2.0f);
+  c = parse(m);
+  hf = hf_twin({{"rope_type", "yarn"},
+                {"factor", 4.0},
+                {"original_max_position_embeddings", 2048},
+                {"attention_factor", 0.5},
+                {"beta_fast", 8.0},
+                {"beta_slow", 2.0}},
+               8192);
+  EXPECT_EQ(rope_inv_freq(c), rope_inv_freq(hf));
+  EXPECT_FLOAT_EQ(rope_attention_factor(c), 0.5f);
+
+  m["llama.rope.scaling.yarn_log_multiplier"] = f32(0.1f);
+  expect_error(m, "llama.rope.scaling.yarn_log_multiplier is not supported");
+  m.erase("llama.rope.scaling.yarn_log_multiplier");
+  m.erase("llama.rope.scaling.factor");
+  expect_error(m, "missing metadata \"llama.rope.scaling.factor\"");
+}
+
+TEST_F(GgufConfig, Phi3LongRopeFactorTensors) {
   EXPECT_EQ(parse(as("phi3"), {"output_norm.weight"}).sliding_window, 0);
+  const std::array<float, 4> long_factors = {1.0f, 2.5f, 8.0f, 30.0f};
+  const std::array<float, 4> short_factors = {1.0f, 1.1f, 1.2f, 1.5f};
+  auto m = as("phi3");
+  m["phi3.context_length"] = u32(131072);
+  m["phi3.rope.scaling.original_context_length"] = u32(4096);
+  const std::vector<std::string> tensors = {"rope_factors_long.weight",
+                                            "rope_factors_short.weight"};
+  const std::map<std::string, std::array<float, 4>> values = {
+      {"rope_factors_long.weight", long_factors}, {"rope_factors_short.weight", short_factors}};
+  auto c = parse(m, tensors, values);
+  EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kLongRope);
+  const nlohmann::json hf_scaling = {
+      {"type", "longrope"},
+      {"long_factor", std::vector<float>(long_factors.begin(), long_factors.end())},
+      {"short_factor", std::vector<float>(short_factors.begin(), short_factors.end())}};
+  const nlohmann::json phi3 = {{"model_type", "phi3"}, {"original_max_position_embeddings", 4096}};
+  auto hf = hf_twin(hf_scaling, 131072, phi3);
+  EXPECT_EQ(rope_inv_freq(c), rope_inv_freq(hf));
+  EXPECT_FLOAT_EQ(rope_attention_factor(c), rope_attention_factor(hf));
+  EXPECT_FLOAT_EQ(rope_attention_factor(c), std::sqrt(1 + std::log(32.0f) / std::log(4096.0f)));
+
+  // llama.cpp's converter writes the attention factor; a context within the original one
+  // rotates with the short factors.
+  m["phi3.rope.scaling.attn_factor"] = f32(1.5f);
+  m["phi3.context_length"] = u32(4096);
+  c = parse(m, tensors, values);
+  EXPECT_FLOAT_EQ(rope_attention_factor(c), 1.5f);
+  EXPECT_EQ(rope_inv_freq(c), rope_inv_freq(hf_twin(hf_scaling, 4096, phi3)));
+
   try {
-    parse(as("phi3"), {"rope_factors_long.weight", "rope_factors_short.weight"});
+    parse(m, {"rope_factors_long.weight"}, values);
     ADD_FAILURE() << "no FileError";
   } catch (const FileError& e) {
-    EXPECT_NE(
-        std::string(e.what()).find("\"rope_factors_long.weight\" is not supported yet (phi3)"),
-        std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("needs both the rope_factors_long and the "
+                                         "rope_factors_short tensor"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    parse(m, tensors);  // zeros
+    ADD_FAILURE() << "no FileError";
+  } catch (const FileError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds a non-positive or non-finite factor"),
+              std::string::npos)
         << e.what();
   }
 }

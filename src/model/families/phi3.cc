@@ -21,8 +21,9 @@ constexpr CheckpointLayout fused(CheckpointLayout l, std::string_view qkv,
 constexpr CheckpointLayout gguf_phi3() {
   CheckpointLayout l =
       fused(gguf_neox_layout(), "blk.{layer}.attn_qkv.weight", "blk.{layer}.ffn_up.weight");
-  // HF's "longrope"/"su" rope_scaling, which config.json readers refuse by name.
-  l.unsupported_tensor = "rope_factors_long.weight";
+  // HF's "longrope"/"su" rope_scaling factors.
+  l.rope_factors_long = "rope_factors_long.weight";
+  l.rope_factors_short = "rope_factors_short.weight";
   return l;
 }
 }  // namespace
