@@ -3,7 +3,7 @@
 // Quantized weights come from the project's own quantizers (kernels/quant/quantize.h).
 //
 //   bench_matmul [--rows 8192] [--cols 2048] [--type f16|bf16|f32|q8_0|q4_0|q4_k|q6_k]
-//                [--tokens 1,4,16] [--threads 0]
+//                [--tokens 1,4,16] [--threads 0] [--no-repack]
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <chrono>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/convert.h"
+#include "kernels/cpu.h"
 #include "kernels/matmul.h"
 #include "kernels/quant/quantize.h"
 #include "util/thread_pool.h"
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   app.add_option("--tokens", tokens)->delimiter(',');
   app.add_option("--threads", threads, "0 = one per core")->capture_default_str();
   app.add_option("--seconds", seconds, "Time per measurement")->capture_default_str();
+  bool no_repack = false;
+  app.add_flag("--no-repack", no_repack, "Keep the file layout (no interleaved repack)");
   CLI11_PARSE(app, argc, argv);
 
   std::mt19937 rng(1);
@@ -72,6 +75,14 @@ int main(int argc, char** argv) {
   const double weight_bytes =
       static_cast<double>(kernels::weight_row_bytes(*weight_type, cols)) * rows;
   util::ThreadPool pool(threads);
+  // As the model loader does: the layout the CPU target prefers, unless --no-repack.
+  std::vector<std::byte> packed;
+  if (const auto packed_type = kernels::repacked_type(kernels::active_kernels(), w);
+      packed_type && !no_repack) {
+    packed.resize(kernels::weight_row_bytes(w.type, cols) * static_cast<std::size_t>(rows));
+    w = kernels::repack(kernels::active_kernels(), pool, w, packed.data());
+  }
+  type = std::string(kernels::weight_format(w.type).name);
   std::printf("{\"rows\": %d, \"cols\": %d, \"type\": \"%s\", \"threads\": %d, \"results\": [\n",
               rows, cols, type.c_str(), pool.size());
   for (std::size_t k = 0; k < tokens.size(); ++k) {

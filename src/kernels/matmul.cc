@@ -1,11 +1,12 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
-#include <memory>
-#include <new>
+#include <stdexcept>
+#include <string>
 
 #include "kernels/cpu.h"
 #include "kernels/target_kernels.h"
+#include "util/aligned_bytes.h"
 
 namespace lmserve::kernels {
 
@@ -13,27 +14,21 @@ namespace {
 
 // Below this many multiply-adds a product is cheaper than waking the pool.
 constexpr long kMinParallelWork = 1L << 17;
-// Rows per unit of parallel work: a multiple of every kernel's tile height.
-constexpr int kRowGrain = 4;
+// Rows per unit of parallel work: a multiple of every kernel's tile height and of the
+// interleaved formats' groups.
+constexpr int kRowGrain = 8;
 
 // The quantized activations of one product, grown to the largest product seen and then reused:
 // a step allocates nothing once the first one has run.
 class ActivationBuffer {
  public:
   std::byte* fit(std::size_t bytes) {
-    if (bytes > size_) {
-      data_.reset(new (std::align_val_t(64)) std::byte[bytes]);
-      size_ = bytes;
-    }
-    return data_.get();
+    if (bytes > bytes_.size()) bytes_ = util::AlignedBytes(bytes);
+    return bytes_.data();
   }
 
  private:
-  struct AlignedDelete {
-    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t(64)); }
-  };
-  std::unique_ptr<std::byte[], AlignedDelete> data_;
-  std::size_t size_ = 0;
+  util::AlignedBytes bytes_;
 };
 
 }  // namespace
@@ -83,6 +78,12 @@ void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n
 }
 
 WeightMatrix weight_rows(const WeightMatrix& w, int first, int n) {
+  const int group = weight_format(w.type).interleave;
+  if (first % group != 0 || n % group != 0) {
+    throw std::invalid_argument("weight_rows: rows " + std::to_string(first) + " + " +
+                                std::to_string(n) + " split a group of " + std::to_string(group) +
+                                " interleaved rows");
+  }
   WeightMatrix part = w;
   part.rows = n;
   part.data = weight_row(w, first);
@@ -94,6 +95,28 @@ WeightMatrix weight_rows(const WeightMatrix& w, int first, int n) {
     part.biases = static_cast<const std::byte*>(w.biases) + skip;
   }
   return part;
+}
+
+std::optional<WeightType> repacked_type(const TargetKernels& target, const WeightMatrix& w) {
+  const auto& repack = target.repack[static_cast<int>(w.type)];
+  const int group = repack.fn != nullptr ? weight_format(repack.type).interleave : 0;
+  if (group == 0 || w.rows % group != 0 || w.group_size != 0) return std::nullopt;
+  return repack.type;
+}
+
+WeightMatrix repack(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
+                    std::byte* out) {
+  const auto type = repacked_type(target, w);
+  if (!type) throw std::invalid_argument("repack: the target keeps this matrix as it is");
+  const RepackFn fn = target.repack[static_cast<int>(w.type)].fn;
+  const int groups = w.rows / weight_format(*type).interleave;
+  pool.parallel_for(static_cast<std::size_t>(groups), [&](std::size_t begin, std::size_t end) {
+    fn(w, out, static_cast<int>(begin), static_cast<int>(end));
+  });
+  WeightMatrix packed = w;
+  packed.type = *type;
+  packed.data = out;
+  return packed;
 }
 
 void weight_row_to_f32(const WeightMatrix& w, int row, float* out) {

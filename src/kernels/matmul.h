@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "kernels/weight_format.h"
 #include "util/thread_pool.h"
@@ -42,8 +43,17 @@ void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n
 void matmul(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
             const float* x, int n_tokens, float* y);
 
-// Rows [first, first + n) of w: one part of a fused projection, read in place.
+// Rows [first, first + n) of w: one part of a fused projection, read in place (first and n
+// whole groups of an interleaved format).
 WeightMatrix weight_rows(const WeightMatrix& w, int first, int n);
+
+// The layout `target` multiplies w fastest in when it is not w's own (a target's interleaved
+// repack of a file format, quant/interleaved.h), else nullopt.
+std::optional<WeightType> repacked_type(const TargetKernels& target, const WeightMatrix& w);
+// w rewritten into that layout in `out` (as many bytes as w's rows, 64-byte aligned), in
+// parallel: the matrix over out.
+WeightMatrix repack(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
+                    std::byte* out);
 
 // Row `row` of w widened to f32 (an embedding lookup).
 void weight_row_to_f32(const WeightMatrix& w, int row, float* out);

@@ -26,6 +26,9 @@ using PagedAttentionFn = void (*)(util::ThreadPool& pool, const AttentionShape& 
                                   const PagedKv& kv, std::span<const AttentionSequence> sequences,
                                   const float* q, float scale, float* out,
                                   const ScoreOptions& options);
+// Rows [group_begin * 8, group_end * 8) of w, a file format, rewritten into the target's
+// interleaved layout of it; out is laid out as the whole repacked matrix (quant/interleaved.h).
+using RepackFn = void (*)(const WeightMatrix& w, std::byte* out, int group_begin, int group_end);
 using ConvertFn16 = void (*)(const std::uint16_t* in, float* out, int n);
 using ConvertToF16Fn = void (*)(const float* in, std::uint16_t* out, int n);
 
@@ -34,6 +37,12 @@ struct TargetKernels {
   MatmulRowsFn matmul_rows[kWeightTypeCount];
   DequantizeFn dequantize[kWeightTypeCount];
   QuantizeFn quantize[kActivationTypeCount];  // null for kF32
+  // The layout this target multiplies each format fastest in, when not the file's own: matrices
+  // are repacked into it at load. fn is null where the target computes the file's layout.
+  struct Repack {
+    WeightType type = WeightType::kF32;
+    RepackFn fn = nullptr;
+  } repack[kWeightTypeCount];
   PagedAttentionFn paged_attention;
   ConvertFn16 f16_to_f32;
   ConvertToF16Fn f32_to_f16;

@@ -5,13 +5,15 @@
 
 namespace lmserve::kernels::LMSERVE_TARGET_NS {
 
-#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation)                             \
+#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation, interleave)                 \
   void matmul_rows_##name(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, \
                           int n_tokens, float* y, int r_begin, int r_end);                 \
   void dequantize_##name(const WeightMatrix& w, int row, float* out);
 #include "kernels/weight_types.def"
 #undef LMSERVE_WEIGHT_TYPE
 
+void repack_Q8_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
+void repack_Q4_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void quantize_q8_32(const float* x, std::byte* out, int n);
 void quantize_q8_256(const float* x, std::byte* out, int n);
 void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const PagedKv& kv,
@@ -21,25 +23,34 @@ void f16_to_f32(const std::uint16_t* in, float* out, int n);
 void f32_to_f16(const float* in, std::uint16_t* out, int n);
 
 const TargetKernels& target_kernels() {
-  static const TargetKernels table = {
-      .name = LMSERVE_TARGET_STRINGIFY(LMSERVE_TARGET_NS),
-      .matmul_rows =
-          {
-#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation) &matmul_rows_##name,
+  static const TargetKernels table = [] {
+    TargetKernels t = {
+        .name = LMSERVE_TARGET_STRINGIFY(LMSERVE_TARGET_NS),
+        .matmul_rows =
+            {
+#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation, interleave) &matmul_rows_##name,
 #include "kernels/weight_types.def"
 #undef LMSERVE_WEIGHT_TYPE
-          },
-      .dequantize =
-          {
-#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation) &dequantize_##name,
+            },
+        .dequantize =
+            {
+#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation, interleave) &dequantize_##name,
 #include "kernels/weight_types.def"
 #undef LMSERVE_WEIGHT_TYPE
-          },
-      .quantize = {nullptr, &quantize_q8_32, &quantize_q8_256},
-      .paged_attention = &paged_attention,
-      .f16_to_f32 = &f16_to_f32,
-      .f32_to_f16 = &f32_to_f16,
-  };
+            },
+        .quantize = {nullptr, &quantize_q8_32, &quantize_q8_256},
+        .paged_attention = &paged_attention,
+        .f16_to_f32 = &f16_to_f32,
+        .f32_to_f16 = &f32_to_f16,
+    };
+#if LMSERVE_HAVE_AVX512
+    // The interleaved layouts pay where VNNI's dpbusd takes 8 rows at once; the AVX2 target
+    // keeps the row-by-row kernels.
+    t.repack[static_cast<int>(WeightType::kQ8_0)] = {WeightType::kQ8_0x8, &repack_Q8_0x8};
+    t.repack[static_cast<int>(WeightType::kQ4_0)] = {WeightType::kQ4_0x8, &repack_Q4_0x8};
+#endif
+    return t;
+  }();
   return table;
 }
 

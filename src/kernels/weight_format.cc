@@ -9,8 +9,8 @@ namespace lmserve::kernels {
 namespace {
 
 constexpr std::array<WeightFormat, kWeightTypeCount> kFormats = {{
-#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation) \
-  {#name, elements, bytes, ActivationType::k##activation},
+#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation, interleave) \
+  {#name, elements, bytes, ActivationType::k##activation, interleave},
 #include "kernels/weight_types.def"
 #undef LMSERVE_WEIGHT_TYPE
 }};
@@ -23,7 +23,7 @@ const WeightFormat& weight_format(WeightType type) {
 
 std::optional<WeightType> weight_type_named(std::string_view name) {
   for (std::size_t i = 0; i < kFormats.size(); ++i) {
-    if (kFormats[i].name == name) return static_cast<WeightType>(i);
+    if (kFormats[i].interleave == 1 && kFormats[i].name == name) return static_cast<WeightType>(i);
   }
   return std::nullopt;
 }
@@ -31,6 +31,7 @@ std::optional<WeightType> weight_type_named(std::string_view name) {
 std::string supported_weight_types() {
   std::string names;
   for (const auto& f : kFormats) {
+    if (f.interleave != 1) continue;
     if (!names.empty()) names += ", ";
     names += f.name;
   }

@@ -11,12 +11,12 @@
 namespace lmserve::kernels {
 
 enum class WeightType : std::uint8_t {
-#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation) k##name,
+#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation, interleave) k##name,
 #include "kernels/weight_types.def"
 #undef LMSERVE_WEIGHT_TYPE
 };
 inline constexpr int kWeightTypeCount = 0
-#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation) +1
+#define LMSERVE_WEIGHT_TYPE(name, elements, bytes, activation, interleave) +1
 #include "kernels/weight_types.def"
 #undef LMSERVE_WEIGHT_TYPE
     ;
@@ -32,10 +32,12 @@ struct WeightFormat {
   int block_elements = 1;
   int block_bytes = 4;
   ActivationType activation = ActivationType::kF32;
+  int interleave = 1;  // rows stored interleaved per group (a target's repacked layout)
 };
 
 const WeightFormat& weight_format(WeightType type);
-// The format named like GGUF's type ("Q4_K"); nullopt for formats without kernels.
+// The format named like GGUF's type ("Q4_K"); nullopt for formats without kernels (and for the
+// targets' interleaved layouts, which no file carries).
 std::optional<WeightType> weight_type_named(std::string_view name);
 // "F32, F16, ..., Q6_K": the formats with kernels, for error messages.
 std::string supported_weight_types();

@@ -11,9 +11,11 @@
 #include "formats/safetensors.h"
 #include "kernels/attention.h"
 #include "kernels/convert.h"
+#include "kernels/cpu.h"
 #include "kernels/ops.h"
 #include "model/loading.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 namespace lmserve::model {
 
@@ -53,6 +55,7 @@ TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescrip
   }
   layers_.resize(static_cast<std::size_t>(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l) bind_layer(l);
+  repack_weights();
   inv_freq_ = rope_inv_freq(c);
   rope_attention_factor_ = rope_attention_factor(c);
   if (c.local_rope_theta > 0.0f) local_inv_freq_ = local_rope_inv_freq(c);
@@ -102,6 +105,29 @@ void TransformerModel::bind_layer(int l) {
   }
   L.down = matrix(name(layout_.down_proj), D, I);
   L.local = !c.local_layers.empty() && c.local_layers[static_cast<std::size_t>(l)];
+}
+
+void TransformerModel::repack_weights() {
+  const auto& target = kernels::active_kernels();
+  auto repack = [&](kernels::WeightMatrix& m) {
+    if (!kernels::repacked_type(target, m)) return;
+    const std::size_t bytes = kernels::weight_row_bytes(m.type, m.cols) * m.rows;
+    const auto* source = static_cast<const std::uint8_t*>(m.data);
+    m = kernels::repack(target, pool_, m, repacked_.emplace_back(bytes).data());
+    // The file's copy is not read again (unless it was realigned into the heap, where the
+    // advice would zero it).
+    const bool mapped = std::none_of(realigned_.begin(), realigned_.end(), [&](const auto& r) {
+      return source >= r.data() && source < r.data() + r.size();
+    });
+    if (mapped) util::release_mapped_pages(source, bytes);
+  };
+  // A tied embedding is looked up in the head's layout.
+  const bool tied = embed_.data == lm_head_.data;
+  repack(lm_head_);
+  if (tied) embed_ = lm_head_;
+  for (auto& L : layers_) {
+    for (auto* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) repack(*m);
+  }
 }
 
 kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, int cols) {

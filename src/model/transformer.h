@@ -11,6 +11,7 @@
 #include "kernels/matmul.h"
 #include "model/architecture.h"
 #include "model/model.h"
+#include "util/aligned_bytes.h"
 
 namespace lmserve::model {
 
@@ -52,6 +53,9 @@ class TransformerModel final : public Model {
   };
 
   kernels::WeightMatrix matrix(std::string_view name, int rows, int cols);
+  // Copies each matrix the CPU target computes faster in a layout of its own into that layout
+  // (kernels/matmul.h repack) and hands the file's pages of it back.
+  void repack_weights();
   // The quantization of the Linear/Embedding whose weight is `name`, if MLX-quantized.
   std::optional<MlxQuantization::Params> mlx_quantization(std::string_view name) const;
   kernels::WeightMatrix mlx_matrix(std::string_view name, int rows, int cols,
@@ -70,6 +74,8 @@ class TransformerModel final : public Model {
   util::ThreadPool& pool_;
   // Copies of tensors whose bytes are not aligned to their element size in the file.
   std::vector<std::vector<std::uint8_t>> realigned_;
+  // Matrices repacked into the CPU target's layout (the file's pages of them are released).
+  std::vector<util::AlignedBytes> repacked_;
   kernels::WeightMatrix embed_;
   kernels::WeightMatrix lm_head_;
   std::vector<float> final_norm_;

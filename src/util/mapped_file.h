@@ -30,4 +30,9 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
+// Drops the whole pages inside [p, p + n) from this process's resident set; p must point into
+// a read-only file mapping (a MappedFile), whose pages read back from the file if touched again.
+// For file bytes the loader copied elsewhere (a repacked weight), so they are not held twice.
+void release_mapped_pages(const void* p, std::size_t n);
+
 }  // namespace lmserve::util

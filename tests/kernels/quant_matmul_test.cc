@@ -3,10 +3,13 @@
 // format of the table, on random blocks and shapes that are not multiples of any tile.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/convert.h"
@@ -257,6 +260,63 @@ TEST(QuantMatmul, BatchInvariantOnEveryTarget) {
       }
     }
   }
+}
+
+// The interleaved layouts a target repacks file formats into: on every target (the scalar and
+// AVX2 ones included, whose portable kernels read the layout too) the product gives the scalar
+// kernel's bits over the file layout, for any token count, and rows dequantize to the same values.
+TEST(QuantMatmul, RepackedLayoutsGiveTheScalarKernelsBits) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  util::ThreadPool pool(2);
+  const TargetKernels& scalar = *cpu_target("scalar");
+  int repacked = 0;
+  for (auto packer_name : available_cpu_targets()) {
+    const TargetKernels& packer = *cpu_target(packer_name);
+    for (const auto& c : kCases) {
+      const auto& f = weight_format(c.type);
+      // (rows, blocks per row): one group, several, a long row with an odd block count.
+      for (const auto& [rows, blocks] : {std::pair{8, 1}, {16, 3}, {24, 7}, {72, 65}}) {
+        const int cols = blocks * f.block_elements;
+        auto bytes = random_blocks(c, rows, cols, rng);
+        const WeightMatrix w{c.type, bytes.data(), rows, cols};
+        const auto type = repacked_type(packer, w);
+        if (!type) continue;
+        ++repacked;
+        SCOPED_TRACE(std::string(packer_name) + " repacks " + std::string(f.name) + " rows " +
+                     std::to_string(rows) + " cols " + std::to_string(cols));
+        std::vector<Chunk> storage;
+        const WeightMatrix packed =
+            repack(packer, pool, w, aligned_bytes(storage, weight_row_bytes(w.type, cols) * rows));
+        EXPECT_EQ(packed.type, *type);
+        std::vector<float> a(cols), b(cols);
+        for (int r = 0; r < rows; ++r) {
+          scalar.dequantize[static_cast<int>(w.type)](w, r, a.data());
+          scalar.dequantize[static_cast<int>(packed.type)](packed, r, b.data());
+          ASSERT_EQ(0, std::memcmp(a.data(), b.data(), cols * sizeof(float))) << "row " << r;
+        }
+        for (int tokens : {1, 2, 7, 8, 9, 17}) {
+          std::vector<float> x(static_cast<std::size_t>(tokens * cols));
+          for (auto& v : x) v = dist(rng);
+          std::vector<float> want(static_cast<std::size_t>(tokens * rows));
+          matmul(scalar, pool, w, x.data(), tokens, want.data());
+          for (auto name : available_cpu_targets()) {
+            std::vector<float> got(want.size());
+            matmul(*cpu_target(name), pool, packed, x.data(), tokens, got.data());
+            ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+                << name << " tokens " << tokens;
+          }
+        }
+        // A fused projection splits on whole groups only.
+        EXPECT_EQ(weight_rows(packed, 8, rows - 8).rows, rows - 8);
+        EXPECT_THROW(weight_rows(packed, 4, 4), std::invalid_argument);
+      }
+    }
+  }
+  // The AVX-512 target repacks Q8_0 and Q4_0; without it nothing is.
+  const auto targets = available_cpu_targets();
+  const bool avx512 = std::find(targets.begin(), targets.end(), "avx512") != targets.end();
+  EXPECT_EQ(repacked > 0, avx512);
 }
 
 TEST(QuantMatmul, OwnQuantizersRoundTripWithinTheirStep) {

@@ -126,4 +126,22 @@ inline void q3k_scales(const std::uint8_t* packed, std::int8_t out[16]) {
   }
 }
 
+// ---- Interleaved groups (a target's repacked layouts, quant/interleaved.h) ----
+
+// Block b of 8 rows of Q8_0: qs[32 * k + 4 * r + i] is row r's element 4k + i plus 128
+// (unsigned, so the 8 rows' values 4k..4k+3 are one 32-byte vector for an u8 x s8 dot product).
+struct BlockQ8_0x8 {
+  std::uint16_t d[8];
+  std::uint8_t qs[256];
+};
+static_assert(sizeof(BlockQ8_0x8) == 8 * 34);
+
+// Block b of 8 rows of Q4_0: qs[32 * j + 4 * r + i] is row r's qs[4j + i], whose low nibble is
+// element 4j + i and high nibble element 16 + 4j + i.
+struct BlockQ4_0x8 {
+  std::uint16_t d[8];
+  std::uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ4_0x8) == 8 * 18);
+
 }  // namespace lmserve::kernels::quant

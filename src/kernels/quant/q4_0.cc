@@ -1,4 +1,6 @@
-// GGUF Q4_0: blocks of 32 four-bit values with an f16 scale, x = d * (q - 8).
+// GGUF Q4_0: blocks of 32 four-bit values with an f16 scale, x = d * (q - 8); and Q4_0x8, its
+// groups of 8 rows interleaved (quant/interleaved.h).
+#include "kernels/quant/interleaved.h"
 #include "kernels/quant/legacy_quants.h"
 
 LMSERVE_TARGET_BEGIN
@@ -18,6 +20,38 @@ struct Q4_0Layout {
 };
 using Q4_0 = LegacyFormat<Q4_0Layout>;
 
+struct Q4_0x8Layout {
+  using Block = quant::BlockQ4_0;
+  using Group = quant::BlockQ4_0x8;
+  using Format = Q4_0;
+  static constexpr int kOffset = 8;
+  static void pack(const Block* const* rows, Group& out) {
+    for (int r = 0; r < kGroupRows; ++r) {
+      out.d[r] = rows[r]->d;
+      for (int j = 0; j < 4; ++j)
+        for (int i = 0; i < 4; ++i) out.qs[32 * j + 4 * r + i] = rows[r]->qs[4 * j + i];
+    }
+  }
+  static Block unpack(const Group& g, int r) {
+    Block b;
+    b.d = g.d[r];
+    for (int j = 0; j < 4; ++j)
+      for (int i = 0; i < 4; ++i) b.qs[4 * j + i] = g.qs[32 * j + 4 * r + i];
+    return b;
+  }
+#if LMSERVE_HAVE_AVX512
+  // Low nibbles are values 4j..4j+3, high nibbles 16 + 4j...
+  static void unpack_simd(const Group& g, __m256i w[8]) {
+    const __m256i low = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * j));
+      w[j] = _mm256_and_si256(v, low);
+      w[4 + j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+    }
+  }
+#endif
+};
+
 }  // namespace
 
 void dequantize_Q4_0(const WeightMatrix& w, int row, float* out) {
@@ -27,6 +61,20 @@ void dequantize_Q4_0(const WeightMatrix& w, int row, float* out) {
 void matmul_rows_Q4_0(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {
   quantized_matmul_rows<LegacyKernel<Q4_0Layout>>(w, x, x_stride, n_tokens, y, r_begin, r_end);
+}
+
+void repack_Q4_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end) {
+  repack_groups<Q4_0x8Layout>(w, out, g_begin, g_end);
+}
+
+void dequantize_Q4_0x8(const WeightMatrix& w, int row, float* out) {
+  dequantize_interleaved<Q4_0x8Layout>(w, row, out);
+}
+
+void matmul_rows_Q4_0x8(const WeightMatrix& w, const std::byte* x, std::size_t x_stride,
+                        int n_tokens, float* y, int r_begin, int r_end) {
+  interleaved_matmul_rows<Q4_0x8Layout, InterleavedKernel<Q4_0x8Layout>>(w, x, x_stride, n_tokens,
+                                                                         y, r_begin, r_end);
 }
 
 }  // namespace lmserve::kernels::LMSERVE_TARGET_NS

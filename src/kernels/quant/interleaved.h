@@ -1,0 +1,159 @@
+// Row-interleaved layouts a CPU target repacks a block-quantized matrix into at load: groups of
+// kGroupRows rows stored block by block (group g's block b holds block b of rows 8g..8g+7, same
+// bytes as the file's layout). One 32-byte vector then holds the same four values of 8 rows, so
+// a u8 x s8 dot product (VNNI dpbusd) with four broadcast activation bytes adds up 8 rows in 8
+// lanes: no horizontal sums and one scale vector per block, where the row-by-row kernel spends
+// a reduction per row and token.
+//
+// A Layout describes one interleaved format:
+//   using Block = the file format's block; using Group = 8 rows' block b (quant/blocks.h);
+//   using Format = the file format's portable description (block_dot, dequantize);
+//   static void pack(const Block* const* rows, Group& out);   // rows[r]: row r's block
+//   static Block unpack(const Group& g, int r);               // row r's block, as in the file
+// and, for the vector kernel:
+//   static constexpr int kOffset;  // the Group's values minus kOffset are the weights
+//   static void unpack_simd(const Group& g, __m256i w[8]);    // w[k]: rows' values 4k..4k+3
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+
+#include "kernels/quant/blocks.h"
+#include "kernels/quant/quant_matmul.h"
+#include "kernels/simd.h"
+
+LMSERVE_TARGET_BEGIN
+namespace lmserve::kernels::LMSERVE_TARGET_NS {
+
+inline constexpr int kGroupRows = 8;
+
+// Groups [g_begin, g_end) of w (a file format) into `out`, laid out as the whole interleaved
+// matrix.
+template <class Layout>
+void repack_groups(const WeightMatrix& w, std::byte* out, int g_begin, int g_end) {
+  using Block = typename Layout::Block;
+  using Group = typename Layout::Group;
+  const int n_blocks = w.cols / 32;
+  auto* groups = reinterpret_cast<Group*>(out);
+  for (int g = g_begin; g < g_end; ++g) {
+    const Block* rows[kGroupRows];
+    for (int r = 0; r < kGroupRows; ++r)
+      rows[r] = reinterpret_cast<const Block*>(weight_row(w, g * kGroupRows + r));
+    for (int b = 0; b < n_blocks; ++b) {
+      const Block* blocks[kGroupRows];
+      for (int r = 0; r < kGroupRows; ++r) blocks[r] = rows[r] + b;
+      Layout::pack(blocks, groups[static_cast<std::size_t>(g) * n_blocks + b]);
+    }
+  }
+}
+
+template <class Layout>
+const typename Layout::Group* interleaved_group(const WeightMatrix& w, int group) {
+  return reinterpret_cast<const typename Layout::Group*>(weight_row(w, group * kGroupRows));
+}
+
+template <class Layout>
+void dequantize_interleaved(const WeightMatrix& w, int row, float* out) {
+  const auto* group = interleaved_group<Layout>(w, row / kGroupRows);
+  for (int b = 0; b < w.cols / 32; ++b) {
+    const typename Layout::Block block = Layout::unpack(group[b], row % kGroupRows);
+    Layout::Format::dequantize(reinterpret_cast<const std::byte*>(&block), out + 32 * b, 32);
+  }
+}
+
+// The portable kernel: each row's blocks unpacked and multiplied as the file format's scalar
+// kernel does, so it gives the same bits.
+template <class Layout>
+struct ScalarInterleavedKernel {
+  static constexpr int kTokens = 1;
+  template <int T>
+  static void tile(const typename Layout::Group* group, const std::byte* const* x, int n_blocks,
+                   float* y, std::size_t y_stride) {
+    using Act = typename Layout::Format::Act;
+    for (int t = 0; t < T; ++t) {
+      const auto* xb = reinterpret_cast<const Act*>(x[t]);
+      for (int r = 0; r < kGroupRows; ++r) {
+        float acc = 0.0f;
+        for (int b = 0; b < n_blocks; ++b)
+          acc += Layout::Format::block_dot(Layout::unpack(group[b], r), xb[b]);
+        y[t * y_stride + r] = acc;
+      }
+    }
+  }
+};
+
+// Rows [r_begin, r_end) (whole groups) for n_tokens activation rows: blocks of groups small
+// enough to stay in L2 while every tile of Kernel::kTokens tokens reads them.
+template <class Layout, class Kernel>
+void interleaved_matmul_rows(const WeightMatrix& w, const std::byte* x, std::size_t x_stride,
+                             int n_tokens, float* y, int r_begin, int r_end) {
+  constexpr int kT = Kernel::kTokens;
+  constexpr std::size_t kBlockBytes = 256 << 10;
+  const int n_blocks = w.cols / 32;
+  const int g_begin = r_begin / kGroupRows, g_end = r_end / kGroupRows;
+  const std::size_t group_bytes = weight_row_bytes(w.type, w.cols) * kGroupRows;
+  const int groups_per_pass =
+      n_tokens <= kT ? g_end - g_begin : std::max(1, static_cast<int>(kBlockBytes / group_bytes));
+  const auto y_stride = static_cast<std::size_t>(w.rows);
+  for (int gb = g_begin; gb < g_end; gb += groups_per_pass) {
+    const int gb_end = std::min(g_end, gb + groups_per_pass);
+    for (int t0 = 0; t0 < n_tokens; t0 += kT) {
+      const int nt = std::min(kT, n_tokens - t0);
+      const std::byte* xs[kT];
+      for (int t = 0; t < nt; ++t) xs[t] = x + static_cast<std::size_t>(t0 + t) * x_stride;
+      float* yt = y + static_cast<std::size_t>(t0) * y_stride;
+      for (int g = gb; g < gb_end; ++g) {
+        with_tile_shape<1, kT>(1, nt, [&]<int R, int T>() {
+          Kernel::template tile<T>(interleaved_group<Layout>(w, g), xs, n_blocks,
+                                   yt + g * kGroupRows, y_stride);
+        });
+      }
+    }
+  }
+}
+
+#if LMSERVE_HAVE_AVX512
+// The VNNI kernel: per block, 8 dpbusd of the 8 rows' values with broadcast activation bytes
+// give the 8 rows' exact integer dot products in 8 lanes (in two chains for latency); each is
+// then scaled and added as the scalar kernel does ((dw * dx) * dot, then the sum over blocks),
+// so both give the same bits.
+template <class Layout>
+struct InterleavedVnniKernel {
+  static constexpr int kTokens = 8;
+  template <int T>
+  static void tile(const typename Layout::Group* group, const std::byte* const* x, int n_blocks,
+                   float* y, std::size_t y_stride) {
+    using Act = quant::BlockQ8_32;
+    __m256 acc[T];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int b = 0; b < n_blocks; ++b) {
+      __m256i w[8];
+      Layout::unpack_simd(group[b], w);
+      const __m256 dw =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(group[b].d)));
+      for (int t = 0; t < T; ++t) {
+        const Act& xb = reinterpret_cast<const Act*>(x[t])[b];
+        const auto* xq = reinterpret_cast<const int*>(xb.qs);
+        __m256i even = _mm256_set1_epi32(-Layout::kOffset * xb.sum);
+        __m256i odd = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k += 2) {
+          even = _mm256_dpbusd_epi32(even, w[k], _mm256_set1_epi32(xq[k]));
+          odd = _mm256_dpbusd_epi32(odd, w[k + 1], _mm256_set1_epi32(xq[k + 1]));
+        }
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
+        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), dot));
+      }
+    }
+    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * y_stride, acc[t]);
+  }
+};
+
+template <class Layout>
+using InterleavedKernel = InterleavedVnniKernel<Layout>;
+#else
+template <class Layout>
+using InterleavedKernel = ScalarInterleavedKernel<Layout>;
+#endif
+
+}  // namespace lmserve::kernels::LMSERVE_TARGET_NS
+LMSERVE_TARGET_END
