@@ -14,6 +14,8 @@ namespace lmserve::kernels::LMSERVE_TARGET_NS {
 
 void repack_Q8_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q4_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
+void repack_Q4_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
+void repack_Q6_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void quantize_q8_32(const float* x, std::byte* out, int n);
 void quantize_q8_256(const float* x, std::byte* out, int n);
 void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const PagedKv& kv,
@@ -48,6 +50,8 @@ const TargetKernels& target_kernels() {
     // keeps the row-by-row kernels.
     t.repack[static_cast<int>(WeightType::kQ8_0)] = {WeightType::kQ8_0x8, &repack_Q8_0x8};
     t.repack[static_cast<int>(WeightType::kQ4_0)] = {WeightType::kQ4_0x8, &repack_Q4_0x8};
+    t.repack[static_cast<int>(WeightType::kQ4_K)] = {WeightType::kQ4_Kx8, &repack_Q4_Kx8};
+    t.repack[static_cast<int>(WeightType::kQ6_K)] = {WeightType::kQ6_Kx8, &repack_Q6_Kx8};
 #endif
     return t;
   }();

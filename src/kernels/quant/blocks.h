@@ -144,4 +144,28 @@ struct BlockQ4_0x8 {
 };
 static_assert(sizeof(BlockQ4_0x8) == 8 * 18);
 
+// Block b of 8 rows of Q6_K. Value k-vector v (values 4v..4v+3 of the 8 rows, 4 bytes a row):
+// low nibbles in ql[32 * (v % 32) + 4 * r + i] (the high nibble for v >= 32), high two bits in
+// qh[32 * (v % 16) + 4 * r + i] at bit 2 * (v / 16); scales[8 * j + r] is row r's scale of
+// sub-block j.
+struct BlockQ6_Kx8 {
+  std::uint16_t d[8];
+  std::int8_t scales[16 * 8];
+  std::uint8_t ql[1024];
+  std::uint8_t qh[512];
+};
+static_assert(sizeof(BlockQ6_Kx8) == 8 * 210);
+
+// Block b of 8 rows of Q4_K: qs[32 * j + 4 * r + i] is row r's qs[4j + i]; sub-block j's 6-bit
+// scale and min of row r are (sm_low[8 * j + r] & 15 | (sm_high[j] >> 4r & 3) << 4) and
+// (sm_low[8 * j + r] >> 4 | (sm_high[j] >> (4r + 2) & 3) << 4).
+struct BlockQ4_Kx8 {
+  std::uint16_t d[8];
+  std::uint16_t dmin[8];
+  std::uint8_t sm_low[64];
+  std::uint32_t sm_high[8];
+  std::uint8_t qs[1024];
+};
+static_assert(sizeof(BlockQ4_Kx8) == 8 * 144);
+
 }  // namespace lmserve::kernels::quant

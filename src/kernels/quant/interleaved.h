@@ -33,7 +33,7 @@ template <class Layout>
 void repack_groups(const WeightMatrix& w, std::byte* out, int g_begin, int g_end) {
   using Block = typename Layout::Block;
   using Group = typename Layout::Group;
-  const int n_blocks = w.cols / 32;
+  const int n_blocks = w.cols / weight_format(w.type).block_elements;
   auto* groups = reinterpret_cast<Group*>(out);
   for (int g = g_begin; g < g_end; ++g) {
     const Block* rows[kGroupRows];
@@ -55,9 +55,11 @@ const typename Layout::Group* interleaved_group(const WeightMatrix& w, int group
 template <class Layout>
 void dequantize_interleaved(const WeightMatrix& w, int row, float* out) {
   const auto* group = interleaved_group<Layout>(w, row / kGroupRows);
-  for (int b = 0; b < w.cols / 32; ++b) {
+  const int elements = weight_format(w.type).block_elements;
+  for (int b = 0; b < w.cols / elements; ++b) {
     const typename Layout::Block block = Layout::unpack(group[b], row % kGroupRows);
-    Layout::Format::dequantize(reinterpret_cast<const std::byte*>(&block), out + 32 * b, 32);
+    Layout::Format::dequantize(reinterpret_cast<const std::byte*>(&block), out + elements * b,
+                               elements);
   }
 }
 
@@ -89,7 +91,7 @@ void interleaved_matmul_rows(const WeightMatrix& w, const std::byte* x, std::siz
                              int n_tokens, float* y, int r_begin, int r_end) {
   constexpr int kT = Kernel::kTokens;
   constexpr std::size_t kBlockBytes = 256 << 10;
-  const int n_blocks = w.cols / 32;
+  const int n_blocks = w.cols / weight_format(w.type).block_elements;
   const int g_begin = r_begin / kGroupRows, g_end = r_end / kGroupRows;
   const std::size_t group_bytes = weight_row_bytes(w.type, w.cols) * kGroupRows;
   const int groups_per_pass =

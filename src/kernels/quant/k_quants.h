@@ -10,6 +10,7 @@
 
 #include "kernels/convert.h"
 #include "kernels/quant/blocks.h"
+#include "kernels/quant/interleaved.h"
 #include "kernels/quant/quant_matmul.h"
 #include "kernels/simd.h"
 
@@ -134,9 +135,79 @@ struct KSimdKernel {
 
 template <class Layout>
 using KKernel = KSimdKernel<Layout>;
+
+#if LMSERVE_HAVE_AVX512
+// The VNNI kernel of an interleaved K format (quant/interleaved.h); the Layout also gives
+//   kOffset (the stored values minus kOffset are the quants; then without minimums),
+//   static void unpack_simd(const Group&, __m256i q[64]);  // q[v]: 8 rows' values 4v..4v+3
+//   static void scales_simd(const Group&, __m256i scales[kSubBlocks], __m256i mins[kSubBlocks]);
+// Each sub-block's 8 dot products are exact integers in 8 lanes, times the rows' scales; the
+// block's sums then take the portable kernel's float operations, so both give the same bits.
+template <class Layout>
+struct KInterleavedVnniKernel {
+  static constexpr int kTokens = 4;
+  static constexpr int kSub = Layout::kSubBlocks;
+  static constexpr int kVectors = 64 / kSub;  // 4-value vectors per sub-block
+  template <int T>
+  static void tile(const typename Layout::Group* group, const std::byte* const* x, int n_blocks,
+                   float* y, std::size_t y_stride) {
+    using Act = quant::BlockQ8_256;
+    __m256 acc[T];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int b = 0; b < n_blocks; ++b) {
+      const auto& g = group[b];
+      __m256i q[64], scales[kSub], mins[kSub];
+      Layout::unpack_simd(g, q);
+      Layout::scales_simd(g, scales, mins);
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
+      for (int t = 0; t < T; ++t) {
+        const Act& xb = reinterpret_cast<const Act*>(x[t])[b];
+        const auto* xq = reinterpret_cast<const int*>(xb.qs);
+        __m256i sum = _mm256_setzero_si256(), min_sum = _mm256_setzero_si256();
+        // Unrolled whole: the sub-blocks' dot-product chains are independent and overlap.
+#pragma GCC unroll 16
+        for (int j = 0; j < kSub; ++j) {
+          // Sums of 16 activations: one per sub-block of 16, two per sub-block of 32.
+          const int x_sum = kSub == 16 ? xb.bsums[j] : xb.bsums[2 * j] + xb.bsums[2 * j + 1];
+          __m256i dot = _mm256_set1_epi32(-Layout::kOffset * x_sum);
+#pragma GCC unroll 8
+          for (int v = j * kVectors; v < (j + 1) * kVectors; ++v)
+            dot = _mm256_dpbusd_epi32(dot, q[v], _mm256_set1_epi32(xq[v]));
+          sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(dot, scales[j]));
+          if constexpr (Layout::kHasMin) {
+            min_sum =
+                _mm256_add_epi32(min_sum, _mm256_mullo_epi32(mins[j], _mm256_set1_epi32(x_sum)));
+          }
+        }
+        const __m256 xd = _mm256_set1_ps(xb.d);
+        if constexpr (Layout::kHasMin) {
+          const __m256 dmin =
+              _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.dmin)));
+          acc[t] = _mm256_add_ps(
+              acc[t],
+              _mm256_mul_ps(xd, _mm256_sub_ps(_mm256_mul_ps(dw, _mm256_cvtepi32_ps(sum)),
+                                              _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(min_sum)))));
+        } else {
+          acc[t] =
+              _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(xd, dw), _mm256_cvtepi32_ps(sum)));
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * y_stride, acc[t]);
+  }
+};
+
+template <class Layout>
+using KInterleavedKernel = KInterleavedVnniKernel<Layout>;
+#else
+template <class Layout>
+using KInterleavedKernel = ScalarInterleavedKernel<Layout>;
+#endif
 #else
 template <class Layout>
 using KKernel = ScalarKernel<KFormat<Layout> >;
+template <class Layout>
+using KInterleavedKernel = ScalarInterleavedKernel<Layout>;
 #endif
 
 }  // namespace lmserve::kernels::LMSERVE_TARGET_NS

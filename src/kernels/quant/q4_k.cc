@@ -1,4 +1,7 @@
-// GGUF Q4_K: 4-bit values in 8 sub-blocks of 32, each with a 6-bit scale and minimum.
+// GGUF Q4_K: 4-bit values in 8 sub-blocks of 32, each with a 6-bit scale and minimum. And
+// Q4_Kx8, its groups of 8 rows interleaved (quant/interleaved.h).
+#include <cstring>
+
 #include "kernels/quant/k_quants.h"
 
 LMSERVE_TARGET_BEGIN
@@ -35,6 +38,79 @@ struct Q4_KLayout {
 };
 using Q4_K = KFormat<Q4_KLayout>;
 
+struct Q4_Kx8Layout {
+  using Block = quant::BlockQ4_K;
+  using Group = quant::BlockQ4_Kx8;
+  using Format = Q4_K;
+  static constexpr int kSubBlocks = 8;
+  static constexpr bool kHasMin = true;
+  static constexpr int kOffset = 0;
+
+  static void pack(const Block* const* rows, Group& out) {
+    std::memset(&out, 0, sizeof(out));
+    for (int r = 0; r < kGroupRows; ++r) {
+      const Block& b = *rows[r];
+      out.d[r] = b.d;
+      out.dmin[r] = b.dmin;
+      for (int j = 0; j < 8; ++j) {
+        int scale, min;
+        quant::k4_scale_min(b.scales, j, scale, min);
+        out.sm_low[8 * j + r] = static_cast<std::uint8_t>((scale & 0xF) | (min & 0xF) << 4);
+        out.sm_high[j] |= static_cast<std::uint32_t>((scale >> 4) | (min >> 4) << 2) << (4 * r);
+      }
+      for (int j = 0; j < 32; ++j)
+        for (int i = 0; i < 4; ++i) out.qs[32 * j + 4 * r + i] = b.qs[4 * j + i];
+    }
+  }
+  static Block unpack(const Group& g, int r) {
+    Block b{};
+    b.d = g.d[r];
+    b.dmin = g.dmin[r];
+    int scale[8], min[8];
+    for (int j = 0; j < 8; ++j) {
+      const int low = g.sm_low[8 * j + r], high = static_cast<int>(g.sm_high[j] >> (4 * r));
+      scale[j] = (low & 0xF) | (high & 3) << 4;
+      min[j] = low >> 4 | (high >> 2 & 3) << 4;
+    }
+    // Back to the file's 12-byte packing (see quant::k4_scale_min).
+    for (int j = 0; j < 4; ++j) {
+      b.scales[j] = static_cast<std::uint8_t>(scale[j] | (scale[j + 4] >> 4) << 6);
+      b.scales[j + 4] = static_cast<std::uint8_t>(min[j] | (min[j + 4] >> 4) << 6);
+      b.scales[j + 8] = static_cast<std::uint8_t>((scale[j + 4] & 0xF) | (min[j + 4] & 0xF) << 4);
+    }
+    for (int j = 0; j < 32; ++j)
+      for (int i = 0; i < 4; ++i) b.qs[4 * j + i] = g.qs[32 * j + 4 * r + i];
+    return b;
+  }
+#if LMSERVE_HAVE_AVX512
+  // qs vector j's low nibbles are values 64 (j / 8) + 4 (j % 8) + i, its high ones 32 later.
+  static void unpack_simd(const Group& g, __m256i q[64]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int j = 0; j < 32; ++j) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * j));
+      const int at = 16 * (j / 8) + j % 8;
+      q[at] = _mm256_and_si256(v, low4);
+      q[at + 8] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    }
+  }
+  static void scales_simd(const Group& g, __m256i scales[8], __m256i mins[8]) {
+    const __m256i row_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+    const __m256i low4 = _mm256_set1_epi32(0xF), two = _mm256_set1_epi32(3);
+    for (int j = 0; j < 8; ++j) {
+      const __m256i low =
+          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.sm_low + 8 * j)));
+      const __m256i high =
+          _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(g.sm_high[j])), row_shift);
+      scales[j] = _mm256_or_si256(_mm256_and_si256(low, low4),
+                                  _mm256_slli_epi32(_mm256_and_si256(high, two), 4));
+      mins[j] =
+          _mm256_or_si256(_mm256_srli_epi32(low, 4),
+                          _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(high, 2), two), 4));
+    }
+  }
+#endif
+};
+
 }  // namespace
 
 void dequantize_Q4_K(const WeightMatrix& w, int row, float* out) {
@@ -44,6 +120,20 @@ void dequantize_Q4_K(const WeightMatrix& w, int row, float* out) {
 void matmul_rows_Q4_K(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {
   quantized_matmul_rows<KKernel<Q4_KLayout>>(w, x, x_stride, n_tokens, y, r_begin, r_end);
+}
+
+void repack_Q4_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end) {
+  repack_groups<Q4_Kx8Layout>(w, out, g_begin, g_end);
+}
+
+void dequantize_Q4_Kx8(const WeightMatrix& w, int row, float* out) {
+  dequantize_interleaved<Q4_Kx8Layout>(w, row, out);
+}
+
+void matmul_rows_Q4_Kx8(const WeightMatrix& w, const std::byte* x, std::size_t x_stride,
+                        int n_tokens, float* y, int r_begin, int r_end) {
+  interleaved_matmul_rows<Q4_Kx8Layout, KInterleavedKernel<Q4_Kx8Layout>>(w, x, x_stride, n_tokens,
+                                                                          y, r_begin, r_end);
 }
 
 }  // namespace lmserve::kernels::LMSERVE_TARGET_NS

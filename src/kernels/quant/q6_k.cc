@@ -1,5 +1,7 @@
 // GGUF Q6_K: 6-bit values (biased by 32) in 16 sub-blocks of 16 with int8 scales; low nibbles in
-// ql, high two bits in qh.
+// ql, high two bits in qh. And Q6_Kx8, its groups of 8 rows interleaved (quant/interleaved.h).
+#include <cstring>
+
 #include "kernels/quant/k_quants.h"
 
 LMSERVE_TARGET_BEGIN
@@ -51,6 +53,72 @@ struct Q6_KLayout {
 };
 using Q6_K = KFormat<Q6_KLayout>;
 
+struct Q6_Kx8Layout {
+  using Block = quant::BlockQ6_K;
+  using Group = quant::BlockQ6_Kx8;
+  using Format = Q6_K;
+  static constexpr int kSubBlocks = 16;
+  static constexpr bool kHasMin = false;
+  static constexpr int kOffset = 32;
+
+  static void pack(const Block* const* rows, Group& out) {
+    std::memset(&out, 0, sizeof(out));
+    for (int r = 0; r < kGroupRows; ++r) {
+      std::int8_t q[256];
+      int scales[16];
+      Q6_KLayout::unpack(*rows[r], q, scales, nullptr);
+      out.d[r] = rows[r]->d;
+      for (int j = 0; j < 16; ++j) out.scales[8 * j + r] = static_cast<std::int8_t>(scales[j]);
+      for (int e = 0; e < 256; ++e) {
+        const int u = q[e] + 32, v = e / 4, at = 4 * r + e % 4;
+        out.ql[32 * (v % 32) + at] |= static_cast<std::uint8_t>((u & 0xF) << (4 * (v / 32)));
+        out.qh[32 * (v % 16) + at] |= static_cast<std::uint8_t>((u >> 4) << (2 * (v / 16)));
+      }
+    }
+  }
+  static Block unpack(const Group& g, int r) {
+    Block b{};
+    b.d = g.d[r];
+    for (int j = 0; j < 16; ++j) b.scales[j] = g.scales[8 * j + r];
+    // Back to the file's bit positions (see Q6_KLayout::unpack).
+    for (int e = 0; e < 256; ++e) {
+      const int v = e / 4, at = 4 * r + e % 4;
+      const int low = (g.ql[32 * (v % 32) + at] >> (4 * (v / 32))) & 0xF;
+      const int high = (g.qh[32 * (v % 16) + at] >> (2 * (v / 16))) & 3;
+      const int half = e / 128, k = e % 128 / 32, l = e % 32;
+      b.ql[64 * half + l + 32 * (k % 2)] |= static_cast<std::uint8_t>(low << (4 * (k / 2)));
+      b.qh[32 * half + l] |= static_cast<std::uint8_t>(high << (2 * k));
+    }
+    return b;
+  }
+#if LMSERVE_HAVE_AVX512
+  static void unpack_simd(const Group& g, __m256i q[64]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), high2 = _mm256_set1_epi8(0x30);
+    for (int h = 0; h < 16; ++h) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qh + 32 * h));
+      // High bits of vectors h, h + 16, h + 32, h + 48 moved to bits 4..5.
+      const __m256i high[4] = {_mm256_and_si256(_mm256_slli_epi16(bits, 4), high2),
+                               _mm256_and_si256(_mm256_slli_epi16(bits, 2), high2),
+                               _mm256_and_si256(bits, high2),
+                               _mm256_and_si256(_mm256_srli_epi16(bits, 2), high2)};
+      for (int half = 0; half < 2; ++half) {
+        const int v = h + 16 * half;  // low nibbles of v and v + 32 share a ql vector
+        const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.ql + 32 * v));
+        q[v] = _mm256_or_si256(_mm256_and_si256(low, low4), high[half]);
+        q[v + 32] =
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low, 4), low4), high[half + 2]);
+      }
+    }
+  }
+  static void scales_simd(const Group& g, __m256i scales[16], __m256i* /*mins*/) {
+    for (int j = 0; j < 16; ++j) {
+      scales[j] =
+          _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.scales + 8 * j)));
+    }
+  }
+#endif
+};
+
 }  // namespace
 
 void dequantize_Q6_K(const WeightMatrix& w, int row, float* out) {
@@ -60,6 +128,20 @@ void dequantize_Q6_K(const WeightMatrix& w, int row, float* out) {
 void matmul_rows_Q6_K(const WeightMatrix& w, const std::byte* x, std::size_t x_stride, int n_tokens,
                       float* y, int r_begin, int r_end) {
   quantized_matmul_rows<KKernel<Q6_KLayout>>(w, x, x_stride, n_tokens, y, r_begin, r_end);
+}
+
+void repack_Q6_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end) {
+  repack_groups<Q6_Kx8Layout>(w, out, g_begin, g_end);
+}
+
+void dequantize_Q6_Kx8(const WeightMatrix& w, int row, float* out) {
+  dequantize_interleaved<Q6_Kx8Layout>(w, row, out);
+}
+
+void matmul_rows_Q6_Kx8(const WeightMatrix& w, const std::byte* x, std::size_t x_stride,
+                        int n_tokens, float* y, int r_begin, int r_end) {
+  interleaved_matmul_rows<Q6_Kx8Layout, KInterleavedKernel<Q6_Kx8Layout>>(w, x, x_stride, n_tokens,
+                                                                          y, r_begin, r_end);
 }
 
 }  // namespace lmserve::kernels::LMSERVE_TARGET_NS
