@@ -139,13 +139,16 @@ using KKernel = KSimdKernel<Layout>;
 #if LMSERVE_HAVE_AVX512
 // The VNNI kernel of an interleaved K format (quant/interleaved.h); the Layout also gives
 //   kOffset (the stored values minus kOffset are the quants; then without minimums),
-//   static void unpack_simd(const Group&, __m256i q[64]);  // q[v]: 8 rows' values 4v..4v+3
-//   static void scales_simd(const Group&, __m256i scales[kSubBlocks], __m256i mins[kSubBlocks]);
-// Each sub-block's 8 dot products are exact integers in 8 lanes, times the rows' scales; the
-// block's sums then take the portable kernel's float operations, so both give the same bits.
+//   static void unpack_sub(const Group&, int j, __m256i q[]);  // sub-block j's 4-value vectors
+//   static void scales_simd(const Group&, __m256i scales[kSubBlocks], __m256i pairs[8]);
+// where pairs[p] holds, per row, the two 16-bit weights of the activations' sums bsums[2p] and
+// bsums[2p + 1]: the minimums, or (with an offset) the scales. Each sub-block's 8 dot products
+// are exact integers in 8 lanes, times the rows' scales, and the sums term is one dpwssd per
+// pair; the block's sums then take the portable kernel's float operations, so both give the same
+// bits. A sub-block's values stay in registers for all the tile's tokens.
 template <class Layout>
 struct KInterleavedVnniKernel {
-  static constexpr int kTokens = 4;
+  static constexpr int kTokens = 8;
   static constexpr int kSub = Layout::kSubBlocks;
   static constexpr int kVectors = 64 / kSub;  // 4-value vectors per sub-block
   template <int T>
@@ -154,42 +157,46 @@ struct KInterleavedVnniKernel {
     using Act = quant::BlockQ8_256;
     __m256 acc[T];
     for (auto& a : acc) a = _mm256_setzero_ps();
+    const Act* xb[T];
     for (int b = 0; b < n_blocks; ++b) {
       const auto& g = group[b];
-      __m256i q[64], scales[kSub], mins[kSub];
-      Layout::unpack_simd(g, q);
-      Layout::scales_simd(g, scales, mins);
+      for (int t = 0; t < T; ++t) xb[t] = reinterpret_cast<const Act*>(x[t]) + b;
+      __m256i scales[kSub], pairs[8];
+      Layout::scales_simd(g, scales, pairs);
+      __m256i sum[T];
+      for (auto& s : sum) s = _mm256_setzero_si256();
+#pragma GCC unroll 16
+      for (int j = 0; j < kSub; ++j) {
+        __m256i q[kVectors];
+        Layout::unpack_sub(g, j, q);
+        for (int t = 0; t < T; ++t) {
+          const auto* xq = reinterpret_cast<const int*>(xb[t]->qs) + j * kVectors;
+          __m256i dot = _mm256_setzero_si256();
+#pragma GCC unroll 8
+          for (int v = 0; v < kVectors; ++v)
+            dot = _mm256_dpbusd_epi32(dot, q[v], _mm256_set1_epi32(xq[v]));
+          sum[t] = _mm256_add_epi32(sum[t], _mm256_mullo_epi32(dot, scales[j]));
+        }
+      }
       const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
       for (int t = 0; t < T; ++t) {
-        const Act& xb = reinterpret_cast<const Act*>(x[t])[b];
-        const auto* xq = reinterpret_cast<const int*>(xb.qs);
-        __m256i sum = _mm256_setzero_si256(), min_sum = _mm256_setzero_si256();
-        // Unrolled whole: the sub-blocks' dot-product chains are independent and overlap.
-#pragma GCC unroll 16
-        for (int j = 0; j < kSub; ++j) {
-          // Sums of 16 activations: one per sub-block of 16, two per sub-block of 32.
-          const int x_sum = kSub == 16 ? xb.bsums[j] : xb.bsums[2 * j] + xb.bsums[2 * j + 1];
-          __m256i dot = _mm256_set1_epi32(-Layout::kOffset * x_sum);
-#pragma GCC unroll 8
-          for (int v = j * kVectors; v < (j + 1) * kVectors; ++v)
-            dot = _mm256_dpbusd_epi32(dot, q[v], _mm256_set1_epi32(xq[v]));
-          sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(dot, scales[j]));
-          if constexpr (Layout::kHasMin) {
-            min_sum =
-                _mm256_add_epi32(min_sum, _mm256_mullo_epi32(mins[j], _mm256_set1_epi32(x_sum)));
-          }
-        }
-        const __m256 xd = _mm256_set1_ps(xb.d);
+        const auto* bsum_pairs = reinterpret_cast<const int*>(xb[t]->bsums);
+        __m256i weighted = _mm256_setzero_si256();
+        for (int p = 0; p < 8; ++p)
+          weighted = _mm256_dpwssd_epi32(weighted, pairs[p], _mm256_set1_epi32(bsum_pairs[p]));
+        const __m256 xd = _mm256_set1_ps(xb[t]->d);
         if constexpr (Layout::kHasMin) {
           const __m256 dmin =
               _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.dmin)));
           acc[t] = _mm256_add_ps(
               acc[t],
-              _mm256_mul_ps(xd, _mm256_sub_ps(_mm256_mul_ps(dw, _mm256_cvtepi32_ps(sum)),
-                                              _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(min_sum)))));
+              _mm256_mul_ps(xd, _mm256_sub_ps(_mm256_mul_ps(dw, _mm256_cvtepi32_ps(sum[t])),
+                                              _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(weighted)))));
         } else {
-          acc[t] =
-              _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(xd, dw), _mm256_cvtepi32_ps(sum)));
+          const __m256i total = _mm256_sub_epi32(
+              sum[t], _mm256_mullo_epi32(weighted, _mm256_set1_epi32(Layout::kOffset)));
+          acc[t] = _mm256_add_ps(acc[t],
+                                 _mm256_mul_ps(_mm256_mul_ps(xd, dw), _mm256_cvtepi32_ps(total)));
         }
       }
     }

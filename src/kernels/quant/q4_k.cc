@@ -83,17 +83,18 @@ struct Q4_Kx8Layout {
     return b;
   }
 #if LMSERVE_HAVE_AVX512
-  // qs vector j's low nibbles are values 64 (j / 8) + 4 (j % 8) + i, its high ones 32 later.
-  static void unpack_simd(const Group& g, __m256i q[64]) {
+  // Sub-block j: the low (j even) or high nibbles of qs vectors 8 (j / 2) .. 8 (j / 2) + 7.
+  static void unpack_sub(const Group& g, int j, __m256i q[8]) {
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (int j = 0; j < 32; ++j) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * j));
-      const int at = 16 * (j / 8) + j % 8;
-      q[at] = _mm256_and_si256(v, low4);
-      q[at + 8] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    for (int i = 0; i < 8; ++i) {
+      __m256i v =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * (8 * (j / 2) + i)));
+      if (j % 2 == 1) v = _mm256_srli_epi16(v, 4);
+      q[i] = _mm256_and_si256(v, low4);
     }
   }
-  static void scales_simd(const Group& g, __m256i scales[8], __m256i mins[8]) {
+  // pairs[p]: sub-block p's minimum twice (bsums 2p and 2p + 1 are its two halves).
+  static void scales_simd(const Group& g, __m256i scales[8], __m256i pairs[8]) {
     const __m256i row_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
     const __m256i low4 = _mm256_set1_epi32(0xF), two = _mm256_set1_epi32(3);
     for (int j = 0; j < 8; ++j) {
@@ -103,9 +104,10 @@ struct Q4_Kx8Layout {
           _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(g.sm_high[j])), row_shift);
       scales[j] = _mm256_or_si256(_mm256_and_si256(low, low4),
                                   _mm256_slli_epi32(_mm256_and_si256(high, two), 4));
-      mins[j] =
+      const __m256i min =
           _mm256_or_si256(_mm256_srli_epi32(low, 4),
                           _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(high, 2), two), 4));
+      pairs[j] = _mm256_or_si256(min, _mm256_slli_epi32(min, 16));
     }
   }
 #endif

@@ -92,28 +92,30 @@ struct Q6_Kx8Layout {
     return b;
   }
 #if LMSERVE_HAVE_AVX512
-  static void unpack_simd(const Group& g, __m256i q[64]) {
+  // Sub-block j: vectors v = 4j..4j+3.
+  static void unpack_sub(const Group& g, int j, __m256i q[4]) {
     const __m256i low4 = _mm256_set1_epi8(0x0F), high2 = _mm256_set1_epi8(0x30);
-    for (int h = 0; h < 16; ++h) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qh + 32 * h));
-      // High bits of vectors h, h + 16, h + 32, h + 48 moved to bits 4..5.
-      const __m256i high[4] = {_mm256_and_si256(_mm256_slli_epi16(bits, 4), high2),
-                               _mm256_and_si256(_mm256_slli_epi16(bits, 2), high2),
-                               _mm256_and_si256(bits, high2),
-                               _mm256_and_si256(_mm256_srli_epi16(bits, 2), high2)};
-      for (int half = 0; half < 2; ++half) {
-        const int v = h + 16 * half;  // low nibbles of v and v + 32 share a ql vector
-        const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.ql + 32 * v));
-        q[v] = _mm256_or_si256(_mm256_and_si256(low, low4), high[half]);
-        q[v + 32] =
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(low, 4), low4), high[half + 2]);
-      }
+    for (int i = 0; i < 4; ++i) {
+      const int v = 4 * j + i;
+      __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.ql + 32 * (v % 32)));
+      if (v >= 32) low = _mm256_srli_epi16(low, 4);
+      // The two high bits sit at bit 2 * (v / 16): moved to bits 4..5.
+      __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qh + 32 * (v % 16)));
+      const int at = 2 * (v / 16);
+      high = at < 4 ? _mm256_slli_epi16(high, 4 - at) : _mm256_srli_epi16(high, at - 4);
+      q[i] = _mm256_or_si256(_mm256_and_si256(low, low4), _mm256_and_si256(high, high2));
     }
   }
-  static void scales_simd(const Group& g, __m256i scales[16], __m256i* /*mins*/) {
+  // pairs[p]: the scales of sub-blocks 2p and 2p + 1 (one per 16 activations), for the offset.
+  static void scales_simd(const Group& g, __m256i scales[16], __m256i pairs[8]) {
     for (int j = 0; j < 16; ++j) {
       scales[j] =
           _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.scales + 8 * j)));
+    }
+    const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+    for (int p = 0; p < 8; ++p) {
+      pairs[p] = _mm256_or_si256(_mm256_and_si256(scales[2 * p], low16),
+                                 _mm256_slli_epi32(scales[2 * p + 1], 16));
     }
   }
 #endif
