@@ -186,13 +186,12 @@ void write_safetensors(const fs::path& path, const std::vector<Tensor>& tensors,
 }
 
 // ggml's type ids for the types the recipes use.
+// The ggml id of a type, from the GGUF reader's own table.
 std::uint32_t ggml_type_id(const std::string& type) {
-  if (type == "F32") return 0;
-  if (type == "F16") return 1;
-  if (type == "Q4_0") return 2;
-  if (type == "Q8_0") return 8;
-  if (type == "Q4_K") return 12;
-  if (type == "Q6_K") return 14;
+  for (std::uint32_t id = 0; id < 64; ++id) {
+    const auto dtype = lmserve::formats::dtype_from_ggml_type(id);
+    if (dtype && lmserve::formats::dtype_name(*dtype) == type) return id;
+  }
   throw std::runtime_error("no ggml id for " + type);
 }
 
@@ -203,20 +202,27 @@ bool use_more_bits(int layer, int n_layers) {
 }
 
 // The type llama.cpp's recipe gives a tensor of a file type; norms stay F32.
+// llama.cpp's choice for a K type on rows that are not whole 256-value blocks.
+std::string k_fallback(const std::string& type, std::int64_t cols) {
+  if (cols % 256 == 0) return type;
+  if (type == "Q6_K") return "Q8_0";
+  if (type == "Q4_K") return "Q5_0";
+  throw std::runtime_error("no fallback for " + type);
+}
+
 std::string tensor_type(const std::string& file_type, const std::string& gguf_name, int layer,
                         int n_layers, std::int64_t cols) {
   if (gguf_name.ends_with("norm.weight")) return "F32";
   if (file_type == "f16") return "F16";
   if (file_type == "q8_0") return "Q8_0";
   const bool embedding = gguf_name == "token_embd.weight";  // tied: it is also the output
-  if (embedding) return "Q6_K";
+  if (embedding) return k_fallback("Q6_K", cols);
   if (file_type == "q4_0") return "Q4_0";
-  if (cols % 256 != 0) throw std::runtime_error(gguf_name + ": rows are not a multiple of 256");
   if ((gguf_name.ends_with("attn_v.weight") || gguf_name.ends_with("ffn_down.weight")) &&
       use_more_bits(layer, n_layers)) {
-    return "Q6_K";
+    return k_fallback("Q6_K", cols);
   }
-  return "Q4_K";
+  return k_fallback("Q4_K", cols);
 }
 
 // HF tensor name -> GGUF name and layer.

@@ -14,6 +14,7 @@ namespace lmserve::kernels::LMSERVE_TARGET_NS {
 
 void repack_Q8_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q4_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
+void repack_Q5_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q4_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q6_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void quantize_q8_32(const float* x, std::byte* out, int n);
@@ -50,6 +51,7 @@ const TargetKernels& target_kernels() {
     // keeps the row-by-row kernels.
     t.repack[static_cast<int>(WeightType::kQ8_0)] = {WeightType::kQ8_0x8, &repack_Q8_0x8};
     t.repack[static_cast<int>(WeightType::kQ4_0)] = {WeightType::kQ4_0x8, &repack_Q4_0x8};
+    t.repack[static_cast<int>(WeightType::kQ5_0)] = {WeightType::kQ5_0x8, &repack_Q5_0x8};
     t.repack[static_cast<int>(WeightType::kQ4_K)] = {WeightType::kQ4_Kx8, &repack_Q4_Kx8};
     t.repack[static_cast<int>(WeightType::kQ6_K)] = {WeightType::kQ6_Kx8, &repack_Q6_Kx8};
 #endif

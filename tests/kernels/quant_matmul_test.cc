@@ -313,7 +313,7 @@ TEST(QuantMatmul, RepackedLayoutsGiveTheScalarKernelsBits) {
       }
     }
   }
-  // The AVX-512 target repacks Q8_0 and Q4_0; without it nothing is.
+  // The AVX-512 target repacks Q8_0, Q4_0, Q5_0, Q4_K and Q6_K; without it nothing is.
   const auto targets = available_cpu_targets();
   const bool avx512 = std::find(targets.begin(), targets.end(), "avx512") != targets.end();
   EXPECT_EQ(repacked > 0, avx512);
@@ -329,6 +329,7 @@ TEST(QuantMatmul, OwnQuantizersRoundTripWithinTheirStep) {
     double levels;  // quantization levels across the block's range
   } cases[] = {{WeightType::kQ8_0, 254},
                {WeightType::kQ4_0, 15},
+               {WeightType::kQ5_0, 31},
                {WeightType::kQ4_K, 15},
                {WeightType::kQ6_K, 62}};
   for (const auto& c : cases) {

@@ -144,6 +144,15 @@ struct BlockQ4_0x8 {
 };
 static_assert(sizeof(BlockQ4_0x8) == 8 * 18);
 
+// Block b of 8 rows of Q5_0: qs as in BlockQ4_0x8, and qh[k] holds the fifth bits of the rows'
+// values 4k..4k+3, row r's at bits 4r..4r+3.
+struct BlockQ5_0x8 {
+  std::uint16_t d[8];
+  std::uint32_t qh[8];
+  std::uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ5_0x8) == 8 * 22);
+
 // Block b of 8 rows of Q6_K. Value k-vector v (values 4v..4v+3 of the 8 rows, 4 bytes a row):
 // low nibbles in ql[32 * (v % 32) + 4 * r + i] (the high nibble for v >= 32), high two bits in
 // qh[32 * (v % 16) + 4 * r + i] at bit 2 * (v / 16); scales[8 * j + r] is row r's scale of

@@ -47,6 +47,18 @@ void repack_groups(const WeightMatrix& w, std::byte* out, int g_begin, int g_end
   }
 }
 
+// The 16 nibble bytes of a 32-value block (low nibble: element j, high: element j + 16) of 8
+// rows, four bytes of each row in turn: the interleaved form of Q4_0's and Q5_0's qs.
+inline void interleave_nibbles(const std::uint8_t* const* rows, std::uint8_t* out) {
+  for (int r = 0; r < kGroupRows; ++r)
+    for (int j = 0; j < 4; ++j)
+      for (int i = 0; i < 4; ++i) out[32 * j + 4 * r + i] = rows[r][4 * j + i];
+}
+inline void deinterleave_nibbles(const std::uint8_t* in, int r, std::uint8_t* out) {
+  for (int j = 0; j < 4; ++j)
+    for (int i = 0; i < 4; ++i) out[4 * j + i] = in[32 * j + 4 * r + i];
+}
+
 template <class Layout>
 const typename Layout::Group* interleaved_group(const WeightMatrix& w, int group) {
   return reinterpret_cast<const typename Layout::Group*>(weight_row(w, group * kGroupRows));
@@ -115,6 +127,16 @@ void interleaved_matmul_rows(const WeightMatrix& w, const std::byte* x, std::siz
 }
 
 #if LMSERVE_HAVE_AVX512
+// Interleaved nibbles as 8 vectors of 4-value groups: w[k] holds the rows' values 4k..4k+3.
+inline void nibble_vectors(const std::uint8_t* qs, __m256i w[8]) {
+  const __m256i low = _mm256_set1_epi8(0x0F);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
+    w[j] = _mm256_and_si256(v, low);
+    w[4 + j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+  }
+}
+
 // The VNNI kernel: per block, 8 dpbusd of the 8 rows' values with broadcast activation bytes
 // give the 8 rows' exact integer dot products in 8 lanes (in two chains for latency); each is
 // then scaled and added as the scalar kernel does ((dw * dx) * dot, then the sum over blocks),

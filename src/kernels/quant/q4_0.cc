@@ -26,29 +26,21 @@ struct Q4_0x8Layout {
   using Format = Q4_0;
   static constexpr int kOffset = 8;
   static void pack(const Block* const* rows, Group& out) {
+    const std::uint8_t* qs[kGroupRows];
     for (int r = 0; r < kGroupRows; ++r) {
       out.d[r] = rows[r]->d;
-      for (int j = 0; j < 4; ++j)
-        for (int i = 0; i < 4; ++i) out.qs[32 * j + 4 * r + i] = rows[r]->qs[4 * j + i];
+      qs[r] = rows[r]->qs;
     }
+    interleave_nibbles(qs, out.qs);
   }
   static Block unpack(const Group& g, int r) {
     Block b;
     b.d = g.d[r];
-    for (int j = 0; j < 4; ++j)
-      for (int i = 0; i < 4; ++i) b.qs[4 * j + i] = g.qs[32 * j + 4 * r + i];
+    deinterleave_nibbles(g.qs, r, b.qs);
     return b;
   }
 #if LMSERVE_HAVE_AVX512
-  // Low nibbles are values 4j..4j+3, high nibbles 16 + 4j...
-  static void unpack_simd(const Group& g, __m256i w[8]) {
-    const __m256i low = _mm256_set1_epi8(0x0F);
-    for (int j = 0; j < 4; ++j) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.qs + 32 * j));
-      w[j] = _mm256_and_si256(v, low);
-      w[4 + j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-    }
-  }
+  static void unpack_simd(const Group& g, __m256i w[8]) { nibble_vectors(g.qs, w); }
 #endif
 };
 

@@ -52,6 +52,26 @@ void quantize_q4_0(const float* x, BlockQ4_0& b) {
   }
 }
 
+void quantize_q5_0(const float* x, BlockQ5_0& b) {
+  // As Q4_0 with 32 levels: the value of largest magnitude maps to -16.
+  float max = 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    if (std::fabs(x[i]) > std::fabs(max)) max = x[i];
+  }
+  const float d = max / -16.0f;
+  b.d = f32_to_f16(d);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  std::uint32_t qh = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = round_clamp(x[j] * id + 16.0f, 0, 31);
+    const int hi = round_clamp(x[j + 16] * id + 16.0f, 0, 31);
+    b.qs[j] = static_cast<std::uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
+    qh |= static_cast<std::uint32_t>(lo >> 4) << j | static_cast<std::uint32_t>(hi >> 4)
+                                                         << (j + 16);
+  }
+  std::memcpy(b.qh, &qh, 4);  // little-endian, as ggml stores it
+}
+
 // Q4_K: per 32 values x ~= scale * q - min with q in 0..15; scales and mins as 6-bit multiples
 // of the block's d and dmin.
 void quantize_q4_k(const float* x, BlockQ4_K& b) {
@@ -127,8 +147,8 @@ void blocks(const float* x, std::byte* out, int n, int per_block, Fn fn) {
 }  // namespace
 
 bool can_quantize(WeightType type) {
-  return type == WeightType::kQ8_0 || type == WeightType::kQ4_0 || type == WeightType::kQ4_K ||
-         type == WeightType::kQ6_K;
+  return type == WeightType::kQ8_0 || type == WeightType::kQ4_0 || type == WeightType::kQ5_0 ||
+         type == WeightType::kQ4_K || type == WeightType::kQ6_K;
 }
 
 void quantize_row(WeightType type, const float* x, std::byte* out, int n) {
@@ -137,6 +157,8 @@ void quantize_row(WeightType type, const float* x, std::byte* out, int n) {
       return blocks<BlockQ8_0>(x, out, n, 32, quantize_q8_0);
     case WeightType::kQ4_0:
       return blocks<BlockQ4_0>(x, out, n, 32, quantize_q4_0);
+    case WeightType::kQ5_0:
+      return blocks<BlockQ5_0>(x, out, n, 32, quantize_q5_0);
     case WeightType::kQ4_K:
       return blocks<BlockQ4_K>(x, out, n, 256, quantize_q4_k);
     case WeightType::kQ6_K:
