@@ -17,6 +17,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels/quant/blocks.h"
 #include "kernels/quant/quant_matmul.h"
@@ -47,16 +49,23 @@ void repack_groups(const WeightMatrix& w, std::byte* out, int g_begin, int g_end
   }
 }
 
+// Repacking moves 4-byte groups (one row's four values): as words, the load of a large model
+// takes a fraction of a second.
+inline std::uint32_t load_word(const void* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline void store_word(void* p, std::uint32_t v) { std::memcpy(p, &v, 4); }
+
 // The 16 nibble bytes of a 32-value block (low nibble: element j, high: element j + 16) of 8
 // rows, four bytes of each row in turn: the interleaved form of Q4_0's and Q5_0's qs.
 inline void interleave_nibbles(const std::uint8_t* const* rows, std::uint8_t* out) {
   for (int r = 0; r < kGroupRows; ++r)
-    for (int j = 0; j < 4; ++j)
-      for (int i = 0; i < 4; ++i) out[32 * j + 4 * r + i] = rows[r][4 * j + i];
+    for (int j = 0; j < 4; ++j) store_word(out + 32 * j + 4 * r, load_word(rows[r] + 4 * j));
 }
 inline void deinterleave_nibbles(const std::uint8_t* in, int r, std::uint8_t* out) {
-  for (int j = 0; j < 4; ++j)
-    for (int i = 0; i < 4; ++i) out[4 * j + i] = in[32 * j + 4 * r + i];
+  for (int j = 0; j < 4; ++j) store_word(out + 4 * j, load_word(in + 32 * j + 4 * r));
 }
 
 template <class Layout>

@@ -58,8 +58,7 @@ struct Q4_Kx8Layout {
         out.sm_low[8 * j + r] = static_cast<std::uint8_t>((scale & 0xF) | (min & 0xF) << 4);
         out.sm_high[j] |= static_cast<std::uint32_t>((scale >> 4) | (min >> 4) << 2) << (4 * r);
       }
-      for (int j = 0; j < 32; ++j)
-        for (int i = 0; i < 4; ++i) out.qs[32 * j + 4 * r + i] = b.qs[4 * j + i];
+      for (int j = 0; j < 32; ++j) store_word(out.qs + 32 * j + 4 * r, load_word(b.qs + 4 * j));
     }
   }
   static Block unpack(const Group& g, int r) {
@@ -78,8 +77,7 @@ struct Q4_Kx8Layout {
       b.scales[j + 4] = static_cast<std::uint8_t>(min[j] | (min[j + 4] >> 4) << 6);
       b.scales[j + 8] = static_cast<std::uint8_t>((scale[j + 4] & 0xF) | (min[j + 4] & 0xF) << 4);
     }
-    for (int j = 0; j < 32; ++j)
-      for (int i = 0; i < 4; ++i) b.qs[4 * j + i] = g.qs[32 * j + 4 * r + i];
+    for (int j = 0; j < 32; ++j) store_word(b.qs + 4 * j, load_word(g.qs + 32 * j + 4 * r));
     return b;
   }
 #if LMSERVE_HAVE_AVX512

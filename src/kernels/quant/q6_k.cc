@@ -61,18 +61,27 @@ struct Q6_Kx8Layout {
   static constexpr bool kHasMin = false;
   static constexpr int kOffset = 32;
 
+  // The file's value 128 h + 32 k + 4 m + i (half h, quarter k, group m < 8) has its low nibble
+  // in nibble k / 2 of ql[64 h + 32 (k % 2) + 4 m + i] and its high bits at bit 2k of
+  // qh[32 h + 4 m + i]; here it is vector v = 32 h + 8 k + m, so word by word:
   static void pack(const Block* const* rows, Group& out) {
-    std::memset(&out, 0, sizeof(out));
+    std::memset(out.qh, 0, sizeof(out.qh));
     for (int r = 0; r < kGroupRows; ++r) {
-      std::int8_t q[256];
-      int scales[16];
-      Q6_KLayout::unpack(*rows[r], q, scales, nullptr);
-      out.d[r] = rows[r]->d;
-      for (int j = 0; j < 16; ++j) out.scales[8 * j + r] = static_cast<std::int8_t>(scales[j]);
-      for (int e = 0; e < 256; ++e) {
-        const int u = q[e] + 32, v = e / 4, at = 4 * r + e % 4;
-        out.ql[32 * (v % 32) + at] |= static_cast<std::uint8_t>((u & 0xF) << (4 * (v / 32)));
-        out.qh[32 * (v % 16) + at] |= static_cast<std::uint8_t>((u >> 4) << (2 * (v / 16)));
+      const Block& b = *rows[r];
+      out.d[r] = b.d;
+      for (int j = 0; j < 16; ++j) out.scales[8 * j + r] = b.scales[j];
+      for (int k = 0; k < 4; ++k) {
+        for (int m = 0; m < 8; ++m) {
+          const int shift = 4 * (k / 2), at = 32 * (k % 2) + 4 * m;
+          const std::uint32_t h0 = load_word(b.ql + at) >> shift & 0x0F0F0F0Fu;
+          const std::uint32_t h1 = load_word(b.ql + 64 + at) >> shift & 0x0F0F0F0Fu;
+          store_word(out.ql + 32 * (8 * k + m) + 4 * r, h0 | h1 << 4);
+          for (int h = 0; h < 2; ++h) {
+            const std::uint32_t bits = load_word(b.qh + 32 * h + 4 * m) >> (2 * k) & 0x03030303u;
+            std::uint8_t* word = out.qh + 32 * (8 * (k % 2) + m) + 4 * r;
+            store_word(word, load_word(word) | bits << (2 * (2 * h + k / 2)));
+          }
+        }
       }
     }
   }
@@ -80,14 +89,18 @@ struct Q6_Kx8Layout {
     Block b{};
     b.d = g.d[r];
     for (int j = 0; j < 16; ++j) b.scales[j] = g.scales[8 * j + r];
-    // Back to the file's bit positions (see Q6_KLayout::unpack).
-    for (int e = 0; e < 256; ++e) {
-      const int v = e / 4, at = 4 * r + e % 4;
-      const int low = (g.ql[32 * (v % 32) + at] >> (4 * (v / 32))) & 0xF;
-      const int high = (g.qh[32 * (v % 16) + at] >> (2 * (v / 16))) & 3;
-      const int half = e / 128, k = e % 128 / 32, l = e % 32;
-      b.ql[64 * half + l + 32 * (k % 2)] |= static_cast<std::uint8_t>(low << (4 * (k / 2)));
-      b.qh[32 * half + l] |= static_cast<std::uint8_t>(high << (2 * k));
+    for (int k = 0; k < 4; ++k) {
+      for (int m = 0; m < 8; ++m) {
+        const int shift = 4 * (k / 2), at = 32 * (k % 2) + 4 * m;
+        const std::uint32_t low = load_word(g.ql + 32 * (8 * k + m) + 4 * r);
+        const std::uint32_t high = load_word(g.qh + 32 * (8 * (k % 2) + m) + 4 * r);
+        for (int h = 0; h < 2; ++h) {
+          store_word(b.ql + 64 * h + at,
+                     load_word(b.ql + 64 * h + at) | (low >> (4 * h) & 0x0F0F0F0Fu) << shift);
+          const std::uint32_t bits = high >> (2 * (2 * h + k / 2)) & 0x03030303u;
+          store_word(b.qh + 32 * h + 4 * m, load_word(b.qh + 32 * h + 4 * m) | bits << (2 * k));
+        }
+      }
     }
     return b;
   }

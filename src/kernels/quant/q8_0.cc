@@ -33,16 +33,14 @@ struct Q8_0x8Layout {
     for (int r = 0; r < kGroupRows; ++r) {
       out.d[r] = rows[r]->d;
       for (int k = 0; k < 8; ++k)
-        for (int i = 0; i < 4; ++i)
-          out.qs[32 * k + 4 * r + i] = static_cast<std::uint8_t>(rows[r]->qs[4 * k + i]) ^ 0x80;
+        store_word(out.qs + 32 * k + 4 * r, load_word(rows[r]->qs + 4 * k) ^ 0x80808080u);
     }
   }
   static Block unpack(const Group& g, int r) {
     Block b;
     b.d = g.d[r];
     for (int k = 0; k < 8; ++k)
-      for (int i = 0; i < 4; ++i)
-        b.qs[4 * k + i] = static_cast<std::int8_t>(g.qs[32 * k + 4 * r + i] ^ 0x80);
+      store_word(b.qs + 4 * k, load_word(g.qs + 32 * k + 4 * r) ^ 0x80808080u);
     return b;
   }
 #if LMSERVE_HAVE_AVX512
