@@ -149,6 +149,9 @@ class FakeBackend final : public Backend {
   }
   int context_length() const override { return context; }
   bool alive() const override { return is_alive; }
+  std::chrono::steady_clock::duration step_running_for() const override {
+    return step_running.load();
+  }
   engine::EngineStats stats() const override {
     std::lock_guard lock(mutex_);
     return engine_stats;
@@ -167,7 +170,8 @@ class FakeBackend final : public Backend {
                               {finished(FinishReason::kStop, 3)}};
   int context = 4096;
   std::atomic<bool> is_alive{true};
-  engine::EngineStats engine_stats;  // what stats() reports
+  std::atomic<std::chrono::steady_clock::duration> step_running{};  // step_running_for()
+  engine::EngineStats engine_stats;                                 // what stats() reports
   chat::OutputParserOptions output;  // how answers are read (no reasoning, no tools)
   std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids;
 
@@ -810,6 +814,22 @@ TEST_F(ServiceTest, ModelsAndHealth) {
   auto dead = c.request("GET", "/health");
   expect_error(dead, 503, "worker_unavailable");
   expect_error(post("/v1/chat/completions", kChat), 503, "worker_unavailable");
+}
+
+TEST_F(ServiceTest, WatchdogReportsAStepRunningTooLong) {
+  ServiceOptions options;
+  options.watchdog_s = 2;
+  start(options);
+  TestConnection c(port_);
+  backend_.step_running = std::chrono::seconds(1);  // a step inside the interval
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
+  backend_.step_running = std::chrono::milliseconds(2500);
+  auto stuck = c.request("GET", "/health");
+  expect_error(stuck, 503, "worker_unavailable");
+  EXPECT_EQ(json::parse(stuck.body)["error"]["message"],
+            "The engine step has been running for 2.5 s (over --watchdog 2 s)");
+  backend_.step_running = std::chrono::steady_clock::duration::zero();  // the step completed
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
 }
 
 // GET /metrics, read back by a strict parser after every request, until `ready` holds of
