@@ -1,14 +1,15 @@
-// A client that stops reading its stream: once a write has waited --write-timeout for room in
-// its socket buffers the server closes the connection and cancels the generation (log and
-// /metrics say so), and other clients are answered at once meanwhile. The model is
-// synth_model's `tiny` shape (random weights, the llama3 tokenizer): its 128k-token head
-// makes a token cost milliseconds, so the generation is still running when it is cut off.
+// A client that stops reading its stream: once its window has stayed shut (or a write has
+// waited) for --write-timeout, the server closes the connection and cancels the generation
+// (log and /metrics say so), and other clients are answered at once meanwhile. The client is
+// a python3 socket with a 4 KiB receive buffer (Node cannot set SO_RCVBUF), so a few tokens
+// fill it. The model is synth_model's `tiny` shape (random weights, the llama3 tokenizer):
+// its 128k-token head makes a token cost milliseconds, so the generation is still running
+// when it is cut off.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fixturesDir, startServer } from './helpers.mjs';
@@ -47,23 +48,42 @@ function answeredWithin(ms) {
   });
 }
 
+// Connects with a small receive buffer, sends `request` (stdin) and never reads.
+const STALLED_CLIENT = `
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: it sets the window
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.stdin.buffer.read())
+print("sent", flush=True)
+time.sleep(600)
+`;
+
+function stalledClient(port, request) {
+  const child = spawn('python3', ['-c', STALLED_CLIENT, String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.end(request);
+  const sent = new Promise((resolve, reject) => {
+    child.stdout.on('data', resolve);
+    child.on('exit', (code) => reject(new Error(`the python3 client exited (${code})`)));
+  });
+  return { child, sent };
+}
+
 test('a stream nobody reads is closed and its generation cancelled after --write-timeout', { timeout: 120_000 }, async () => {
   const before = await cancelledGenerations();
-  const { hostname, port } = new URL(server.baseURL);
-  const socket = net.connect(Number(port), hostname);
-  socket.on('error', () => {});
-  socket.pause();  // nothing is ever read
   const body = JSON.stringify({ prompt: 'Once upon a time', max_tokens: MAX_TOKENS, stream: true, ignore_eos: true, logprobs: 20 });
-  socket.write(`POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n`
+  const { child, sent } = stalledClient(new URL(server.baseURL).port,
+    `POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n`
     + `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-  const started = Date.now();
   try {
+    await sent;
+    const started = Date.now();
     while (await cancelledGenerations() === before) {
       assert.ok(Date.now() - started < 60_000, 'the generation was not cancelled within 60 s');
       await answeredWithin(1000);
     }
   } finally {
-    socket.destroy();
+    child.kill();
   }
   const log = server.stderr();
   assert.match(log, /took no response bytes for 1\.0 s \(--write-timeout\); closing/);
