@@ -4,8 +4,13 @@
 //
 // Usage: synth_model --shape llama-3.2-1b|qwen2.5-0.5b|tiny|tiny-qwen --tokenizer DIR --out DIR
 // [--dtype f16|f32] [--seed N]
+//    or: synth_model --shape ... --gguf f16|q8_0|q4_0|q4_k_m --vocab VOCAB.gguf --out FILE.gguf
+// The GGUF form (llama architecture, the vocabulary's tokenizer metadata copied from a
+// vocab-only GGUF) is what the peer comparison feeds both lmserve and llama.cpp; its tensor types
+// follow llama.cpp's recipes for those file types (below), with the project's own quantizers.
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -13,7 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "formats/gguf.h"
+#include "formats/gguf_writer.h"
 #include "kernels/convert.h"
+#include "kernels/quant/quantize.h"
 
 namespace {
 
@@ -177,6 +185,120 @@ void write_safetensors(const fs::path& path, const std::vector<Tensor>& tensors,
   if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
+// ggml's type ids for the types the recipes use.
+std::uint32_t ggml_type_id(const std::string& type) {
+  if (type == "F32") return 0;
+  if (type == "F16") return 1;
+  if (type == "Q4_0") return 2;
+  if (type == "Q8_0") return 8;
+  if (type == "Q4_K") return 12;
+  if (type == "Q6_K") return 14;
+  throw std::runtime_error("no ggml id for " + type);
+}
+
+// llama.cpp's "use more bits" layers of Q4_K_M (attn_v, ffn_down): the first and last eighth
+// and every third one between.
+bool use_more_bits(int layer, int n_layers) {
+  return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
+}
+
+// The type llama.cpp's recipe gives a tensor of a file type; norms stay F32.
+std::string tensor_type(const std::string& file_type, const std::string& gguf_name, int layer,
+                        int n_layers, std::int64_t cols) {
+  if (gguf_name.ends_with("norm.weight")) return "F32";
+  if (file_type == "f16") return "F16";
+  if (file_type == "q8_0") return "Q8_0";
+  const bool embedding = gguf_name == "token_embd.weight";  // tied: it is also the output
+  if (embedding) return "Q6_K";
+  if (file_type == "q4_0") return "Q4_0";
+  if (cols % 256 != 0) throw std::runtime_error(gguf_name + ": rows are not a multiple of 256");
+  if ((gguf_name.ends_with("attn_v.weight") || gguf_name.ends_with("ffn_down.weight")) &&
+      use_more_bits(layer, n_layers)) {
+    return "Q6_K";
+  }
+  return "Q4_K";
+}
+
+// HF tensor name -> GGUF name and layer.
+std::pair<std::string, int> gguf_name(const std::string& hf) {
+  if (hf == "model.embed_tokens.weight") return {"token_embd.weight", -1};
+  if (hf == "model.norm.weight") return {"output_norm.weight", -1};
+  if (hf == "lm_head.weight") return {"output.weight", -1};
+  const std::string prefix = "model.layers.";
+  const std::size_t dot = hf.find('.', prefix.size());
+  const int layer = std::stoi(hf.substr(prefix.size(), dot - prefix.size()));
+  const std::string rest = hf.substr(dot + 1);
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"}};
+  for (const auto& [from, to] : kNames) {
+    if (rest == from) return {"blk." + std::to_string(layer) + "." + to, layer};
+  }
+  throw std::runtime_error("no GGUF name for " + hf);
+}
+
+void write_gguf(const fs::path& path, const Shape& s, const std::string& file_type,
+                const fs::path& vocab_path, std::uint64_t seed) {
+  const lmserve::formats::GgufFile vocab(vocab_path);
+  lmserve::formats::GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_string("general.name", "synth " + s.name + " " + file_type);
+  w.add_uint32("llama.context_length", static_cast<std::uint32_t>(s.context));
+  w.add_uint32("llama.embedding_length", static_cast<std::uint32_t>(s.hidden));
+  w.add_uint32("llama.block_count", static_cast<std::uint32_t>(s.layers));
+  w.add_uint32("llama.feed_forward_length", static_cast<std::uint32_t>(s.intermediate));
+  w.add_uint32("llama.attention.head_count", static_cast<std::uint32_t>(s.heads));
+  w.add_uint32("llama.attention.head_count_kv", static_cast<std::uint32_t>(s.kv_heads));
+  w.add_uint32("llama.rope.dimension_count", static_cast<std::uint32_t>(s.head_dim));
+  w.add_uint32("llama.vocab_size", static_cast<std::uint32_t>(s.vocab));
+  w.add_float32("llama.rope.freq_base", s.rope_theta);
+  w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  for (const auto& kv : vocab.metadata()) {
+    if (kv.key.starts_with("tokenizer.")) w.add(std::string(kv.key), kv.value);
+  }
+  if (vocab.get_array_size("tokenizer.ggml.tokens") != static_cast<std::uint64_t>(s.vocab)) {
+    throw std::runtime_error(vocab_path.string() + " does not have " + std::to_string(s.vocab) +
+                             " tokens");
+  }
+  Rng rng{seed};
+  for (const auto& t : tensors_of(s)) {
+    const auto [name, layer] = gguf_name(t.name);
+    const std::int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
+    const std::int64_t cols = t.shape.back();
+    const std::string type = tensor_type(file_type, name, layer, s.layers, cols);
+    std::vector<float> row(static_cast<std::size_t>(cols));
+    std::vector<std::byte> data;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (auto& v : row) v = t.scale == 0 ? 1.0f : rng.uniform(t.scale);
+      const std::size_t at = data.size();
+      if (type == "F32") {
+        data.resize(at + row.size() * 4);
+        std::memcpy(data.data() + at, row.data(), row.size() * 4);
+      } else if (type == "F16") {
+        data.resize(at + row.size() * 2);
+        lmserve::kernels::f32_to_f16(row.data(), reinterpret_cast<std::uint16_t*>(data.data() + at),
+                                     static_cast<int>(cols));
+      } else {
+        const auto wt = *lmserve::kernels::weight_type_named(type);
+        data.resize(at + lmserve::kernels::weight_row_bytes(wt, static_cast<int>(cols)));
+        lmserve::kernels::quant::quantize_row(wt, row.data(), data.data() + at,
+                                              static_cast<int>(cols));
+      }
+    }
+    std::vector<std::uint64_t> dims = {static_cast<std::uint64_t>(cols)};
+    if (t.shape.size() == 2) dims.push_back(static_cast<std::uint64_t>(rows));
+    w.add_tensor(name, std::move(dims), ggml_type_id(type), std::move(data));
+  }
+  w.write(path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -188,14 +310,29 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "f16 | f32")
       ->check(CLI::IsMember({"f16", "f32"}))
       ->capture_default_str();
-  app.add_option("--tokenizer", tokenizer, "Folder with tokenizer.json (and tokenizer_config.json)")
-      ->required()
-      ->check(CLI::ExistingDirectory);
-  app.add_option("--out", out_dir, "Output folder")->required();
+  std::string gguf_type, vocab;
+  auto* tok = app.add_option("--tokenizer", tokenizer,
+                             "Folder with tokenizer.json (and tokenizer_config.json)")
+                  ->check(CLI::ExistingDirectory);
+  auto* gguf = app.add_option("--gguf", gguf_type, "Write one GGUF file of this type instead")
+                   ->check(CLI::IsMember({"f16", "q8_0", "q4_0", "q4_k_m"}));
+  app.add_option("--vocab", vocab, "Vocab-only GGUF whose tokenizer the GGUF gets")
+      ->check(CLI::ExistingFile)
+      ->needs(gguf);
+  tok->excludes(gguf);
+  app.add_option("--out", out_dir, "Output folder (GGUF: output file)")->required();
   app.add_option("--seed", seed, "Weight seed")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     const Shape s = shape_named(shape_name);
+    if (!gguf_type.empty()) {
+      if (vocab.empty()) throw std::runtime_error("--gguf needs --vocab");
+      write_gguf(out_dir, s, gguf_type, vocab, seed);
+      std::cout << "synth_model: wrote " << s.name << " (" << gguf_type << ") to " << out_dir
+                << "\n";
+      return 0;
+    }
+    if (tokenizer.empty()) throw std::runtime_error("--tokenizer is required");
     fs::create_directories(out_dir);
     std::ofstream(fs::path(out_dir) / "config.json") << config_of(s).dump(2) << "\n";
     for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {

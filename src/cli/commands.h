@@ -23,8 +23,10 @@ class UsageError : public std::runtime_error {
 };
 
 struct ModelOptions {
-  std::string model;  // HF-layout directory or .gguf file
-  int threads = 0;    // 0 = one per core
+  std::string model;  // a path, a Hugging Face repo id or ollama:NAME (hub::resolve_model)
+  std::optional<std::string> revision;  // --revision of a repo id
+  std::optional<std::string> hf_file;   // --hf-file: the GGUF of a repo id
+  int threads = 0;                      // 0 = one per core
 };
 
 struct ServeOptions {

@@ -10,7 +10,7 @@
 namespace lmserve::cli {
 
 int run_generate(const GenerateOptions& o) {
-  LoadedModel loaded(o.model);
+  LoadedModel loaded(o.model, hub::HubSettings::from_environment());
   engine::Engine engine(*loaded.model, loaded.tokenizer, {.max_sequences = 1});
   engine::GenerationRequest request{.prompt = loaded.tokenizer.encode(o.prompt),
                                     .sampling = o.sampling,

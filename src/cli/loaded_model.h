@@ -1,9 +1,13 @@
 // A model with its tokenizer and compute threads, loaded once for a command's lifetime.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <memory>
 
 #include "cli/commands.h"
+#include "hub/model_source.h"
+#include "kernels/cpu.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/thread_pool.h"
@@ -11,12 +15,18 @@
 namespace lmserve::cli {
 
 struct LoadedModel {
-  explicit LoadedModel(const ModelOptions& o)
-      : pool(o.threads),
-        tokenizer(tokenizer::Tokenizer::load(o.model)),
-        model(model::Model::load(o.model, pool)) {}
+  LoadedModel(const ModelOptions& o, const hub::HubSettings& settings)
+      : cpu(kernels::cpu_description()),
+        path(hub::resolve_model(o.model, {.revision = o.revision, .hf_file = o.hf_file}, settings)),
+        pool(o.threads),
+        tokenizer(tokenizer::Tokenizer::load(path)),
+        model(model::Model::load(path, pool)) {
+    spdlog::info("kernels: {}", cpu);
+  }
 
-  util::ThreadPool pool;  // declared first: the model computes on it until destroyed
+  std::string cpu;             // the kernels' CPU target (first: LMSERVE_CPU errors come early)
+  std::filesystem::path path;  // where --model was found (a Hub id: its HF cache snapshot)
+  util::ThreadPool pool;       // declared before the model, which computes on it until destroyed
   tokenizer::Tokenizer tokenizer;
   std::unique_ptr<model::Model> model;
 };

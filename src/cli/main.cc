@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "kernels/cpu.h"
 #include "util/error.h"
 
 namespace {
@@ -17,7 +18,12 @@ using namespace lmserve::cli;
 void add_model_options(CLI::App& app, ModelOptions& o) {
   app.add_option("--model,-m", o.model,
                  "Model: a directory in the HF layout (config.json, *.safetensors, "
-                 "tokenizer.json) or a .gguf file");
+                 "tokenizer.json), a .gguf file, a Hugging Face repo id (org/name, or "
+                 "org/name:QUANT for one GGUF of the repo; through the HF cache, downloaded "
+                 "when missing) or ollama:NAME[:TAG] (a model in Ollama's store)");
+  app.add_option("--revision", o.revision,
+                 "Branch, tag or commit of a Hugging Face repo id (default: main)");
+  app.add_option("--hf-file", o.hf_file, "The GGUF file of a Hugging Face repo id to serve");
   app.add_option("--threads,-t", o.threads, "Compute threads (0 = one per core)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -132,6 +138,18 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
                  "(0 = off)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  server::ResponseStoreLimits& store = o.server.responses_store;
+  app.add_option("--responses-store", store.max_entries,
+                 "Responses (POST /v1/responses, store: true) kept for previous_response_id; the "
+                 "least recently used goes first (0 = none)")
+      ->capture_default_str();
+  app.add_option("--responses-store-ttl", store.ttl_s,
+                 "Seconds a stored response lasts after its last use")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--responses-store-memory", store.max_bytes,
+                 "Bytes of stored responses and conversations (JSON text) at most")
+      ->capture_default_str();
   app.add_option("--chat-template", o.chat_template_file,
                  "File with a Jinja chat template that replaces the model's")
       ->check(CLI::ExistingFile);
@@ -199,7 +217,9 @@ int main(int argc, char** argv) {
       "lmserve: an OpenAI-compatible LLM server for Linux CPUs (mlx_lm.server's API).\n"
       "Serves by default; subcommands generate, tokenize and detokenize work offline.",
       "lmserve"};
-  app.set_version_flag("--version", std::string(LMSERVE_VERSION));
+  app.set_version_flag("--version", [] {
+    return std::string(LMSERVE_VERSION) + "\nkernels: " + kernels::cpu_description();
+  });
   app.require_subcommand(0, 1);
 
   ServeOptions serve;

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/loaded_model.h"
 #include "engine/engine.h"
+#include "hub/hf_cache.h"
 #include "server/api_keys.h"
 #include "util/error.h"
 
@@ -57,17 +58,32 @@ int test_hook_ms(const char* name) {
   return value ? std::max(0, std::atoi(value)) : 0;
 }
 
+// GET /v1/models lists the models of the HF cache too, as mlx_lm.server does.
+server::ModelCatalog hf_cache_models(const hub::HubSettings& settings) {
+  return [cache = hub::HfCache(settings.cache_dir)] {
+    std::vector<server::ListedModel> listed;
+    for (const hub::CachedModel& m : cache.list_models()) {
+      listed.push_back({.id = m.repo_id,
+                        .created = m.modified,
+                        .owned_by = m.repo_id.substr(0, m.repo_id.find('/'))});
+    }
+    return listed;
+  };
+}
+
 }  // namespace
 
 int run_serve(const ServeOptions& o) {
   server::ServerOptions server_options = o.server;
   server_options.api_keys = api_keys(o);
   chat::ChatOptions options = chat_options(o);
+  const hub::HubSettings hub_settings = hub::HubSettings::from_environment();
   engine::EngineOptions engine_options = o.engine;
   engine_options.kv_type = *model::parse_kv_type(o.kv_type);  // CLI11 checked the name
   engine_options.test_stall_step_ms = test_hook_ms("LMSERVE_TEST_STALL_STEP_MS");
   server_options.reasoning_format = *server::parse_reasoning_format(o.reasoning_format);
   if (server_options.model_id.empty()) server_options.model_id = o.model.model;
+  server_options.cached_models = hf_cache_models(hub_settings);
 
   // Built by serve()'s loader thread while the server already answers (503 model_loading);
   // destroyed here after serving, the engine first.
@@ -78,7 +94,7 @@ int run_serve(const ServeOptions& o) {
     if (int delay = test_hook_ms("LMSERVE_TEST_LOAD_DELAY_MS")) {
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
-    loaded.emplace(o.model);
+    loaded.emplace(o.model, hub_settings);
     std::string chat_template =  // for /props
         options.template_override.value_or(loaded->tokenizer.chat_template().value_or(""));
     chat.emplace(loaded->tokenizer, std::move(options));
@@ -102,7 +118,8 @@ int run_serve(const ServeOptions& o) {
                               .chat_template = std::move(chat_template),
                               .chat_template_source = o.chat_template_file ? "--chat-template"
                                                       : loaded->tokenizer.chat_template() ? "model"
-                                                                                          : "none"};
+                                                                                          : "none",
+                              .cpu = loaded->cpu};
     return {.context = {.engine = *engine, .tokenizer = loaded->tokenizer, .chat = *chat},
             .props = std::move(props)};
   };

@@ -45,6 +45,15 @@ inline const char* to_string(FinishReason reason) {
   return "error";
 }
 
+// Bounds a think block: once `budget` tokens were sampled inside one (after `start_id`, or
+// from the first token when the prompt left one `open`), `end_id` is the only token allowed.
+struct ThinkBudget {
+  std::int32_t start_id = -1;
+  std::int32_t end_id = -1;
+  int budget = 0;
+  bool open = false;
+};
+
 struct GenerationRequest {
   std::vector<std::int32_t> prompt;  // non-empty, ids in range (callers validate)
   SamplingParams sampling;
@@ -58,6 +67,7 @@ struct GenerationRequest {
   // where the text so far is a complete sentence, and the sequence stops once nothing more
   // can follow.
   std::shared_ptr<const grammar::Grammar> grammar;
+  std::optional<ThinkBudget> think_budget;
 };
 
 struct Usage {
@@ -90,7 +100,8 @@ struct GenerationEvent {
   Usage usage;                                       // kFinished
   Timings timings;                                   // kFinished
   std::vector<std::int32_t> completion_ids;          // kFinished: every sampled id, in order
-  std::string error;                                 // kFailed: message for the client
+  std::string stop_sequence;  // kFinished: the stop string that ended it ("" if none did)
+  std::string error;          // kFailed: message for the client
 };
 
 using EventSink = std::function<void(const GenerationEvent&)>;

@@ -1,6 +1,7 @@
 #include "engine/sequence.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <utility>
@@ -26,6 +27,7 @@ Sequence::Sequence(GenerationRequest request, EventSink sink, const tokenizer::T
       tokens_(request_.prompt) {
   if (request_.grammar)
     constraint_ = std::make_unique<grammar::Constraint>(request_.grammar, *trie);
+  in_think_ = request_.think_budget && request_.think_budget->open;
 }
 
 void Sequence::admit(int cached_tokens) {
@@ -62,8 +64,15 @@ void Sequence::apply_grammar(std::span<float> logits, const std::vector<std::int
       if (id >= 0 && static_cast<std::size_t>(id) < logits.size())
         kept_eos.emplace_back(static_cast<std::size_t>(id), logits[static_cast<std::size_t>(id)]);
   }
-  for (std::size_t i = 0; i < logits.size(); ++i)
-    if (!mask.test(static_cast<std::int32_t>(i))) logits[i] = kBanned;
+  // A word at a time: inside a string nearly every word is all allowed, one compare.
+  for (std::size_t begin = 0; begin < logits.size(); begin += 64) {
+    const std::size_t w = begin / 64;
+    const std::uint64_t bits = w < mask.words.size() ? mask.words[w] : 0;
+    if (bits == ~std::uint64_t{0}) continue;
+    const std::size_t end = std::min(logits.size(), begin + 64);
+    for (std::size_t i = begin; i < end; ++i)
+      if (!(bits >> (i - begin) & 1)) logits[i] = kBanned;
+  }
   // An EOS id the vocabulary treats as ordinary text may pass the mask: it still ends the
   // sequence, so it too waits until the grammar accepts.
   for (std::int32_t id : eos)
@@ -72,6 +81,28 @@ void Sequence::apply_grammar(std::span<float> logits, const std::vector<std::int
   for (const auto& [id, logit] : kept_eos) logits[id] = logit;
   if (std::all_of(logits.begin(), logits.end(), [](float x) { return x == kBanned; }))
     throw std::runtime_error("the grammar allows no token of this vocabulary here");
+}
+
+void Sequence::apply_think_budget(std::span<float> logits) const {
+  const ThinkBudget& b = *request_.think_budget;
+  if (!in_think_ || think_tokens_ < b.budget) return;
+  if (b.end_id < 0 || static_cast<std::size_t>(b.end_id) >= logits.size()) return;
+  const float end_logit = logits[static_cast<std::size_t>(b.end_id)];
+  std::fill(logits.begin(), logits.end(), -std::numeric_limits<float>::infinity());
+  // Finite, so that every sampler filter keeps it.
+  logits[static_cast<std::size_t>(b.end_id)] = std::isfinite(end_logit) ? end_logit : 0.0f;
+}
+
+void Sequence::track_think_block(std::int32_t token) {
+  const ThinkBudget& b = *request_.think_budget;
+  if (token == b.start_id) {
+    in_think_ = true;
+    think_tokens_ = 0;
+  } else if (token == b.end_id) {
+    in_think_ = false;
+  } else if (in_think_) {
+    ++think_tokens_;
+  }
 }
 
 std::int32_t Sequence::sample(std::span<float> logits, const std::vector<std::int32_t>& eos) {
@@ -84,6 +115,7 @@ std::int32_t Sequence::sample(std::span<float> logits, const std::vector<std::in
     if (!request_.ignore_eos) std::for_each(eos.begin(), eos.end(), ban);
     std::for_each(request_.stop_token_ids.begin(), request_.stop_token_ids.end(), ban);
   }
+  if (request_.think_budget) apply_think_budget(logits);
   if (request_.logprobs < 0) return sampler_.sample(logits, tokens_);
   TokenLogprob entry;
   const std::int32_t token = sampler_.sample(logits, tokens_, &entry, request_.logprobs);
@@ -102,6 +134,7 @@ void Sequence::accept_token(std::int32_t token, const std::vector<std::int32_t>&
   state_ = State::kDecoding;
   tokens_.push_back(token);
   ++generated_;
+  if (request_.think_budget) track_think_block(token);
   if (ends_sequence(token, eos)) {
     // EOS text is never shown (nor its logprob); what the detokenizer and stop matcher hold is.
     if (!pending_logprobs_.empty()) pending_logprobs_.pop_back();
@@ -111,6 +144,7 @@ void Sequence::accept_token(std::int32_t token, const std::vector<std::int32_t>&
   }
   if (constraint_) constraint_->accept(token);
   StopMatcher::Result r = stops_.push(detokenizer_.push(token));
+  stop_sequence_ = r.matched;
   emit_text(r.text);
   const bool grammar_done = constraint_ && constraint_->complete();
   if (r.stopped || grammar_done) {
@@ -122,6 +156,7 @@ void Sequence::accept_token(std::int32_t token, const std::vector<std::int32_t>&
   const bool context_full = static_cast<int>(tokens_.size()) >= context;
   if (budget_spent || context_full) {
     StopMatcher::Result tail = stops_.push(detokenizer_.finish());
+    stop_sequence_ = tail.matched;
     emit_text(tail.stopped ? tail.text : tail.text + stops_.flush());
     finish(tail.stopped ? FinishReason::kStop : FinishReason::kLength);
   }
@@ -149,7 +184,8 @@ void Sequence::finish(FinishReason reason) {
                      .first_token_ms = generated_ > 0 ? ms_between(submitted_, first_token_) : 0,
                      .total_ms = ms_between(submitted_, now),
                      .max_gap_ms = max_gap_ms_},
-         .completion_ids = {tokens_.begin() + prompt_size(), tokens_.end()}});
+         .completion_ids = {tokens_.begin() + prompt_size(), tokens_.end()},
+         .stop_sequence = stop_sequence_});
 }
 
 void Sequence::fail(const std::string& message) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/engine.h"
@@ -65,6 +66,9 @@ class Sequence {
   void emit_text(const std::string& text);
   void apply_grammar(std::span<float> logits, const std::vector<std::int32_t>& eos);
   bool ends_sequence(std::int32_t token, const std::vector<std::int32_t>& eos) const;
+  // Forces the end of a think block that spent its budget (request().think_budget).
+  void apply_think_budget(std::span<float> logits) const;
+  void track_think_block(std::int32_t token);
 
   GenerationRequest request_;
   EventSink sink_;
@@ -80,6 +84,9 @@ class Sequence {
   int kv_len_ = 0;
   int cached_tokens_ = 0;
   int generated_ = 0;
+  bool in_think_ = false;
+  int think_tokens_ = 0;       // sampled inside the current think block
+  std::string stop_sequence_;  // the stop string that ended the sequence
   State state_ = State::kWaiting;
   bool failed_ = false;
   Clock::time_point submitted_ = Clock::now();

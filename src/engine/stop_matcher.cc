@@ -16,17 +16,20 @@ StopMatcher::Result StopMatcher::push(std::string_view text) {
   // Earliest occurrence wins; on a tie the longest stop string wins.
   std::size_t best_pos = std::string::npos;
   std::size_t best_len = 0;
+  const std::string* best = nullptr;
   for (const auto& stop : stops_) {
     std::size_t pos = held_.find(stop);
     if (pos == std::string::npos) continue;
     if (pos < best_pos || (pos == best_pos && stop.size() > best_len)) {
       best_pos = pos;
       best_len = stop.size();
+      best = &stop;
     }
   }
   if (best_pos != std::string::npos) {
     result.text = held_.substr(0, best_pos);
     result.stopped = true;
+    result.matched = *best;
     held_.clear();
     return result;
   }

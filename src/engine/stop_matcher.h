@@ -17,6 +17,7 @@ class StopMatcher {
   struct Result {
     std::string text;      // safe to emit now
     bool stopped = false;  // a stop string matched; text is everything before it
+    std::string matched;   // the stop string that matched (when stopped)
   };
 
   // Appends decoded text (complete UTF-8). After a stop, further pushes are not allowed.

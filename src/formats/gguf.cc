@@ -38,8 +38,9 @@ constexpr GgmlTypeId kGgmlTypes[] = {
     {30, DType::kBF16},    {34, DType::kTQ1_0},  {35, DType::kTQ2_0},   {39, DType::kMXFP4},
 };
 
-// Bytes of one scalar of a fixed-size metadata type; 0 for string and array.
-std::size_t scalar_size(GgufType t) {
+}  // namespace
+
+std::size_t gguf_scalar_size(GgufType t) {
   switch (t) {
     case GgufType::kUint8:
     case GgufType::kInt8:
@@ -62,6 +63,8 @@ std::size_t scalar_size(GgufType t) {
   }
   return 0;
 }
+
+namespace {
 
 bool is_known_type(std::uint32_t t) { return t <= static_cast<std::uint32_t>(GgufType::kFloat64); }
 
@@ -182,7 +185,7 @@ void read_value(Reader& r, GgufType type, GgufValue& v, const std::string& what)
   }
   if (type != GgufType::kArray) {
     const std::uint64_t at = r.pos();
-    const std::uint8_t* p = r.take(scalar_size(type), what);
+    const std::uint8_t* p = r.take(gguf_scalar_size(type), what);
     decode_scalar(type, p, v);
     if (type == GgufType::kBool && v.u > 1)
       r.fail(what + ": bool value " + std::to_string(v.u) + " is neither 0 nor 1", at);
@@ -209,7 +212,7 @@ void read_value(Reader& r, GgufType type, GgufValue& v, const std::string& what)
     }
     return;
   }
-  const std::size_t size = scalar_size(v.array_type);
+  const std::size_t size = gguf_scalar_size(v.array_type);
   if (v.array_size > r.remaining() / size) {
     r.fail(what + ": array of " + std::to_string(v.array_size) + " " +
                std::string(gguf_type_name(v.array_type)) + " values cannot fit in the remaining " +
@@ -523,7 +526,7 @@ bool GgufFile::array_int(const GgufValue& v, std::uint64_t i, std::int64_t& s,
                          std::uint64_t& u) const {
   if (!is_unsigned_type(v.array_type) && !is_signed_type(v.array_type)) return false;
   GgufValue e;
-  decode_scalar(v.array_type, v.array_data + i * scalar_size(v.array_type), e);
+  decode_scalar(v.array_type, v.array_data + i * gguf_scalar_size(v.array_type), e);
   if (is_unsigned_type(v.array_type)) {
     s = 0;
     u = e.u;
@@ -539,7 +542,7 @@ bool GgufFile::array_int(const GgufValue& v, std::uint64_t i, std::int64_t& s,
 
 double GgufFile::array_float(const GgufValue& v, std::uint64_t i) const {
   GgufValue e;
-  decode_scalar(v.array_type, v.array_data + i * scalar_size(v.array_type), e);
+  decode_scalar(v.array_type, v.array_data + i * gguf_scalar_size(v.array_type), e);
   return e.f;
 }
 

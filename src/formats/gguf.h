@@ -36,6 +36,9 @@ enum class GgufType : std::uint32_t {
   kFloat64 = 12,
 };
 
+// Bytes of one scalar of a fixed-size metadata type; 0 for string and array.
+std::size_t gguf_scalar_size(GgufType type);
+
 // "uint32", "string", ...: for messages.
 std::string_view gguf_type_name(GgufType type);
 

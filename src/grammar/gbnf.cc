@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "grammar/grammar.h"
+#include "util/utf8.h"
 
 namespace lmserve::grammar {
 namespace {
@@ -295,18 +296,10 @@ class Parser {
       }
     }
     // Decode UTF-8 written literally in the grammar.
-    const int n = c < 0x80           ? 1
-                  : (c >> 5) == 0x6  ? 2
-                  : (c >> 4) == 0xE  ? 3
-                  : (c >> 3) == 0x1E ? 4
-                                     : 0;
-    if (n == 0 || pos_ + static_cast<std::size_t>(n) > text_.size()) error("invalid UTF-8");
-    std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (int i = 1; i < n; ++i) {
-      const auto b = static_cast<unsigned char>(text_[pos_ + static_cast<std::size_t>(i)]);
-      if ((b & 0xC0) != 0x80) error("invalid UTF-8");
-      cp = (cp << 6) | (b & 0x3F);
-    }
+    char32_t decoded = 0;
+    const int n = util::decode_utf8(text_, pos_, decoded);
+    if (n == 0) error("invalid UTF-8");
+    const std::uint32_t cp = decoded;
     if (utf8_length(cp) != n || cp > kMaxCodePoint || (cp >= 0xD800 && cp <= 0xDFFF))
       error("invalid UTF-8");
     pos_ += static_cast<std::size_t>(n);

@@ -7,13 +7,16 @@
 #include <set>
 #include <vector>
 
+#include "grammar/number_range.h"
+#include "grammar/regex.h"
+
 namespace lmserve::grammar {
 namespace {
 
 using json = nlohmann::ordered_json;
 
 constexpr int kMaxBound = 1000;        // longest repetition a bound may ask for
-constexpr double kMaxEnumRange = 256;  // integer ranges enumerated as literals
+constexpr int kMaxExclusiveDepth = 8;  // how deep oneOf branches are compared
 
 // Shared building blocks. Whitespace is bounded so a model cannot loop on it.
 const std::map<std::string, std::string>& primitives() {
@@ -34,6 +37,12 @@ const std::map<std::string, std::string>& primitives() {
       {"time",
        R"(([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9]))"},
       {"uuid", R"([0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12})"},
+      // A subset of what RFC 5321 allows: dot-separated atoms @ host labels, one dot at least.
+      {"email",
+       R"([A-Za-z0-9_+-]{1,32} ("." [A-Za-z0-9_+-]{1,32}){0,3} "@" label ("." label){1,3})"},
+      {"label", R"([a-z0-9] ([a-z0-9-]{0,20} [a-z0-9])?)"},
+      {"ipv4", R"(octet "." octet "." octet "." octet)"},
+      {"octet", R"("25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9])"},
   };
   return rules;
 }
@@ -47,6 +56,8 @@ const std::map<std::string, std::vector<std::string>>& primitive_deps() {
       {"value", {"object", "array", "string", "number", "boolean", "null"}},
       {"object", {"ws", "string", "value"}},
       {"array", {"ws", "value"}},
+      {"email", {"label"}},
+      {"ipv4", {"octet"}},
   };
   return deps;
 }
@@ -177,6 +188,18 @@ class Compiler {
       const json& list = s[key];
       if (!list.is_array() || list.empty())
         unsupported(join_path(path, key), std::string("'") + key + "' must be a non-empty array");
+      if (key == std::string_view("oneOf")) {
+        // A grammar cannot count matching branches: oneOf is enforced when no value can
+        // match two branches, which is checked here, and refused otherwise.
+        for (std::size_t i = 0; i < list.size(); ++i)
+          for (std::size_t j = i + 1; j < list.size(); ++j)
+            if (!exclusive(list[i], list[j], 0))
+              unsupported(join_path(path, key),
+                          "'oneOf' branches " + std::to_string(i) + " and " + std::to_string(j) +
+                              " may both match a value, which a grammar cannot exclude: use "
+                              "'anyOf', or tell the branches apart by type or by a required "
+                              "property with distinct 'const' or 'enum' values");
+      }
       std::string alts;
       for (std::size_t i = 0; i < list.size(); ++i)
         alts += (i ? " | " : "") +
@@ -234,6 +257,129 @@ class Compiler {
     unsupported(join_path(path, "type"), "unknown type '" + t + "'");
   }
 
+  // What kinds of JSON value a schema admits (a bit per kind), nullopt when it cannot tell.
+  enum Kind : unsigned {
+    kNull = 1,
+    kBoolean = 2,
+    kNumber = 4,
+    kString = 8,
+    kArray = 16,
+    kObject = 32
+  };
+
+  static unsigned kind_of(const json& v) {
+    return v.is_null()      ? kNull
+           : v.is_boolean() ? kBoolean
+           : v.is_number()  ? kNumber
+           : v.is_string()  ? kString
+           : v.is_array()   ? kArray
+                            : kObject;
+  }
+
+  // `s` with local references followed (nullptr when one does not resolve).
+  const json* resolved(const json& s) const {
+    const json* at = &s;
+    for (int hops = 0; at->is_object() && at->contains("$ref"); ++hops) {
+      const json& target = (*at)["$ref"];
+      if (hops > kMaxExclusiveDepth || !target.is_string() ||
+          !target.get<std::string>().starts_with("#"))
+        return nullptr;
+      try {
+        at = &root_.at(json::json_pointer(target.get<std::string>().substr(1)));
+      } catch (const json::exception&) {
+        return nullptr;
+      }
+    }
+    return at;
+  }
+
+  std::optional<unsigned> kinds(const json& schema, int depth) const {
+    const json* s = resolved(schema);
+    if (!s || !s->is_object() || depth > kMaxExclusiveDepth) return std::nullopt;
+    unsigned out = 0;
+    if (s->contains("const")) return kind_of((*s)["const"]);
+    if (s->contains("enum") && (*s)["enum"].is_array()) {
+      for (const json& v : (*s)["enum"]) out |= kind_of(v);
+      return out;
+    }
+    for (const char* key : {"anyOf", "oneOf"}) {
+      if (!s->contains(key)) continue;
+      if (!(*s)[key].is_array()) return std::nullopt;
+      for (const json& branch : (*s)[key]) {
+        const auto k = kinds(branch, depth + 1);
+        if (!k) return std::nullopt;
+        out |= *k;
+      }
+      return out;
+    }
+    static const std::map<std::string, unsigned> kTypes = {
+        {"null", kNull},     {"boolean", kBoolean}, {"integer", kNumber}, {"number", kNumber},
+        {"string", kString}, {"array", kArray},     {"object", kObject}};
+    if (s->contains("type")) {
+      const json& type = (*s)["type"];
+      for (const json& t : type.is_array() ? type : json::array({type})) {
+        auto it = t.is_string() ? kTypes.find(t.get<std::string>()) : kTypes.end();
+        if (it == kTypes.end()) return std::nullopt;
+        out |= it->second;
+      }
+    } else if (s->contains("properties") || s->contains("required") || s->contains("allOf")) {
+      out = kObject;
+    } else if (s->contains("items") || s->contains("prefixItems")) {
+      out = kArray;
+    } else {
+      return std::nullopt;
+    }
+    if (s->value("nullable", false) == true) out |= kNull;
+    return out;
+  }
+
+  // True only when no value can match both schemas (a sound, incomplete test).
+  bool exclusive(const json& a_schema, const json& b_schema, int depth) const {
+    if (depth > kMaxExclusiveDepth) return false;
+    const json* a = resolved(a_schema);
+    const json* b = resolved(b_schema);
+    if (!a || !b || !a->is_object() || !b->is_object()) return false;
+    const auto ka = kinds(*a, depth), kb = kinds(*b, depth);
+    if (ka && kb && (*ka & *kb) == 0) return true;
+    auto literals = [](const json& s) -> std::optional<json> {
+      if (s.contains("const")) return json::array({s["const"]});
+      if (s.contains("enum") && s["enum"].is_array()) return s["enum"];
+      return std::nullopt;
+    };
+    const auto la = literals(*a), lb = literals(*b);
+    if (la && lb) {
+      for (const json& x : *la)
+        for (const json& y : *lb)
+          if (x == y) return false;
+      return true;
+    }
+    if (ka != std::optional<unsigned>(kObject) || kb != std::optional<unsigned>(kObject))
+      return false;
+    // Two objects: a property both require that cannot match in both, or one that one
+    // requires and the other does not allow.
+    const json pa = a->value("properties", json::object()),
+               pb = b->value("properties", json::object());
+    const json ra = a->value("required", json::array()), rb = b->value("required", json::array());
+    if (!pa.is_object() || !pb.is_object() || !ra.is_array() || !rb.is_array()) return false;
+    auto requires_key = [](const json& required, const json& key) {
+      return std::find(required.begin(), required.end(), key) != required.end();
+    };
+    auto closed = [](const json& s) {
+      return s.value("additionalProperties", json(true)) == false;
+    };
+    for (const json& key : ra) {
+      if (!key.is_string()) continue;
+      const std::string& k = key.get_ref<const std::string&>();
+      if (closed(*b) && !pb.contains(k)) return true;
+      if (requires_key(rb, key) && pa.contains(k) && pb.contains(k) &&
+          exclusive(pa[k], pb[k], depth + 1))
+        return true;
+    }
+    for (const json& key : rb)
+      if (key.is_string() && closed(*a) && !pa.contains(key.get<std::string>())) return true;
+    return false;
+  }
+
   std::string ref(const json& target, const std::string& path) {
     if (!target.is_string()) unsupported(path, "'$ref' must be a string");
     const std::string pointer = target.get<std::string>();
@@ -288,23 +434,40 @@ class Compiler {
   }
 
   std::string string_rule(const json& s, const std::string& path, const std::string& hint) {
-    only(s, path, {"type", "minLength", "maxLength", "format"});
+    only(s, path, {"type", "minLength", "maxLength", "format", "pattern"});
+    const bool bounded = s.contains("minLength") || s.contains("maxLength");
+    const char* bound_key = s.contains("minLength") ? "minLength" : "maxLength";
+    if (s.contains("pattern")) {
+      if (bounded || s.contains("format"))
+        unsupported(join_path(path, bounded ? bound_key : "format"),
+                    std::string("'") + (bounded ? bound_key : "format") +
+                        "' together with 'pattern' is not supported");
+      const json& pattern = s["pattern"];
+      if (!pattern.is_string())
+        unsupported(join_path(path, "pattern"), "'pattern' must be a string");
+      try {
+        return new_rule(hint + "-pattern",
+                        "\"\\\"\" " + regex_to_gbnf(pattern.get<std::string>()) + " \"\\\"\"");
+      } catch (const RegexError& e) {
+        unsupported(join_path(path, "pattern"), e.what());
+      }
+    }
     if (s.contains("format")) {
       static const std::map<std::string, std::string> formats = {
-          {"date", "date"}, {"time", "time"}, {"date-time", "date \"T\" time"}, {"uuid", "uuid"}};
+          {"date", "date"}, {"time", "time"},   {"date-time", "date \"T\" time"},
+          {"uuid", "uuid"}, {"email", "email"}, {"ipv4", "ipv4"}};
       const json& f = s["format"];
       auto it = f.is_string() ? formats.find(f.get<std::string>()) : formats.end();
       if (it == formats.end())
         unsupported(join_path(path, "format"), "unsupported string format " + f.dump());
-      if (s.contains("minLength") || s.contains("maxLength"))
-        unsupported(join_path(path, s.contains("minLength") ? "minLength" : "maxLength"),
+      if (bounded)
+        unsupported(join_path(path, bound_key),
                     "length bounds together with 'format' are not supported");
-      use("date");
-      use("time");
-      use("uuid");
+      for (const char* rule : {"date", "time", "uuid", "email", "ipv4"})
+        if (it->second.find(rule) != std::string::npos) use(rule);
       return "(\"\\\"\" " + it->second + " \"\\\"\")";
     }
-    if (!s.contains("minLength") && !s.contains("maxLength")) return use("string");
+    if (!bounded) return use("string");
     use("char");
     const std::size_t min = s.contains("minLength") ? bound(s, "minLength", path) : 0;
     std::optional<std::size_t> max;
@@ -315,56 +478,62 @@ class Compiler {
                         " \"\\\"\"");
   }
 
+  // Integer bounds are exact (a grammar over digits); number bounds must be integers.
   std::string number_rule(const json& s, const std::string& path, bool integer) {
     only(s, path, {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"});
-    auto get = [&](const char* key) -> std::optional<double> {
-      if (!s.contains(key)) return std::nullopt;
+    struct Given {
+      const char* key;
+      double value;
+      bool exclusive;
+      bool lower;
+    };
+    std::vector<Given> given;
+    for (const char* key : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}) {
+      if (!s.contains(key)) continue;
       if (!s[key].is_number())
         unsupported(join_path(path, key), std::string("'") + key + "' must be a number");
-      return s[key].get<double>();
-    };
-    std::optional<double> lo = get("minimum"), hi = get("maximum");
-    const std::optional<double> xlo = get("exclusiveMinimum"), xhi = get("exclusiveMaximum");
-    const std::string base = use(integer ? "integer" : "number");
-    if (integer) {
-      // Integer bounds are inclusive integers.
-      if (lo) lo = std::ceil(*lo);
-      if (hi) hi = std::floor(*hi);
-      if (xlo) lo = std::max(lo.value_or(-INFINITY), std::floor(*xlo) + 1);
-      if (xhi) hi = std::min(hi.value_or(INFINITY), std::ceil(*xhi) - 1);
-      for (const auto& b : {lo, hi})
-        if (b && std::fabs(*b) > 1e15)
-          unsupported(path, "integer bounds beyond 1e15 are not supported");
-      if (lo && hi) {
-        if (*hi < *lo) unsupported(join_path(path, "maximum"), "the range is empty");
-        if (*hi - *lo < kMaxEnumRange) {
-          std::string alts;
-          for (double v = *lo; v <= *hi; ++v)
-            alts += (alts.empty() ? "" : " | ") +
-                    gbnf_literal(std::to_string(static_cast<long long>(v)));
-          return "(" + alts + ")";
-        }
-      }
-      if (hi)
-        unsupported(join_path(path, s.contains("maximum") ? "maximum" : "exclusiveMaximum"),
-                    "integer upper bounds are supported only within a range of 256 values");
-      if (!lo) return base;
-      if (*lo == 0) return "(\"0\" | [1-9] [0-9]{0,15})";
-      if (*lo == 1) return "([1-9] [0-9]{0,15})";
-      unsupported(join_path(path, s.contains("minimum") ? "minimum" : "exclusiveMinimum"),
-                  "integer lower bounds other than 0 and 1 are supported only with a maximum "
-                  "within 256 values");
+      const std::string k = key;
+      given.push_back({key, s[key].get<double>(), k.starts_with("exclusive"),
+                       k == "minimum" || k == "exclusiveMinimum"});
     }
-    if (hi || xhi)
-      unsupported(join_path(path, hi ? "maximum" : "exclusiveMaximum"),
-                  "number upper bounds are not supported");
-    if (xlo)
-      unsupported(join_path(path, "exclusiveMinimum"),
-                  "'exclusiveMinimum' is not supported for numbers");
-    if (!lo) return base;
-    if (*lo != 0)
-      unsupported(join_path(path, "minimum"), "number lower bounds other than 0 are not supported");
-    return "(int-part (\".\" [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?)";
+    const std::string base = use(integer ? "integer" : "number");
+    if (given.empty()) return base;
+    const auto limit = static_cast<double>(kMaxGrammarInteger);
+    std::optional<NumberBound> lo, hi;
+    const char* lo_key = nullptr;
+    for (const Given& g : given) {
+      double v = g.value;
+      bool exclusive = g.exclusive;
+      if (integer) {  // as inclusive integer bounds
+        v = g.lower ? (exclusive ? std::floor(v) + 1 : std::ceil(v))
+                    : (exclusive ? std::ceil(v) - 1 : std::floor(v));
+        exclusive = false;
+      } else if (v != std::floor(v) || std::fabs(v) > limit) {
+        unsupported(join_path(path, g.key),
+                    "number bounds must be integers within 1e16 (a bound between integers "
+                    "cannot be written as a grammar here)");
+      }
+      if (g.lower ? v < -limit : v > limit) continue;  // beyond what the grammar writes anyway
+      if (g.lower ? v > limit : v < -limit)
+        unsupported(join_path(path, g.key), "no integer of at most 16 digits is in range");
+      const NumberBound b{static_cast<std::int64_t>(v), exclusive};
+      std::optional<NumberBound>& slot = g.lower ? lo : hi;
+      // The stronger bound wins; at equal values the exclusive one.
+      const bool stronger = !slot || (g.lower ? b.value > slot->value : b.value < slot->value) ||
+                            (b.value == slot->value && b.exclusive);
+      if (stronger) {
+        slot = b;
+        if (g.lower) lo_key = g.key;
+      }
+    }
+    if (!lo && !hi) return base;
+    const std::string body = integer
+                                 ? integer_range_gbnf(lo ? std::optional(lo->value) : std::nullopt,
+                                                      hi ? std::optional(hi->value) : std::nullopt)
+                                 : number_range_gbnf(lo, hi);
+    if (body.empty())
+      unsupported(join_path(path, lo_key ? lo_key : "maximum"), "the range is empty");
+    return "(" + body + ")";
   }
 
   std::string object_rule(const json& s, const std::string& path, const std::string& hint) {

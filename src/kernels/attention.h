@@ -53,6 +53,14 @@ struct ScoreOptions {
   int window = 0;        // > 0: a row at pos attends only to positions > pos - window
 };
 
+// Where position `pos` of kv head `head` starts in `base` (kv.keys or kv.values).
+inline std::byte* kv_slot(std::byte* base, const PagedKv& kv, const std::int32_t* blocks, int head,
+                          int pos, int head_dim) {
+  return base + static_cast<std::size_t>(blocks[pos / kv.block_size]) * kv.block_stride +
+         static_cast<std::size_t>(head) * kv.head_stride +
+         static_cast<std::size_t>(pos % kv.block_size) * kv_row_bytes(kv.element, head_dim);
+}
+
 // Stores one row's keys and values (n_kv_heads * head_dim f32 each) at position `pos`.
 void store_kv(const PagedKv& kv, const AttentionShape& shape, const std::int32_t* blocks, int pos,
               const float* k, const float* v);

@@ -1,14 +1,11 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
-#include <cmath>
-#include <vector>
+#include <memory>
+#include <new>
 
-#include "kernels/convert.h"
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-#endif
+#include "kernels/cpu.h"
+#include "kernels/target_kernels.h"
 
 namespace lmserve::kernels {
 
@@ -16,274 +13,91 @@ namespace {
 
 // Below this many multiply-adds a product is cheaper than waking the pool.
 constexpr long kMinParallelWork = 1L << 17;
-// A tile is kTileRows weight rows x up to kTileTokens tokens: each weight load feeds
-// kTileTokens FMAs and each activation load kTileRows.
-constexpr int kTileRows = 4;
-constexpr int kTileTokens = 4;
+// Rows per unit of parallel work: a multiple of every kernel's tile height.
+constexpr int kRowGrain = 4;
 
-std::size_t element_size(WeightType type) { return type == WeightType::kF32 ? 4 : 2; }
-
-const void* row_ptr(const WeightMatrix& w, int row) {
-  return static_cast<const std::uint8_t*>(w.data) +
-         static_cast<std::size_t>(row) * static_cast<std::size_t>(w.cols) * element_size(w.type);
-}
-
-// Every output y[t, r] is reduced in one canonical order, whatever the tile it is computed
-// in and however many tokens the call has: eight lanes accumulate w*x over k = 0, 8, 16, ...
-// (lane j takes k + j), the lanes are summed in a fixed tree, then the tail k >= 8*floor(n/8)
-// is added one by one. That makes results batch-invariant: a token's output is bit-identical
-// whether it is multiplied alone or among any number of other tokens.
-
-template <WeightType kType>
-inline float load1(const void* row, int i) {
-  if constexpr (kType == WeightType::kF32) return static_cast<const float*>(row)[i];
-  if constexpr (kType == WeightType::kF16)
-    return f16_to_f32(static_cast<const std::uint16_t*>(row)[i]);
-  return bf16_to_f32(static_cast<const std::uint16_t*>(row)[i]);
-}
-
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-inline float hsum(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  return _mm_cvtss_f32(lo);
-}
-
-template <WeightType kType>
-inline __m256 load8(const void* row, int i) {
-  if constexpr (kType == WeightType::kF32) {
-    return _mm256_loadu_ps(static_cast<const float*>(row) + i);
-  } else {
-    __m128i h = _mm_loadu_si128(
-        reinterpret_cast<const __m128i*>(static_cast<const std::uint16_t*>(row) + i));
-    if constexpr (kType == WeightType::kF16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-  }
-}
-
-// Adds w*x over k in [k0, k1) (multiples of 8) to the lane accumulators acc[r * T + t] of R
-// rows and T tokens. Splitting k into ranges keeps every lane's sequence of FMAs, so the
-// canonical order holds however the caller blocks the product.
-template <WeightType kType, int R, int T>
-void accumulate(const void* const* w, const float* const* x, int k0, int k1, __m256* acc) {
-  __m256 a[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) a[r][t] = acc[r * T + t];
-  for (int i = k0; i < k1; i += 8) {
-    __m256 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = load8<kType>(w[r], i);
-    for (int t = 0; t < T; ++t) {
-      __m256 xv = _mm256_loadu_ps(x[t] + i);
-      // One load per activation vector: left alone, GCC folds it into each of the R FMAs,
-      // and the repeated loads, not the FMAs, then bound the tile.
-      asm("" : "+v"(xv));
-      for (int r = 0; r < R; ++r) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);
+// The quantized activations of one product, grown to the largest product seen and then reused:
+// a step allocates nothing once the first one has run.
+class ActivationBuffer {
+ public:
+  std::byte* fit(std::size_t bytes) {
+    if (bytes > size_) {
+      data_.reset(new (std::align_val_t(64)) std::byte[bytes]);
+      size_ = bytes;
     }
+    return data_.get();
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r * T + t] = a[r][t];
-}
 
-// out[r][t] = the lanes' sum, then the tail k >= n8 one by one.
-template <WeightType kType, int R, int T>
-void finish(const void* const* w, const float* const* x, int n8, int n, const __m256* acc,
-            float* const* out) {
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      float s = hsum(acc[r * T + t]);
-      for (int k = n8; k < n; ++k) s = std::fma(load1<kType>(w[r], k), x[t][k], s);
-      out[r][t] = s;
-    }
-  }
-}
-
-// Calls fn.template operator()<R, T>() for the instance that fits nr <= kTileRows rows and
-// nt <= kTileTokens tokens.
-template <int R = kTileRows, int T = kTileTokens, class Fn>
-void with_tile_shape(int nr, int nt, Fn&& fn) {
-  if constexpr (R > 1) {
-    if (nr < R) return with_tile_shape<R - 1, T>(nr, nt, fn);
-  }
-  if constexpr (T > 1) {
-    if (nt < T) return with_tile_shape<R, T - 1>(nr, nt, fn);
-  }
-  fn.template operator()<R, T>();
-}
-
-template <WeightType kType, int R, int T>
-void tile(const void* const* w, const float* const* x, int n, float* const* out) {
-  __m256 acc[R * T];
-  for (auto& a : acc) a = _mm256_setzero_ps();
-  accumulate<kType, R, T>(w, x, 0, n & ~7, acc);
-  finish<kType, R, T>(w, x, n & ~7, n, acc, out);
-}
-
-// Blocked so that each piece of data is read from the nearest cache: a block of weight rows
-// times a block of columns (at most kBlockBytes) stays in L2 while every group of kTileTokens
-// tokens uses it, and that group's activations for the column block stay in L1.
-constexpr int kBlockCols = 1024;
-constexpr int kMaxBlockRows = 64;
-constexpr std::size_t kBlockBytes = 256 << 10;
-
-template <WeightType kType>
-void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
-                 int row_end) {
-  const int cols = w.cols;
-  const int n8 = cols & ~7;
-  const int fit = static_cast<int>(
-      kBlockBytes / (static_cast<std::size_t>(std::min(cols, kBlockCols)) * element_size(kType)));
-  const int block_rows = std::clamp(fit / kTileRows * kTileRows, kTileRows, kMaxBlockRows);
-  constexpr int kTileAccs = kTileRows * kTileTokens;
-  __m256 acc[kMaxBlockRows / kTileRows][kTileAccs];
-  for (int rb = row_begin; rb < row_end; rb += block_rows) {
-    const int rb_end = std::min(row_end, rb + block_rows);
-    for (int t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
-      const int nt = std::min(kTileTokens, n_tokens - t0);
-      const float* xs[kTileTokens];
-      for (int t = 0; t < nt; ++t) xs[t] = x + static_cast<std::size_t>(t0 + t) * cols;
-      for (auto& tile_acc : acc)
-        for (auto& a : tile_acc) a = _mm256_setzero_ps();
-      for (int k0 = 0; k0 < n8; k0 += kBlockCols) {
-        const int k1 = std::min(n8, k0 + kBlockCols);
-        for (int r0 = rb, ti = 0; r0 < rb_end; r0 += kTileRows, ++ti) {
-          const int nr = std::min(kTileRows, rb_end - r0);
-          const void* rows[kTileRows];
-          for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
-          with_tile_shape(
-              nr, nt, [&]<int R, int T>() { accumulate<kType, R, T>(rows, xs, k0, k1, acc[ti]); });
-        }
-      }
-      for (int r0 = rb, ti = 0; r0 < rb_end; r0 += kTileRows, ++ti) {
-        const int nr = std::min(kTileRows, rb_end - r0);
-        const void* rows[kTileRows];
-        for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
-        float outs[kTileRows][kTileTokens];
-        float* out_rows[kTileRows];
-        for (int i = 0; i < kTileRows; ++i) out_rows[i] = outs[i];
-        with_tile_shape(nr, nt, [&]<int R, int T>() {
-          finish<kType, R, T>(rows, xs, n8, cols, acc[ti], out_rows);
-        });
-        for (int t = 0; t < nt; ++t) {
-          float* yt = y + static_cast<std::size_t>(t0 + t) * w.rows + r0;
-          for (int i = 0; i < nr; ++i) yt[i] = outs[i][t];
-        }
-      }
-    }
-  }
-}
-#else
-template <WeightType kType, int R, int T>
-void tile(const void* const* w, const float* const* x, int n, float* const* out) {
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) out[r][t] = detail::dot_scalar(kType, w[r], x[t], n);
-}
-
-template <WeightType kType>
-void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
-                 int row_end) {
-  for (int t = 0; t < n_tokens; ++t) {
-    const float* xt = x + static_cast<std::size_t>(t) * w.cols;
-    float* yt = y + static_cast<std::size_t>(t) * w.rows;
-    for (int r = row_begin; r < row_end; ++r)
-      yt[r] = detail::dot_scalar(kType, row_ptr(w, r), xt, w.cols);
-  }
-}
-#endif
-
-void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
-                 int row_end) {
-  switch (w.type) {
-    case WeightType::kF32:
-      return matmul_rows<WeightType::kF32>(w, x, n_tokens, y, row_begin, row_end);
-    case WeightType::kF16:
-      return matmul_rows<WeightType::kF16>(w, x, n_tokens, y, row_begin, row_end);
-    case WeightType::kBF16:
-      return matmul_rows<WeightType::kBF16>(w, x, n_tokens, y, row_begin, row_end);
-  }
-}
+ private:
+  struct AlignedDelete {
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  std::unique_ptr<std::byte[], AlignedDelete> data_;
+  std::size_t size_ = 0;
+};
 
 }  // namespace
 
-namespace detail {
-
-// The canonical order of the SIMD path, lane by lane.
-float dot_scalar(WeightType type, const void* row, const float* x, int n) {
-  auto reduce = [&](auto load) {
-    float lane[8] = {};
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-      for (int j = 0; j < 8; ++j) lane[j] = std::fma(load(i + j), x[i + j], lane[j]);
+void matmul(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
+            const float* x, int n_tokens, float* y) {
+  if (n_tokens <= 0 || w.rows <= 0) return;
+  const ActivationType act = weight_format(w.type).activation;
+  const std::byte* xa = reinterpret_cast<const std::byte*>(x);
+  std::size_t x_stride = static_cast<std::size_t>(w.cols) * sizeof(float);
+  const long work = static_cast<long>(w.rows) * w.cols * n_tokens;
+  const bool parallel = work >= kMinParallelWork && pool.size() > 1;
+  if (act != ActivationType::kF32) {
+    thread_local ActivationBuffer buffer;
+    x_stride = activation_row_bytes(act, w.cols);
+    std::byte* q = buffer.fit(x_stride * static_cast<std::size_t>(n_tokens));
+    const QuantizeFn quantize = target.quantize[static_cast<int>(act)];
+    auto quantize_rows = [&](std::size_t begin, std::size_t end) {
+      for (std::size_t t = begin; t < end; ++t)
+        quantize(x + t * static_cast<std::size_t>(w.cols), q + t * x_stride, w.cols);
+    };
+    if (parallel && n_tokens > 1) {
+      pool.parallel_for(static_cast<std::size_t>(n_tokens), quantize_rows);
+    } else {
+      quantize_rows(0, static_cast<std::size_t>(n_tokens));
     }
-    float s =
-        ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-    for (; i < n; ++i) s = std::fma(load(i), x[i], s);
-    return s;
+    xa = q;
+  }
+  const MatmulRowsFn rows_fn = target.matmul_rows[static_cast<int>(w.type)];
+  const int rows = w.rows;
+  const auto n_units = static_cast<std::size_t>((rows + kRowGrain - 1) / kRowGrain);
+  auto body = [&](std::size_t begin, std::size_t end) {
+    rows_fn(w, xa, x_stride, n_tokens, y, static_cast<int>(begin) * kRowGrain,
+            std::min(rows, static_cast<int>(end) * kRowGrain));
   };
-  switch (type) {
-    case WeightType::kF32:
-      return reduce([w = static_cast<const float*>(row)](int i) { return w[i]; });
-    case WeightType::kF16:
-      return reduce(
-          [w = static_cast<const std::uint16_t*>(row)](int i) { return f16_to_f32(w[i]); });
-    case WeightType::kBF16:
-      return reduce(
-          [w = static_cast<const std::uint16_t*>(row)](int i) { return bf16_to_f32(w[i]); });
+  if (!parallel) {
+    body(0, n_units);
+    return;
   }
-  return 0.0f;
-}
-
-}  // namespace detail
-
-float dot(WeightType type, const void* row, const float* x, int n) {
-  float out = 0.0f;
-  float* out_row = &out;
-  switch (type) {
-    case WeightType::kF32:
-      tile<WeightType::kF32, 1, 1>(&row, &x, n, &out_row);
-      break;
-    case WeightType::kF16:
-      tile<WeightType::kF16, 1, 1>(&row, &x, n, &out_row);
-      break;
-    case WeightType::kBF16:
-      tile<WeightType::kBF16, 1, 1>(&row, &x, n, &out_row);
-      break;
-  }
-  return out;
-}
-
-void weight_row_to_f32(const WeightMatrix& w, int row, float* out) {
-  const void* p = row_ptr(w, row);
-  switch (w.type) {
-    case WeightType::kF32:
-      std::copy_n(static_cast<const float*>(p), w.cols, out);
-      break;
-    case WeightType::kF16:
-      f16_to_f32(static_cast<const std::uint16_t*>(p), out, w.cols);
-      break;
-    case WeightType::kBF16:
-      bf16_to_f32(static_cast<const std::uint16_t*>(p), out, w.cols);
-      break;
-  }
+  const long per_unit = static_cast<long>(kRowGrain) * w.cols * n_tokens;
+  const auto min_chunk = static_cast<std::size_t>(std::max(1L, (kMinParallelWork / 4) / per_unit));
+  pool.parallel_for(n_units, body, min_chunk);
 }
 
 void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n_tokens, float* y) {
-  if (n_tokens <= 0 || w.rows <= 0) return;
-  const int rows = w.rows;
-  const std::size_t n_tiles = static_cast<std::size_t>((rows + kTileRows - 1) / kTileRows);
-  auto body = [&](std::size_t tile_begin, std::size_t tile_end) {
-    matmul_rows(w, x, n_tokens, y, static_cast<int>(tile_begin) * kTileRows,
-                std::min(rows, static_cast<int>(tile_end) * kTileRows));
-  };
-  const long work = static_cast<long>(rows) * w.cols * n_tokens;
-  if (work < kMinParallelWork || pool.size() == 1) {
-    body(0, n_tiles);
-    return;
+  matmul(active_kernels(), pool, w, x, n_tokens, y);
+}
+
+WeightMatrix weight_rows(const WeightMatrix& w, int first, int n) {
+  WeightMatrix part = w;
+  part.rows = n;
+  part.data = weight_row(w, first);
+  if (w.group_size > 0) {
+    const std::size_t skip = static_cast<std::size_t>(first) *
+                             static_cast<std::size_t>(w.cols / w.group_size) *
+                             weight_format(w.scale_type).block_bytes;
+    part.scales = static_cast<const std::byte*>(w.scales) + skip;
+    part.biases = static_cast<const std::byte*>(w.biases) + skip;
   }
-  const long per_tile = static_cast<long>(kTileRows) * w.cols * n_tokens;
-  const std::size_t min_chunk =
-      static_cast<std::size_t>(std::max(1L, (kMinParallelWork / 4) / per_tile));
-  pool.parallel_for(n_tiles, body, min_chunk);
+  return part;
+}
+
+void weight_row_to_f32(const WeightMatrix& w, int row, float* out) {
+  active_kernels().dequantize[static_cast<int>(w.type)](w, row, out);
 }
 
 }  // namespace lmserve::kernels

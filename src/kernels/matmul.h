@@ -1,36 +1,51 @@
-// Products of f32 activations with weight matrices stored as f32, f16 or bf16.
-// Weights are read in place (e.g. from an mmap'd checkpoint); 16-bit ones are widened on the fly.
+// Products of f32 activations with weight matrices in any format of the weight-format table
+// (f32, f16, bf16, GGUF's block-quantized types, MLX affine). Weights are read in place (e.g. from
+// an mmap'd checkpoint); quantized formats get their activations quantized once per product.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
+#include "kernels/weight_format.h"
 #include "util/thread_pool.h"
 
 namespace lmserve::kernels {
 
-enum class WeightType { kF32, kF16, kBF16 };
+struct TargetKernels;
 
-// A row-major [rows, cols] matrix, laid out like a PyTorch Linear weight [out, in].
+// A row-major [rows, cols] matrix, laid out like a PyTorch Linear weight [out, in]; each row is
+// weight_row_bytes(type, cols) bytes (cols is a multiple of the format's block).
 struct WeightMatrix {
   WeightType type = WeightType::kF32;
   const void* data = nullptr;
   int rows = 0;
   int cols = 0;
+  // Formats with per-group parameters stored apart from the codes (MLX affine): row r's group g
+  // uses scales[r * cols / group_size + g] and biases[...], both of scale_type (F32/F16/BF16).
+  const void* scales = nullptr;
+  const void* biases = nullptr;
+  WeightType scale_type = WeightType::kF32;
+  int group_size = 0;
 };
+
+// The stored bytes of row `row`.
+inline const std::byte* weight_row(const WeightMatrix& w, int row) {
+  return static_cast<const std::byte*>(w.data) +
+         static_cast<std::size_t>(row) * weight_row_bytes(w.type, w.cols);
+}
 
 // y[t, r] = sum_c w[r, c] * x[t, c] for t in [0, n_tokens): x is [n_tokens, cols] and y is
 // [n_tokens, rows], both dense. Parallel over output rows; tiny products run on the caller.
+// Runs on the CPU target chosen at start-up (cpu.h).
 void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n_tokens, float* y);
+// The same on a given target (tests compare targets).
+void matmul(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
+            const float* x, int n_tokens, float* y);
+
+// Rows [first, first + n) of w: one part of a fused projection, read in place.
+WeightMatrix weight_rows(const WeightMatrix& w, int first, int n);
 
 // Row `row` of w widened to f32 (an embedding lookup).
 void weight_row_to_f32(const WeightMatrix& w, int row, float* out);
-
-// Dot product of one stored row with f32 x (length n), using the fastest available path.
-float dot(WeightType type, const void* row, const float* x, int n);
-
-namespace detail {
-// Portable reference path, always compiled, so tests can check it on SIMD machines too.
-float dot_scalar(WeightType type, const void* row, const float* x, int n);
-}  // namespace detail
 
 }  // namespace lmserve::kernels

@@ -217,6 +217,58 @@ void finish_local_layers(ModelConfig& c, const ArchitectureDescription& arch,
   if (c.local_rope_theta <= 0.0f) c.local_rope_theta = arch.block.default_local_rope_theta;
 }
 
+// One {group_size, bits, mode} object of the quantization block; `where` names it in errors.
+// Missing or null values take MLX's affine defaults (64, 4), as mlx-lm does for per-layer
+// entries.
+MlxQuantization::Params parse_quant_params(const json& j, const std::string& where) {
+  if (!j.is_object()) throw FileError(where + " must be an object or false, got " + show(j));
+  ConfigReader r(j, where);
+  const std::string mode = r.string("mode", "affine");
+  if (mode != "affine") {
+    throw FileError(where + ": quantization mode \"" + mode + "\" is not supported (only affine)");
+  }
+  MlxQuantization::Params p;
+  p.group_size = r.positive_int("group_size", 64);
+  p.bits = r.positive_int("bits", 4);
+  if (p.bits > 8 || p.bits < 2 || p.bits == 7) {
+    throw FileError(where + ": bits " + std::to_string(p.bits) +
+                    " is not supported (2, 3, 4, 5, 6 or 8)");
+  }
+  if (p.group_size != 32 && p.group_size != 64 && p.group_size != 128) {
+    throw FileError(where + ": group_size " + std::to_string(p.group_size) +
+                    " is not supported (32, 64 or 128)");
+  }
+  return p;
+}
+
+// config.json's "quantization" block (mlx-lm; "quantization_config" holds a copy). Other
+// tools' quantization_config (quant_method: awq, gptq, ...) is rejected.
+MlxQuantization parse_quantization(const json& j, const std::string& what) {
+  MlxQuantization q;
+  auto block = j.find("quantization");
+  if (block == j.end() || block->is_null()) {
+    block = j.find("quantization_config");
+    if (block == j.end() || block->is_null()) return q;
+    if (block->is_object() && block->contains("quant_method")) {
+      throw FileError(what + ": quantization_config with quant_method " +
+                      show((*block)["quant_method"]) +
+                      " is not supported (only MLX affine quantization)");
+    }
+  }
+  const std::string where = what + ": quantization";
+  q.defaults = parse_quant_params(*block, where);
+  q.present = true;
+  for (const auto& [key, value] : block->items()) {
+    if (key == "group_size" || key == "bits" || key == "mode") continue;
+    if (value.is_boolean() && !value.get<bool>()) {
+      q.modules[key] = std::nullopt;
+    } else {
+      q.modules[key] = parse_quant_params(value, where + "[\"" + key + "\"]");
+    }
+  }
+  return q;
+}
+
 void check_dimensions(const ModelConfig& c, const std::string& what) {
   if (c.num_heads % c.num_kv_heads != 0) {
     throw FileError(what + ": num_attention_heads " + std::to_string(c.num_heads) +
@@ -302,6 +354,7 @@ ModelConfig parse_model_config(std::string_view config_json,
   c.final_logit_softcap = r.positive_float("final_logit_softcapping", 0.0f);
   c.query_pre_attn_scalar = r.positive_float("query_pre_attn_scalar", 0.0f);
   finish_local_layers(c, *arch, what);
+  c.quantization = parse_quantization(j, what);
 
   std::vector<std::int32_t> bos;
   r.token_ids("bos_token_id", bos);

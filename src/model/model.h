@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -30,6 +32,20 @@ struct RopeScaling {
 
 // Hyper-parameters, read once from config.json (HF) or GGUF metadata and shared by every
 // later stage.
+// MLX affine quantization from config.json's "quantization" block (mlx-lm checkpoints):
+// defaults plus per-module entries (module path -> parameters, or nullopt for a module kept in
+// floating point). A module is quantized iff its entry is an object, or it has no entry and the
+// checkpoint holds "<path>.scales" (mlx-lm's rule).
+struct MlxQuantization {
+  struct Params {
+    int group_size = 64;  // 32, 64 or 128
+    int bits = 4;         // 2, 3, 4, 5, 6 or 8
+  };
+  bool present = false;
+  Params defaults;
+  std::map<std::string, std::optional<Params>, std::less<>> modules;
+};
+
 struct ModelConfig {
   std::string architecture;  // e.g. "llama"
   int hidden_size = 0;
@@ -60,6 +76,7 @@ struct ModelConfig {
   float final_logit_softcap = 0.0f;
   // Attention scores are scaled by 1 / sqrt(query_pre_attn_scalar) (Gemma); 0 = head_dim.
   float query_pre_attn_scalar = 0.0f;
+  MlxQuantization quantization;
 };
 
 // Parses HF config.json text (and generation_config.json text, empty when absent) into a

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -19,33 +20,10 @@ namespace lmserve::model {
 namespace {
 
 kernels::WeightType weight_type(const formats::TensorView& t, const std::string& where) {
-  switch (t.dtype) {
-    case formats::DType::kF32:
-      return kernels::WeightType::kF32;
-    case formats::DType::kF16:
-      return kernels::WeightType::kF16;
-    case formats::DType::kBF16:
-      return kernels::WeightType::kBF16;
-    default:
-      if (formats::is_block_quantized(t.dtype)) {
-        throw FileError(where + ": tensor \"" + t.name + "\" has quantized type " +
-                        std::string(formats::dtype_name(t.dtype)) +
-                        ", which lmserve cannot compute with yet (supported: F32, F16, BF16)");
-      }
-      throw FileError(where + ": tensor \"" + t.name + "\" has dtype " +
-                      std::string(formats::dtype_name(t.dtype)) +
-                      "; only F32, F16 and BF16 weights are supported");
-  }
-}
-
-// Rows [first, first + n) of m: one part of a fused projection, read in place.
-kernels::WeightMatrix row_range(const kernels::WeightMatrix& m, int first, int n) {
-  const std::size_t element = m.type == kernels::WeightType::kF32 ? 4 : 2;
-  kernels::WeightMatrix part = m;
-  part.rows = n;
-  part.data = static_cast<const std::uint8_t*>(m.data) +
-              static_cast<std::size_t>(first) * static_cast<std::size_t>(m.cols) * element;
-  return part;
+  if (auto type = kernels::weight_type_named(formats::dtype_name(t.dtype))) return *type;
+  throw FileError(
+      where + ": tensor \"" + t.name + "\" has dtype " + std::string(formats::dtype_name(t.dtype)) +
+      ", which lmserve cannot compute with (supported: " + kernels::supported_weight_types() + ")");
 }
 
 void add_bias(float* rows, const std::vector<float>& bias, int n_rows) {
@@ -90,9 +68,9 @@ void TransformerModel::bind_layer(int l) {
   L.attn_norm = norm_vector(name(layout_.attn_norm), D);
   if (!layout_.qkv_proj.empty()) {
     const auto qkv = matrix(name(layout_.qkv_proj), q_dim + 2 * kv_dim, D);
-    L.q = row_range(qkv, 0, q_dim);
-    L.k = row_range(qkv, q_dim, kv_dim);
-    L.v = row_range(qkv, q_dim + kv_dim, kv_dim);
+    L.q = kernels::weight_rows(qkv, 0, q_dim);
+    L.k = kernels::weight_rows(qkv, q_dim, kv_dim);
+    L.v = kernels::weight_rows(qkv, q_dim + kv_dim, kv_dim);
   } else {
     L.q = matrix(name(layout_.q_proj), q_dim, D);
     L.k = matrix(name(layout_.k_proj), kv_dim, D);
@@ -115,8 +93,8 @@ void TransformerModel::bind_layer(int l) {
   L.mlp_norm = norm_vector(name(layout_.mlp_norm), D);
   if (!layout_.gate_up_proj.empty()) {
     const auto gate_up = matrix(name(layout_.gate_up_proj), 2 * I, D);
-    L.gate = row_range(gate_up, 0, I);
-    L.up = row_range(gate_up, I, I);
+    L.gate = kernels::weight_rows(gate_up, 0, I);
+    L.up = kernels::weight_rows(gate_up, I, I);
   } else {
     L.gate = matrix(name(layout_.gate_proj), I, D);
     L.up = matrix(name(layout_.up_proj), I, D);
@@ -126,19 +104,87 @@ void TransformerModel::bind_layer(int l) {
 }
 
 kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, int cols) {
+  if (auto params = mlx_quantization(name)) return mlx_matrix(name, rows, cols, *params);
+  if (const auto* packed = weights_.find(name);
+      packed != nullptr && packed->dtype == formats::DType::kU32 && name.ends_with(".weight")) {
+    const std::string module(name.substr(0, name.size() - std::string_view(".weight").size()));
+    throw FileError(weights_.origin().string() + ": tensor \"" + packed->name +
+                    "\" is packed U32 (MLX quantization) but " + module +
+                    " is not quantized: no \"" + module +
+                    ".scales\", no \"quantization\" in config.json, or the module is false there");
+  }
   const auto& t = weights_.get(name, {rows, cols});
   kernels::WeightMatrix m;
   m.type = weight_type(t, weights_.origin().string());
   m.rows = rows;
   m.cols = cols;
-  m.data = t.data;
+  m.data = element_data(t);
+  return m;
+}
+
+const void* TransformerModel::element_data(const formats::TensorView& t) {
   weight_bytes_ += t.nbytes;
-  if (!t.element_aligned()) {
-    // Kernels read elements through typed pointers; a file without the usual header padding
-    // gets this one tensor copied (same dtype, no widening).
-    realigned_.emplace_back(t.data, t.data + t.nbytes);
-    m.data = realigned_.back().data();
+  if (t.element_aligned()) return t.data;
+  // Kernels read elements through typed pointers; a file without the usual header padding
+  // gets this one tensor copied (same dtype, no widening).
+  realigned_.emplace_back(t.data, t.data + t.nbytes);
+  return realigned_.back().data();
+}
+
+std::optional<MlxQuantization::Params> TransformerModel::mlx_quantization(
+    std::string_view name) const {
+  const auto& q = config_.quantization;
+  constexpr std::string_view kSuffix = ".weight";
+  if (!q.present || !name.ends_with(kSuffix)) return std::nullopt;
+  const std::string module(name.substr(0, name.size() - kSuffix.size()));
+  if (auto it = q.modules.find(module); it != q.modules.end()) return it->second;
+  if (weights_.find(module + ".scales") == nullptr) return std::nullopt;
+  return q.defaults;
+}
+
+kernels::WeightMatrix TransformerModel::mlx_matrix(std::string_view name, int rows, int cols,
+                                                   const MlxQuantization::Params& p) {
+  const std::string where = weights_.origin().string();
+  const std::string module(name.substr(0, name.size() - std::string_view(".weight").size()));
+  const std::string params =
+      " (" + std::to_string(p.bits) + "-bit, group_size " + std::to_string(p.group_size) + ")";
+  if (cols % p.group_size != 0) {
+    throw FileError(where + ": " + module + params + ": its input dimension " +
+                    std::to_string(cols) + " is not a multiple of the group size");
   }
+  const auto& w = weights_.get(name, {rows, cols / 32 * p.bits});
+  if (w.dtype != formats::DType::kU32) {
+    throw FileError(where + ": quantized tensor \"" + w.name + "\"" + params + " has dtype " +
+                    std::string(formats::dtype_name(w.dtype)) + ", expected U32");
+  }
+  auto group_tensor = [&](const char* suffix) -> const formats::TensorView& {
+    const std::string tensor = module + suffix;
+    if (weights_.find(tensor) == nullptr) {
+      throw FileError(where + ": quantized module " + module + params + " has no tensor \"" +
+                      tensor + "\"");
+    }
+    return weights_.get(tensor, {rows, cols / p.group_size});
+  };
+  const auto& scales = group_tensor(".scales");
+  const auto& biases = group_tensor(".biases");
+  const auto scale_type = kernels::weight_type_named(formats::dtype_name(scales.dtype));
+  if (scales.dtype != biases.dtype || !scale_type ||
+      kernels::weight_format(*scale_type).block_elements != 1) {
+    throw FileError(where + ": " + module +
+                    ".scales and .biases must both be F32, F16 or BF16, got " +
+                    std::string(formats::dtype_name(scales.dtype)) + " and " +
+                    std::string(formats::dtype_name(biases.dtype)));
+  }
+  // The weight-format table has one row per width, "MLX<bits>" (config parsing checked bits).
+  kernels::WeightMatrix m;
+  m.type = *kernels::weight_type_named("MLX" + std::to_string(p.bits));
+  m.rows = rows;
+  m.cols = cols;
+  m.data = element_data(w);
+  m.scales = element_data(scales);
+  m.biases = element_data(biases);
+  m.scale_type = *scale_type;
+  m.group_size = p.group_size;
   return m;
 }
 

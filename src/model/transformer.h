@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "formats/tensor_store.h"
@@ -51,6 +52,12 @@ class TransformerModel final : public Model {
   };
 
   kernels::WeightMatrix matrix(std::string_view name, int rows, int cols);
+  // The quantization of the Linear/Embedding whose weight is `name`, if MLX-quantized.
+  std::optional<MlxQuantization::Params> mlx_quantization(std::string_view name) const;
+  kernels::WeightMatrix mlx_matrix(std::string_view name, int rows, int cols,
+                                   const MlxQuantization::Params& params);
+  // t's bytes, copied when not aligned to its element size; counted in weight_bytes_.
+  const void* element_data(const formats::TensorView& t);
   void validate(const Batch& batch, const KvPool& pool, std::span<float> logits) const;
   void bind_layer(int l);
   std::vector<float> norm_vector(std::string_view name, int n);

@@ -52,6 +52,7 @@ GenerationOutcome GenerationOutput::finish(const engine::GenerationEvent& event,
   outcome.finish_reason = event.finish_reason == FinishReason::kLength ? "length"
                           : parser_ && parser_->tool_call_count() > 0  ? "tool_calls"
                                                                        : "stop";
+  outcome.stop_sequence = event.stop_sequence;
   outcome.usage = {.prompt_tokens = prompt_tokens,
                    .completion_tokens = event.usage.completion_tokens,
                    .cached_tokens = event.usage.cached_tokens};

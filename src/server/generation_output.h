@@ -26,7 +26,8 @@ struct GenerationOutcome {
   // ok:
   const char* finish_reason = "stop";
   UsageCounts usage;
-  chat::MessageDelta tail;  // what the parser still held at the end
+  chat::MessageDelta tail;    // what the parser still held at the end
+  std::string stop_sequence;  // the stop string that ended the generation ("" if none did)
   // !ok: a whole response's error status and code, and the message for the client.
   int status = 500;
   const char* code = "internal_error";

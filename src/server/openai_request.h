@@ -51,6 +51,8 @@ struct ChatRequest {
   chat::ChatPromptInput prompt;
   // tool_choice "required" or a named function: the output must be one call of prompt.tools.
   bool force_tool_call = false;
+  // Tokens a think block may take before its end marker is forced (Messages `thinking`).
+  std::optional<int> reasoning_budget;
 };
 
 struct CompletionPrompt {

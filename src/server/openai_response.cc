@@ -204,6 +204,10 @@ std::string sse_data(const json& value) { return "data: " + dump_json(value) + "
 
 std::string sse_done() { return "data: [DONE]\n\n"; }
 
+std::string sse_event(std::string_view type, const json& value) {
+  return "event: " + std::string(type) + "\n" + sse_data(value);
+}
+
 std::string sse_comment(std::string_view text) {
   std::string out = ": ";
   // A newline inside a comment would end it and start a (bogus) field line.

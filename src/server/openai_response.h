@@ -80,6 +80,8 @@ json usage_chunk(const ResponseMeta& meta, bool chat, const UsageCounts& usage);
 // SSE framing: "data: <json>\n\n", "data: [DONE]\n\n", ": <comment>\n\n".
 std::string sse_data(const json& value);
 std::string sse_done();
+// A named event: "event: <type>\ndata: <json>\n\n" (the Responses and Messages streams).
+std::string sse_event(std::string_view type, const json& value);
 std::string sse_comment(std::string_view text);
 
 }  // namespace lmserve::server

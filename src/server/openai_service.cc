@@ -9,9 +9,14 @@
 #include <sstream>
 #include <utility>
 
+#include "server/messages_format.h"
+#include "server/messages_request.h"
+#include "server/openai_format.h"
 #include "server/openai_response.h"
 #include "server/output_constraint.h"
 #include "server/response_writers.h"
+#include "server/responses_format.h"
+#include "server/responses_request.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
@@ -85,14 +90,13 @@ void record_generation_end(ServerMetrics& metrics, const std::string& request_id
 }  // namespace
 
 struct OpenAiService::Job {
-  bool chat = true;
-  ResponseMeta meta;
   GenerationOutput output;
   engine::GenerationRequest request;
   int prompt_tokens = 0;
   bool stream = false;
-  bool include_usage = false;
-  Headers headers;  // extra response headers
+  std::string id;                          // the response's id, also in the logs
+  std::unique_ptr<ResponseFormat> format;  // how the endpoint words the generation
+  Headers headers;                         // extra response headers
 };
 
 OpenAiService::OpenAiService(ServiceOptions options, Backend& backend)
@@ -100,7 +104,8 @@ OpenAiService::OpenAiService(ServiceOptions options, Backend& backend)
       backend_(backend),
       created_(unix_now()),
       api_keys_(options_.api_keys),
-      work_pool_(static_cast<std::size_t>(std::max(1, options_.work_threads))) {}
+      work_pool_(static_cast<std::size_t>(std::max(1, options_.work_threads))),
+      store_(std::make_unique<ResponseStore>(options_.responses_store)) {}
 
 OpenAiService::~OpenAiService() { work_pool_.join(); }
 
@@ -141,6 +146,7 @@ struct OpenAiService::Route {
   std::vector<std::string_view> paths;  // a path ending in '/' takes a parameter after it
   net::awaitable<void> (OpenAiService::*handler)(HttpExchange&);
   bool open = false;  // served without an API key
+  ErrorShape errors = ErrorShape::kOpenAi;
 
   bool matches(std::string_view path) const {
     return std::any_of(paths.begin(), paths.end(), [path](std::string_view p) {
@@ -151,45 +157,71 @@ struct OpenAiService::Route {
 
 const std::vector<OpenAiService::Route>& OpenAiService::routes() {
   using S = OpenAiService;
+  using http::verb;
+  constexpr ErrorShape kAnthropic = ErrorShape::kAnthropic;
   static const std::vector<Route> kRoutes = {
-      {http::verb::post, {"/v1/chat/completions", "/chat/completions"}, &S::chat_completions},
-      {http::verb::post, {"/v1/completions", "/completions"}, &S::completions},
-      {http::verb::post, {"/apply-template"}, &S::apply_template},
-      {http::verb::get, {"/v1/models", "/models"}, &S::models},
-      {http::verb::get, {"/v1/models/", "/models/"}, &S::model},
-      {http::verb::get, {"/health", "/v1/health"}, &S::health, /*open=*/true},
-      {http::verb::get, {"/metrics"}, &S::metrics},
-      {http::verb::get, {"/props"}, &S::props},
-      {http::verb::post, {"/tokenize"}, &S::tokenize},
-      {http::verb::post, {"/detokenize"}, &S::detokenize},
+      {verb::post, {"/v1/chat/completions", "/chat/completions"}, &S::chat_completions},
+      {verb::post, {"/v1/completions", "/completions"}, &S::completions},
+      {verb::post, {"/v1/responses", "/responses"}, &S::create_response},
+      {verb::get, {"/v1/responses/", "/responses/"}, &S::get_response},
+      {verb::delete_, {"/v1/responses/", "/responses/"}, &S::delete_response},
+      {verb::post, {"/v1/messages", "/messages"}, &S::messages, /*open=*/false, kAnthropic},
+      {verb::post, {"/v1/messages/count_tokens"}, &S::count_tokens, /*open=*/false, kAnthropic},
+      {verb::post, {"/apply-template"}, &S::apply_template},
+      {verb::get, {"/v1/models", "/models"}, &S::models},
+      {verb::get, {"/v1/models/", "/models/"}, &S::model},
+      {verb::get, {"/health", "/v1/health"}, &S::health, /*open=*/true},
+      {verb::get, {"/metrics"}, &S::metrics},
+      {verb::get, {"/props"}, &S::props},
+      {verb::post, {"/tokenize"}, &S::tokenize},
+      {verb::post, {"/detokenize"}, &S::detokenize},
   };
   return kRoutes;
 }
 
-const OpenAiService::Route* OpenAiService::find_route(std::string_view path) {
-  const auto& table = routes();
-  auto route =
-      std::find_if(table.begin(), table.end(), [path](const Route& r) { return r.matches(path); });
-  return route == table.end() ? nullptr : &*route;
+const OpenAiService::Route* OpenAiService::find_route(std::string_view path, http::verb method) {
+  const Route* first = nullptr;  // a path served with other methods: 405
+  for (const Route& route : routes()) {
+    if (!route.matches(path)) continue;
+    if (route.method == method) return &route;
+    if (!first) first = &route;
+  }
+  return first;
 }
 
 net::awaitable<void> OpenAiService::handle(HttpExchange& exchange) {
-  const Route* route = find_route(exchange.path());
+  const Route* route = find_route(exchange.path(), exchange.method());
   // A route's first path names it in /metrics; unknown paths share one label value.
   const std::string_view endpoint = route ? route->paths.front() : "other";
   auto answered = [&exchange](int unanswered_status) {
     return exchange.started() ? exchange.status() : unanswered_status;
   };
+  std::optional<ApiError> anthropic_error;
   try {
     co_await dispatch(exchange, route);
   } catch (const ApiError& e) {
-    metrics_->count_request(endpoint, answered(e.http_status()));
-    throw;
+    // Anthropic's clients read their own error shape; HttpServer writes OpenAI's.
+    if (!route || route->errors != ErrorShape::kAnthropic || exchange.started()) {
+      metrics_->count_request(endpoint, answered(e.http_status()));
+      throw;
+    }
+    anthropic_error = e;
   } catch (...) {
     metrics_->count_request(endpoint, answered(500));  // HttpServer answers 500
     throw;
   }
+  if (anthropic_error) co_await respond_error(exchange, route, *anthropic_error);
   metrics_->count_request(endpoint, answered(500));
+}
+
+net::awaitable<void> OpenAiService::respond_error(HttpExchange& exchange, const Route* route,
+                                                  const ApiError& error, const Headers& headers) {
+  if (route && route->errors == ErrorShape::kAnthropic) {
+    co_await exchange.respond(static_cast<http::status>(error.http_status()),
+                              dump_json(anthropic_error_body(error)), "application/json", headers);
+  } else {
+    co_await exchange.respond_error(error, headers);
+  }
 }
 
 bool OpenAiService::authorized(const HttpExchange& exchange) const {
@@ -209,17 +241,21 @@ net::awaitable<void> OpenAiService::dispatch(HttpExchange& exchange, const Route
   }
   if (api_keys_.required() && !(route && route->open) && !authorized(exchange)) {
     const Headers challenge = {{"WWW-Authenticate", "Bearer"}};
-    co_await exchange.respond_error(invalid_api_key(), challenge);
+    co_await respond_error(exchange, route, invalid_api_key(), challenge);
     co_return;
   }
   if (!route) throw not_found(path);
   if (method != route->method) {
-    std::string allow = std::string(http::to_string(route->method)) + ", OPTIONS";
+    std::string allow;
+    for (const Route& r : routes()) {
+      if (r.matches(path)) allow += std::string(http::to_string(r.method)) + ", ";
+    }
+    allow += "OPTIONS";
     ApiError error(405, "invalid_request_error", "method_not_allowed", std::nullopt,
                    "Method " + std::string(http::to_string(method)) + " is not allowed on " +
                        std::string(path) + "; allowed: " + allow);
     Headers headers{{std::string("Allow"), allow}};
-    co_await exchange.respond_error(error, headers);
+    co_await respond_error(exchange, route, error, headers);
     co_return;
   }
   co_await (this->*(route->handler))(exchange);
@@ -229,22 +265,42 @@ json OpenAiService::model_object() const {
   return {{"id", options_.model_id},
           {"object", "model"},
           {"created", created_},
-          {"owned_by", "lmserve"}};
+          {"owned_by", "lmserve"},
+          {"context_length", backend_.context_length()}};
+}
+
+net::awaitable<std::vector<json>> OpenAiService::model_objects() {
+  std::vector<json> objects;
+  objects.push_back(model_object());
+  if (!options_.cached_models) co_return objects;
+  const std::vector<ListedModel> cached =
+      co_await offload([this] { return options_.cached_models(); });
+  for (const ListedModel& m : cached) {
+    if (m.id == options_.model_id) continue;
+    objects.push_back(
+        {{"id", m.id}, {"object", "model"}, {"created", m.created}, {"owned_by", m.owned_by}});
+  }
+  co_return objects;
 }
 
 net::awaitable<void> OpenAiService::models(HttpExchange& exchange) {
-  json body = {{"object", "list"}, {"data", json::array({model_object()})}};
+  std::vector<json> data = co_await model_objects();
+  json body = {{"object", "list"}, {"data", std::move(data)}};
   co_await exchange.respond(http::status::ok, dump_json(body));
 }
 
 net::awaitable<void> OpenAiService::model(HttpExchange& exchange) {
   std::string_view path = exchange.path();
   std::string id = percent_decode(path.substr(path.find("/models/") + 8));
-  if (id != options_.model_id) {
-    throw ApiError(404, "invalid_request_error", "model_not_found", "model",
-                   "The model '" + id + "' does not exist");
+  const std::vector<json> objects = co_await model_objects();
+  for (const json& object : objects) {
+    if (object["id"] == id) {
+      co_await exchange.respond(http::status::ok, dump_json(object));
+      co_return;
+    }
   }
-  co_await exchange.respond(http::status::ok, dump_json(model_object()));
+  throw ApiError(404, "invalid_request_error", "model_not_found", "model",
+                 "The model '" + id + "' does not exist");
 }
 
 net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {
@@ -283,6 +339,7 @@ net::awaitable<void> OpenAiService::props(HttpExchange& exchange) {
                {"chat_template", p.chat_template},
                {"chat_template_source", p.chat_template_source},
                {"build_info", build_info()},
+               {"cpu", p.cpu},
                {"kv_cache_type", p.kv_type}};
   co_await exchange.respond(http::status::ok, dump_json(body));
 }
@@ -353,15 +410,11 @@ net::awaitable<void> OpenAiService::detokenize(HttpExchange& exchange) {
   co_await exchange.respond(http::status::ok, std::move(response));
 }
 
-OpenAiService::Job OpenAiService::make_job(bool chat, std::vector<std::int32_t> prompt,
-                                           CommonParams& common) const {
+OpenAiService::Job OpenAiService::make_job(std::vector<std::int32_t> prompt, CommonParams& common,
+                                           const char* prompt_param) const {
   Job job;
-  job.chat = chat;
-  job.meta = {(chat ? "chatcmpl-" : "cmpl-") + new_uuid4(), unix_now(),
-              response_model(common.model)};
   job.prompt_tokens = static_cast<int>(prompt.size());
-  job.request.max_tokens =
-      fit_context(job.prompt_tokens, common.max_tokens, chat ? "messages" : "prompt");
+  job.request.max_tokens = fit_context(job.prompt_tokens, common.max_tokens, prompt_param);
   job.request.prompt = std::move(prompt);
   const int vocab = backend_.vocab_size();
   for (const auto& [id, bias] : common.sampling.logit_bias) {
@@ -380,8 +433,20 @@ OpenAiService::Job OpenAiService::make_job(bool chat, std::vector<std::int32_t> 
   job.request.logprobs = common.logprobs;
   job.request.grammar = std::move(common.grammar);
   job.stream = common.stream;
-  job.include_usage = common.include_usage;
   return job;
+}
+
+void OpenAiService::use_openai_format(Job& job, bool chat, const CommonParams& common) const {
+  job.id = (chat ? "chatcmpl-" : "cmpl-") + new_uuid4();
+  OpenAiShape shape{{job.id, unix_now(), response_model(common.model)},
+                    chat,
+                    common.include_usage,
+                    options_.reasoning_format};
+  if (common.logprobs >= 0) {
+    shape.logprobs.emplace(chat, common.logprobs,
+                           [this](std::int32_t id) { return backend_.token_bytes(id); });
+  }
+  job.format = std::make_unique<OpenAiFormat>(std::move(shape));
 }
 
 void OpenAiService::check_prompt_bytes(std::size_t bytes, const char* param) const {
@@ -405,17 +470,30 @@ net::awaitable<void> OpenAiService::chat_completions(HttpExchange& exchange) {
 
 OpenAiService::Job OpenAiService::prepare_chat(std::string_view body) const {
   ChatRequest request = parse_chat_request(parse_json_body(body), options_.defaults);
-  check_model(request.common.model);
+  Job job = prepare_chat_job(request, "messages");
+  use_openai_format(job, /*chat=*/true, request.common);
+  return job;
+}
 
+OpenAiService::Job OpenAiService::prepare_chat_job(ChatRequest& request,
+                                                   const char* prompt_param) const {
+  check_model(request.common.model);
   chat::RenderedPrompt rendered = backend_.render_chat(request.prompt);
-  check_prompt_bytes(rendered.text.size(), "messages");
+  check_prompt_bytes(rendered.text.size(), prompt_param);
   std::vector<std::int32_t> ids = backend_.encode(rendered.text, rendered.add_special_tokens);
   if (ids.empty()) {
-    throw ApiError::invalid_request("invalid_value", "messages", "The rendered prompt is empty");
+    throw ApiError::invalid_request("invalid_value", prompt_param, "The rendered prompt is empty");
   }
-  Job job = make_job(/*chat=*/true, std::move(ids), request.common);
+  Job job = make_job(std::move(ids), request.common, prompt_param);
   if (request.force_tool_call) {
     job.request.grammar = tool_call_grammar(request.prompt.tools, rendered.output.tool_syntax);
+  }
+  // A budget needs the think markers as single tokens; without them nothing is reasoning.
+  if (request.reasoning_budget && rendered.output.reasoning && rendered.think_token_ids) {
+    job.request.think_budget = engine::ThinkBudget{.start_id = rendered.think_token_ids->first,
+                                                   .end_id = rendered.think_token_ids->second,
+                                                   .budget = *request.reasoning_budget,
+                                                   .open = rendered.output.starts_in_reasoning};
   }
   job.output = GenerationOutput(rendered);
   // The model got tools, but lmserve does not know how it writes calls (§2.6).
@@ -454,7 +532,100 @@ OpenAiService::Job OpenAiService::prepare_completion(std::string_view body) cons
   }
   if (ids.empty())
     throw ApiError::invalid_request("invalid_value", "prompt", "'prompt' must not be empty");
-  return make_job(/*chat=*/false, std::move(ids), request.common);
+  Job job = make_job(std::move(ids), request.common, "prompt");
+  use_openai_format(job, /*chat=*/false, request.common);
+  return job;
+}
+
+net::awaitable<void> OpenAiService::create_response(HttpExchange& exchange) {
+  std::string_view body = co_await exchange.read_body();
+  Job job = co_await offload([&] { return prepare_response(body); });
+  co_await generate(exchange, std::move(job));
+}
+
+static ApiError response_not_found(const std::string& id, std::optional<std::string> param) {
+  return ApiError(404, "invalid_request_error", "response_not_found", std::move(param),
+                  "No response with id '" + id +
+                      "' is stored: it was never stored (store: false), was deleted, or was "
+                      "evicted from the store (--responses-store, --responses-store-ttl)");
+}
+
+OpenAiService::Job OpenAiService::prepare_response(std::string_view body) const {
+  ResponsesRequest request = parse_responses_request(parse_json_body(body), options_.defaults);
+  // The previous turns, then this input; instructions are the request's own, never carried
+  // over (OpenAI's rule), and go first so that the rendered history stays a prefix.
+  json conversation = json::array();
+  if (request.previous_response_id) {
+    auto entry = store_->get(*request.previous_response_id);
+    if (!entry) throw response_not_found(*request.previous_response_id, "previous_response_id");
+    conversation = json::parse(entry->conversation);
+  }
+  json& input = request.chat.prompt.messages;
+  conversation.insert(conversation.end(), input.begin(), input.end());
+  input = json::array();
+  if (request.instructions)
+    input.push_back({{"role", "system"}, {"content", *request.instructions}});
+  input.insert(input.end(), conversation.begin(), conversation.end());
+
+  Job job = prepare_chat_job(request.chat, "input");
+  job.id = new_response_id();
+  ResponseCompleted on_completed;
+  if (request.store) {
+    on_completed = [store = store_.get(), id = job.id, conversation = std::move(conversation)](
+                       const json& response, const chat::ChatMessage& message) mutable {
+      conversation.push_back(assistant_chat_message(message));
+      if (!store->put(id, {dump_json(response), dump_json(conversation)})) {
+        spdlog::warn("response {} is larger than --responses-store-memory: not stored", id);
+      }
+    };
+  }
+  job.format = std::make_unique<ResponsesFormat>(
+      ResponseMeta{job.id, unix_now(), response_model(request.chat.common.model)},
+      std::move(request.echo), std::move(on_completed));
+  return job;
+}
+
+static std::string path_parameter(std::string_view path) {
+  return percent_decode(path.substr(path.rfind('/') + 1));
+}
+
+net::awaitable<void> OpenAiService::get_response(HttpExchange& exchange) {
+  const std::string id = path_parameter(exchange.path());
+  auto entry = store_->get(id);
+  if (!entry) throw response_not_found(id, std::nullopt);
+  co_await exchange.respond(http::status::ok, std::move(entry->response));
+}
+
+net::awaitable<void> OpenAiService::delete_response(HttpExchange& exchange) {
+  const std::string id = path_parameter(exchange.path());
+  if (!store_->erase(id)) throw response_not_found(id, std::nullopt);
+  std::string body = dump_json({{"id", id}, {"object", "response"}, {"deleted", true}});
+  co_await exchange.respond(http::status::ok, std::move(body));
+}
+
+net::awaitable<void> OpenAiService::messages(HttpExchange& exchange) {
+  std::string_view body = co_await exchange.read_body();
+  Job job = co_await offload([&] {
+    ChatRequest request = parse_messages_request(parse_json_body(body), options_.defaults);
+    Job job = prepare_chat_job(request, "messages");
+    job.id = new_response_id("msg_");
+    job.format = std::make_unique<MessagesFormat>(
+        ResponseMeta{job.id, unix_now(), response_model(request.common.model)}, job.prompt_tokens);
+    return job;
+  });
+  co_await generate(exchange, std::move(job));
+}
+
+net::awaitable<void> OpenAiService::count_tokens(HttpExchange& exchange) {
+  std::string_view body = co_await exchange.read_body();
+  std::string response = co_await offload([&] {
+    chat::ChatPromptInput prompt = parse_count_tokens_request(parse_json_body(body));
+    chat::RenderedPrompt rendered = backend_.render_chat(prompt);
+    check_prompt_bytes(rendered.text.size(), "messages");
+    const auto ids = backend_.encode(rendered.text, rendered.add_special_tokens);
+    return dump_json(json{{"input_tokens", ids.size()}});
+  });
+  co_await exchange.respond(http::status::ok, std::move(response));
 }
 
 static ApiError shutting_down_error() {
@@ -466,19 +637,17 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   if (shutting_down_.load()) throw shutting_down_error();
   if (!backend_.alive()) throw worker_unavailable();
   auto channel = std::make_shared<EventChannel>(exchange.executor());
-  const int logprobs = job.request.logprobs;  // read before the request moves to the engine
   std::shared_ptr<engine::RequestHandle> handle;
   std::optional<std::string> queue_full;
   try {
-    handle = backend_.submit(
-        std::move(job.request),
-        [channel, metrics = metrics_, id = job.meta.id](const engine::GenerationEvent& event) {
-          using Kind = engine::GenerationEvent::Kind;
-          if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
-            record_generation_end(*metrics, id, event);
-          }
-          channel->push(event);
-        });
+    handle = backend_.submit(std::move(job.request), [channel, metrics = metrics_, id = job.id](
+                                                         const engine::GenerationEvent& event) {
+      using Kind = engine::GenerationEvent::Kind;
+      if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
+        record_generation_end(*metrics, id, event);
+      }
+      channel->push(event);
+    });
   } catch (const engine::QueueFull& e) {
     queue_full = e.what();
   }
@@ -516,17 +685,12 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
     channel->peer_closed();
   });
 
-  ResponseShape shape{job.meta, job.chat, job.include_usage, options_.reasoning_format,
-                      std::move(job.headers)};
-  if (logprobs >= 0) {
-    shape.logprobs.emplace(job.chat, logprobs,
-                           [this](std::int32_t id) { return backend_.token_bytes(id); });
-  }
   if (job.stream) {
-    SseResponseWriter writer(exchange, std::move(shape), options_.sse_ping_interval_s);
+    SseResponseWriter writer(exchange, std::move(job.format), std::move(job.headers),
+                             options_.sse_ping_interval_s);
     co_await write_generation(exchange, job, *channel, *handle, writer);
   } else {
-    WholeResponseWriter writer(exchange, std::move(shape));
+    WholeResponseWriter writer(exchange, std::move(job.format), std::move(job.headers));
     co_await write_generation(exchange, job, *channel, *handle, writer);
   }
   release.finished = !channel->closed_by_peer();

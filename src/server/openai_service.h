@@ -25,6 +25,7 @@
 #include "server/metrics.h"
 #include "server/openai_request.h"
 #include "server/openai_response.h"
+#include "server/response_store.h"
 #include "server/response_writers.h"
 #include "server/server_props.h"
 
@@ -36,6 +37,7 @@ struct ServiceOptions {
   bool strict_model = false;
   std::vector<std::string> api_keys;  // when any, every route but /health needs one
   ServerProps props;                  // GET /props
+  ModelCatalog cached_models;         // GET /v1/models lists these after the served model
   double sse_ping_interval_s = 10;
   double request_timeout_s = 0;  // a non-streaming generation's limit (0 = none)
   // /health answers 503 while an engine step has been running longer than this (0 = never).
@@ -45,6 +47,7 @@ struct ServiceOptions {
   std::size_t tokenize_max_tokens = 256 * 1024;
   int work_threads = 2;  // parse, template and tokenize requests off the I/O threads
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
+  ResponseStoreLimits responses_store;  // --responses-store, -ttl, -memory
 };
 
 class OpenAiService {
@@ -70,15 +73,26 @@ class OpenAiService {
  private:
   struct Job;
   struct Route;
-  // Every endpoint, one line each: {method, paths, handler}.
+  enum class ErrorShape { kOpenAi, kAnthropic };  // how a route's errors are written
+  // Every endpoint, one line each: {method, paths, handler, open, errors}.
   static const std::vector<Route>& routes();
-  static const Route* find_route(std::string_view path);  // nullptr when none matches
+  // The route for this path and method, else one for the path (405), else nullptr.
+  static const Route* find_route(std::string_view path, http::verb method);
+  net::awaitable<void> respond_error(HttpExchange& exchange, const Route* route,
+                                     const ApiError& error, const Headers& headers = {});
 
   net::awaitable<void> dispatch(HttpExchange& exchange, const Route* route);
   bool authorized(const HttpExchange& exchange) const;  // carries a configured API key
 
   net::awaitable<void> chat_completions(HttpExchange& exchange);
   net::awaitable<void> completions(HttpExchange& exchange);
+  // OpenAI's Responses API (responses_request.h, responses_format.h, response_store.h).
+  net::awaitable<void> create_response(HttpExchange& exchange);
+  net::awaitable<void> get_response(HttpExchange& exchange);
+  net::awaitable<void> delete_response(HttpExchange& exchange);
+  // Anthropic's Messages API (messages_request.h, messages_format.h).
+  net::awaitable<void> messages(HttpExchange& exchange);
+  net::awaitable<void> count_tokens(HttpExchange& exchange);
   net::awaitable<void> apply_template(HttpExchange& exchange);
   net::awaitable<void> models(HttpExchange& exchange);
   net::awaitable<void> model(HttpExchange& exchange);
@@ -92,7 +106,12 @@ class OpenAiService {
   net::awaitable<std::invoke_result_t<Fn&>> offload(Fn fn);
   std::string tokenize_response(std::string_view body) const;
   Job prepare_chat(std::string_view body) const;
+  // The chat pipeline every chat-shaped API shares: template, tokens, engine request
+  // (forced tool call, reasoning budget) and the output parser. The caller sets the format.
+  Job prepare_chat_job(ChatRequest& request, const char* prompt_param) const;
+  void use_openai_format(Job& job, bool chat, const CommonParams& common) const;
   Job prepare_completion(std::string_view body) const;
+  Job prepare_response(std::string_view body) const;
   // 400 context_length_exceeded for a prompt text too long to fit however it tokenizes,
   // before the tokenizer spends time and memory on it.
   void check_prompt_bytes(std::size_t bytes, const char* param) const;
@@ -100,10 +119,13 @@ class OpenAiService {
   // Feeds the engine's events, as deltas and one outcome, to a whole-response or SSE writer.
   net::awaitable<void> write_generation(HttpExchange& exchange, Job& job, EventChannel& channel,
                                         engine::RequestHandle& handle, ResponseWriter& writer);
-  // The engine request and response metadata shared by both generation endpoints.
-  Job make_job(bool chat, std::vector<std::int32_t> prompt, CommonParams& common) const;
+  // The engine request every generation endpoint makes from its prompt and common fields.
+  Job make_job(std::vector<std::int32_t> prompt, CommonParams& common,
+               const char* prompt_param) const;
   ServerCancel server_cancel() const;  // who cancelled a generation, if not its client
-  json model_object() const;
+  json model_object() const;           // the served model
+  // The served model, then the catalog's others (read on the work pool).
+  net::awaitable<std::vector<json>> model_objects();
   void check_model(const std::optional<std::string>& requested) const;
   int fit_context(int prompt_tokens, int max_tokens, const char* param) const;
 
@@ -112,6 +134,7 @@ class OpenAiService {
   std::int64_t created_;
   ApiKeys api_keys_;
   net::thread_pool work_pool_;
+  std::unique_ptr<ResponseStore> store_;  // thread-safe
   // Shared with the engine's event sinks, which may outlive the service.
   std::shared_ptr<ServerMetrics> metrics_ = std::make_shared<ServerMetrics>();
 

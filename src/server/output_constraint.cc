@@ -100,13 +100,24 @@ std::shared_ptr<const grammar::Grammar> parse_output_constraint(const json& body
 
 std::shared_ptr<const grammar::Grammar> tool_call_grammar(const json& tools,
                                                           const chat::ToolCallSyntax* syntax) {
-  if (syntax != &chat::json_tools_syntax()) {
+  // The syntaxes that write a call as a JSON object, and how the output wraps it.
+  const char* arguments = "arguments";
+  std::string root;
+  if (syntax == &chat::json_tools_syntax()) {
+    root = grammar::gbnf_literal(syntax->start) + " \"\\n\"? call \"\\n\"? " +
+           grammar::gbnf_literal(syntax->end);
+  } else if (syntax == &chat::llama3_json_syntax()) {
+    arguments = "parameters";
+    root = "call";  // a JSON object opening the answer is the call
+  } else if (syntax == &chat::mistral_syntax()) {
+    root = grammar::gbnf_literal(syntax->start) + " \"[\" call \"]\"";
+  } else {
     fail("unsupported_parameter", "tool_choice",
-         "forcing a tool call is supported for the json_tools tool-call format only (this "
-         "model uses " +
+         "forcing a tool call is supported for the json_tools, llama3_json and mistral "
+         "tool-call formats (this model uses " +
              std::string(syntax ? syntax->name : "none") + ")");
   }
-  // One call: {"name": <one tool's name>, "arguments": <its parameters>}.
+  // One call: {"name": <one tool's name>, <arguments>: <its parameters>}.
   json calls = json::array();
   for (std::size_t i = 0; i < tools.size(); ++i) {
     const json& fn = tools[i]["function"];
@@ -116,13 +127,11 @@ std::shared_ptr<const grammar::Grammar> tool_call_grammar(const json& tools,
                           : json{{"type", "object"}};
     schema_gbnf(parameters, param);  // refuse what cannot be enforced, naming the tool
     calls.push_back({{"type", "object"},
-                     {"properties", {{"name", {{"const", fn["name"]}}}, {"arguments", parameters}}},
-                     {"required", {"name", "arguments"}}});
+                     {"properties", {{"name", {{"const", fn["name"]}}}, {arguments, parameters}}},
+                     {"required", {"name", arguments}}});
   }
   const std::string call = schema_gbnf(json{{"anyOf", calls}}, "tools", "call");
-  return compile("root ::= " + grammar::gbnf_literal(syntax->start) + " \"\\n\"? call \"\\n\"? " +
-                     grammar::gbnf_literal(syntax->end) + "\n" + call,
-                 "tools");
+  return compile("root ::= " + root + "\n" + call, "tools");
 }
 
 }  // namespace lmserve::server

@@ -82,10 +82,12 @@ ServiceOptions service_options(const ServerOptions& options, ServerProps props) 
   service_options.strict_model = options.strict_model;
   service_options.api_keys = options.api_keys;
   service_options.props = std::move(props);
+  service_options.cached_models = options.cached_models;
   service_options.sse_ping_interval_s = options.sse_ping_interval_s;
   service_options.request_timeout_s = options.request_timeout_s;
   service_options.watchdog_s = options.watchdog_s;
   service_options.reasoning_format = options.reasoning_format;
+  service_options.responses_store = options.responses_store;
   return service_options;
 }
 

@@ -9,6 +9,7 @@
 
 #include "engine/sampling.h"
 #include "server/openai_response.h"
+#include "server/response_store.h"
 #include "server/server_props.h"
 
 namespace lmserve::engine {
@@ -39,6 +40,7 @@ struct ServerOptions {
   bool strict_model = false;           // --strict-model: unknown request `model` -> 404
   // --api-key, --api-key-file, LMSERVE_API_KEY: when any, every route but /health needs one.
   std::vector<std::string> api_keys;
+  ModelCatalog cached_models;       // GET /v1/models lists these after the served model
   int io_threads = 2;               // threads running the HTTP event loop (>= 1)
   double sse_ping_interval_s = 10;  // keepalive comment when a stream was silent this long
   double request_timeout_s = 0;     // --timeout: a non-streaming generation's limit (0 = none)
@@ -47,6 +49,8 @@ struct ServerOptions {
   double watchdog_s = 0;  // --watchdog: /health 503 when an engine step runs longer (0 = off)
   // --reasoning-format: the message key of reasoning text (none: not extracted).
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
+  // --responses-store, --responses-store-ttl, --responses-store-memory.
+  ResponseStoreLimits responses_store;
 };
 
 // Everything a request handler needs; all references outlive the server.

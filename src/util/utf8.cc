@@ -100,4 +100,18 @@ std::size_t code_point_count(std::string_view s) {
   return n;
 }
 
+int decode_utf8(std::string_view s, std::size_t pos, char32_t& cp) {
+  const auto c = static_cast<unsigned char>(s[pos]);
+  const int n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || pos + static_cast<std::size_t>(n) > s.size()) return 0;
+  char32_t v = n == 1 ? c : c & (0x7F >> n);
+  for (int i = 1; i < n; ++i) {
+    const auto b = static_cast<unsigned char>(s[pos + static_cast<std::size_t>(i)]);
+    if ((b & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (b & 0x3F);
+  }
+  cp = v;
+  return n;
+}
+
 }  // namespace lmserve::util

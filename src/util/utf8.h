@@ -19,6 +19,11 @@ std::size_t complete_utf8_prefix(std::string_view s);
 // ill-formed sequence counts as its lead byte).
 std::size_t code_point_count(std::string_view s);
 
+// Decodes the sequence starting at s[pos] into cp and returns its length (1-4), or 0 when the
+// lead byte is not one, the sequence is cut off or a continuation byte is wrong. Overlongs,
+// surrogates and values past U+10FFFF are decoded as written: callers that care check cp.
+int decode_utf8(std::string_view s, std::size_t pos, char32_t& cp);
+
 // Appends the UTF-8 encoding of code point cp (cp <= U+10FFFF).
 void append_utf8(std::string& out, char32_t cp);
 

@@ -5,15 +5,10 @@
 // finalChatCompletion(); /apply-template matches Python's rendering.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fixturesDir, loadOpenAI, postJson, readJson, startServer } from './helpers.mjs';
-import { writeScriptedModel } from './scripted_model.mjs';
-
-const OpenAI = await loadOpenAI();
-const tokenizerDir = path.join(fixturesDir, 'tokenizers', 'qwen3');
-const promptEnd = '<|im_start|>assistant\n';
+import { fixturesDir, postJson, readJson } from './helpers.mjs';
+import { serveScripted } from './scripted_model.mjs';
 
 const tools = [{
   type: 'function',
@@ -24,22 +19,6 @@ const tools = [{
   },
 }];
 const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
-
-// Starts lmserve on a scripted model writing `output`; returns the server and a client.
-async function serveScripted(output, extraArgs = []) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmserve-scripted-'));
-  writeScriptedModel(dir, { tokenizerDir, promptEnd, output });
-  const server = await startServer(extraArgs, { model: dir });
-  const client = new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0 });
-  return {
-    server,
-    client,
-    async stop() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 // The message a stream's chunks add up to (reasoning_content concatenated, which the SDK's
 // snapshot does not do for fields it does not know).

@@ -69,6 +69,17 @@ test('--help lists every flag with its default, --version prints the version', a
   assert.match(help, /8080/);
   const { stdout: version } = await run(bin, ['--version']);
   assert.match(version, /^\d+\.\d+\.\d+-/);
+  assert.match(version, /kernels: (avx512|avx2|scalar) \(cpu: /);
+  // LMSERVE_CPU forces a target; one this build does not have is a clear error.
+  const { stdout: forced } = await run(bin, ['--version'], { env: { ...process.env, LMSERVE_CPU: 'scalar' } });
+  assert.match(forced, /kernels: scalar \(cpu: /);
+  await assert.rejects(
+    run(bin, ['generate', '--model', modelDir, '--prompt', 'x'], { env: { ...process.env, LMSERVE_CPU: 'sse9' } }),
+    (err) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stderr, /LMSERVE_CPU=sse9: unknown target/);
+      return true;
+    });
 });
 
 test('a missing model directory is a one-line error, exit 1', async () => {

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { after, before } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,6 +28,16 @@ export async function clientFor(server, options = {}) {
   return new OpenAI({ baseURL: `${server.baseURL}/v1`, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000, ...options });
 }
 
+// The official Anthropic client pointed at a running server (Messages API routes).
+export async function anthropicClientFor(server, options = {}) {
+  const pkg = path.join(here, 'node_modules', '@anthropic-ai', 'sdk', 'package.json');
+  if (!existsSync(pkg)) {
+    throw new Error(`the npm package "@anthropic-ai/sdk" is missing: run "npm ci" in ${here}`);
+  }
+  const Anthropic = (await import('@anthropic-ai/sdk')).default;
+  return new Anthropic({ baseURL: server.baseURL, apiKey: 'sk-unused', maxRetries: 0, timeout: 60_000, ...options });
+}
+
 // Starts one server (and an official client for it) before a file's tests and stops it after:
 // `const ctx = serveForTests(args)`, then `ctx.server` and `ctx.client` inside the tests.
 export function serveForTests(extraArgs = [], options = {}) {
@@ -45,15 +56,24 @@ export function readJson(file) {
   return JSON.parse(readFileSync(file, 'utf8'));
 }
 
-// Starts `lmserve --model <model> --port 0` (the model directory unless told; `env` adds to
-// the environment) and resolves once it prints its address and, unless `ready` is false,
-// once /health says the model is loaded (it listens before loading).
+// The user's Hugging Face cache and Hub stay out of the tests: /v1/models lists the models of
+// the HF cache, so a server sees an empty one (a path that does not exist) unless told.
+export const hermeticHubEnv = {
+  HF_HOME: path.join(os.tmpdir(), 'lmserve-e2e-no-hf-home'),
+  HF_HUB_CACHE: path.join(os.tmpdir(), 'lmserve-e2e-no-hf-cache'), HF_ENDPOINT: 'http://127.0.0.1:9',
+  HF_TOKEN: '', HF_HUB_OFFLINE: '',
+};
+
+// Starts `lmserve --model <model> --port 0` (the model directory unless told: a path, or a
+// Hub or Ollama name; `env` adds to the environment) and resolves once it prints its address
+// and, unless `ready` is false, once /health says the model is loaded (it listens before
+// loading).
 export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = modelDir, env = {}, ready = true } = {}) {
   if (!existsSync(bin)) throw new Error(`lmserve binary not found at ${bin} (set LMSERVE_BIN)`);
-  if (!existsSync(model)) throw new Error(`model not found: ${model}`);
+  if (path.isAbsolute(model) && !existsSync(model)) throw new Error(`model not found: ${model}`);
   const child = spawn(bin, ['--model', model, '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...hermeticHubEnv, ...env },
   });
   let stdout = '';
   let stderr = '';

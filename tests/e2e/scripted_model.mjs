@@ -5,9 +5,14 @@
 // slot to the token that must follow. Written in a temp dir at test time (f16 safetensors)
 // next to a real tokenizer copied from the fixtures.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { bin } from './helpers.mjs';
+import { bin, clientFor, fixturesDir, startServer } from './helpers.mjs';
+
+// The real Qwen3 tokenizer and chat template, and the end of its prompts.
+export const qwen3TokenizerDir = path.join(fixturesDir, 'tokenizers', 'qwen3');
+export const qwen3PromptEnd = '<|im_start|>assistant\n';
 
 const F16_ONE = 0x3c00;
 const F16_TEN = 0x4900;
@@ -100,4 +105,20 @@ export function writeScriptedModel(dir, { tokenizerDir, promptEnd, output }) {
     eos_token_id: ids.at(-1),
   }));
   return { ids };
+}
+
+// Starts lmserve on a Qwen3-tokenizer scripted model writing `output`; returns the server, an
+// official openai client for it and stop() (which also removes the model).
+export async function serveScripted(output, extraArgs = []) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmserve-scripted-'));
+  writeScriptedModel(dir, { tokenizerDir: qwen3TokenizerDir, promptEnd: qwen3PromptEnd, output });
+  const server = await startServer(extraArgs, { model: dir });
+  return {
+    server,
+    client: await clientFor(server),
+    async stop() {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

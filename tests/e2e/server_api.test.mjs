@@ -118,6 +118,7 @@ test('props: how the server was started', async () => {
   assert.ok(['model', 'none'].includes(props.chat_template_source));
   assert.equal(props.chat_template === '', props.chat_template_source === 'none');
   assert.match(props.build_info, /^\S+-\S+$/);
+  assert.match(props.cpu, /^(avx512|avx2|scalar) \(cpu: .+\)$/);
 });
 
 test('CORS: preflight and loopback origins only by default', async () => {

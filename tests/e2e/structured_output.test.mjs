@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { errorOf, fixturesDir, loadOpenAI, postJson, startServer } from './helpers.mjs';
+import { clientFor, errorOf, fixturesDir, loadOpenAI, postJson, startServer } from './helpers.mjs';
 
 const OpenAI = await loadOpenAI();
 const synth = process.env.LMSERVE_SYNTH_MODEL;
@@ -58,6 +58,16 @@ const handWritten = [
   { type: 'array', items: { type: 'array', items: { type: 'boolean' }, maxItems: 2 }, maxItems: 2 },
   { type: 'object', properties: { x: { type: 'number' }, y: { type: 'number' } }, required: ['x', 'y'], additionalProperties: false },
   { enum: [{ a: 1 }, [1, 2], 'str', null, 3.5] },
+  // pattern, digit-exact bounds, more formats, oneOf told apart by type or by a const.
+  { type: 'object', properties: { sku: { type: 'string', pattern: '^[A-Z]{3}-\\d{2,4}$' }, size: { enum: ['S', 'M', 'L'] } }, required: ['sku', 'size'] },
+  { type: 'string', pattern: '(?:[a-z]+\\.)?(com|org|net)|\\d+[ \\t]?%' },
+  { type: 'array', items: { type: 'string', pattern: '[^"\\\\]\\S{0,3}' }, minItems: 1, maxItems: 3 },
+  { type: 'object', properties: { year: { type: 'integer', minimum: 1900, maximum: 2100 }, delta: { type: 'integer', exclusiveMinimum: -1000, exclusiveMaximum: 12345 } }, required: ['year', 'delta'] },
+  { type: 'object', properties: { p: { type: 'number', minimum: 0, maximum: 1 }, t: { type: 'number', exclusiveMinimum: -40, exclusiveMaximum: 60 } }, required: ['p', 't'] },
+  { type: 'object', properties: { email: { type: 'string', format: 'email' }, ip: { type: 'string', format: 'ipv4' } }, required: ['email', 'ip'] },
+  { oneOf: [{ type: 'string', maxLength: 5 }, { type: 'integer', minimum: 0 }, { type: 'null' }] },
+  { oneOf: [{ type: 'object', properties: { op: { const: 'add' }, n: { type: 'integer', minimum: 1, maximum: 1000000 } }, required: ['op', 'n'] },
+    { type: 'object', properties: { op: { enum: ['neg', 'abs'] } }, required: ['op'], additionalProperties: false }] },
 ];
 
 const fieldKinds = [
@@ -75,6 +85,9 @@ const fieldKinds = [
   { type: 'array', items: { type: 'integer', minimum: 0, maximum: 3 }, maxItems: 3 },
   { anyOf: [{ type: 'string', maxLength: 3 }, { type: 'integer', minimum: 1 }] },
   { type: 'object', properties: { k: { type: 'boolean' } }, required: ['k'] },
+  { type: 'string', pattern: '^[a-f0-9]{4,8}$' },
+  { type: 'integer', minimum: -250, maximum: 99999 },
+  { type: 'number', exclusiveMinimum: 0, maximum: 5 },
 ];
 
 function generated(count) {
@@ -205,15 +218,53 @@ test('tool_choice required always yields a valid call of an offered tool', { tim
 });
 
 test('unenforceable keywords are refused with a 400 naming their path', async () => {
-  const response = await postJson(server.baseURL, '/v1/chat/completions', {
-    messages: [{ role: 'user', content: 'x' }],
-    response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'object', properties: { email: { type: 'string', format: 'email' } } } } },
-  });
-  assert.equal(response.status, 400);
-  const error = await errorOf(response);
-  assert.equal(error.code, 'unsupported_parameter');
-  assert.equal(error.param, 'response_format.json_schema.schema.properties.email.format');
+  const refused = [
+    [{ type: 'object', properties: { host: { type: 'string', format: 'hostname' } } }, 'properties.host.format'],
+    [{ type: 'object', properties: { a: { type: 'string', pattern: '^(?!x)a+$' } } }, 'properties.a.pattern'],
+    [{ type: 'array', items: { type: 'number', maximum: 0.5 } }, 'items.maximum'],
+    [{ oneOf: [{ type: 'integer' }, { type: 'number' }] }, 'oneOf'],
+  ];
+  for (const [schema, path] of refused) {
+    const response = await postJson(server.baseURL, '/v1/chat/completions', {
+      messages: [{ role: 'user', content: 'x' }],
+      response_format: { type: 'json_schema', json_schema: { name: 's', schema } },
+    });
+    assert.equal(response.status, 400);
+    const error = await errorOf(response);
+    assert.equal(error.code, 'unsupported_parameter');
+    assert.equal(error.param, `response_format.json_schema.schema.${path}`);
+  }
   const bad = await postJson(server.baseURL, '/v1/completions', { prompt: 'x', grammar: 'root ::= root "a"' });
   assert.equal(bad.status, 400);
   assert.equal((await errorOf(bad)).param, 'grammar');
+});
+
+test('forced tool calls in the llama3_json and mistral formats are valid calls', { timeout: 240_000 }, async () => {
+  const tools = [
+    { type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { code: { type: 'string', pattern: '^[A-Z]{2}\\d{2}$' }, n: { type: 'integer', minimum: 1, maximum: 500 } }, required: ['code', 'n'], additionalProperties: false } } },
+  ];
+  const validate = ajv.compile(tools[0].function.parameters);
+  for (const format of ['llama3_json', 'mistral']) {
+    const other = await startServer(['--tool-call-format', format], { model: dir });
+    try {
+      const otherClient = await clientFor(other, { timeout: 120_000 });
+      let calls = 0;
+      for (let seed = 1; seed <= 4; ++seed) {
+        const response = await otherClient.chat.completions.create({
+          model: 'm', messages: [{ role: 'user', content: 'Look it up' }], tools,
+          tool_choice: { type: 'function', function: { name: 'lookup' } }, max_tokens: 120, temperature: 1, seed,
+        });
+        const choice = response.choices[0];
+        if (choice.finish_reason === 'length') continue;
+        assert.equal(choice.finish_reason, 'tool_calls', `${format}: ${JSON.stringify(choice.message)}`);
+        const call = choice.message.tool_calls[0].function;
+        assert.equal(call.name, 'lookup');
+        assert.ok(validate(JSON.parse(call.arguments)), `${format}: ${call.arguments}`);
+        ++calls;
+      }
+      assert.ok(calls >= 2, `${format}: only ${calls} calls finished`);
+    } finally {
+      await other.stop();
+    }
+  }
 });

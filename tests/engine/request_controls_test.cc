@@ -116,6 +116,51 @@ TEST_F(RequestControls, StopTokenIdsMinTokensAndIgnoreEos) {
   EXPECT_EQ(end.completion_ids, std::vector<std::int32_t>(ids.begin(), ids.begin() + 20));
 }
 
+// A think budget: once `budget` tokens followed the start marker (or the prompt, when it left
+// the block open), the end marker is the only token sampled; nothing changes before.
+TEST_F(RequestControls, ThinkBudgetForcesTheEndMarker) {
+  const auto& c = (*reference_)["cases"][1];
+  const auto ids = expected_ids(c);
+  ASSERT_NE(ids[0], ids[1]);
+  ASSERT_EQ(std::count(ids.begin() + 2, ids.begin() + 5, ids[1]), 0);
+  const std::int32_t end_id = 77;
+  ASSERT_EQ(std::count(ids.begin(), ids.begin() + 8, end_id), 0);
+  Engine engine(*model_, *tokenizer_, {});
+
+  GenerationRequest marked = greedy(c, 8);
+  marked.think_budget = ThinkBudget{.start_id = ids[1], .end_id = end_id, .budget = 3};
+  auto got = run(engine, marked).completion_ids;
+  ASSERT_GE(got.size(), 6u);
+  EXPECT_EQ(std::vector<std::int32_t>(got.begin(), got.begin() + 5),
+            std::vector<std::int32_t>(ids.begin(), ids.begin() + 5));
+  EXPECT_EQ(got[5], end_id);
+
+  GenerationRequest open = greedy(c, 8);
+  open.think_budget = ThinkBudget{.start_id = -1, .end_id = end_id, .budget = 2, .open = true};
+  got = run(engine, open).completion_ids;
+  ASSERT_GE(got.size(), 3u);
+  EXPECT_EQ(got[0], ids[0]);
+  EXPECT_EQ(got[1], ids[1]);
+  EXPECT_EQ(got[2], end_id);
+}
+
+// kFinished names the stop string that ended the sequence (the earliest match).
+TEST_F(RequestControls, FinishedEventNamesTheMatchedStopString) {
+  const auto& c = (*reference_)["cases"][1];
+  Engine engine(*model_, *tokenizer_, {});
+  Collector free_run;
+  engine.submit(greedy(c, 12), free_run.sink());
+  free_run.wait();
+  const std::string text = free_run.text();
+  ASSERT_GE(text.size(), 8u);
+  GenerationRequest stopped = greedy(c, 12);
+  stopped.stop = {"never in this text", text.substr(4, 3)};
+  GenerationEvent end = run(engine, stopped);
+  EXPECT_EQ(end.finish_reason, FinishReason::kStop);
+  EXPECT_EQ(end.stop_sequence, text.substr(4, 3));
+  EXPECT_EQ(run(engine, greedy(c, 12)).stop_sequence, "");
+}
+
 }  // namespace
 }  // namespace lmserve::engine
 

@@ -10,6 +10,7 @@
 
 #include "grammar/constraint.h"
 #include "grammar/json_schema.h"
+#include "grammar/matcher.h"
 
 namespace grammar = lmserve::grammar;
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "grammar/matcher.h"
+
 namespace lmserve::grammar {
 namespace {
 
@@ -12,9 +14,29 @@ std::vector<std::string> small_vocab() {
 
 TEST(TokenTrie, HoldsEveryNonEmptyToken) {
   TokenTrie trie(small_vocab());
-  std::size_t tokens = 0;
-  for (const auto& n : trie.nodes()) tokens += n.tokens_end - n.tokens_begin;
-  EXPECT_EQ(tokens, small_vocab().size() - 1);
+  EXPECT_EQ(trie.token_ids().size(), small_vocab().size() - 1);
+  // Preorder: every subtree ends within its parent's, and a node's tokens spell its path.
+  const auto& nodes = trie.nodes();
+  std::vector<std::string> path{""};
+  for (std::size_t i = 1; i + 1 < nodes.size(); ++i) {
+    path.resize(nodes[i].depth);
+    path.push_back(path.back() + static_cast<char>(nodes[i].byte));
+    EXPECT_LE(nodes[i].end, nodes.size() - 1);
+    EXPECT_GT(nodes[i].end, i);
+    for (auto t = nodes[i].tokens_begin; t < nodes[i + 1].tokens_begin; ++t)
+      EXPECT_EQ(trie.bytes(trie.token_ids()[t]), path.back());
+  }
+}
+
+TEST(StateTable, UnboundedRepetitionLoopsThroughFixedStates) {
+  StateTable t(std::make_shared<Grammar>(parse_gbnf("root ::= \"\\\"\" [a-z]* \"\\\"\"\n")));
+  const std::uint32_t open = t.next(0, '"');
+  const std::uint32_t one = t.next(open, 'a');
+  EXPECT_EQ(t.next(one, 'b'), one);  // the same state however long the string grows
+  EXPECT_EQ(t.next(t.next(one, 'z'), 'q'), one);
+  EXPECT_EQ(t.next(one, '0'), StateTable::kDead);
+  EXPECT_TRUE(t.accepting(t.next(one, '"')));
+  EXPECT_FALSE(t.can_continue(t.next(one, '"')));
 }
 
 TEST(Constraint, MasksEqualTheBruteForceAnswer) {

@@ -1,5 +1,5 @@
-// Matrix products against a naive double-precision reference, for every weight type and
-// shapes that are not multiples of the SIMD width or the row tile.
+// Float-weight matrix products against a naive double-precision reference on every CPU target
+// this machine has, for shapes that are not multiples of the SIMD width or the row tile.
 #include "kernels/matmul.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "kernels/convert.h"
+#include "kernels/cpu.h"
+#include "kernels/target_kernels.h"
 
 namespace lmserve::kernels {
 namespace {
@@ -55,6 +57,7 @@ TEST(Matmul, MatchesNaiveReference) {
   const int shapes[][3] = {{1, 1, 1},     {1, 7, 1},     {3, 5, 2},     {4, 8, 1},    {5, 33, 3},
                            {13, 64, 4},   {17, 100, 5},  {64, 172, 1},  {172, 64, 7}, {37, 1031, 2},
                            {300, 257, 9}, {513, 129, 1}, {1024, 128, 3}};
+  const TargetKernels& scalar_target = *cpu_target("scalar");
   for (auto type : {WeightType::kF32, WeightType::kF16, WeightType::kBF16}) {
     for (const auto& s : shapes) {
       const int rows = s[0], cols = s[1], tokens = s[2];
@@ -63,8 +66,8 @@ TEST(Matmul, MatchesNaiveReference) {
       auto w = make_weights(type, rows, cols, rng);
       std::vector<float> x(static_cast<std::size_t>(tokens * cols));
       for (auto& v : x) v = dist(rng);
-      std::vector<float> y(static_cast<std::size_t>(tokens * rows), -12345.0f);
-      matmul(pool, w.matrix(rows, cols), x.data(), tokens, y.data());
+      std::vector<float> scalar_y(static_cast<std::size_t>(tokens * rows), -12345.0f);
+      matmul(scalar_target, pool, w.matrix(rows, cols), x.data(), tokens, scalar_y.data());
       for (int t = 0; t < tokens; ++t) {
         for (int r = 0; r < rows; ++r) {
           double ref = 0.0, mag = 0.0;
@@ -74,15 +77,15 @@ TEST(Matmul, MatchesNaiveReference) {
             ref += p;
             mag += std::abs(p);
           }
-          ASSERT_NEAR(y[static_cast<std::size_t>(t * rows + r)], ref, 1e-5 * mag + 1e-6)
+          ASSERT_NEAR(scalar_y[static_cast<std::size_t>(t * rows + r)], ref, 1e-5 * mag + 1e-6)
               << "t " << t << " r " << r;
-          // Single-row paths agree too, SIMD and scalar.
-          const void* row = static_cast<const std::uint8_t*>(w.matrix(rows, cols).data) +
-                            static_cast<std::size_t>(r) * cols * (type == WeightType::kF32 ? 4 : 2);
-          const float* xt = x.data() + t * cols;
-          ASSERT_NEAR(dot(type, row, xt, cols), ref, 1e-5 * mag + 1e-6);
-          ASSERT_NEAR(detail::dot_scalar(type, row, xt, cols), ref, 1e-5 * mag + 1e-6);
         }
+      }
+      // Every SIMD target reduces in the scalar target's canonical order: equal bit for bit.
+      for (auto target : available_cpu_targets()) {
+        std::vector<float> y(scalar_y.size(), -12345.0f);
+        matmul(*cpu_target(target), pool, w.matrix(rows, cols), x.data(), tokens, y.data());
+        ASSERT_EQ(y, scalar_y) << target;
       }
     }
   }

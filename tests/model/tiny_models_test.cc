@@ -1,8 +1,11 @@
 // Every family's tiny fixture (shared/fixtures/models/tiny/<family>), from every shipped copy
-// (HF safetensors, GGUF F32, F16, and BF16 for llama-q), against llama.cpp's top-10 log-probs
-// in its reference.json, with the tolerances of that folder's README:
+// (HF safetensors, GGUF F32, F16, and for llama-q BF16 and the 12 quantized files), against
+// llama.cpp's top-10 log-probs in its reference.json, with the tolerances of that folder's README:
 //   F32 weights: 1e-3 (Gemma: 5e-2 max and 5e-3 mean, since llama.cpp's GELU is an FP16
-//   table); F16: 0.1 max and 1e-2 mean, BF16: 0.25 and 0.03 (llama.cpp rounds activations).
+//   table); F16: 0.1 max and 1e-2 mean, BF16: 0.25 and 0.03 (llama.cpp rounds activations);
+//   quantized: 0.04 mean with 8-bit activations as llama.cpp quantizes them, and top-1 agreement
+//   where llama.cpp's margin exceeds 0.5 (a single activation in another int8 bucket moves
+//   an entry by up to ~0.4, so no tight per-entry bound).
 // The HF copy holds the F32 weights, so it is compared with the F32 GGUF's reference.
 #include <gtest/gtest.h>
 
@@ -22,7 +25,7 @@ namespace {
 using lmserve::testing::fixture;
 using lmserve::testing::read_json;
 
-enum class Weights { kF32, kF16, kBF16 };
+enum class Weights { kF32, kF16, kBF16, kQuantized };
 
 struct Copy {
   std::string family;  // folder under models/tiny
@@ -33,11 +36,16 @@ struct Copy {
   std::string reference_file() const { return file == "hf" ? family + "-F32.gguf" : file; }
   bool gemma() const { return family.starts_with("gemma"); }
   double max_tolerance() const {
+    if (weights == Weights::kQuantized) return 0.5;
     if (weights == Weights::kBF16) return 0.25;
     if (weights == Weights::kF16) return 0.1;
     return gemma() ? 5e-2 : 1e-3;
   }
   double mean_tolerance() const {
+    // Quantized: measured 0.0003 (Q8_0) to 0.035 (Q4_1, Q5_1, Q4_K on the scalar target) with
+    // llama.cpp's 8-bit activations; the README's numpy emulation reached 0.004-0.021 and did
+    // not reproduce Q4_1/Q5_1 at all.
+    if (weights == Weights::kQuantized) return 0.04;
     if (weights == Weights::kBF16) return 0.03;
     if (weights == Weights::kF16) return 1e-2;
     return gemma() ? 5e-3 : 1e-3;
@@ -51,10 +59,14 @@ std::vector<Copy> all_copies() {
     out.push_back({f, f + "-F32.gguf", Weights::kF32});
     out.push_back({f, f + "-F16.gguf", Weights::kF16});
   }
-  // llama-q ships no HF copy (README); its quantized files are not computed yet.
+  // llama-q ships no HF copy (README).
   out.push_back({"llama-q", "llama-q-F32.gguf", Weights::kF32});
   out.push_back({"llama-q", "llama-q-F16.gguf", Weights::kF16});
   out.push_back({"llama-q", "llama-q-BF16.gguf", Weights::kBF16});
+  for (std::string q : {"Q8_0", "Q6_K", "Q5_K_M", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_M-pure", "Q4_1",
+                        "Q4_0", "Q4_0-pure", "Q3_K_M", "Q2_K"}) {
+    out.push_back({"llama-q", "llama-q-" + q + ".gguf", Weights::kQuantized});
+  }
   return out;
 }
 
@@ -151,11 +163,13 @@ TEST_P(TinyModel, EveryPositionAndGreedyContinuationMatchLlamaCpp) {
     greedy_compared += compared;
   }
   // F32 copies compare all 96 steps; F16/BF16 ones stop earlier, at llama.cpp's first margin
-  // under their tolerance (the fewest: 16 steps, phi3-F16).
-  EXPECT_GE(greedy_compared, 16);
+  // under their tolerance (the fewest: 16 steps, phi3-F16), quantized ones at the first under 0.5
+  // (4 to 29 steps over the three prompts).
+  EXPECT_GE(greedy_compared, GetParam().weights == Weights::kQuantized ? 4 : 16);
   EXPECT_LE(dev_.mean(), GetParam().mean_tolerance());
   std::cout << GetParam().path() << ": top-10 logprob deviation max " << dev_.max << " mean "
-            << dev_.mean() << " over " << dev_.n << " entries\n";
+            << dev_.mean() << " over " << dev_.n << " entries, " << greedy_compared
+            << " greedy steps\n";
 }
 
 // The whole prompt in one call (and in two chunks) gives the last position's distribution.

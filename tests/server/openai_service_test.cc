@@ -800,6 +800,7 @@ TEST_F(ServiceTest, ModelsAndHealth) {
     EXPECT_EQ(b["data"][0]["object"], "model");
     EXPECT_EQ(b["data"][0]["owned_by"], "lmserve");
     EXPECT_TRUE(b["data"][0]["created"].is_number_integer());
+    EXPECT_EQ(b["data"][0]["context_length"], backend_.context_length());
   }
   auto one = c.request("GET", "/v1/models/stories");
   ASSERT_EQ(one.status, 200);
@@ -830,6 +831,34 @@ TEST_F(ServiceTest, WatchdogReportsAStepRunningTooLong) {
             "The engine step has been running for 2.5 s (over --watchdog 2 s)");
   backend_.step_running = std::chrono::steady_clock::duration::zero();  // the step completed
   EXPECT_EQ(c.request("GET", "/health").status, 200);
+}
+
+TEST_F(ServiceTest, ModelsListTheCatalogAfterTheServedModel) {
+  ServiceOptions options;
+  int scans = 0;
+  options.cached_models = [&scans] {
+    ++scans;
+    return std::vector<ListedModel>{{"org/cached", 1700000000, "org"},
+                                    {"stories", 1, "someone"}};  // the served id: listed once
+  };
+  start(options);
+  TestConnection c(port_);
+  auto r = c.request("GET", "/v1/models");
+  ASSERT_EQ(r.status, 200);
+  const json data = json::parse(r.body)["data"];
+  ASSERT_EQ(data.size(), 2u) << r.body;
+  EXPECT_EQ(data[0]["id"], "stories");
+  EXPECT_EQ(data[0]["owned_by"], "lmserve");
+  EXPECT_EQ(data[1], json({{"id", "org/cached"},
+                           {"object", "model"},
+                           {"created", 1700000000},
+                           {"owned_by", "org"}}));
+  auto one = c.request("GET", "/v1/models/org/cached");
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(json::parse(one.body), data[1]);
+  EXPECT_EQ(json::parse(c.request("GET", "/v1/models/stories").body)["owned_by"], "lmserve");
+  expect_error(c.request("GET", "/v1/models/org/other"), 404, "model_not_found", "model");
+  EXPECT_EQ(scans, 4);  // read on every call: a model downloaded meanwhile shows up
 }
 
 // GET /metrics, read back by a strict parser after every request, until `ready` holds of
@@ -943,7 +972,8 @@ TEST_F(ServiceTest, PropsDescribeHowTheServerWasStarted) {
                    .parallel = 4,
                    .kv_type = "f32",
                    .chat_template = "{{ messages }}",
-                   .chat_template_source = "--chat-template"};
+                   .chat_template_source = "--chat-template",
+                   .cpu = "avx2 (cpu: avx2 fma)"};
   backend_.context = 2048;
   start(options);
   auto r = TestConnection(port_).request("GET", "/props");
@@ -955,6 +985,7 @@ TEST_F(ServiceTest, PropsDescribeHowTheServerWasStarted) {
   EXPECT_EQ(b["kv_cache_type"], "f32");
   EXPECT_EQ(b["chat_template"], "{{ messages }}");
   EXPECT_EQ(b["chat_template_source"], "--chat-template");
+  EXPECT_EQ(b["cpu"], "avx2 (cpu: avx2 fma)");
   EXPECT_EQ(b["default_generation_settings"]["n_ctx"], 2048);
   const json& params = b["default_generation_settings"]["params"];
   EXPECT_EQ(params["n_predict"], 64);
@@ -1217,6 +1248,47 @@ TEST_F(ServiceTest, GracefulShutdownAnswersEveryRequestInProgress) {
   thread_.join();  // run() returned by itself, well before the 10 s grace
   // No new connections are accepted.
   EXPECT_THROW(TestConnection late(port_), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace lmserve::server
+
+namespace lmserve::server {
+namespace {
+
+// A path served with several methods lists them all; Anthropic's routes answer every error,
+// transport and generation failures included, in Anthropic's shape.
+TEST_F(ServiceTest, AgentRoutesMethodsAndAnthropicErrors) {
+  backend_.script = {{text("partial")}, {failed("the sampler exploded")}};
+  start();
+  TestConnection c(port_);
+  auto wrong = c.request("POST", "/v1/responses/resp_x", "{}", testing::json_headers());
+  expect_error(wrong, 405, "method_not_allowed");
+  EXPECT_EQ(wrong.header("allow"), "GET, DELETE, OPTIONS");
+  expect_error(c.request("GET", "/v1/responses/resp_x"), 404, "response_not_found");
+
+  auto anthropic = [](const TestResponse& r, int status, const std::string& type) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const json body = json::parse(r.body, nullptr, false);
+    EXPECT_EQ(body["type"], "error") << r.body;
+    EXPECT_EQ(body["error"]["type"], type) << r.body;
+    EXPECT_TRUE(body["error"]["message"].is_string()) << r.body;
+  };
+  anthropic(c.request("GET", "/v1/messages"), 405, "invalid_request_error");
+  anthropic(post("/v1/messages/count_tokens", json::object()), 400, "invalid_request_error");
+  const json ask = {{"max_tokens", 8}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  anthropic(post("/v1/messages", ask), 500, "api_error");
+
+  json stream = ask;
+  stream["stream"] = true;
+  auto r = post("/v1/messages", stream);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("event: message_start\n"), std::string::npos) << r.body;
+  EXPECT_NE(
+      r.body.find("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\""),
+      std::string::npos)
+      << r.body;
+  EXPECT_EQ(r.body.find("message_stop"), std::string::npos) << r.body;
 }
 
 }  // namespace

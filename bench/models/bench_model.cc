@@ -1,0 +1,128 @@
+// Prompt processing and decode speed of one model file with lmserve's kernels, the way
+// llama-bench measures them: pp = one forward over N prompt tokens, tg = M single-token forwards
+// after it; medians of --reps runs, JSON on stdout. bench/models/compare.sh runs it beside the
+// llama.cpp peer on the same files.
+//
+// Usage: bench_model --model FILE|DIR [--threads 2] [--pp 512] [--tg 128] [--reps 3]
+//        bench_model --bandwidth [--threads 2]   (read bandwidth: decode's ceiling is
+//                                                 bandwidth / bytes of weights per token)
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "model/model.h"
+#include "util/thread_pool.h"
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// GB/s reading a 1 GiB buffer (much larger than any cache) with `threads` threads; best of 5.
+double read_bandwidth(int threads) {
+  const std::size_t n = (std::size_t{1} << 30) / sizeof(std::uint64_t);
+  std::vector<std::uint64_t> buffer(n, 1);
+  lmserve::util::ThreadPool pool(threads);
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.parallel_for(
+        static_cast<std::size_t>(threads),
+        [&](std::size_t begin, std::size_t end) {
+          for (std::size_t t = begin; t < end; ++t) {
+            std::uint64_t sum = 0;
+            for (std::size_t i = t * n / threads; i < (t + 1) * n / threads; ++i) sum += buffer[i];
+            sums[t] = sum;
+          }
+        },
+        1);
+    best = std::max(best, static_cast<double>(n * sizeof(std::uint64_t)) / seconds_since(t0) / 1e9);
+    if (sums[0] == 0) std::cerr << "";  // keep the reads
+  }
+  return best;
+}
+
+long peak_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lmserve model speed: pp and tg tokens per second"};
+  std::string model_path;
+  int threads = 2, pp = 512, tg = 128, reps = 3;
+  bool bandwidth = false;
+  app.add_option("--model", model_path, "GGUF file or HF folder");
+  app.add_flag("--bandwidth", bandwidth, "Measure read bandwidth instead (GB/s)");
+  app.add_option("--threads", threads)->capture_default_str();
+  app.add_option("--pp", pp, "Prompt tokens")->capture_default_str();
+  app.add_option("--tg", tg, "Generated tokens")->capture_default_str();
+  app.add_option("--reps", reps)->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (bandwidth) {
+      std::cout << read_bandwidth(threads) << "\n";
+      return 0;
+    }
+    if (model_path.empty()) throw std::runtime_error("--model is required");
+    const auto t_load = std::chrono::steady_clock::now();
+    lmserve::util::ThreadPool pool(threads);
+    auto model = lmserve::model::Model::load(model_path, pool);
+    const double load_s = seconds_since(t_load);
+    const int vocab = model->config().vocab_size;
+    std::vector<float> logits(static_cast<std::size_t>(vocab));
+    // Arbitrary in-vocabulary ids: speed does not depend on which.
+    std::vector<std::int32_t> prompt(static_cast<std::size_t>(pp));
+    for (int i = 0; i < pp; ++i) prompt[static_cast<std::size_t>(i)] = 1000 + (i * 7919) % 20000;
+    std::vector<double> pp_rate, tg_rate;
+    for (int r = 0; r < reps; ++r) {
+      auto cache = model->new_cache(pp + tg, lmserve::model::KvType::kF16);  // the server's default
+      auto t0 = std::chrono::steady_clock::now();
+      model->forward(prompt, *cache, logits);
+      pp_rate.push_back(pp / seconds_since(t0));
+      t0 = std::chrono::steady_clock::now();
+      std::int32_t next = prompt.back();
+      for (int i = 0; i < tg; ++i) {
+        model->forward(std::span(&next, 1), *cache, logits);
+        next = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                         logits.begin());
+      }
+      tg_rate.push_back(tg / seconds_since(t0));
+    }
+    nlohmann::json out = {{"engine", "lmserve"},
+                          {"cpu", lmserve::kernels::cpu_description()},
+                          {"threads", threads},
+                          {"load_s", load_s},
+                          {"pp", pp},
+                          {"tg", tg},
+                          {"pp_tok_s", median(pp_rate)},
+                          {"tg_tok_s", median(tg_rate)},
+                          {"weight_bytes", model->weight_bytes()},
+                          {"peak_rss_mib", peak_rss_kib() / 1024}};
+    std::cout << out.dump() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "bench_model: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

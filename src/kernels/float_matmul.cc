@@ -1,0 +1,197 @@
+// Products with f32, f16 and bf16 weights (compiled per CPU target): f32 activations, each
+// output reduced in one canonical order.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/convert.h"
+#include "kernels/quant/quant_matmul.h"
+#include "kernels/simd.h"
+
+LMSERVE_TARGET_BEGIN
+namespace lmserve::kernels::LMSERVE_TARGET_NS {
+
+namespace {
+
+// A tile is kTileRows weight rows x up to kTileTokens tokens: each weight load feeds
+// kTileTokens FMAs and each activation load kTileRows.
+constexpr int kTileRows = 4;
+constexpr int kTileTokens = 4;
+
+std::size_t element_size(WeightType type) { return type == WeightType::kF32 ? 4 : 2; }
+
+const void* row_ptr(const WeightMatrix& w, int row) {
+  return static_cast<const std::uint8_t*>(w.data) +
+         static_cast<std::size_t>(row) * static_cast<std::size_t>(w.cols) * element_size(w.type);
+}
+
+// Every output y[t, r] is reduced in one canonical order, whatever the tile it is computed
+// in and however many tokens the call has: eight lanes accumulate w*x over k = 0, 8, 16, ...
+// (lane j takes k + j), the lanes are summed in a fixed tree, then the tail k >= 8*floor(n/8)
+// is added one by one. That makes results batch-invariant: a token's output is bit-identical
+// whether it is multiplied alone or among any number of other tokens.
+
+template <WeightType kType>
+inline float load1(const void* row, int i) {
+  if constexpr (kType == WeightType::kF32) return static_cast<const float*>(row)[i];
+  if constexpr (kType == WeightType::kF16)
+    return f16_to_f32(static_cast<const std::uint16_t*>(row)[i]);
+  return bf16_to_f32(static_cast<const std::uint16_t*>(row)[i]);
+}
+
+// The canonical order of the SIMD path, lane by lane (the scalar target's kernel).
+template <WeightType kType>
+float dot_scalar(const void* row, const float* x, int n) {
+  float lane[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) lane[j] = std::fma(load1<kType>(row, i + j), x[i + j], lane[j]);
+  }
+  float s =
+      ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+  for (; i < n; ++i) s = std::fma(load1<kType>(row, i), x[i], s);
+  return s;
+}
+
+#if LMSERVE_HAVE_AVX2
+template <WeightType kType>
+inline __m256 load8(const void* row, int i) {
+  if constexpr (kType == WeightType::kF32) {
+    return _mm256_loadu_ps(static_cast<const float*>(row) + i);
+  } else {
+    __m128i h = _mm_loadu_si128(
+        reinterpret_cast<const __m128i*>(static_cast<const std::uint16_t*>(row) + i));
+    if constexpr (kType == WeightType::kF16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+// Adds w*x over k in [k0, k1) (multiples of 8) to the lane accumulators acc[r * T + t] of R
+// rows and T tokens. Splitting k into ranges keeps every lane's sequence of FMAs, so the
+// canonical order holds however the caller blocks the product.
+template <WeightType kType, int R, int T>
+void accumulate(const void* const* w, const float* const* x, int k0, int k1, __m256* acc) {
+  __m256 a[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) a[r][t] = acc[r * T + t];
+  for (int i = k0; i < k1; i += 8) {
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = load8<kType>(w[r], i);
+    for (int t = 0; t < T; ++t) {
+      __m256 xv = _mm256_loadu_ps(x[t] + i);
+      // One load per activation vector: left alone, GCC folds it into each of the R FMAs,
+      // and the repeated loads, not the FMAs, then bound the tile.
+      asm("" : "+v"(xv));
+      for (int r = 0; r < R; ++r) a[r][t] = _mm256_fmadd_ps(wv[r], xv, a[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r * T + t] = a[r][t];
+}
+
+// out[r][t] = the lanes' sum, then the tail k >= n8 one by one.
+template <WeightType kType, int R, int T>
+void finish(const void* const* w, const float* const* x, int n8, int n, const __m256* acc,
+            float* const* out) {
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      float s = hsum(acc[r * T + t]);
+      for (int k = n8; k < n; ++k) s = std::fma(load1<kType>(w[r], k), x[t][k], s);
+      out[r][t] = s;
+    }
+  }
+}
+
+// Blocked so that each piece of data is read from the nearest cache: a block of weight rows
+// times a block of columns (at most kBlockBytes) stays in L2 while every group of kTileTokens
+// tokens uses it, and that group's activations for the column block stay in L1.
+constexpr int kBlockCols = 1024;
+constexpr int kMaxBlockRows = 64;
+constexpr std::size_t kBlockBytes = 256 << 10;
+
+template <WeightType kType>
+void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
+                 int row_end) {
+  const int cols = w.cols;
+  const int n8 = cols & ~7;
+  const int fit = static_cast<int>(
+      kBlockBytes / (static_cast<std::size_t>(std::min(cols, kBlockCols)) * element_size(kType)));
+  const int block_rows = std::clamp(fit / kTileRows * kTileRows, kTileRows, kMaxBlockRows);
+  constexpr int kTileAccs = kTileRows * kTileTokens;
+  __m256 acc[kMaxBlockRows / kTileRows][kTileAccs];
+  for (int rb = row_begin; rb < row_end; rb += block_rows) {
+    const int rb_end = std::min(row_end, rb + block_rows);
+    for (int t0 = 0; t0 < n_tokens; t0 += kTileTokens) {
+      const int nt = std::min(kTileTokens, n_tokens - t0);
+      const float* xs[kTileTokens];
+      for (int t = 0; t < nt; ++t) xs[t] = x + static_cast<std::size_t>(t0 + t) * cols;
+      for (auto& tile_acc : acc)
+        for (auto& a : tile_acc) a = _mm256_setzero_ps();
+      for (int k0 = 0; k0 < n8; k0 += kBlockCols) {
+        const int k1 = std::min(n8, k0 + kBlockCols);
+        for (int r0 = rb, ti = 0; r0 < rb_end; r0 += kTileRows, ++ti) {
+          const int nr = std::min(kTileRows, rb_end - r0);
+          const void* rows[kTileRows];
+          for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
+          with_tile_shape<kTileRows, kTileTokens>(
+              nr, nt, [&]<int R, int T>() { accumulate<kType, R, T>(rows, xs, k0, k1, acc[ti]); });
+        }
+      }
+      for (int r0 = rb, ti = 0; r0 < rb_end; r0 += kTileRows, ++ti) {
+        const int nr = std::min(kTileRows, rb_end - r0);
+        const void* rows[kTileRows];
+        for (int i = 0; i < nr; ++i) rows[i] = row_ptr(w, r0 + i);
+        float outs[kTileRows][kTileTokens];
+        float* out_rows[kTileRows];
+        for (int i = 0; i < kTileRows; ++i) out_rows[i] = outs[i];
+        with_tile_shape<kTileRows, kTileTokens>(nr, nt, [&]<int R, int T>() {
+          finish<kType, R, T>(rows, xs, n8, cols, acc[ti], out_rows);
+        });
+        for (int t = 0; t < nt; ++t) {
+          float* yt = y + static_cast<std::size_t>(t0 + t) * w.rows + r0;
+          for (int i = 0; i < nr; ++i) yt[i] = outs[i][t];
+        }
+      }
+    }
+  }
+}
+#else
+template <WeightType kType>
+void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, int row_begin,
+                 int row_end) {
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* xt = x + static_cast<std::size_t>(t) * w.cols;
+    float* yt = y + static_cast<std::size_t>(t) * w.rows;
+    for (int r = row_begin; r < row_end; ++r) yt[r] = dot_scalar<kType>(row_ptr(w, r), xt, w.cols);
+  }
+}
+#endif
+
+}  // namespace
+
+#define LMSERVE_FLOAT_TYPE(name)                                                                 \
+  void matmul_rows_##name(const WeightMatrix& w, const std::byte* x, std::size_t x_stride,       \
+                          int n_tokens, float* y, int r_begin, int r_end) {                      \
+    (void)x_stride; /* dense f32 rows of w.cols values */                                        \
+    matmul_rows<WeightType::k##name>(w, reinterpret_cast<const float*>(x), n_tokens, y, r_begin, \
+                                     r_end);                                                     \
+  }
+LMSERVE_FLOAT_TYPE(F32)
+LMSERVE_FLOAT_TYPE(F16)
+LMSERVE_FLOAT_TYPE(BF16)
+#undef LMSERVE_FLOAT_TYPE
+
+void dequantize_F32(const WeightMatrix& w, int row, float* out) {
+  std::memcpy(out, weight_row(w, row), static_cast<std::size_t>(w.cols) * sizeof(float));
+}
+void dequantize_F16(const WeightMatrix& w, int row, float* out) {
+  const auto* h = reinterpret_cast<const std::uint16_t*>(weight_row(w, row));
+  for (int i = 0; i < w.cols; ++i) out[i] = f16_to_f32(h[i]);
+}
+void dequantize_BF16(const WeightMatrix& w, int row, float* out) {
+  const auto* h = reinterpret_cast<const std::uint16_t*>(weight_row(w, row));
+  for (int i = 0; i < w.cols; ++i) out[i] = bf16_to_f32(h[i]);
+}
+
+}  // namespace lmserve::kernels::LMSERVE_TARGET_NS
+LMSERVE_TARGET_END

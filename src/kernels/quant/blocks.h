@@ -1,0 +1,129 @@
+// Byte layouts of the quantized weight blocks (GGUF's, bit for bit as ggml writes them) and of
+// the int8 activation blocks the integer kernels multiply them with, plus the small unpacking
+// helpers every CPU target shares.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace lmserve::kernels::quant {
+
+// ---- Activations (our own layout: aligned quants first, then the block's scalars) ----
+
+inline constexpr int kQ8_32Elements = 32;
+inline constexpr int kQ8_256Elements = 256;
+
+// 32 values as int8 quants q with x ~= d * q. d is rounded to f16 precision, as llama.cpp's
+// Q8_0/Q8_1 store it; sum = sum(q) and s = d * sum (rounded the same way) serve the formats
+// with an offset or a minimum (Q4_0, Q4_1, Q5_0, Q5_1).
+struct alignas(16) BlockQ8_32 {
+  std::int8_t qs[kQ8_32Elements];
+  float d;
+  float s;
+  std::int32_t sum;
+  std::int32_t unused;
+};
+static_assert(sizeof(BlockQ8_32) == 48);
+
+// 256 values as int8 quants with an f32 scale and the sum of each 16 quants (llama.cpp's Q8_K),
+// which the K-quant formats use for their per-sub-block minimums.
+struct alignas(32) BlockQ8_256 {
+  std::int8_t qs[kQ8_256Elements];
+  std::int16_t bsums[16];
+  float d;
+};
+static_assert(sizeof(BlockQ8_256) == 320);
+
+// ---- Weights (ggml's layouts; `half` fields are IEEE f16 bits) ----
+
+struct BlockQ8_0 {
+  std::uint16_t d;
+  std::int8_t qs[32];
+};
+struct BlockQ4_0 {
+  std::uint16_t d;
+  std::uint8_t qs[16];  // element j in the low nibble of qs[j], element j + 16 in the high one
+};
+struct BlockQ4_1 {
+  std::uint16_t d, m;
+  std::uint8_t qs[16];
+};
+struct BlockQ5_0 {
+  std::uint16_t d;
+  std::uint8_t qh[4];  // bit j: the fifth bit of element j
+  std::uint8_t qs[16];
+};
+struct BlockQ5_1 {
+  std::uint16_t d, m;
+  std::uint8_t qh[4];
+  std::uint8_t qs[16];
+};
+struct BlockQ2_K {
+  std::uint8_t scales[16];  // per 16 values: scale in the low nibble, min in the high one
+  std::uint8_t qs[64];
+  std::uint16_t d, dmin;
+};
+struct BlockQ3_K {
+  std::uint8_t hmask[32];
+  std::uint8_t qs[64];
+  std::uint8_t scales[12];  // 16 six-bit scales, biased by 32
+  std::uint16_t d;
+};
+struct BlockQ4_K {
+  std::uint16_t d, dmin;
+  std::uint8_t scales[12];  // 8 six-bit scales and 8 six-bit mins
+  std::uint8_t qs[128];
+};
+struct BlockQ5_K {
+  std::uint16_t d, dmin;
+  std::uint8_t scales[12];
+  std::uint8_t qh[32];
+  std::uint8_t qs[128];
+};
+struct BlockQ6_K {
+  std::uint8_t ql[128];
+  std::uint8_t qh[64];
+  std::int8_t scales[16];
+  std::uint16_t d;
+};
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 &&
+              sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
+static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 &&
+              sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210);
+
+// Scale j and min j (six bits each, j < 8) of a Q4_K/Q5_K block.
+inline void k4_scale_min(const std::uint8_t* s, int j, int& scale, int& min) {
+  if (j < 4) {
+    scale = s[j] & 63;
+    min = s[j + 4] & 63;
+  } else {
+    scale = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// All 8 scales (out[0..7]) and 8 mins (out[8..15]) of a Q4_K/Q5_K block, unpacked with 32-bit
+// word operations.
+inline void k4_scales_mins(const std::uint8_t* s, std::uint8_t out[16]) {
+  std::uint32_t w[3];
+  std::memcpy(w, s, 12);
+  constexpr std::uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  const std::uint32_t words[4] = {
+      w[0] & kLow6,
+      (w[2] & kLow4) | (((w[0] >> 6) & kLow2) << 4),
+      w[1] & kLow6,
+      ((w[2] >> 4) & kLow4) | (((w[1] >> 6) & kLow2) << 4),
+  };
+  std::memcpy(out, words, 16);
+}
+
+// The 16 signed scales (-32..31) of a Q3_K block.
+inline void q3k_scales(const std::uint8_t* packed, std::int8_t out[16]) {
+  for (int j = 0; j < 16; ++j) {
+    const int low = j < 8 ? packed[j] & 0xF : packed[j - 8] >> 4;
+    const int high = (packed[8 + j % 4] >> (2 * (j / 4))) & 3;
+    out[j] = static_cast<std::int8_t>((low | (high << 4)) - 32);
+  }
+}
+
+}  // namespace lmserve::kernels::quant

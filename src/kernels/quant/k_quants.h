@@ -1,0 +1,143 @@
+// The 256-value GGUF "K" formats (Q2_K ... Q6_K), compiled per CPU target: each is a super-block
+// of sub-blocks (16 of 16 values or 8 of 32) with small integer scales under an f16 scale d.
+// With minimums (Q2_K, Q4_K, Q5_K): x = d * scale_j * q - dmin * min_j, q unsigned;
+// without (Q3_K, Q6_K): x = d * scale_j * q, q signed.
+// A format file describes how to unpack its block; the portable kernel and dequantization are
+// shared here.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/convert.h"
+#include "kernels/quant/blocks.h"
+#include "kernels/quant/quant_matmul.h"
+#include "kernels/simd.h"
+
+LMSERVE_TARGET_BEGIN
+namespace lmserve::kernels::LMSERVE_TARGET_NS {
+
+// Layout: Block, kSubBlocks (16 or 8), kHasMin, and
+//   static void unpack(const Block&, std::int8_t q[256], int scales[kSubBlocks],
+//                      int mins[kSubBlocks]);   // mins untouched without kHasMin
+// with q in element order. d and (with kHasMin) dmin are the block's f16 fields.
+template <class Layout>
+struct KFormat {
+  using Block = typename Layout::Block;
+  using Act = quant::BlockQ8_256;
+  static constexpr int kSub = Layout::kSubBlocks;
+  static constexpr int kSubSize = 256 / kSub;
+
+  static float block_dot(const Block& w, const Act& x) {
+    std::int8_t q[256];
+    int scales[kSub], mins[kSub];
+    Layout::unpack(w, q, scales, mins);
+    int sum = 0;
+    for (int j = 0; j < kSub; ++j) {
+      sum += scales[j] * int8_dot(q + j * kSubSize, x.qs + j * kSubSize, kSubSize);
+    }
+    if constexpr (Layout::kHasMin) {
+      int min_sum = 0;  // the activations' sums per 16, weighted by each sub-block's minimum
+      for (int j = 0; j < 16; ++j) min_sum += mins[j * kSub / 16] * x.bsums[j];
+      return x.d * (f16_to_f32(w.d) * static_cast<float>(sum) -
+                    f16_to_f32(w.dmin) * static_cast<float>(min_sum));
+    } else {
+      return x.d * f16_to_f32(w.d) * static_cast<float>(sum);
+    }
+  }
+
+  static void dequantize(const std::byte* row, float* out, int n) {
+    const auto* b = reinterpret_cast<const Block*>(row);
+    std::int8_t q[256];
+    int scales[kSub], mins[kSub];
+    for (int i = 0; i < n / 256; ++i) {
+      Layout::unpack(b[i], q, scales, mins);
+      const float d = f16_to_f32(b[i].d);
+      for (int j = 0; j < kSub; ++j) {
+        const float dl = d * static_cast<float>(scales[j]);
+        float ml = 0.0f;
+        if constexpr (Layout::kHasMin) ml = f16_to_f32(b[i].dmin) * static_cast<float>(mins[j]);
+        for (int l = 0; l < kSubSize; ++l, ++out) {
+          *out = dl * static_cast<float>(q[j * kSubSize + l]) - ml;
+        }
+      }
+    }
+  }
+};
+
+#if LMSERVE_HAVE_AVX2
+// A block as the vector kernel reads it: unsigned quants, and per 16 values an integer scale
+// and an integer minimum (for the formats with an offset instead, offset * scale).
+struct KUnpacked {
+  __m256i q[8];  // values 32 i ... 32 i + 31
+  alignas(32) std::int16_t scales[16];
+  alignas(32) std::int16_t mins[16];
+};
+
+// Q4_K's and Q5_K's 6-bit scales and mins (one per 32 values) as KUnpacked's per-16 entries.
+inline void k4_unpacked_scales(const std::uint8_t* packed, KUnpacked& u) {
+  std::uint8_t sm[16];
+  quant::k4_scales_mins(packed, sm);
+  for (int j = 0; j < 16; ++j) {
+    u.scales[j] = sm[j / 2];
+    u.mins[j] = sm[8 + j / 2];
+  }
+}
+
+// The vector kernel: Layout also gives
+//   static void unpack_simd(const Block&, KUnpacked&)
+// Sums are exact integers per block, combined with the scales in the portable kernel's float
+// operations, so it equals the scalar target bit for bit.
+template <class Layout>
+struct KSimdKernel {
+  using Block = typename Layout::Block;
+  using Act = quant::BlockQ8_256;
+  static constexpr int kRows = 2;
+  static constexpr int kTokens = 4;
+
+  static float block_dot(const KUnpacked& u, const Block& w, const Act& x) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < 8; ++i) {
+      const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.qs) + i);
+      const __m256i p = _mm256_maddubs_epi16(u.q[i], xq);
+      const __m256i s =
+          _mm256_set_m128i(_mm_set1_epi16(u.scales[2 * i + 1]), _mm_set1_epi16(u.scales[2 * i]));
+      acc = dot_s16(acc, p, s);
+    }
+    const int sum = hsum(acc);
+    const int min_sum =
+        hsum(_mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)),
+                               _mm256_load_si256(reinterpret_cast<const __m256i*>(u.mins))));
+    if constexpr (Layout::kHasMin) {
+      return x.d * (half_to_float(w.d) * static_cast<float>(sum) -
+                    half_to_float(w.dmin) * static_cast<float>(min_sum));
+    } else {
+      return x.d * half_to_float(w.d) * static_cast<float>(sum - min_sum);
+    }
+  }
+
+  template <int R, int T>
+  static void tile(const std::byte* const* w, const std::byte* const* x, int n_blocks, float* out) {
+    float acc[R * T] = {};
+    KUnpacked u[R];
+    for (int b = 0; b < n_blocks; ++b) {
+      for (int r = 0; r < R; ++r)
+        Layout::unpack_simd(reinterpret_cast<const Block*>(w[r])[b], u[r]);
+      for (int t = 0; t < T; ++t) {
+        const Act& xb = reinterpret_cast<const Act*>(x[t])[b];
+        for (int r = 0; r < R; ++r)
+          acc[r * T + t] += block_dot(u[r], reinterpret_cast<const Block*>(w[r])[b], xb);
+      }
+    }
+    for (int i = 0; i < R * T; ++i) out[i] = acc[i];
+  }
+};
+
+template <class Layout>
+using KKernel = KSimdKernel<Layout>;
+#else
+template <class Layout>
+using KKernel = ScalarKernel<KFormat<Layout> >;
+#endif
+
+}  // namespace lmserve::kernels::LMSERVE_TARGET_NS
+LMSERVE_TARGET_END

@@ -1,0 +1,63 @@
+// Small vector helpers shared by the kernels of the AVX2 and AVX-512 targets (compiled inside
+// each target's region; empty for the scalar target).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/target.h"
+
+#if LMSERVE_HAVE_AVX2
+LMSERVE_TARGET_BEGIN
+namespace lmserve::kernels::LMSERVE_TARGET_NS {
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+inline int hsum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// acc + the sums of each 4 products of unsigned bytes u with signed bytes s (32-bit lanes).
+inline __m256i dot_u8_s8(__m256i acc, __m256i u, __m256i s) {
+#if LMSERVE_HAVE_AVX512
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  // maddubs saturates at 16 bits; callers keep u * s pairs below that (u <= 127).
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+// acc + the sums of each 2 products of 16-bit lanes (32-bit lanes).
+inline __m256i dot_s16(__m256i acc, __m256i a, __m256i b) {
+#if LMSERVE_HAVE_AVX512
+  return _mm256_dpwssd_epi32(acc, a, b);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
+// One f16 value, widened.
+inline float half_to_float(std::uint16_t h) { return _cvtsh_ss(h); }
+
+// 32 bytes, byte j = 0xFF where bit j of the little-endian 32-bit mask is set, else 0.
+inline __m256i bits_to_bytes(const std::uint8_t* mask) {
+  std::uint32_t m;
+  std::memcpy(&m, mask, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(m)),
+      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+}  // namespace lmserve::kernels::LMSERVE_TARGET_NS
+LMSERVE_TARGET_END
+#endif
