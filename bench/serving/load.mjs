@@ -8,7 +8,8 @@
 // Every figure is measured from the client side: time to first token (TTFT) is the time from
 // sending the request to the first text chunk; inter-token latency (ITL) the gaps between text
 // chunks; aggregate throughput = completion tokens of all clients / wall time of the round.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { percentile, rssMiB, stream, text } from './common.mjs';
 
 function args() {
   const out = { url: 'http://127.0.0.1:8080', clients: '1,4,16', tokens: 64, promptWords: 60,
@@ -21,64 +22,6 @@ function args() {
   }
   out.clients = String(out.clients).split(',').map(Number);
   return out;
-}
-
-const WORDS = ('the quick brown fox jumps over a lazy dog while seven wizards quietly judge ' +
-  'boxing matches near old river banks under grey autumn skies and distant bells').split(' ');
-
-// Deterministic distinct text: word choice driven by a per-client seed.
-function text(seed, words) {
-  let x = seed * 2654435761 % 4294967296 || 1;
-  const out = [];
-  for (let i = 0; i < words; ++i) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    out.push(WORDS[x % WORDS.length]);
-  }
-  return out.join(' ');
-}
-
-const percentile = (values, p) => {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))];
-};
-
-// One streaming request; resolves with its timings, or rejects on an HTTP/stream error.
-async function stream(url, route, body, { abortAfterMs } = {}) {
-  const controller = new AbortController();
-  const started = performance.now();
-  if (abortAfterMs !== undefined) setTimeout(() => controller.abort(), abortAfterMs);
-  const res = await fetch(url + route, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, signal: controller.signal,
-    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
-  });
-  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let first = 0;
-  let last = 0;
-  const gaps = [];
-  let usage = null;
-  for await (const bytes of res.body) {
-    buffer += decoder.decode(bytes, { stream: true });
-    let end;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const event = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      if (!event.startsWith('data: ') || event === 'data: [DONE]') continue;
-      const data = JSON.parse(event.slice(6));
-      if (data.error) throw new Error(JSON.stringify(data.error));
-      if (data.usage) usage = data.usage;
-      const choice = data.choices?.[0];
-      const piece = choice?.text ?? choice?.delta?.content ?? '';
-      if (piece) {
-        const now = performance.now();
-        if (first === 0) first = now; else gaps.push(now - last);
-        last = now;
-      }
-    }
-  }
-  return { ttft: first - started, gaps, total: performance.now() - started, usage };
 }
 
 async function concurrencyRound(o, n, round) {
@@ -126,11 +69,6 @@ async function multiTurn(o) {
     system_prompt_tokens_a: a.usage.prompt_tokens, system_cached_b: b.usage.prompt_tokens_details.cached_tokens,
     system_ttft_a_ms: a.ttft, system_ttft_b_ms: b.ttft, system_ttft_speedup: ratio(a.ttft, b.ttft),
   };
-}
-
-function rssMiB(pid) {
-  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 // 16 clients for `seconds`: random prompts and lengths, ~20% abandoned mid-stream.

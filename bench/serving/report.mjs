@@ -1,7 +1,8 @@
 // Turns bench/serving/load.mjs's JSON into the serving section of docs/benchmarks.md
 // (between the serving-bench markers), replacing the previous one.
 //   node report.mjs load.json --machine M --commit C --command CMD --model DESC --doc docs/benchmarks.md
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeSection } from './common.mjs';
 
 const [file, ...rest] = process.argv.slice(2);
 const opt = {};
@@ -12,7 +13,6 @@ const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const decode = (round) => round.clients / (round.itl_ms_p50 / 1000);
 
 const lines = [
-  '<!-- serving-bench:begin -->',
   '## Serving: concurrent clients and prefix reuse',
   '',
   `- machine: ${opt.machine}`,
@@ -47,10 +47,4 @@ if (r.soak) {
   lines.push(`Soak: ${r.soak.seconds} s, 16 clients, ~20% disconnecting mid-stream: ${r.soak.ok} completed, ` +
     `${r.soak.aborted} abandoned by the client, ${r.soak.errors} errors; server RSS MiB: ${rss}.`, '');
 }
-lines.push('<!-- serving-bench:end -->');
-
-const doc = readFileSync(opt.doc, 'utf8');
-const section = lines.join('\n');
-const re = /<!-- serving-bench:begin -->[\s\S]*<!-- serving-bench:end -->/;
-writeFileSync(opt.doc, re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n${section}\n`);
-console.log(section);
+console.log(writeSection(opt.doc, 'serving-bench', lines));

@@ -31,8 +31,9 @@ fi
   --max-queue 1024 >"$out/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$out"' EXIT
+# It listens first and answers /health 200 once the model is loaded.
 for _ in $(seq 1 600); do
-  grep -q "listening on" "$out/server.log" && break
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
   kill -0 $server 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
   sleep 0.1
 done

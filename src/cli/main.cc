@@ -128,6 +128,16 @@ void add_serve_options(CLI::App& app, ServeOptions& o) {
                  "Seconds an idle keep-alive connection (or a slow request) may take")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--write-timeout", o.server.write_timeout_s,
+                 "Seconds a client may leave a response write untaken (a stream it stopped "
+                 "reading); then its generation is cancelled and the connection closed")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--watchdog", o.server.watchdog_s,
+                 "Seconds an engine step may run before /health answers 503 worker_unavailable "
+                 "(0 = off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   server::ResponseStoreLimits& store = o.server.responses_store;
   app.add_option("--responses-store", store.max_entries,
                  "Responses (POST /v1/responses, store: true) kept for previous_response_id; the "

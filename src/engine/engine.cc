@@ -7,6 +7,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "engine/prefix_cache.h"
 #include "engine/scheduler.h"
@@ -138,6 +139,9 @@ struct Engine::State {
   bool stopping = false;                          // guarded by mutex
   EngineStats counters;                           // guarded by mutex
   std::atomic<bool> alive{true};
+  // steady_clock ticks when the current step began; 0 between steps (the clock counts from
+  // boot, so a real start is never 0).
+  std::atomic<std::chrono::steady_clock::rep> step_started{0};
   std::vector<std::unique_ptr<Sequence>> active;  // engine thread only
   std::thread thread;
 
@@ -210,6 +214,13 @@ std::shared_ptr<RequestHandle> Engine::submit(GenerationRequest request, EventSi
 const std::vector<std::int32_t>& Engine::eos_ids() const { return state_->eos; }
 int Engine::context_length() const { return state_->ctx_size; }
 bool Engine::alive() const { return state_->alive; }
+
+std::chrono::steady_clock::duration Engine::step_running_for() const {
+  using Clock = std::chrono::steady_clock;
+  const Clock::rep started = state_->step_started.load(std::memory_order_relaxed);
+  if (started == 0) return Clock::duration::zero();
+  return Clock::now() - Clock::time_point(Clock::duration(started));
+}
 const EngineMemory& Engine::memory() const { return state_->memory; }
 
 EngineStats Engine::stats() const {
@@ -227,10 +238,17 @@ void Engine::State::run() {
         wake.wait(lock, [&] { return stopping || has_work(); });
         if (stopping) break;
       }
+      step_started.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                         std::memory_order_relaxed);
       drop_cancelled();
       admit_waiting();
+      if (options.test_stall_step_ms > 0) {
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::exchange(options.test_stall_step_ms, 0)));
+      }
       step();
       retire_done();
+      step_started.store(0, std::memory_order_relaxed);
     }
   } catch (...) {
     alive = false;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -128,6 +129,9 @@ struct EngineOptions {
   std::size_t kv_memory = 0;  // pool bytes; 0 = enough for max_sequences full contexts
   int block_size = 16;        // positions per KV block
   std::vector<std::int32_t> extra_eos_ids;  // added to the model's and tokenizer's EOS set
+  // Test hook (LMSERVE_TEST_STALL_STEP_MS): the first step with work sleeps this long, so a
+  // test can watch the watchdog see a stuck step. 0 = off.
+  int test_stall_step_ms = 0;
 };
 
 // Thrown by submit() when max_queue requests are already waiting (the server answers 429).
@@ -175,7 +179,11 @@ class Engine {
   const std::vector<std::int32_t>& eos_ids() const;
   int context_length() const;  // positions per sequence (ctx_size)
   bool alive() const;          // false if the engine thread died
-  EngineStats stats() const;   // thread-safe
+  // How long the engine thread has been in its current step (admission, forward pass,
+  // sampling, retirement); zero between steps. Lock-free, so that a watchdog gets an answer
+  // even from a stuck engine thread.
+  std::chrono::steady_clock::duration step_running_for() const;
+  EngineStats stats() const;  // thread-safe
   const EngineMemory& memory() const;
 
   struct State;

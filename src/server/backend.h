@@ -2,6 +2,7 @@
 // engine), as one narrow interface: serve() adapts the real objects, tests plug in fakes.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -41,6 +42,8 @@ class Backend {
                                                         engine::EventSink sink) = 0;
   virtual int context_length() const = 0;
   virtual bool alive() const = 0;
+  // How long the engine's current step has been running (zero between steps); lock-free.
+  virtual std::chrono::steady_clock::duration step_running_for() const = 0;
   virtual engine::EngineStats stats() const = 0;  // thread-safe
 };
 

@@ -1,5 +1,7 @@
 #include "server/http_server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -136,10 +138,12 @@ net::awaitable<Head> read_head(beast::tcp_stream& stream, beast::flat_buffer& bu
     }
     scanned = data.size();
     if (data.size() >= kHeaderLimit) co_return Head::kTooLarge;
+    // Room grows with what arrived (1 KiB first): an idle connection holds next to nothing.
+    const std::size_t room = std::clamp<std::size_t>(data.size(), 1024, 16384);
     beast::error_code ec;
-    std::size_t n = co_await stream.async_read_some(
-        buffer.prepare(std::min<std::size_t>(kHeaderLimit - data.size(), 16384)),
-        net::redirect_error(kUseAwaitable, ec));
+    std::size_t n =
+        co_await stream.async_read_some(buffer.prepare(std::min(kHeaderLimit - data.size(), room)),
+                                        net::redirect_error(kUseAwaitable, ec));
     buffer.commit(n);
     if (ec) co_return Head::kClosed;
   }
@@ -261,11 +265,13 @@ class PeerWatch {
 
 HttpExchange::HttpExchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                            http::request_parser<http::string_body>& parser, const CorsPolicy& cors,
-                           std::size_t max_body_bytes)
+                           std::size_t max_body_bytes,
+                           std::chrono::steady_clock::duration write_timeout)
     : stream_(stream),
       buffer_(buffer),
       parser_(parser),
       max_body_bytes_(max_body_bytes),
+      write_timeout_(write_timeout),
       path_(routing_path(
           std::string_view(parser.get().target().data(), parser.get().target().size()))),
       keep_alive_(parser.get().keep_alive()) {
@@ -322,7 +328,7 @@ net::awaitable<std::string_view> HttpExchange::read_body(std::size_t limit) {
     if (beast::iequals(expect, "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       beast::error_code ec;
-      stream_.expires_after(std::chrono::seconds(30));
+      stream_.expires_after(write_timeout_);
       co_await net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                                 net::redirect_error(kUseAwaitable, ec));
       if (ec) {
@@ -389,12 +395,23 @@ net::awaitable<void> HttpExchange::respond(http::status status, std::string body
     res.prepare_payload();
   }
   beast::error_code ec;
-  stream_.expires_after(std::chrono::seconds(60));
+  stream_.expires_after(write_timeout_);
   co_await http::async_write(stream_, res, net::redirect_error(kUseAwaitable, ec));
-  if (ec) {
-    keep_alive_ = false;
-    stream_ok_ = false;
-  }
+  if (ec) write_failed(ec);
+}
+
+void HttpExchange::write_failed(const beast::error_code& ec) {
+  keep_alive_ = false;
+  stream_ok_ = false;
+  if (ec == beast::error::timeout || ec == net::error::timed_out) log_write_timeout();
+}
+
+void HttpExchange::log_write_timeout() const {
+  spdlog::warn(
+      "http: {} {}: the client took no response bytes for {:.1f} s (--write-timeout); "
+      "closing",
+      as_view(request().method_string()), as_view(request().target()),
+      std::chrono::duration<double>(write_timeout_).count());
 }
 
 net::awaitable<void> HttpExchange::respond_error(const ApiError& error, const Headers& headers) {
@@ -422,19 +439,16 @@ net::awaitable<bool> HttpExchange::begin_stream(std::string_view content_type,
   }
   http::response_serializer<http::empty_body> serializer{res};
   beast::error_code ec;
-  stream_.expires_after(std::chrono::seconds(60));
+  stream_.expires_after(write_timeout_);
   co_await http::async_write_header(stream_, serializer, net::redirect_error(kUseAwaitable, ec));
-  if (ec) {
-    keep_alive_ = false;
-    stream_ok_ = false;
-  }
+  if (ec) write_failed(ec);
   co_return stream_ok_;
 }
 
 net::awaitable<bool> HttpExchange::write_buffers(std::string_view data, bool chunk) {
   if (!stream_ok_) co_return false;
   beast::error_code ec;
-  stream_.expires_after(std::chrono::seconds(60));
+  stream_.expires_after(write_timeout_);
   if (chunk) {
     co_await net::async_write(stream_,
                               http::make_chunk(net::const_buffer(data.data(), data.size())),
@@ -443,10 +457,7 @@ net::awaitable<bool> HttpExchange::write_buffers(std::string_view data, bool chu
     co_await net::async_write(stream_, net::const_buffer(data.data(), data.size()),
                               net::redirect_error(kUseAwaitable, ec));
   }
-  if (ec) {
-    keep_alive_ = false;
-    stream_ok_ = false;
-  }
+  if (ec) write_failed(ec);
   co_return stream_ok_;
 }
 
@@ -459,13 +470,10 @@ net::awaitable<bool> HttpExchange::end_stream() {
   if (!stream_ok_) co_return false;
   if (!chunked_) co_return true;  // HTTP/1.0: closing the connection ends the body
   beast::error_code ec;
-  stream_.expires_after(std::chrono::seconds(60));
+  stream_.expires_after(write_timeout_);
   co_await net::async_write(stream_, http::make_chunk_last(),
                             net::redirect_error(kUseAwaitable, ec));
-  if (ec) {
-    keep_alive_ = false;
-    stream_ok_ = false;
-  }
+  if (ec) write_failed(ec);
   co_return stream_ok_;
 }
 
@@ -479,7 +487,8 @@ void HttpExchange::watch_peer(std::function<void()> on_closed) {
 
 namespace {
 
-enum class Peer { kThere, kGone, kBufferFull };
+// kTimedOut: the kernel dropped the connection after the write timeout (TCP_USER_TIMEOUT).
+enum class Peer { kThere, kGone, kTimedOut, kBufferFull };
 
 // Moves what the client has sent into `buffer` (bytes it pipelines belong to its next
 // request), so that readability again means "more bytes or closed". A half-close counts as
@@ -501,7 +510,7 @@ Peer take_pipelined(int fd, beast::flat_buffer& buffer) {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return Peer::kThere;
-    return Peer::kGone;
+    return n < 0 && errno == ETIMEDOUT ? Peer::kTimedOut : Peer::kGone;
   }
 }
 
@@ -533,6 +542,7 @@ void HttpExchange::arm_watch(std::uint64_t generation) {
       });
       return;
     }
+    if (peer == Peer::kTimedOut) log_write_timeout();
     watch->active = false;
     watch->on_closed();
   };
@@ -597,9 +607,22 @@ tcp::endpoint HttpServer::listen() {
                              std::to_string(options_.port) + ": " + ec.message());
   }
   loopback_ = endpoint.address().is_loopback();
-  // Half the descriptors stay free for refusing connections, the model and the engine.
+  // Half the descriptors stay free for refusing connections, the model and the engine. The
+  // soft limit is raised towards the hard one as far as the cap needs (often 1024 of 500k+).
   if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
-    max_connections_ = std::min(max_connections_, std::max<std::size_t>(1, files.rlim_cur / 2));
+    const rlim_t wanted = 2 * static_cast<rlim_t>(max_connections_);
+    if (files.rlim_cur < wanted) {
+      rlimit raised = files;
+      raised.rlim_cur =
+          raised.rlim_max == RLIM_INFINITY ? wanted : std::min(raised.rlim_max, wanted);
+      if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) files = raised;
+    }
+    const std::size_t cap = std::max<std::size_t>(1, files.rlim_cur / 2);
+    if (cap < max_connections_) {
+      spdlog::warn("http: --max-connections {} lowered to {}: half the open-file limit ({})",
+                   max_connections_, cap, files.rlim_cur);
+      max_connections_ = cap;
+    }
   }
   return acceptor_.local_endpoint();
 }
@@ -676,6 +699,14 @@ net::awaitable<void> HttpServer::accept_loop() {
     }
     if (stopping_.load()) co_return;
     socket.set_option(tcp::no_delay(true), ec);
+    // The kernel drops a peer that keeps its receive window shut (a client that stopped
+    // reading) or acknowledges nothing for the write timeout: the send buffer, autotuned up
+    // to megabytes, would otherwise take a slow stream many minutes to fill before a write
+    // blocks long enough for the stream's own timer. The next write then fails.
+    const unsigned user_timeout_ms =
+        static_cast<unsigned>(std::max(1.0, options_.write_timeout_s * 1000));
+    ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+                 sizeof user_timeout_ms);
     auto executor = socket.get_executor();
     if (open_connections_.load() >= max_connections_) {
       net::co_spawn(executor, refuse_connection(std::move(socket)), net::detached);
@@ -776,7 +807,8 @@ net::awaitable<void> HttpServer::session(tcp::socket socket) {
 
       connection->idle = false;
       auto started = std::chrono::steady_clock::now();
-      HttpExchange exchange(stream, buffer, parser, cors_, options_.max_body_bytes);
+      HttpExchange exchange(stream, buffer, parser, cors_, options_.max_body_bytes,
+                            seconds(options_.write_timeout_s));
       std::optional<ApiError> failure;
       try {
         co_await handler_(exchange);

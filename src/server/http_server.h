@@ -85,6 +85,9 @@ struct HttpServerOptions {
   std::vector<std::string> allowed_hosts;
   int io_threads = 2;
   double idle_timeout_s = 60;
+  // How long one write of a response may wait for a client that reads nothing (its socket
+  // buffers full); then the connection is closed and the write reports the client gone.
+  double write_timeout_s = 60;
   // Open connections; beyond it a new one gets 503 and is closed. Capped at half the
   // process's open-file limit, so that refusing stays possible.
   std::size_t max_connections = 1024;
@@ -103,7 +106,7 @@ class HttpExchange {
  public:
   HttpExchange(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                http::request_parser<http::string_body>& parser, const CorsPolicy& cors,
-               std::size_t max_body_bytes);
+               std::size_t max_body_bytes, std::chrono::steady_clock::duration write_timeout);
   ~HttpExchange();
   HttpExchange(const HttpExchange&) = delete;
   HttpExchange& operator=(const HttpExchange&) = delete;
@@ -127,7 +130,8 @@ class HttpExchange {
   net::awaitable<void> respond_error(const ApiError& error, const Headers& headers = {});
 
   // A streamed 200 response: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
-  // Each call returns false once the client is gone (nothing more can be written).
+  // Each call returns false once the client is gone (nothing more can be written), or has
+  // not taken a write within the write timeout (the connection is then closed).
   net::awaitable<bool> begin_stream(std::string_view content_type, const Headers& headers = {});
   net::awaitable<bool> write_stream(std::string_view data);
   net::awaitable<bool> end_stream();
@@ -154,11 +158,15 @@ class HttpExchange {
   void arm_watch(std::uint64_t generation);
   net::awaitable<void> skip_unread_body();
   net::awaitable<bool> write_buffers(std::string_view data, bool chunk);
+  // Records a failed response write: the connection cannot be reused.
+  void write_failed(const beast::error_code& ec);
+  void log_write_timeout() const;
 
   beast::tcp_stream& stream_;
   beast::flat_buffer& buffer_;
   http::request_parser<http::string_body>& parser_;
   std::size_t max_body_bytes_;
+  std::chrono::steady_clock::duration write_timeout_;
   std::string path_;
   std::optional<std::string> allow_origin_;
   bool foreign_origin_ = false;  // an Origin header the CORS policy does not allow

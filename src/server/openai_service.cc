@@ -320,6 +320,15 @@ net::awaitable<void> OpenAiService::model(HttpExchange& exchange) {
 
 net::awaitable<void> OpenAiService::health(HttpExchange& exchange) {
   if (!backend_.alive()) throw worker_unavailable();
+  if (options_.watchdog_s > 0) {
+    const double running = std::chrono::duration<double>(backend_.step_running_for()).count();
+    if (running > options_.watchdog_s) {
+      // A stuck step (a deadlock, a runaway kernel) leaves the thread alive but useless.
+      throw ApiError(503, "server_error", "worker_unavailable", std::nullopt,
+                     "The engine step has been running for " + fmt::format("{:.1f}", running) +
+                         " s (over --watchdog " + format_seconds(options_.watchdog_s) + " s)");
+    }
+  }
   co_await exchange.respond(http::status::ok, std::string(R"({"status":"ok"})"));
 }
 

@@ -40,6 +40,8 @@ struct ServiceOptions {
   ModelCatalog cached_models;         // GET /v1/models lists these after the served model
   double sse_ping_interval_s = 10;
   double request_timeout_s = 0;  // a non-streaming generation's limit (0 = none)
+  // /health answers 503 while an engine step has been running longer than this (0 = never).
+  double watchdog_s = 0;
   // POST /tokenize: the most `content` bytes, and the most tokens, of one request.
   std::size_t tokenize_max_bytes = 256 * 1024;
   std::size_t tokenize_max_tokens = 256 * 1024;

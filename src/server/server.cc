@@ -3,12 +3,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include "chat/chat_formatter.h"
 #include "engine/engine.h"
@@ -55,6 +59,9 @@ class EngineBackend final : public Backend {
   }
   int context_length() const override { return context_.engine.context_length(); }
   bool alive() const override { return context_.engine.alive(); }
+  std::chrono::steady_clock::duration step_running_for() const override {
+    return context_.engine.step_running_for();
+  }
   engine::EngineStats stats() const override { return context_.engine.stats(); }
 
  private:
@@ -67,24 +74,36 @@ std::string url_host(const tcp::endpoint& endpoint) {
   return endpoint.address().is_v6() ? "[" + host + "]" : host;
 }
 
-}  // namespace
-
-int serve(const ServerOptions& options, ServerContext context) {
-  EngineBackend backend(context);
-
+ServiceOptions service_options(const ServerOptions& options, ServerProps props) {
   ServiceOptions service_options;
   service_options.model_id = options.model_id;
   service_options.defaults.max_tokens = options.default_max_tokens;
   service_options.defaults.sampling = options.default_sampling;
   service_options.strict_model = options.strict_model;
   service_options.api_keys = options.api_keys;
-  service_options.props = options.props;
+  service_options.props = std::move(props);
   service_options.cached_models = options.cached_models;
   service_options.sse_ping_interval_s = options.sse_ping_interval_s;
   service_options.request_timeout_s = options.request_timeout_s;
+  service_options.watchdog_s = options.watchdog_s;
   service_options.reasoning_format = options.reasoning_format;
   service_options.responses_store = options.responses_store;
-  OpenAiService service(service_options, backend);
+  return service_options;
+}
+
+net::awaitable<void> answer_loading(HttpExchange& exchange) {
+  co_await exchange.respond_error(
+      ApiError(503, "server_error", "model_loading", std::nullopt, "Loading model"));
+}
+
+}  // namespace
+
+int serve(const ServerOptions& options, const Loader& load) {
+  // Set by the loader thread once the model is loaded; until then every request is answered
+  // 503 model_loading. Declared before the server, so that they outlive its connections.
+  std::optional<EngineBackend> backend;
+  std::optional<OpenAiService> service;
+  std::atomic<OpenAiService*> ready{nullptr};
 
   HttpServerOptions http_options;
   http_options.host = options.host;
@@ -95,8 +114,11 @@ int serve(const ServerOptions& options, ServerContext context) {
   http_options.max_connections = options.max_connections;
   http_options.io_threads = std::max(1, options.io_threads);
   http_options.idle_timeout_s = options.idle_timeout_s;
-  HttpServer server(http_options,
-                    [&service](HttpExchange& exchange) { return service.handle(exchange); });
+  http_options.write_timeout_s = options.write_timeout_s;
+  HttpServer server(http_options, [&ready](HttpExchange& exchange) {
+    OpenAiService* serving = ready.load(std::memory_order_acquire);
+    return serving ? serving->handle(exchange) : answer_loading(exchange);
+  });
 
   tcp::endpoint endpoint = server.listen();
   if (!endpoint.address().is_loopback() && options.api_keys.empty()) {
@@ -114,7 +136,9 @@ int serve(const ServerOptions& options, ServerContext context) {
   on_signal = [&](const boost::system::error_code& ec, int) {
     if (ec) return;
     if (++signals_seen == 1) {
-      service.begin_shutdown();
+      if (OpenAiService* serving = ready.load(std::memory_order_acquire)) {
+        serving->begin_shutdown();
+      }
       server.shutdown(std::chrono::seconds(5));
       signals.async_wait(on_signal);
     } else {
@@ -126,11 +150,26 @@ int serve(const ServerOptions& options, ServerContext context) {
   std::cout << "lmserve: listening on http://" << url_host(endpoint) << ":" << endpoint.port()
             << std::endl;  // endl flushes: scripts and tests wait for this line
 
+  std::exception_ptr load_failure;
+  std::thread loader([&] {
+    try {
+      LoadedService loaded = load();
+      backend.emplace(loaded.context);
+      service.emplace(service_options(options, std::move(loaded.props)), *backend);
+      ready.store(&*service, std::memory_order_release);
+      spdlog::info("model loaded: serving");
+    } catch (...) {
+      load_failure = std::current_exception();
+      server.stop();
+    }
+  });
   server.run();
   signals.cancel();
+  loader.join();  // a signal during the load still waits for it: what it built must be freed
+  if (load_failure) std::rethrow_exception(load_failure);
   // The engine outlives this function: detach every in-flight request from the event loop
   // before the loop (and its strands) are destroyed.
-  service.shutdown();
+  service->shutdown();
   return 0;
 }
 

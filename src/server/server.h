@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,12 +40,13 @@ struct ServerOptions {
   bool strict_model = false;           // --strict-model: unknown request `model` -> 404
   // --api-key, --api-key-file, LMSERVE_API_KEY: when any, every route but /health needs one.
   std::vector<std::string> api_keys;
-  ServerProps props;                // GET /props
   ModelCatalog cached_models;       // GET /v1/models lists these after the served model
   int io_threads = 2;               // threads running the HTTP event loop (>= 1)
   double sse_ping_interval_s = 10;  // keepalive comment when a stream was silent this long
   double request_timeout_s = 0;     // --timeout: a non-streaming generation's limit (0 = none)
   double idle_timeout_s = 60;       // keep-alive connection idle / slow request read limit
+  double write_timeout_s = 60;      // --write-timeout: a client taking no response bytes
+  double watchdog_s = 0;  // --watchdog: /health 503 when an engine step runs longer (0 = off)
   // --reasoning-format: the message key of reasoning text (none: not extracted).
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
   // --responses-store, --responses-store-ttl, --responses-store-memory.
@@ -58,9 +60,18 @@ struct ServerContext {
   const chat::ChatFormatter& chat;
 };
 
-// Binds, prints one line "lmserve: listening on http://HOST:PORT" to stdout (flushed), and
+// What the server serves once loaded, and what GET /props reports about it.
+struct LoadedService {
+  ServerContext context;
+  ServerProps props;
+};
+// Loads the model, tokenizer, chat formatter and engine; what it returns must outlive serve().
+using Loader = std::function<LoadedService()>;
+
+// Binds, prints one line "lmserve: listening on http://HOST:PORT" to stdout (flushed), then
+// runs `load` on its own thread while every request is answered 503 model_loading, and
 // serves until SIGINT or SIGTERM. Returns the process exit code. Throws std::runtime_error
-// if the address cannot be bound.
-int serve(const ServerOptions& options, ServerContext context);
+// if the address cannot be bound, and rethrows what `load` throws (after closing the port).
+int serve(const ServerOptions& options, const Loader& load);
 
 }  // namespace lmserve::server

@@ -31,6 +31,14 @@ function statusKb(field) {
   return Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))[1]);
 }
 
+// The sanitizer run (build-asan) keeps freed memory in ASan's quarantine and pads every
+// allocation with redzones, so RSS there says nothing of the server's own bounds: the
+// Release run checks them; the answers are checked in both.
+const sanitized = process.env.LMSERVE_SANITIZED === '1';
+function assertGrowthBelow(growth, limit) {
+  if (!sanitized) assert.ok(growth < limit, `peak RSS grew ${growth} bytes`);
+}
+
 // Peak RSS growth (bytes) while `fn` runs: the peak is reset to the current RSS first.
 async function peakGrowth(name, fn) {
   writeFileSync(`/proc/${server.child.pid}/clear_refs`, '5');
@@ -75,21 +83,21 @@ test('a 2 MiB chunk extension is refused with 431', async () => {
   const { growth, result } = await peakGrowth('2 MiB chunk extension', () => raw(chunkedHead + body));
   assert.equal(statusOf(result), 431);
   assert.equal(errorCode(result), 'request_header_fields_too_large');
-  assert.ok(growth < limitMb, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, limitMb);
 });
 
 test('a 2 MiB trailer is refused with 431', async () => {
   const body = `2\r\n{}\r\n0\r\n${'X-T: y\r\n'.repeat((2 * MiB) / 8)}\r\n`;
   const { growth, result } = await peakGrowth('2 MiB trailer', () => raw(chunkedHead + body));
   assert.equal(statusOf(result), 431);
-  assert.ok(growth < limitMb, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, limitMb);
 });
 
 test('a 70 KB trailer field is answered and SIGTERM does not wait for it', async () => {
   const body = `2\r\n{}\r\n0\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`;
   const { growth, result } = await peakGrowth('70 KB trailer field', () => raw(chunkedHead + body));
   assert.equal(statusOf(result), 431);
-  assert.ok(growth < limitMb, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, limitMb);
 });
 
 test('a 16 MiB /tokenize with pieces is refused with 413 before it is read', async () => {
@@ -98,7 +106,7 @@ test('a 16 MiB /tokenize with pieces is refused with 413 before it is read', asy
   const head = `POST /tokenize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
   const { growth, result } = await peakGrowth('16 MiB /tokenize', () => raw(head + body));
   assert.equal(statusOf(result), 413);
-  assert.ok(growth < limitMb, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, limitMb);
 });
 
 test('/tokenize at its 256 KiB limit: bounded memory and response, /health stays quick', { timeout: 120_000 }, async () => {
@@ -117,7 +125,7 @@ test('/tokenize at its 256 KiB limit: bounded memory and response, /health stays
   for (const r of result.answers) assert.equal(r.status, 200);
   if (report) console.log(`  /health ${result.healthMs} ms; response ${result.sizes[0]} bytes`);
   assert.ok(result.sizes[0] < 40 * content.length, `response of ${result.sizes[0]} bytes`);
-  assert.ok(growth < 64 * MiB, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, 64 * MiB);
   assert.equal(content.length, 256 * 1024);
   const over = await postJson(server.baseURL, '/tokenize', { content: content + 'x' });
   assert.equal(over.status, 400);
@@ -130,7 +138,7 @@ test('a 16 MiB prompt is refused without tokenizing it', { timeout: 60_000 }, as
   assert.equal(result.status, 400);
   assert.equal((await result.json()).error.code, 'context_length_exceeded');
   // The body itself is 16 MiB and is parsed; tokenizing it used to cost ~700 MB.
-  assert.ok(growth < 128 * MiB, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, 128 * MiB);
 });
 
 test('a foreign-origin POST without Content-Type is refused with 415', async () => {
@@ -140,7 +148,7 @@ test('a foreign-origin POST without Content-Type is refused with 415', async () 
   const { growth, result } = await peakGrowth('foreign-origin POST', () => raw(request));
   assert.equal(statusOf(result), 415);
   assert.equal(errorCode(result), 'unsupported_media_type');
-  assert.ok(growth < limitMb, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, limitMb);
 });
 
 test('a DNS-rebinding Host is refused with 403', async () => {
@@ -148,7 +156,7 @@ test('a DNS-rebinding Host is refused with 403', async () => {
     raw('GET /v1/models HTTP/1.1\r\nHost: evil.example:8080\r\n\r\n'));
   assert.equal(statusOf(result), 403);
   assert.equal(errorCode(result), 'host_not_allowed');
-  assert.ok(growth < limitMb, `peak RSS grew ${growth} bytes`);
+  assertGrowthBelow(growth, limitMb);
 });
 
 test('a client that pipelines a byte and leaves still cancels its generation', { timeout: 60_000 }, async () => {

@@ -65,8 +65,10 @@ export const hermeticHubEnv = {
 };
 
 // Starts `lmserve --model <model> --port 0` (the model directory unless told: a path, or a
-// Hub or Ollama name; `env` adds to the environment) and resolves once it prints its address.
-export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = modelDir, env = {} } = {}) {
+// Hub or Ollama name; `env` adds to the environment) and resolves once it prints its address
+// and, unless `ready` is false, once /health says the model is loaded (it listens before
+// loading).
+export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = modelDir, env = {}, ready = true } = {}) {
   if (!existsSync(bin)) throw new Error(`lmserve binary not found at ${bin} (set LMSERVE_BIN)`);
   if (path.isAbsolute(model) && !existsSync(model)) throw new Error(`model not found: ${model}`);
   const child = spawn(bin, ['--model', model, '--host', '127.0.0.1', '--port', '0', ...extraArgs], {
@@ -98,6 +100,7 @@ export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = 
   });
   child.removeAllListeners('exit');
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  if (ready) await untilLoaded(baseURL, exited, Date.now() + timeoutMs, () => stderr);
   return {
     baseURL,
     child,
@@ -112,6 +115,29 @@ export async function startServer(extraArgs = [], { timeoutMs = 60_000, model = 
       return status;
     },
   };
+}
+
+// Polls /health while it answers 503 model_loading; throws if the server exits, answers
+// anything but 200 after loading, or is not loaded by `deadline`.
+async function untilLoaded(baseURL, exited, deadline, stderr) {
+  let gone = false;
+  exited.then(() => { gone = true; });
+  for (;;) {
+    if (gone) throw new Error(`lmserve exited while loading\nstderr: ${stderr()}`);
+    let res;
+    try {
+      res = await fetch(`${baseURL}/health`, { headers: { Connection: 'close' } });
+    } catch (e) {
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 1000))]);
+      if (gone) throw new Error(`lmserve exited while loading\nstderr: ${stderr()}`);
+      throw e;
+    }
+    const body = await res.json();
+    if (res.status === 200) return;
+    if (body?.error?.code !== 'model_loading') throw new Error(`/health ${res.status}: ${JSON.stringify(body)}`);
+    if (Date.now() > deadline) throw new Error(`lmserve did not load in time\nstderr: ${stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 export async function postJson(baseURL, route, body, headers = {}) {

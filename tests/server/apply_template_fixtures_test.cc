@@ -38,6 +38,7 @@ class TemplateOnlyBackend final : public Backend {
   }
   int context_length() const override { return 0; }
   bool alive() const override { return true; }
+  std::chrono::steady_clock::duration step_running_for() const override { return {}; }
   engine::EngineStats stats() const override { return {}; }
 
  private:

@@ -105,6 +105,13 @@ class HttpServerTest : public ::testing::Test {
         co_await timer.async_wait(net::redirect_error(net::use_awaitable, ec));
       }
       co_await ex.respond(http::status::ok, "held", kTextPlain);
+    } else if (path == "/flood") {
+      // Streams until a write fails, and reports how long that took.
+      const auto started = std::chrono::steady_clock::now();
+      const std::string piece(16384, 'x');
+      bool written = co_await ex.begin_stream(kTextPlain);
+      while (written) written = co_await ex.write_stream(piece);
+      flood_failed_after_.set_value(std::chrono::steady_clock::now() - started);
     } else if (path == "/slow") {
       // Streams a first piece, then holds the connection until the test releases it.
       co_await ex.begin_stream(kTextPlain);
@@ -129,6 +136,7 @@ class HttpServerTest : public ::testing::Test {
   std::promise<void> run_returned_;
   std::promise<void> holding_;
   std::promise<void> watching_;
+  std::promise<std::chrono::steady_clock::duration> flood_failed_after_;
   std::atomic<bool> release_slow_{false};
 };
 
@@ -359,6 +367,26 @@ TEST_F(HttpServerTest, AStreamingClientDoesNotBlockOthersEvenWithOneThread) {
   EXPECT_EQ(other.request("GET", "/quick").body, "path=/quick");
   release_slow_.store(true);
   EXPECT_NE(slow.read_until("0\r\n\r\n").find("done"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, AClientThatStopsReadingIsCutOffAfterTheWriteTimeout) {
+  HttpServerOptions options;
+  options.io_threads = 1;
+  options.write_timeout_s = 1;
+  start(options);
+  auto failed_after = flood_failed_after_.get_future();
+  TestConnection stalled(port_, /*receive_buffer_bytes=*/4096);
+  stalled.send_request("GET", "/flood");  // and never read
+  // The others are served while the stalled stream's write waits.
+  for (int i = 0; i < 3; ++i) {
+    TestConnection other(port_);
+    EXPECT_EQ(other.request("GET", "/quick").body, "path=/quick");
+  }
+  ASSERT_EQ(failed_after.wait_for(std::chrono::seconds(6)), std::future_status::ready);
+  const double seconds = std::chrono::duration<double>(failed_after.get()).count();
+  EXPECT_GE(seconds, 1.0);  // the write waited for the timeout,
+  EXPECT_LT(seconds, 4.0);  // and no longer than it and the buffers' filling
+  EXPECT_TRUE(stalled.wait_closed());
 }
 
 TEST(HostPolicy, LoopbackNamesAnyPortAndListedNames) {

@@ -149,6 +149,9 @@ class FakeBackend final : public Backend {
   }
   int context_length() const override { return context; }
   bool alive() const override { return is_alive; }
+  std::chrono::steady_clock::duration step_running_for() const override {
+    return step_running.load();
+  }
   engine::EngineStats stats() const override {
     std::lock_guard lock(mutex_);
     return engine_stats;
@@ -167,7 +170,8 @@ class FakeBackend final : public Backend {
                               {finished(FinishReason::kStop, 3)}};
   int context = 4096;
   std::atomic<bool> is_alive{true};
-  engine::EngineStats engine_stats;  // what stats() reports
+  std::atomic<std::chrono::steady_clock::duration> step_running{};  // step_running_for()
+  engine::EngineStats engine_stats;                                 // what stats() reports
   chat::OutputParserOptions output;  // how answers are read (no reasoning, no tools)
   std::optional<std::pair<std::int32_t, std::int32_t>> think_token_ids;
 
@@ -813,6 +817,22 @@ TEST_F(ServiceTest, ModelsAndHealth) {
   expect_error(post("/v1/chat/completions", kChat), 503, "worker_unavailable");
 }
 
+TEST_F(ServiceTest, WatchdogReportsAStepRunningTooLong) {
+  ServiceOptions options;
+  options.watchdog_s = 2;
+  start(options);
+  TestConnection c(port_);
+  backend_.step_running = std::chrono::seconds(1);  // a step inside the interval
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
+  backend_.step_running = std::chrono::milliseconds(2500);
+  auto stuck = c.request("GET", "/health");
+  expect_error(stuck, 503, "worker_unavailable");
+  EXPECT_EQ(json::parse(stuck.body)["error"]["message"],
+            "The engine step has been running for 2.5 s (over --watchdog 2 s)");
+  backend_.step_running = std::chrono::steady_clock::duration::zero();  // the step completed
+  EXPECT_EQ(c.request("GET", "/health").status, 200);
+}
+
 TEST_F(ServiceTest, ModelsListTheCatalogAfterTheServedModel) {
   ServiceOptions options;
   int scans = 0;
@@ -952,7 +972,8 @@ TEST_F(ServiceTest, PropsDescribeHowTheServerWasStarted) {
                    .parallel = 4,
                    .kv_type = "f32",
                    .chat_template = "{{ messages }}",
-                   .chat_template_source = "--chat-template"};
+                   .chat_template_source = "--chat-template",
+                   .cpu = "avx2 (cpu: avx2 fma)"};
   backend_.context = 2048;
   start(options);
   auto r = TestConnection(port_).request("GET", "/props");
@@ -964,6 +985,7 @@ TEST_F(ServiceTest, PropsDescribeHowTheServerWasStarted) {
   EXPECT_EQ(b["kv_cache_type"], "f32");
   EXPECT_EQ(b["chat_template"], "{{ messages }}");
   EXPECT_EQ(b["chat_template_source"], "--chat-template");
+  EXPECT_EQ(b["cpu"], "avx2 (cpu: avx2 fma)");
   EXPECT_EQ(b["default_generation_settings"]["n_ctx"], 2048);
   const json& params = b["default_generation_settings"]["params"];
   EXPECT_EQ(params["n_predict"], 64);

@@ -25,9 +25,12 @@ std::string TestResponse::header(const std::string& name) const {
   return it == headers.end() ? std::string() : it->second;
 }
 
-TestConnection::TestConnection(unsigned short port) {
+TestConnection::TestConnection(unsigned short port, int receive_buffer_bytes) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd_ < 0) throw std::runtime_error("socket() failed");
+  if (receive_buffer_bytes > 0) {  // before connect(): it bounds the window offered
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -25,7 +25,9 @@ class TestConnection {
   using Clock = std::chrono::steady_clock;
   static constexpr std::chrono::seconds kTimeout{10};
 
-  explicit TestConnection(unsigned short port);
+  // receive_buffer_bytes > 0: the socket's SO_RCVBUF (a client that reads nothing then
+  // fills quickly).
+  explicit TestConnection(unsigned short port, int receive_buffer_bytes = 0);
   ~TestConnection();
   TestConnection(const TestConnection&) = delete;
   TestConnection& operator=(const TestConnection&) = delete;
