@@ -329,7 +329,8 @@ class Compiler {
     } else {
       return std::nullopt;
     }
-    if (s->value("nullable", false) == true) out |= kNull;
+    // Compared, not converted: a non-boolean `nullable` is refused where the branch compiles.
+    if (auto n = s->find("nullable"); n != s->end() && *n == true) out |= kNull;
     return out;
   }
 

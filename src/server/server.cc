@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -136,9 +137,15 @@ int serve(const ServerOptions& options, const Loader& load) {
   on_signal = [&](const boost::system::error_code& ec, int) {
     if (ec) return;
     if (++signals_seen == 1) {
-      if (OpenAiService* serving = ready.load(std::memory_order_acquire)) {
-        serving->begin_shutdown();
+      OpenAiService* serving = ready.load(std::memory_order_acquire);
+      if (!serving) {
+        // Nothing is in flight before the model is loaded, and the load (a Hub download may
+        // take minutes; it resumes on the next start) cannot be interrupted: stop at once.
+        spdlog::info("stopped while loading the model");
+        spdlog::default_logger()->flush();
+        std::_Exit(0);
       }
+      serving->begin_shutdown();
       server.shutdown(std::chrono::seconds(5));
       signals.async_wait(on_signal);
     } else {
@@ -165,7 +172,7 @@ int serve(const ServerOptions& options, const Loader& load) {
   });
   server.run();
   signals.cancel();
-  loader.join();  // a signal during the load still waits for it: what it built must be freed
+  loader.join();
   if (load_failure) std::rethrow_exception(load_failure);
   // The engine outlives this function: detach every in-flight request from the event loop
   // before the loop (and its strands) are destroyed.

@@ -70,8 +70,9 @@ using Loader = std::function<LoadedService()>;
 
 // Binds, prints one line "lmserve: listening on http://HOST:PORT" to stdout (flushed), then
 // runs `load` on its own thread while every request is answered 503 model_loading, and
-// serves until SIGINT or SIGTERM. Returns the process exit code. Throws std::runtime_error
-// if the address cannot be bound, and rethrows what `load` throws (after closing the port).
+// serves until SIGINT or SIGTERM (one that comes before the load is done ends the process at
+// once, exit status 0). Returns the process exit code. Throws std::runtime_error if the
+// address cannot be bound, and rethrows what `load` throws (after closing the port).
 int serve(const ServerOptions& options, const Loader& load);
 
 }  // namespace lmserve::server

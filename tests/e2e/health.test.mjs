@@ -1,6 +1,6 @@
 // /health tells the truth: the server listens before it loads the model and answers 503
 // model_loading (every route) until it is loaded, then 200; a load failure exits non-zero
-// with its message; an engine step running past --watchdog makes /health 503
+// with its message; SIGTERM during the load stops it at once; an engine step running past --watchdog makes /health 503
 // worker_unavailable until the step completes. Test hooks (docs/architecture.md) delay the
 // load and stall one engine step.
 import { test } from 'node:test';
@@ -49,6 +49,14 @@ test('while the model loads every route is 503 model_loading, then /health is 20
   } finally {
     assert.deepEqual(await server.stop(), { code: 0, signal: null });
   }
+});
+
+test('SIGTERM during the load stops the server at once, not after the load', { timeout: 60_000 }, async () => {
+  const server = await startServer([], { ready: false, env: { LMSERVE_TEST_LOAD_DELAY_MS: '30000' } });
+  const since = Date.now();
+  assert.deepEqual(await server.stop(), { code: 0, signal: null });  // stop() kills after 10 s
+  assert.ok(Date.now() - since < 5000, `stopped after ${Date.now() - since} ms`);
+  assert.match(server.stderr(), /stopped while loading the model/);
 });
 
 test('a model that fails to load ends the process non-zero with the message', { timeout: 60_000 }, async () => {

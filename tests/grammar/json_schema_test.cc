@@ -241,6 +241,8 @@ TEST(JsonSchema, UnsupportedKeywordsNameTheirPath) {
       {R"({"$ref":"#/$defs/missing"})", "$ref"},
       {R"({"type":"object","properties":{"a":{}},"required":["b"]})", "required[0]"},
       {R"({"type":"wat"})", "type"},
+      // fuzz_grammar: oneOf's exclusivity test read a non-boolean nullable as a boolean.
+      {R"({"oneOf":[{"type":"string","nullable":["k"]},{"type":"null"}]})", "oneOf[0].nullable"},
       {R"(false)", ""},
   };
   for (const auto& [schema, path] : cases) {
