@@ -36,39 +36,33 @@ void quantize_q8_0(const float* x, BlockQ8_0& b) {
     b.qs[i] = static_cast<std::int8_t>(round_clamp(x[i] * id, -127, 127));
 }
 
-void quantize_q4_0(const float* x, BlockQ4_0& b) {
-  // The value of largest magnitude maps to -8, so the 16 levels cover [-8, 7] * d.
+// A block of 32 with `levels` unsigned levels around an offset of levels / 2: the value of
+// largest magnitude maps to -levels / 2 (Q4_0: 16 levels, Q5_0: 32). Writes d and q[32].
+std::uint16_t quantize_offset_block(const float* x, int levels, int* q) {
   float max = 0.0f;
   for (int i = 0; i < 32; ++i) {
     if (std::fabs(x[i]) > std::fabs(max)) max = x[i];
   }
-  const float d = max / -8.0f;
-  b.d = f32_to_f16(d);
+  const float half = static_cast<float>(levels / 2);
+  const float d = max / -half;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  for (int j = 0; j < 16; ++j) {
-    const int lo = round_clamp(x[j] * id + 8.0f, 0, 15);
-    const int hi = round_clamp(x[j + 16] * id + 8.0f, 0, 15);
-    b.qs[j] = static_cast<std::uint8_t>(lo | (hi << 4));
-  }
+  for (int i = 0; i < 32; ++i) q[i] = round_clamp(x[i] * id + half, 0, levels - 1);
+  return f32_to_f16(d);
+}
+
+void quantize_q4_0(const float* x, BlockQ4_0& b) {
+  int q[32];
+  b.d = quantize_offset_block(x, 16, q);
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<std::uint8_t>(q[j] | (q[j + 16] << 4));
 }
 
 void quantize_q5_0(const float* x, BlockQ5_0& b) {
-  // As Q4_0 with 32 levels: the value of largest magnitude maps to -16.
-  float max = 0.0f;
-  for (int i = 0; i < 32; ++i) {
-    if (std::fabs(x[i]) > std::fabs(max)) max = x[i];
-  }
-  const float d = max / -16.0f;
-  b.d = f32_to_f16(d);
-  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  int q[32];
+  b.d = quantize_offset_block(x, 32, q);
   std::uint32_t qh = 0;
-  for (int j = 0; j < 16; ++j) {
-    const int lo = round_clamp(x[j] * id + 16.0f, 0, 31);
-    const int hi = round_clamp(x[j + 16] * id + 16.0f, 0, 31);
-    b.qs[j] = static_cast<std::uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
-    qh |= static_cast<std::uint32_t>(lo >> 4) << j | static_cast<std::uint32_t>(hi >> 4)
-                                                         << (j + 16);
-  }
+  for (int j = 0; j < 16; ++j)
+    b.qs[j] = static_cast<std::uint8_t>((q[j] & 0xF) | (q[j + 16] & 0xF) << 4);
+  for (int j = 0; j < 32; ++j) qh |= static_cast<std::uint32_t>(q[j] >> 4) << j;
   std::memcpy(b.qh, &qh, 4);  // little-endian, as ggml stores it
 }
 
