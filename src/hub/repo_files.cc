@@ -89,16 +89,20 @@ std::vector<std::string> matching(const std::vector<std::string>& ggufs, std::st
 }
 
 // A part of a split GGUF ("dir/NAME-00002-of-00003.gguf"): its prefix ("dir/NAME") and
-// part count; nullopt for a whole GGUF.
+// part count; nullopt for a whole GGUF, and for numbers no split has (part 0, "-of-00000",
+// a part past the count), which name no set of files to fetch.
 struct SplitName {
   std::string prefix;
   int count = 0;
 };
 std::optional<SplitName> split_name(const std::string& file) {
-  static const std::regex kSplit("(.+)-[0-9]{5}-of-([0-9]{5})\\.gguf", std::regex::icase);
+  static const std::regex kSplit("(.+)-([0-9]{5})-of-([0-9]{5})\\.gguf", std::regex::icase);
   std::smatch m;
   if (!std::regex_match(file, m, kSplit)) return std::nullopt;
-  return SplitName{m[1].str(), std::stoi(m[2].str())};
+  const int part = std::stoi(m[2].str());
+  const int count = std::stoi(m[3].str());
+  if (part < 1 || part > count) return std::nullopt;
+  return SplitName{m[1].str(), count};
 }
 
 std::string split_part(const SplitName& split, int number) {

@@ -430,6 +430,8 @@ TEST(JinjaErrors, SyntaxErrorsCarryTheLine) {
   EXPECT_EQ(line_of("{{ 'unterminated }}"), 1);
   EXPECT_EQ(line_of("{% break %}"), 1);
   EXPECT_EQ(line_of("{% include 'x' %}"), 1);
+  EXPECT_EQ(line_of("\n{{ {'a': x[,]} }}"), 2);  // found by fuzz_jinja: a null subscript
+  EXPECT_EQ(line_of("{{ x[1,,2] }}"), 1);
   EXPECT_THROW(Template("{% for x in y %}{% endfor %}{% endfor %}"), TemplateSyntaxError);
 }
 

@@ -124,6 +124,18 @@ TEST(PlanRepoFiles, SplitGgufsBringEveryPart) {
             (Files{"Q8_0/m-Q8_0-00001-of-00002.gguf", "Q8_0/m-Q8_0-00002-of-00002.gguf"}));
 }
 
+// Numbers no split has ("-of-00000", part 0, a part past the count) make a whole GGUF's
+// name, fetched as the one file it is (found by fuzz_hub: "-00001-of-00000" gave a plan
+// fetching nothing).
+TEST(PlanRepoFiles, ImpossibleSplitNumbersNameAWholeFile) {
+  for (const std::string file :
+       {"m-00001-of-00000.gguf", "m-00000-of-00002.gguf", "m-00003-of-00002.gguf"}) {
+    const RepoPlan plan = plan_repo_files("org/name", {file, "README.md"}, {});
+    EXPECT_EQ(plan.gguf, file);
+    EXPECT_EQ(plan.files, Files{file});
+  }
+}
+
 TEST(ShardsOfIndex, NamesEachShardOnceAndStaysInTheSnapshot) {
   EXPECT_EQ(shards_of_index(R"({"metadata": {}, "weight_map": {"a": "m-2.safetensors",
                                "b": "m-1.safetensors", "c": "m-2.safetensors"}})",

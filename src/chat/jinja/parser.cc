@@ -601,6 +601,7 @@ class Parser {
       if (is_op("]")) break;
       if (is_op(",")) {
         if (is_slice) fail("tuple slices are not supported");
+        if (!parts[0]) fail("expected subscript expression before ','");
         next();
         is_tuple = true;
         tuple_items.push_back(std::move(parts[0]));
