@@ -15,12 +15,15 @@
 namespace lmserve::cli {
 
 struct LoadedModel {
-  LoadedModel(const ModelOptions& o, const hub::HubSettings& settings)
+  // `repack`: a server repacks weights in the background (its engine adopts them), so that
+  // it answers from the moment the file is mapped; one-shot commands at load.
+  LoadedModel(const ModelOptions& o, const hub::HubSettings& settings,
+              model::Model::Repack repack = model::Model::Repack::kAtLoad)
       : cpu(kernels::cpu_description()),
         path(hub::resolve_model(o.model, {.revision = o.revision, .hf_file = o.hf_file}, settings)),
         pool(o.threads),
         tokenizer(tokenizer::Tokenizer::load(path)),
-        model(model::Model::load(path, pool)) {
+        model(model::Model::load(path, pool, repack)) {
     spdlog::info("kernels: {}", cpu);
   }
 

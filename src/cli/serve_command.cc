@@ -94,7 +94,7 @@ int run_serve(const ServeOptions& o) {
     if (int delay = test_hook_ms("LMSERVE_TEST_LOAD_DELAY_MS")) {
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
-    loaded.emplace(o.model, hub_settings);
+    loaded.emplace(o.model, hub_settings, model::Model::Repack::kInBackground);
     std::string chat_template =  // for /props
         options.template_override.value_or(loaded->tokenizer.chat_template().value_or(""));
     chat.emplace(loaded->tokenizer, std::move(options));

@@ -21,6 +21,8 @@ namespace lmserve::engine {
 namespace {
 
 constexpr int kDefaultContextCap = 4096;
+// How often an idle engine takes the model's finished background weight copies.
+constexpr auto kRepackPoll = std::chrono::milliseconds(5);
 
 // MemAvailable from /proc/meminfo in bytes, or 0 when unknown.
 std::size_t available_memory() {
@@ -232,12 +234,24 @@ EngineStats Engine::stats() const {
 
 void Engine::State::run() {
   try {
+    // While the model copies weights into its faster layout in the background, an idle engine
+    // looks in now and then to swap the finished copies in.
+    bool repacking = model.adopt_repacked();
     while (true) {
+      bool idle = false;
       {
         std::unique_lock lock(mutex);
-        wake.wait(lock, [&] { return stopping || has_work(); });
+        const auto ready = [&] { return stopping || has_work(); };
+        if (repacking) {
+          wake.wait_for(lock, kRepackPoll, ready);
+        } else {
+          wake.wait(lock, ready);
+        }
         if (stopping) break;
+        idle = !has_work();
       }
+      if (repacking) repacking = model.adopt_repacked();
+      if (idle) continue;
       step_started.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                          std::memory_order_relaxed);
       drop_cancelled();

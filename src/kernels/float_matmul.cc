@@ -117,6 +117,9 @@ void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, 
   const int fit = static_cast<int>(
       kBlockBytes / (static_cast<std::size_t>(std::min(cols, kBlockCols)) * element_size(kType)));
   const int block_rows = std::clamp(fit / kTileRows * kTileRows, kTileRows, kMaxBlockRows);
+  // With one tile of tokens nothing is read twice: whole rows stream in order, which the
+  // hardware prefetcher follows (decode is bound by how fast the weights arrive).
+  const int block_cols = n_tokens <= kTileTokens ? n8 : kBlockCols;
   constexpr int kTileAccs = kTileRows * kTileTokens;
   __m256 acc[kMaxBlockRows / kTileRows][kTileAccs];
   for (int rb = row_begin; rb < row_end; rb += block_rows) {
@@ -127,8 +130,8 @@ void matmul_rows(const WeightMatrix& w, const float* x, int n_tokens, float* y, 
       for (int t = 0; t < nt; ++t) xs[t] = x + static_cast<std::size_t>(t0 + t) * cols;
       for (auto& tile_acc : acc)
         for (auto& a : tile_acc) a = _mm256_setzero_ps();
-      for (int k0 = 0; k0 < n8; k0 += kBlockCols) {
-        const int k1 = std::min(n8, k0 + kBlockCols);
+      for (int k0 = 0; k0 < n8; k0 += block_cols) {
+        const int k1 = std::min(n8, k0 + block_cols);
         for (int r0 = rb, ti = 0; r0 < rb_end; r0 += kTileRows, ++ti) {
           const int nr = std::min(kTileRows, rb_end - r0);
           const void* rows[kTileRows];

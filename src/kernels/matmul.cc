@@ -104,19 +104,45 @@ std::optional<WeightType> repacked_type(const TargetKernels& target, const Weigh
   return repack.type;
 }
 
-WeightMatrix repack(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
-                    std::byte* out) {
+namespace {
+
+// The repack function of w's format on `target`, its group count, and the matrix over `out`.
+struct RepackPlan {
+  RepackFn fn;
+  int groups;
+  WeightMatrix packed;
+};
+RepackPlan plan_repack(const TargetKernels& target, const WeightMatrix& w, std::byte* out) {
   const auto type = repacked_type(target, w);
   if (!type) throw std::invalid_argument("repack: the target keeps this matrix as it is");
-  const RepackFn fn = target.repack[static_cast<int>(w.type)].fn;
-  const int groups = w.rows / weight_format(*type).interleave;
-  pool.parallel_for(static_cast<std::size_t>(groups), [&](std::size_t begin, std::size_t end) {
-    fn(w, out, static_cast<int>(begin), static_cast<int>(end));
-  });
   WeightMatrix packed = w;
   packed.type = *type;
   packed.data = out;
-  return packed;
+  return {target.repack[static_cast<int>(w.type)].fn, w.rows / weight_format(*type).interleave,
+          packed};
+}
+
+}  // namespace
+
+WeightMatrix repack(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
+                    std::byte* out) {
+  const RepackPlan plan = plan_repack(target, w, out);
+  pool.parallel_for(static_cast<std::size_t>(plan.groups), [&](std::size_t begin, std::size_t end) {
+    plan.fn(w, out, static_cast<int>(begin), static_cast<int>(end));
+  });
+  return plan.packed;
+}
+
+std::optional<WeightMatrix> repack(const TargetKernels& target, const WeightMatrix& w,
+                                   std::byte* out, const std::atomic<bool>& stop) {
+  // A slice is a few MiB: stopping waits milliseconds, not a whole embedding's copy.
+  constexpr int kSliceGroups = 256;
+  const RepackPlan plan = plan_repack(target, w, out);
+  for (int g = 0; g < plan.groups; g += kSliceGroups) {
+    if (stop.load(std::memory_order_relaxed)) return std::nullopt;
+    plan.fn(w, out, g, std::min(plan.groups, g + kSliceGroups));
+  }
+  return plan.packed;
 }
 
 void weight_row_to_f32(const WeightMatrix& w, int row, float* out) {

@@ -3,6 +3,7 @@
 // an mmap'd checkpoint); quantized formats get their activations quantized once per product.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -54,6 +55,10 @@ std::optional<WeightType> repacked_type(const TargetKernels& target, const Weigh
 // parallel: the matrix over out.
 WeightMatrix repack(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
                     std::byte* out);
+// The same on the calling thread, a slice of rows at a time (a copy made in the background):
+// nullopt, with `out` part written, once `stop` is set.
+std::optional<WeightMatrix> repack(const TargetKernels& target, const WeightMatrix& w,
+                                   std::byte* out, const std::atomic<bool>& stop);
 
 // Row `row` of w widened to f32 (an embedding lookup).
 void weight_row_to_f32(const WeightMatrix& w, int row, float* out);

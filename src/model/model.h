@@ -140,11 +140,21 @@ class Model {
   // optional generation_config.json) or a single .gguf file (config from its metadata; F32,
   // F16 and BF16 tensors). Throws FileError with a precise message on any malformed, missing,
   // inconsistent or unsupported (e.g. quantized) input.
-  static std::unique_ptr<Model> load(const std::filesystem::path& path, util::ThreadPool& pool);
+  // `repack`: when the weights the CPU target multiplies faster in a layout of its own are
+  // copied into it (both layouts give the same bits).
+  enum class Repack {
+    kAtLoad,        // before load() returns: every forward pass uses the final layout
+    kInBackground,  // on a thread of the model's; adopt_repacked() swaps the copies in
+  };
+  static std::unique_ptr<Model> load(const std::filesystem::path& path, util::ThreadPool& pool,
+                                     Repack repack = Repack::kAtLoad);
 
   virtual const ModelConfig& config() const = 0;
   // Bytes of the weights the forward pass reads (mapped from the checkpoint).
   virtual std::size_t weight_bytes() const = 0;
+  // Of those, the bytes held in the CPU target's own layout (copies of file formats it
+  // multiplies faster repacked).
+  virtual std::size_t repacked_bytes() const { return 0; }
 
   // The KV block shape of this model for a pool of the given type and block size.
   KvShape kv_shape(KvType type, int block_size) const;
@@ -165,6 +175,11 @@ class Model {
   // tables too short, a pool of another shape, logits of the wrong size). Calls on one
   // Model must not overlap: they share its thread pool and workspace.
   virtual void forward(const Batch& batch, KvPool& pool, std::span<float> logits) = 0;
+
+  // With Repack::kInBackground: swaps in the weight copies finished so far and hands the file's
+  // pages of them back. Call between forward passes, on the thread that runs them. True while
+  // copies remain to be adopted.
+  virtual bool adopt_repacked() { return false; }
 
   // Single-sequence convenience over the batch path (tests, tools): a cache with its own
   // small pool able to hold `capacity` positions (1..max_position_embeddings).

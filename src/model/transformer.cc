@@ -21,6 +21,10 @@ namespace lmserve::model {
 
 namespace {
 
+// Background copies finished before the engine takes them: one layer's worth of a 1B model,
+// so copying runs ahead of an idle engine's polls while both layouts of little are resident.
+constexpr std::size_t kRepackAhead = std::size_t{64} << 20;
+
 kernels::WeightType weight_type(const formats::TensorView& t, const std::string& where) {
   if (auto type = kernels::weight_type_named(formats::dtype_name(t.dtype))) return *type;
   throw FileError(
@@ -38,7 +42,7 @@ void add_bias(float* rows, const std::vector<float>& bias, int n_rows) {
 
 TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescription& arch,
                                    const CheckpointLayout& layout, formats::TensorStore weights,
-                                   util::ThreadPool& pool)
+                                   util::ThreadPool& pool, Repack repack)
     : config_(std::move(config)),
       arch_(arch),
       layout_(layout),
@@ -55,7 +59,20 @@ TransformerModel::TransformerModel(ModelConfig config, const ArchitectureDescrip
   }
   layers_.resize(static_cast<std::size_t>(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l) bind_layer(l);
-  repack_weights();
+  if (repack == Repack::kAtLoad) {
+    const auto& target = kernels::active_kernels();
+    for (const auto& job : repack_jobs()) {
+      util::AlignedBytes bytes(kernels::weight_row_bytes(job.source.type, job.source.cols) *
+                               job.source.rows);
+      const auto packed = kernels::repack(target, pool_, job.source, bytes.data());
+      adopt(job, packed, std::move(bytes));
+    }
+  } else {
+    pending_repacks_ = repack_jobs();
+    std::vector<kernels::WeightMatrix> sources;
+    for (const auto& job : pending_repacks_) sources.push_back(job.source);
+    background_repack_ = std::make_unique<BackgroundRepack>(std::move(sources), kRepackAhead);
+  }
   inv_freq_ = rope_inv_freq(c);
   rope_attention_factor_ = rope_attention_factor(c);
   if (c.local_rope_theta > 0.0f) local_inv_freq_ = local_rope_inv_freq(c);
@@ -107,27 +124,54 @@ void TransformerModel::bind_layer(int l) {
   L.local = !c.local_layers.empty() && c.local_layers[static_cast<std::size_t>(l)];
 }
 
-void TransformerModel::repack_weights() {
+std::vector<TransformerModel::RepackJob> TransformerModel::repack_jobs() {
   const auto& target = kernels::active_kernels();
-  auto repack = [&](kernels::WeightMatrix& m) {
-    if (!kernels::repacked_type(target, m)) return;
-    const std::size_t bytes = kernels::weight_row_bytes(m.type, m.cols) * m.rows;
-    const auto* source = static_cast<const std::uint8_t*>(m.data);
-    m = kernels::repack(target, pool_, m, repacked_.emplace_back(bytes).data());
-    // The file's copy is not read again (unless it was realigned into the heap, where the
-    // advice would zero it).
-    const bool mapped = std::none_of(realigned_.begin(), realigned_.end(), [&](const auto& r) {
-      return source >= r.data() && source < r.data() + r.size();
-    });
-    if (mapped) util::release_mapped_pages(source, bytes);
+  std::vector<RepackJob> jobs;
+  auto add = [&](std::vector<kernels::WeightMatrix*> uses) {
+    if (kernels::repacked_type(target, *uses.front())) jobs.push_back({*uses.front(), uses});
   };
-  // A tied embedding is looked up in the head's layout.
-  const bool tied = embed_.data == lm_head_.data;
-  repack(lm_head_);
-  if (tied) embed_ = lm_head_;
-  for (auto& L : layers_) {
-    for (auto* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) repack(*m);
+  // The head first: the largest matrix, copied before requests have paged in the others.
+  if (embed_.data == lm_head_.data) {
+    add({&lm_head_, &embed_});  // a tied embedding is looked up in the head's layout
+  } else {
+    add({&lm_head_});
   }
+  for (auto& L : layers_) {
+    for (auto* m : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add({m});
+  }
+  return jobs;
+}
+
+void TransformerModel::adopt(const RepackJob& job, const kernels::WeightMatrix& packed,
+                             util::AlignedBytes bytes) {
+  for (auto* use : job.uses) *use = packed;
+  repacked_.push_back(std::move(bytes));
+  // The file's copy is not read again (unless it was realigned into the heap, where the
+  // advice would zero it).
+  const auto* source = static_cast<const std::uint8_t*>(job.source.data);
+  const bool mapped = std::none_of(realigned_.begin(), realigned_.end(), [&](const auto& r) {
+    return source >= r.data() && source < r.data() + r.size();
+  });
+  if (mapped) {
+    util::release_mapped_pages(
+        source, kernels::weight_row_bytes(job.source.type, job.source.cols) * job.source.rows);
+  }
+}
+
+std::size_t TransformerModel::repacked_bytes() const {
+  std::size_t n = 0;
+  for (const auto& copy : repacked_) n += copy.size();
+  return n;
+}
+
+bool TransformerModel::adopt_repacked() {
+  if (!background_repack_) return false;
+  for (auto& copy : background_repack_->take_finished())
+    adopt(pending_repacks_[copy.index], copy.packed, std::move(copy.bytes));
+  if (background_repack_->pending()) return true;
+  background_repack_.reset();
+  pending_repacks_.clear();
+  return false;
 }
 
 kernels::WeightMatrix TransformerModel::matrix(std::string_view name, int rows, int cols) {
@@ -466,7 +510,8 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
 
 namespace {
 
-std::unique_ptr<Model> load_gguf(const std::filesystem::path& path, util::ThreadPool& pool) {
+std::unique_ptr<Model> load_gguf(const std::filesystem::path& path, util::ThreadPool& pool,
+                                 Model::Repack repack) {
   auto file = std::make_shared<const formats::GgufFile>(path);
   if (!file->has("general.architecture")) {
     throw FileError(path.string() + ": GGUF file has no general.architecture");
@@ -480,23 +525,24 @@ std::unique_ptr<Model> load_gguf(const std::filesystem::path& path, util::Thread
   ModelConfig config = model_config_from_gguf(*file, *arch);
   auto weights = formats::TensorStore::from_gguf(std::move(file));
   return std::make_unique<TransformerModel>(std::move(config), *arch, arch->gguf,
-                                            std::move(weights), pool);
+                                            std::move(weights), pool, repack);
 }
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& path, util::ThreadPool& pool) {
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path, util::ThreadPool& pool,
+                                   Repack repack) {
   // A file is a GGUF checkpoint (the reader rejects anything without the magic); a directory
   // is the HF layout.
   std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec)) return load_gguf(path, pool);
+  if (std::filesystem::is_regular_file(path, ec)) return load_gguf(path, pool, repack);
   ModelConfig config = load_model_config(path);
   const auto* arch = find_architecture_named(config.architecture);
   if (arch == nullptr)
     throw FileError(path.string() + ": unsupported architecture " + config.architecture);
   auto weights = formats::TensorStore::open(path);
   return std::make_unique<TransformerModel>(std::move(config), *arch, arch->hf, std::move(weights),
-                                            pool);
+                                            pool, repack);
 }
 
 }  // namespace lmserve::model

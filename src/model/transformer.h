@@ -10,6 +10,7 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "model/architecture.h"
+#include "model/background_repack.h"
 #include "model/model.h"
 #include "util/aligned_bytes.h"
 
@@ -21,13 +22,15 @@ class TransformerModel final : public Model {
   // shape against config.
   TransformerModel(ModelConfig config, const ArchitectureDescription& arch,
                    const CheckpointLayout& layout, formats::TensorStore weights,
-                   util::ThreadPool& pool);
+                   util::ThreadPool& pool, Repack repack);
 
   const ModelConfig& config() const override { return config_; }
   std::size_t weight_bytes() const override { return weight_bytes_; }
+  std::size_t repacked_bytes() const override;
   void reserve(int max_rows, int max_logit_rows) override;
   std::size_t workspace_bytes() const override;
   void forward(const Batch& batch, KvPool& pool, std::span<float> logits) override;
+  bool adopt_repacked() override;
 
  private:
   // One block's weights; an empty vector is a tensor the family's block does not have.
@@ -53,9 +56,15 @@ class TransformerModel final : public Model {
   };
 
   kernels::WeightMatrix matrix(std::string_view name, int rows, int cols);
-  // Copies each matrix the CPU target computes faster in a layout of its own into that layout
-  // (kernels/matmul.h repack) and hands the file's pages of it back.
-  void repack_weights();
+  // A matrix the CPU target computes faster in a layout of its own (kernels/matmul.h repack),
+  // with every binding of it (a tied embedding is the head).
+  struct RepackJob {
+    kernels::WeightMatrix source;
+    std::vector<kernels::WeightMatrix*> uses;
+  };
+  std::vector<RepackJob> repack_jobs();
+  // Binds the copy of `job` in place of its source and hands the file's pages of it back.
+  void adopt(const RepackJob& job, const kernels::WeightMatrix& packed, util::AlignedBytes bytes);
   // The quantization of the Linear/Embedding whose weight is `name`, if MLX-quantized.
   std::optional<MlxQuantization::Params> mlx_quantization(std::string_view name) const;
   kernels::WeightMatrix mlx_matrix(std::string_view name, int rows, int cols,
@@ -85,6 +94,10 @@ class TransformerModel final : public Model {
   float rope_attention_factor_ = 1.0f;  // on the global cos/sin tables (yarn, longrope)
   Workspace ws_;
   std::size_t weight_bytes_ = 0;
+  // Repack::kInBackground until every copy is adopted; last, so that it stops before the
+  // weights it reads go.
+  std::vector<RepackJob> pending_repacks_;
+  std::unique_ptr<BackgroundRepack> background_repack_;
 };
 
 }  // namespace lmserve::model

@@ -147,9 +147,10 @@ inline void nibble_vectors(const std::uint8_t* qs, __m256i w[8]) {
 }
 
 // The VNNI kernel: per block, 8 dpbusd of the 8 rows' values with broadcast activation bytes
-// give the 8 rows' exact integer dot products in 8 lanes (in two chains for latency); each is
-// then scaled and added as the scalar kernel does ((dw * dx) * dot, then the sum over blocks),
-// so both give the same bits.
+// give the 8 rows' exact integer dot products in 8 lanes; each is then scaled and added as the
+// scalar kernel does ((dw * dx) * dot, then the sum over blocks), so both give the same bits.
+// The tokens are the inner loop: T independent dpbusd chains side by side keep the VNNI units
+// busy without relying on the out-of-order window to find one token's chain behind another's.
 template <class Layout>
 struct InterleavedVnniKernel {
   static constexpr int kTokens = 8;
@@ -164,17 +165,22 @@ struct InterleavedVnniKernel {
       Layout::unpack_simd(group[b], w);
       const __m256 dw =
           _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(group[b].d)));
+      const Act* xb[T];
+      __m256i dot[T];
       for (int t = 0; t < T; ++t) {
-        const Act& xb = reinterpret_cast<const Act*>(x[t])[b];
-        const auto* xq = reinterpret_cast<const int*>(xb.qs);
-        __m256i even = _mm256_set1_epi32(-Layout::kOffset * xb.sum);
-        __m256i odd = _mm256_setzero_si256();
-        for (int k = 0; k < 8; k += 2) {
-          even = _mm256_dpbusd_epi32(even, w[k], _mm256_set1_epi32(xq[k]));
-          odd = _mm256_dpbusd_epi32(odd, w[k + 1], _mm256_set1_epi32(xq[k + 1]));
+        xb[t] = reinterpret_cast<const Act*>(x[t]) + b;
+        dot[t] = _mm256_set1_epi32(-Layout::kOffset * xb[t]->sum);
+      }
+      for (int k = 0; k < 8; ++k) {
+        for (int t = 0; t < T; ++t) {
+          int xq;
+          std::memcpy(&xq, xb[t]->qs + 4 * k, 4);
+          dot[t] = _mm256_dpbusd_epi32(dot[t], w[k], _mm256_set1_epi32(xq));
         }
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_add_epi32(even, odd));
-        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)), dot));
+      }
+      for (int t = 0; t < T; ++t) {
+        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(xb[t]->d));
+        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot[t])));
       }
     }
     for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * y_stride, acc[t]);

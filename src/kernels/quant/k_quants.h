@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/convert.h"
 #include "kernels/quant/blocks.h"
@@ -169,14 +170,19 @@ struct KInterleavedVnniKernel {
       for (int j = 0; j < kSub; ++j) {
         __m256i q[kVectors];
         Layout::unpack_sub(g, j, q);
-        for (int t = 0; t < T; ++t) {
-          const auto* xq = reinterpret_cast<const int*>(xb[t]->qs) + j * kVectors;
-          __m256i dot = _mm256_setzero_si256();
+        // Tokens inner: T independent dpbusd chains side by side.
+        __m256i dot[T];
+        for (auto& d : dot) d = _mm256_setzero_si256();
 #pragma GCC unroll 8
-          for (int v = 0; v < kVectors; ++v)
-            dot = _mm256_dpbusd_epi32(dot, q[v], _mm256_set1_epi32(xq[v]));
-          sum[t] = _mm256_add_epi32(sum[t], _mm256_mullo_epi32(dot, scales[j]));
+        for (int v = 0; v < kVectors; ++v) {
+          for (int t = 0; t < T; ++t) {
+            int xq;
+            std::memcpy(&xq, xb[t]->qs + 4 * (j * kVectors + v), 4);
+            dot[t] = _mm256_dpbusd_epi32(dot[t], q[v], _mm256_set1_epi32(xq));
+          }
         }
+        for (int t = 0; t < T; ++t)
+          sum[t] = _mm256_add_epi32(sum[t], _mm256_mullo_epi32(dot[t], scales[j]));
       }
       const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g.d)));
       for (int t = 0; t < T; ++t) {

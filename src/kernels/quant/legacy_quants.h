@@ -67,25 +67,37 @@ struct LegacyFormat {
 };
 
 #if LMSERVE_HAVE_AVX2
+// Lane i < R: the sum of v[i]'s eight lanes (integers: exact in any order); lanes from R on: 0.
+template <int R>
+inline __m128i sum_lanes(const __m256i* v) {
+  static_assert(R >= 1 && R <= 4);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i ab = _mm256_hadd_epi32(v[0], R > 1 ? v[1] : zero);
+  const __m256i cd = R > 2 ? _mm256_hadd_epi32(v[2], R > 3 ? v[3] : zero) : zero;
+  // Each 128-bit half holds the sums of its half of v[0..3].
+  const __m256i halves = _mm256_hadd_epi32(ab, cd);
+  return _mm_add_epi32(_mm256_castsi256_si128(halves), _mm256_extracti128_si256(halves, 1));
+}
+
 // The vector kernel: Layout also gives kSigned and
 //   static __m256i unpack_simd(const Block&)   // the 32 quants, unsigned (or signed if kSigned)
-// Each (row, token) keeps eight f32 lanes, to which every block adds its 32-bit lane sums
-// times the two scales (the offset comes off lane 0, the minimum term goes onto it).
+// Each block's exact integer dot products of the R rows with a token go to R lanes, which then
+// take the portable kernel's float operations in its order, so both give the same bits (and a
+// matrix gives the same results in the file's layout or repacked).
 template <class Layout>
 struct LegacySimdKernel {
   using Block = typename Layout::Block;
   using Act = quant::BlockQ8_32;
-  static constexpr int kRows = LMSERVE_HAVE_AVX512 ? 4 : 2;
+  static constexpr int kRows = 4;
   static constexpr int kTokens = 4;
 
   template <int R, int T>
   static void tile(const std::byte* const* w, const std::byte* const* x, int n_blocks, float* out) {
-    __m256 acc[R][T];
-    for (auto& row : acc)
-      for (auto& a : row) a = _mm256_setzero_ps();
+    __m128 acc[T];  // lane r: row r
+    for (auto& a : acc) a = _mm_setzero_ps();
     for (int b = 0; b < n_blocks; ++b) {
       __m256i wq[R], ws[R];
-      float dw[R], mw[R];
+      float dw[4] = {}, mw[4] = {};
       for (int r = 0; r < R; ++r) {
         const Block& blk = reinterpret_cast<const Block*>(w[r])[b];
         wq[r] = Layout::unpack_simd(blk);
@@ -94,24 +106,33 @@ struct LegacySimdKernel {
         dw[r] = half_to_float(blk.d);
         if constexpr (Layout::kHasMin) mw[r] = half_to_float(blk.m);
       }
+      // Built in registers: a vector load of scalars just stored would wait for the stores.
+      const __m128 dwv = _mm_setr_ps(dw[0], dw[1], dw[2], dw[3]);
+      const __m128 mwv = _mm_setr_ps(mw[0], mw[1], mw[2], mw[3]);
       for (int t = 0; t < T; ++t) {
         const Act& xb = reinterpret_cast<const Act*>(x[t])[b];
         const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-        const __m256i offset = _mm256_setr_epi32(Layout::kOffset * xb.sum, 0, 0, 0, 0, 0, 0, 0);
+        __m256i dots[R];
         for (int r = 0; r < R; ++r) {
           const __m256i xs = Layout::kSigned ? _mm256_sign_epi8(xq, wq[r]) : xq;
-          __m256i dot = dot_u8_s8(_mm256_setzero_si256(), ws[r], xs);
-          if constexpr (Layout::kOffset != 0) dot = _mm256_sub_epi32(dot, offset);
-          acc[r][t] =
-              _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * xb.d), _mm256_cvtepi32_ps(dot), acc[r][t]);
-          if constexpr (Layout::kHasMin) {
-            acc[r][t] = _mm256_add_ps(acc[r][t], _mm256_setr_ps(mw[r] * xb.s, 0, 0, 0, 0, 0, 0, 0));
-          }
+          dots[r] = dot_u8_s8(_mm256_setzero_si256(), ws[r], xs);
         }
+        __m128i dot = sum_lanes<R>(dots);
+        if constexpr (Layout::kOffset != 0) {
+          dot = _mm_sub_epi32(dot, _mm_set1_epi32(Layout::kOffset * xb.sum));
+        }
+        __m128 term = _mm_mul_ps(_mm_mul_ps(dwv, _mm_set1_ps(xb.d)), _mm_cvtepi32_ps(dot));
+        if constexpr (Layout::kHasMin) {
+          term = _mm_add_ps(term, _mm_mul_ps(mwv, _mm_set1_ps(xb.s)));
+        }
+        acc[t] = _mm_add_ps(acc[t], term);
       }
     }
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) out[r * T + t] = hsum(acc[r][t]);
+    for (int t = 0; t < T; ++t) {
+      alignas(16) float rows[4];
+      _mm_store_ps(rows, acc[t]);
+      for (int r = 0; r < R; ++r) out[r * T + t] = rows[r];
+    }
   }
 };
 
