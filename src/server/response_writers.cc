@@ -81,9 +81,9 @@ void SseResponseWriter::progress(int choice, int processed, int total) {
   processed_ = processed;
   total_ = total;
   out_ += format_->keepalive(processed_, total_);
-  auto done = prompt_done_[static_cast<std::size_t>(choice)];
-  if (processed >= total && !done) {
-    done = true;
+  const auto i = static_cast<std::size_t>(choice);
+  if (processed >= total && !prompt_done_[i]) {
+    prompt_done_[i] = true;
     format_->prompt_done(choice, out_);
   }
 }
