@@ -10,10 +10,10 @@ namespace net = boost::asio;
 
 EventChannel::EventChannel(net::any_io_executor strand) : executor_(std::move(strand)) {}
 
-void EventChannel::push(const engine::GenerationEvent& event) {
+void EventChannel::push(int choice, const engine::GenerationEvent& event) {
   std::lock_guard lock(mutex_);
   if (closed_) return;
-  queue_.push_back(event);
+  queue_.push_back({choice, event});
   if (!wake_posted_) {
     // One wake-up in flight is enough: the waiter drains everything queued by then.
     wake_posted_ = true;
@@ -34,22 +34,21 @@ void EventChannel::peer_closed() {
   if (waiting_) waiting_->cancel();
 }
 
-std::vector<engine::GenerationEvent> EventChannel::drain_locked() {
-  std::vector<engine::GenerationEvent> out(std::make_move_iterator(queue_.begin()),
-                                           std::make_move_iterator(queue_.end()));
+std::vector<ChoiceEvent> EventChannel::drain_locked() {
+  std::vector<ChoiceEvent> out(std::make_move_iterator(queue_.begin()),
+                               std::make_move_iterator(queue_.end()));
   queue_.clear();
   return out;
 }
 
-net::awaitable<std::vector<engine::GenerationEvent>> EventChannel::wait(
-    Clock::time_point deadline) {
+net::awaitable<std::vector<ChoiceEvent>> EventChannel::wait(Clock::time_point deadline) {
   net::any_io_executor executor;
   {
     std::lock_guard lock(mutex_);
     if (!queue_.empty() || closed_) co_return drain_locked();
     executor = *executor_;
   }
-  if (peer_closed_ || Clock::now() >= deadline) co_return std::vector<engine::GenerationEvent>{};
+  if (peer_closed_ || Clock::now() >= deadline) co_return std::vector<ChoiceEvent>{};
   // A wake-up posted after the check above runs on this strand only once this coroutine is
   // suspended in async_wait, so it cannot be missed.
   net::steady_timer timer(executor, deadline);

@@ -22,15 +22,21 @@
 
 namespace lmserve::server {
 
+// An engine event of one of a request's choices (its n generations share one channel).
+struct ChoiceEvent {
+  int choice = 0;
+  engine::GenerationEvent event;
+};
+
 class EventChannel : public std::enable_shared_from_this<EventChannel> {
  public:
   using Clock = std::chrono::steady_clock;
 
   explicit EventChannel(boost::asio::any_io_executor strand);
 
-  // Any thread (the engine's): queues a copy of the event and wakes the waiter.
-  // Does nothing after close().
-  void push(const engine::GenerationEvent& event);
+  // Any thread (the engine's): queues a copy of choice `choice`'s event and wakes the
+  // waiter. Does nothing after close().
+  void push(int choice, const engine::GenerationEvent& event);
 
   // Strand only: wakes the waiter because the client went away; closed_by_peer() turns true.
   void peer_closed();
@@ -38,7 +44,7 @@ class EventChannel : public std::enable_shared_from_this<EventChannel> {
 
   // Strand only: waits until events are queued, peer_closed() is called or `deadline`
   // passes, and returns everything queued (empty on a timeout or a spurious wake-up).
-  boost::asio::awaitable<std::vector<engine::GenerationEvent>> wait(Clock::time_point deadline);
+  boost::asio::awaitable<std::vector<ChoiceEvent>> wait(Clock::time_point deadline);
 
   // Any thread: stops accepting events and drops the executor, so that an engine that
   // outlives the request (or the whole server) never touches the event loop again.
@@ -46,10 +52,10 @@ class EventChannel : public std::enable_shared_from_this<EventChannel> {
 
  private:
   void wake_on_strand();
-  std::vector<engine::GenerationEvent> drain_locked();
+  std::vector<ChoiceEvent> drain_locked();
 
   std::mutex mutex_;
-  std::deque<engine::GenerationEvent> queue_;
+  std::deque<ChoiceEvent> queue_;
   std::optional<boost::asio::any_io_executor> executor_;  // reset by close()
   bool closed_ = false;
   bool wake_posted_ = false;

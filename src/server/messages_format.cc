@@ -106,7 +106,8 @@ void MessagesFormat::end_block(std::string& out) {
   block_ = Block::kNone;
 }
 
-void MessagesFormat::delta(const chat::MessageDelta& delta, std::string& out) {
+// One choice (the API has no `n`).
+void MessagesFormat::delta(int /*choice*/, const chat::MessageDelta& delta, std::string& out) {
   auto send = [&](json d) {
     out += sse_event("content_block_delta",
                      {{"type", "content_block_delta"}, {"index", index_}, {"delta", std::move(d)}});
@@ -142,7 +143,9 @@ void MessagesFormat::finish(const GenerationOutcome& outcome, std::string& out) 
   out += sse_event("message_stop", {{"type", "message_stop"}});
 }
 
-json MessagesFormat::body(const chat::ChatMessage& message, const GenerationOutcome& outcome) {
+json MessagesFormat::body(const std::vector<ChoiceResult>& choices,
+                          const GenerationOutcome& outcome) {
+  const chat::ChatMessage& message = choices.front().message;
   json content = json::array();
   if (!message.reasoning.empty()) {
     content.push_back({{"type", "thinking"}, {"thinking", message.reasoning}, {"signature", ""}});

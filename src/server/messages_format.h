@@ -21,9 +21,9 @@ class MessagesFormat final : public ResponseFormat {
 
   void open(std::string& out) override;
   std::string keepalive(int processed, int total) const override;
-  void delta(const chat::MessageDelta& delta, std::string& out) override;
+  void delta(int choice, const chat::MessageDelta& delta, std::string& out) override;
   void finish(const GenerationOutcome& outcome, std::string& out) override;
-  json body(const chat::ChatMessage& message, const GenerationOutcome& outcome) override;
+  json body(const std::vector<ChoiceResult>& choices, const GenerationOutcome& outcome) override;
 
  private:
   enum class Block { kNone, kThinking, kText, kToolUse };

@@ -1,5 +1,6 @@
 // Chat completions and completions as a ResponseFormat: chat.completion(.chunk) and
-// text_completion bodies and chunks (api-contract §3), logprobs, `data: [DONE]`.
+// text_completion bodies and chunks (api-contract §3) of one or more choices (`n`),
+// logprobs, `data: [DONE]`.
 #pragma once
 
 #include <optional>
@@ -18,28 +19,34 @@ struct OpenAiShape {
   bool include_usage = false;  // stream_options.include_usage
   ReasoningFormat reasoning_format = ReasoningFormat::kReasoningContent;
   std::optional<LogprobsFormatter> logprobs;  // when the request asked for them
+  int choices = 1;                            // n
 };
 
 class OpenAiFormat final : public ResponseFormat {
  public:
-  explicit OpenAiFormat(OpenAiShape shape) : shape_(std::move(shape)), role_sent_(!shape_.chat) {}
+  explicit OpenAiFormat(OpenAiShape shape);
 
-  void prompt_done(std::string& out) override { send_role(out); }
-  void delta(const chat::MessageDelta& delta, std::string& out) override;
+  void prompt_done(int choice, std::string& out) override { send_role(choice, out); }
+  void delta(int choice, const chat::MessageDelta& delta, std::string& out) override;
+  void finish_choice(int choice, const GenerationOutcome& outcome, std::string& out) override;
   void finish(const GenerationOutcome& outcome, std::string& out) override;
-  json body(const chat::ChatMessage& message, const GenerationOutcome& outcome) override;
-  void add_logprobs(const std::vector<engine::TokenLogprob>& entries) override {
-    pending_logprobs_.insert(pending_logprobs_.end(), entries.begin(), entries.end());
-  }
+  json body(const std::vector<ChoiceResult>& choices, const GenerationOutcome& outcome) override;
+  void add_logprobs(int choice, const std::vector<engine::TokenLogprob>& entries) override;
 
  private:
-  void send_role(std::string& out);  // chat streams open with the assistant role
-  // Puts the pending logprobs on this chunk (the first one sent after they were sampled).
-  void attach_logprobs(json& chunk);
+  struct Choice {
+    bool role_sent = false;                     // completions streams have no role event
+    std::optional<LogprobsFormatter> logprobs;  // each choice has its own text offsets
+    std::vector<engine::TokenLogprob> pending_logprobs;
+  };
+
+  void send_role(int choice, std::string& out);  // a chat choice's stream opens with its role
+  // Puts the choice's pending logprobs on this chunk (the first one sent after they were
+  // sampled).
+  void attach_logprobs(Choice& choice, json& chunk);
 
   OpenAiShape shape_;
-  bool role_sent_;  // completions streams have no role event
-  std::vector<engine::TokenLogprob> pending_logprobs_;
+  std::vector<Choice> choices_;
 };
 
 }  // namespace lmserve::server

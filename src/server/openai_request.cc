@@ -229,7 +229,7 @@ CommonParams parse_common(const json& body, const RequestDefaults& defaults, boo
   }
   if (auto n = opt_int(body, "n")) {
     check_range(static_cast<double>(*n), 1, 16, "n");
-    if (*n != 1) fail("unsupported_parameter", "n", "only n = 1 is supported");
+    p.n = static_cast<int>(*n);
   }
   p.grammar = parse_output_constraint(body);
 
@@ -265,9 +265,14 @@ CommonParams parse_common(const json& body, const RequestDefaults& defaults, boo
     if (const json* v = field(body, "suffix"); v && !require_string(*v, "suffix").empty()) {
       fail("unsupported_parameter", "suffix", "'suffix' is not supported");
     }
+    // best_of generations of which the n most likely are returned: best_of = n returns them
+    // all, which is what `n` does; choosing among more is not supported.
     if (auto b = opt_int(body, "best_of")) {
       check_at_least(static_cast<double>(*b), 1, "best_of");
-      if (*b != 1) fail("unsupported_parameter", "best_of", "only best_of = 1 is supported");
+      if (*b < p.n) fail("invalid_value", "best_of", "'best_of' must be at least 'n'");
+      if (*b != p.n) {
+        fail("unsupported_parameter", "best_of", "only best_of = n (the default) is supported");
+      }
     }
   }
   return p;
@@ -545,6 +550,12 @@ CompletionRequest parse_completion_request(const json& body, const RequestDefaul
   }
   r.common = parse_common(body, defaults, /*chat=*/false);
   return r;
+}
+
+engine::SamplingParams choice_sampling(engine::SamplingParams sampling, int choice) {
+  // Unsigned arithmetic wraps: a seed near 2^64 still gives distinct choices.
+  if (sampling.seed) *sampling.seed += static_cast<std::uint64_t>(choice);
+  return sampling;
 }
 
 bool completion_adds_special_tokens(std::string_view text, std::string_view bos_token,

@@ -41,7 +41,13 @@ struct CommonParams {
   int logprobs = -1;  // >= 0: report logprobs with this many alternatives per token
   // response_format / json_schema / grammar, compiled (server/output_constraint.h).
   std::shared_ptr<const grammar::Grammar> grammar;
+  int n = 1;  // choices: generations of the one prompt (1..16)
 };
+
+// The sampling of choice `choice` of n. With a seed, choice 0 samples exactly as a request
+// with that seed alone, and choice i as one with seed + i (mod 2^64): the choices differ,
+// the whole response is reproducible. Without one, each choice draws its own.
+engine::SamplingParams choice_sampling(engine::SamplingParams sampling, int choice);
 
 struct ChatRequest {
   CommonParams common;

@@ -124,31 +124,37 @@ json chat_message_json(const chat::ChatMessage& message, ReasoningFormat format)
   return out;
 }
 
-json chat_completion_body(const ResponseMeta& meta, const chat::ChatMessage& message,
-                          std::string_view finish_reason, const UsageCounts& usage,
-                          ReasoningFormat format) {
+json chat_choice(int index, const chat::ChatMessage& message, std::string_view finish_reason,
+                 ReasoningFormat format) {
+  return {{"index", index},
+          {"message", chat_message_json(message, format)},
+          {"logprobs", nullptr},
+          {"finish_reason", finish_reason}};
+}
+
+json text_choice(int index, const std::string& text, std::string_view finish_reason) {
+  return {
+      {"index", index}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+}
+
+json chat_completion_body(const ResponseMeta& meta, json choices, const UsageCounts& usage) {
   json body = envelope(meta, "chat.completion");
-  body["choices"] = json::array({{{"index", 0},
-                                  {"message", chat_message_json(message, format)},
-                                  {"logprobs", nullptr},
-                                  {"finish_reason", finish_reason}}});
+  body["choices"] = std::move(choices);
   body["usage"] = usage_json(usage, /*chat=*/true);
   return body;
 }
 
-json text_completion_body(const ResponseMeta& meta, const std::string& text,
-                          std::string_view finish_reason, const UsageCounts& usage) {
+json text_completion_body(const ResponseMeta& meta, json choices, const UsageCounts& usage) {
   json body = envelope(meta, "text_completion");
-  body["choices"] = json::array(
-      {{{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish_reason}}});
+  body["choices"] = std::move(choices);
   body["usage"] = usage_json(usage, /*chat=*/false);
   return body;
 }
 
-json chat_chunk(const ResponseMeta& meta, json delta, std::optional<std::string_view> finish_reason,
-                bool include_usage) {
+json chat_chunk(const ResponseMeta& meta, int index, json delta,
+                std::optional<std::string_view> finish_reason, bool include_usage) {
   json chunk = envelope(meta, "chat.completion.chunk");
-  chunk["choices"] = json::array({{{"index", 0},
+  chunk["choices"] = json::array({{{"index", index},
                                    {"delta", std::move(delta)},
                                    {"logprobs", nullptr},
                                    {"finish_reason", finish_value(finish_reason)}}});
@@ -156,10 +162,10 @@ json chat_chunk(const ResponseMeta& meta, json delta, std::optional<std::string_
   return chunk;
 }
 
-json text_chunk(const ResponseMeta& meta, const std::string& text,
+json text_chunk(const ResponseMeta& meta, int index, const std::string& text,
                 std::optional<std::string_view> finish_reason, bool include_usage) {
   json chunk = envelope(meta, "text_completion");
-  chunk["choices"] = json::array({{{"index", 0},
+  chunk["choices"] = json::array({{{"index", index},
                                    {"text", text},
                                    {"logprobs", nullptr},
                                    {"finish_reason", finish_value(finish_reason)}}});
@@ -167,11 +173,12 @@ json text_chunk(const ResponseMeta& meta, const std::string& text,
   return chunk;
 }
 
-std::vector<json> chat_delta_chunks(const ResponseMeta& meta, const chat::MessageDelta& delta,
-                                    ReasoningFormat format, bool include_usage) {
+std::vector<json> chat_delta_chunks(const ResponseMeta& meta, int index,
+                                    const chat::MessageDelta& delta, ReasoningFormat format,
+                                    bool include_usage) {
   std::vector<json> chunks;
   auto add = [&](json fields) {
-    chunks.push_back(chat_chunk(meta, std::move(fields), std::nullopt, include_usage));
+    chunks.push_back(chat_chunk(meta, index, std::move(fields), std::nullopt, include_usage));
   };
   if (!delta.reasoning.empty()) {
     json fields = json::object();

@@ -57,23 +57,27 @@ std::optional<ReasoningFormat> parse_reasoning_format(std::string_view name);
 // --reasoning-format key(s) and tool_calls when non-empty.
 json chat_message_json(const chat::ChatMessage& message, ReasoningFormat format);
 
-// Non-streaming bodies.
-json chat_completion_body(const ResponseMeta& meta, const chat::ChatMessage& message,
-                          std::string_view finish_reason, const UsageCounts& usage,
-                          ReasoningFormat format);
-json text_completion_body(const ResponseMeta& meta, const std::string& text,
-                          std::string_view finish_reason, const UsageCounts& usage);
+// One entry of a whole response's "choices" (`index`: the choice's place among n).
+json chat_choice(int index, const chat::ChatMessage& message, std::string_view finish_reason,
+                 ReasoningFormat format);
+json text_choice(int index, const std::string& text, std::string_view finish_reason);
 
-// Stream chunks. `include_usage` adds "usage": null (stream_options.include_usage).
-json chat_chunk(const ResponseMeta& meta, json delta, std::optional<std::string_view> finish_reason,
-                bool include_usage);
-json text_chunk(const ResponseMeta& meta, const std::string& text,
+// Non-streaming bodies: the choices in index order and the usage of them all.
+json chat_completion_body(const ResponseMeta& meta, json choices, const UsageCounts& usage);
+json text_completion_body(const ResponseMeta& meta, json choices, const UsageCounts& usage);
+
+// Stream chunks, each carrying one choice (`index`). `include_usage` adds "usage": null
+// (stream_options.include_usage).
+json chat_chunk(const ResponseMeta& meta, int index, json delta,
+                std::optional<std::string_view> finish_reason, bool include_usage);
+json text_chunk(const ResponseMeta& meta, int index, const std::string& text,
                 std::optional<std::string_view> finish_reason, bool include_usage);
 // The chunks of one parsed delta, in OpenAI's streamed form: reasoning, content, then one
 // chunk per tool-call piece ({"index", "id", "type", "function": {"name", "arguments": ""}}
 // first, then {"index", "function": {"arguments"}}).
-std::vector<json> chat_delta_chunks(const ResponseMeta& meta, const chat::MessageDelta& delta,
-                                    ReasoningFormat format, bool include_usage);
+std::vector<json> chat_delta_chunks(const ResponseMeta& meta, int index,
+                                    const chat::MessageDelta& delta, ReasoningFormat format,
+                                    bool include_usage);
 // The final usage chunk: "choices": [] plus usage.
 json usage_chunk(const ResponseMeta& meta, bool chat, const UsageCounts& usage);
 

@@ -105,8 +105,9 @@ void record_generation_end(ServerMetrics& metrics, const std::string& request_id
 }  // namespace
 
 struct OpenAiService::Job {
-  GenerationOutput output;
+  GenerationOutput output;  // each choice reads its text with a copy
   engine::GenerationRequest request;
+  int choices = 1;  // n: generations of the request, each sampled as choice_sampling() says
   int prompt_tokens = 0;
   bool stream = false;
   std::string id;                          // the response's id, also in the logs
@@ -447,6 +448,7 @@ OpenAiService::Job OpenAiService::make_job(std::vector<std::int32_t> prompt, Com
   job.request.min_tokens = common.min_tokens;
   job.request.logprobs = common.logprobs;
   job.request.grammar = std::move(common.grammar);
+  job.choices = common.n;
   job.stream = common.stream;
   return job;
 }
@@ -456,7 +458,9 @@ void OpenAiService::use_openai_format(Job& job, bool chat, const CommonParams& c
   OpenAiShape shape{{job.id, unix_now(), response_model(common.model)},
                     chat,
                     common.include_usage,
-                    options_.reasoning_format};
+                    options_.reasoning_format,
+                    std::nullopt,
+                    common.n};
   if (common.logprobs >= 0) {
     shape.logprobs.emplace(chat, common.logprobs,
                            [this](std::int32_t id) { return backend_.token_bytes(id); });
@@ -653,74 +657,87 @@ net::awaitable<void> OpenAiService::generate(HttpExchange& exchange, Job job) {
   if (shutting_down_.load()) throw shutting_down_error();
   if (!backend_.alive()) throw worker_unavailable();
   auto channel = std::make_shared<EventChannel>(exchange.executor());
-  std::shared_ptr<engine::RequestHandle> handle;
+  // However this request ends (finished, client gone, refused, exception, server shutdown),
+  // the engine stops working for every choice and can no longer reach this connection's
+  // strand. Cancelling a generation that already finished does nothing.
+  struct Release {
+    std::shared_ptr<EventChannel> channel;
+    std::vector<std::shared_ptr<engine::RequestHandle>> handles;
+    ~Release() {
+      for (auto& handle : handles) handle->cancel();
+      channel->close();
+    }
+  } release{channel, {}};
+  std::vector<std::shared_ptr<engine::RequestHandle>>& handles = release.handles;
   std::optional<std::string> queue_full;
   try {
-    handle = backend_.submit(std::move(job.request), [channel, metrics = metrics_, id = job.id](
-                                                         const engine::GenerationEvent& event) {
-      using Kind = engine::GenerationEvent::Kind;
-      if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
-        record_generation_end(*metrics, id, event);
-      }
-      channel->push(event);
-    });
+    // The choices go through the engine as separate requests: identical prompts share
+    // their KV blocks there (Scheduler::admit), so the prompt is evaluated once.
+    for (int choice = 0; choice < job.choices; ++choice) {
+      engine::GenerationRequest request = job.request;
+      request.sampling = choice_sampling(job.request.sampling, choice);
+      auto handle = backend_.submit(
+          std::move(request),
+          [channel, choice, metrics = metrics_, id = job.id](const engine::GenerationEvent& event) {
+            using Kind = engine::GenerationEvent::Kind;
+            if (event.kind == Kind::kFinished || event.kind == Kind::kFailed) {
+              record_generation_end(*metrics, id, event);
+            }
+            channel->push(choice, event);
+          });
+      if (!handle) throw std::runtime_error("the engine refused the request");
+      handles.push_back(std::move(handle));
+    }
   } catch (const engine::QueueFull& e) {
     queue_full = e.what();
   }
   if (queue_full) {
-    // Back-pressure: every slot is busy and the queue is full. A client may retry shortly.
+    // Back-pressure: every slot is busy and the queue is full (the choices already queued
+    // are cancelled on the way out). A client may retry shortly.
     const Headers retry_after = {{"Retry-After", "1"}};
     const ApiError busy(429, "rate_limit_error", "queue_full", std::nullopt,
                         "The server is at capacity: " + *queue_full + "; retry later");
     co_await exchange.respond_error(busy, retry_after);
     co_return;
   }
-  if (!handle) throw std::runtime_error("the engine refused the request");
 
   {
     std::lock_guard lock(live_mutex_);
     std::erase_if(live_, [](const Live& live) { return live.channel.expired(); });
-    live_.push_back({channel, handle});
+    for (const auto& handle : handles) live_.push_back({channel, handle});
   }
+  auto cancel_all = [handles] {
+    for (const auto& handle : handles) handle->cancel();
+  };
   // A shutdown that began while this request was being submitted did not see it above.
-  if (shutting_down_.load()) handle->cancel();
-  // However this request ends (finished, client gone, exception, server shutdown), the
-  // engine stops working for it and can no longer reach this connection's strand.
-  struct Release {
-    std::shared_ptr<EventChannel> channel;
-    std::shared_ptr<engine::RequestHandle> handle;
-    bool finished = false;
-    ~Release() {
-      if (!finished) handle->cancel();
-      channel->close();
-    }
-  } release{channel, handle};
+  if (shutting_down_.load()) cancel_all();
 
-  exchange.watch_peer([channel, handle] {
-    handle->cancel();
+  exchange.watch_peer([channel, cancel_all] {
+    cancel_all();
     channel->peer_closed();
   });
 
   if (job.stream) {
-    SseResponseWriter writer(exchange, std::move(job.format), std::move(job.headers),
+    SseResponseWriter writer(exchange, std::move(job.format), std::move(job.headers), job.choices,
                              options_.sse_ping_interval_s);
-    co_await write_generation(exchange, job, *channel, *handle, writer);
+    co_await write_generation(exchange, job, *channel, writer);
   } else {
-    WholeResponseWriter writer(exchange, std::move(job.format), std::move(job.headers));
-    co_await write_generation(exchange, job, *channel, *handle, writer);
+    WholeResponseWriter writer(exchange, std::move(job.format), std::move(job.headers),
+                               job.choices);
+    co_await write_generation(exchange, job, *channel, writer);
   }
-  release.finished = !channel->closed_by_peer();
 }
 
 net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job& job,
                                                      EventChannel& channel,
-                                                     engine::RequestHandle& handle,
                                                      ResponseWriter& writer) {
+  // Every way out before the end leaves the choices to generate()'s release, which cancels them.
   if (!co_await writer.begin()) {
-    handle.cancel();
     exchange.abandon();
     co_return;
   }
+  // Each choice reads its own text (its own tool calls and reasoning).
+  std::vector<GenerationOutput> outputs(static_cast<std::size_t>(job.choices), job.output);
   // A whole response has nothing to show for a generation that runs too long: it is given up.
   const auto give_up_at = !job.stream && options_.request_timeout_s > 0
                               ? EventChannel::Clock::now() +
@@ -734,34 +751,32 @@ net::awaitable<void> OpenAiService::write_generation(HttpExchange& exchange, Job
       co_return;
     }
     if (EventChannel::Clock::now() >= give_up_at) {
-      handle.cancel();
       throw ApiError(504, "server_error", "timeout", std::nullopt,
                      "The generation did not finish within " +
                          format_seconds(options_.request_timeout_s) + " s (--timeout)");
     }
     bool done = false;
-    for (const auto& event : events) {
+    for (const auto& [choice, event] : events) {
       using Kind = engine::GenerationEvent::Kind;
       if (done) break;
+      GenerationOutput& output = outputs[static_cast<std::size_t>(choice)];
       switch (event.kind) {
         case Kind::kProgress:
-          writer.progress(event.prompt_processed, event.prompt_total);
+          writer.progress(choice, event.prompt_processed, event.prompt_total);
           break;
         case Kind::kText:
-          writer.add_logprobs(event.logprobs);
-          writer.delta(job.output.push(event.text));
+          writer.add_logprobs(choice, event.logprobs);
+          writer.delta(choice, output.push(event.text));
           break;
         case Kind::kFinished:
         case Kind::kFailed:
-          done = true;
-          writer.add_logprobs(event.logprobs);
-          writer.finish(job.output.finish(event, job.prompt_tokens, server_cancel()));
+          writer.add_logprobs(choice, event.logprobs);
+          done = writer.finish(choice, output.finish(event, job.prompt_tokens, server_cancel()));
           break;
       }
     }
     if (done) exchange.unwatch_peer();
     if (!co_await writer.flush(done)) {
-      handle.cancel();
       exchange.abandon();
       co_return;
     }

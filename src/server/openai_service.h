@@ -115,10 +115,12 @@ class OpenAiService {
   // 400 context_length_exceeded for a prompt text too long to fit however it tokenizes,
   // before the tokenizer spends time and memory on it.
   void check_prompt_bytes(std::size_t bytes, const char* param) const;
+  // Submits the job's choices (n engine requests) and answers with their one response.
   net::awaitable<void> generate(HttpExchange& exchange, Job job);
-  // Feeds the engine's events, as deltas and one outcome, to a whole-response or SSE writer.
+  // Merges the choices' engine events, as deltas and one outcome each, into one response
+  // through a whole-response or SSE writer.
   net::awaitable<void> write_generation(HttpExchange& exchange, Job& job, EventChannel& channel,
-                                        engine::RequestHandle& handle, ResponseWriter& writer);
+                                        ResponseWriter& writer);
   // The engine request every generation endpoint makes from its prompt and common fields.
   Job make_job(std::vector<std::int32_t> prompt, CommonParams& common,
                const char* prompt_param) const;

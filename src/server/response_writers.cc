@@ -8,9 +8,45 @@ std::string ResponseFormat::keepalive(int processed, int total) const {
   return sse_comment("keepalive " + std::to_string(processed) + "/" + std::to_string(total));
 }
 
-void WholeResponseWriter::finish(const GenerationOutcome& outcome) {
-  outcome_ = outcome;
-  message_.apply(outcome.tail);
+ResponseWriter::ResponseWriter(HttpExchange& exchange, std::unique_ptr<ResponseFormat> format,
+                               Headers headers, int choices)
+    : exchange_(exchange),
+      format_(std::move(format)),
+      headers_(std::move(headers)),
+      choices_(choices),
+      unfinished_(choices) {}
+
+bool ResponseWriter::finish(int choice, const GenerationOutcome& outcome) {
+  if (!outcome.ok) {
+    finish_response(outcome);
+    return true;
+  }
+  finish_choice(choice, outcome);
+  if (unfinished_ == choices_) {
+    total_ = outcome;
+  } else {
+    UsageCounts& usage = total_.usage;
+    usage.completion_tokens += outcome.usage.completion_tokens;
+    usage.reasoning_tokens += outcome.usage.reasoning_tokens;
+    // The choices after the first reuse the prompt blocks it computed: not cached for the
+    // client, who sent the prompt once.
+    usage.cached_tokens = std::min(usage.cached_tokens, outcome.usage.cached_tokens);
+  }
+  if (--unfinished_ > 0) return false;
+  finish_response(total_);
+  return true;
+}
+
+WholeResponseWriter::WholeResponseWriter(HttpExchange& exchange,
+                                         std::unique_ptr<ResponseFormat> format, Headers headers,
+                                         int choices)
+    : ResponseWriter(exchange, std::move(format), std::move(headers), choices),
+      results_(static_cast<std::size_t>(choices)) {}
+
+void WholeResponseWriter::finish_choice(int choice, const GenerationOutcome& outcome) {
+  ChoiceResult& result = results_[static_cast<std::size_t>(choice)];
+  result.outcome = outcome;
+  result.message.apply(outcome.tail);
 }
 
 net::awaitable<bool> WholeResponseWriter::flush(bool done) {
@@ -18,16 +54,17 @@ net::awaitable<bool> WholeResponseWriter::flush(bool done) {
   if (!outcome_.ok) {
     throw ApiError(outcome_.status, "server_error", outcome_.code, std::nullopt, outcome_.error);
   }
-  co_await exchange_.respond(http::status::ok, dump_json(format_->body(message_, outcome_)),
+  co_await exchange_.respond(http::status::ok, dump_json(format_->body(results_, outcome_)),
                              "application/json", headers_);
   co_return true;
 }
 
 SseResponseWriter::SseResponseWriter(HttpExchange& exchange, std::unique_ptr<ResponseFormat> format,
-                                     Headers headers, double ping_interval_s)
-    : ResponseWriter(exchange, std::move(format), std::move(headers)),
+                                     Headers headers, int choices, double ping_interval_s)
+    : ResponseWriter(exchange, std::move(format), std::move(headers), choices),
       ping_(std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(std::max(0.05, ping_interval_s)))) {}
+          std::chrono::duration<double>(std::max(0.05, ping_interval_s)))),
+      prompt_done_(static_cast<std::size_t>(choices)) {}
 
 net::awaitable<bool> SseResponseWriter::begin() {
   Headers headers = {{std::string("Cache-Control"), std::string("no-cache")},
@@ -40,19 +77,20 @@ net::awaitable<bool> SseResponseWriter::begin() {
   co_return started;
 }
 
-void SseResponseWriter::progress(int processed, int total) {
+void SseResponseWriter::progress(int choice, int processed, int total) {
   processed_ = processed;
   total_ = total;
   out_ += format_->keepalive(processed_, total_);
-  if (processed >= total && !prompt_done_) {
-    prompt_done_ = true;
-    format_->prompt_done(out_);
+  const auto i = static_cast<std::size_t>(choice);
+  if (processed >= total && !prompt_done_[i]) {
+    prompt_done_[i] = true;
+    format_->prompt_done(choice, out_);
   }
 }
 
-void SseResponseWriter::finish(const GenerationOutcome& outcome) {
-  if (outcome.ok) format_->delta(outcome.tail, out_);
-  format_->finish(outcome, out_);
+void SseResponseWriter::finish_choice(int choice, const GenerationOutcome& outcome) {
+  format_->delta(choice, outcome.tail, out_);
+  format_->finish_choice(choice, outcome, out_);
 }
 
 net::awaitable<bool> SseResponseWriter::flush(bool done) {

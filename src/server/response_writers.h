@@ -23,65 +23,94 @@
 
 namespace lmserve::server {
 
-// One API's wording of a generation. Stream events are appended to `out`.
+// What one choice of a whole response produced: its deltas folded, and how it ended.
+struct ChoiceResult {
+  chat::ChatMessage message;
+  GenerationOutcome outcome;
+};
+
+// One API's wording of a generation of one or more choices (OpenAI's `n`; the APIs without
+// `n` only ever see choice 0). Stream events are appended to `out`.
 class ResponseFormat {
  public:
   virtual ~ResponseFormat() = default;
 
-  virtual void open(std::string& /*out*/) {}         // the stream starts
-  virtual void prompt_done(std::string& /*out*/) {}  // the prompt is evaluated
+  virtual void open(std::string& /*out*/) {}                         // the stream starts
+  virtual void prompt_done(int /*choice*/, std::string& /*out*/) {}  // its prompt is evaluated
   // Sent while the prompt is evaluated and whenever the stream was silent for a while.
   virtual std::string keepalive(int processed, int total) const;
-  virtual void delta(const chat::MessageDelta& delta, std::string& out) = 0;
-  // The end: outcome.ok (its tail was already given to delta()) or the failure.
+  virtual void delta(int choice, const chat::MessageDelta& delta, std::string& out) = 0;
+  // A choice ended ok (its tail was already given to delta()).
+  virtual void finish_choice(int /*choice*/, const GenerationOutcome& /*outcome*/,
+                             std::string& /*out*/) {}
+  // The end: every choice ended ok (outcome: the first to end, with the usage of all; see
+  // ResponseWriter::finish), or the first failure.
   virtual void finish(const GenerationOutcome& outcome, std::string& out) = 0;
-  // The whole response of a generation that ended ok: `message` folds every delta.
-  virtual json body(const chat::ChatMessage& message, const GenerationOutcome& outcome) = 0;
-  // Token logprobs sampled since the last call (kept only by formats that report them).
-  virtual void add_logprobs(const std::vector<engine::TokenLogprob>& /*entries*/) {}
+  // The whole response of a generation whose choices all ended ok (outcome as for finish()).
+  virtual json body(const std::vector<ChoiceResult>& choices, const GenerationOutcome& outcome) = 0;
+  // Token logprobs a choice sampled since the last call (kept only by formats that report them).
+  virtual void add_logprobs(int /*choice*/, const std::vector<engine::TokenLogprob>& /*entries*/) {}
 };
 
+// Writes one response of `choices` generations, whose events may interleave.
 class ResponseWriter {
  public:
   using Clock = std::chrono::steady_clock;
-  ResponseWriter(HttpExchange& exchange, std::unique_ptr<ResponseFormat> format, Headers headers)
-      : exchange_(exchange), format_(std::move(format)), headers_(std::move(headers)) {}
+  ResponseWriter(HttpExchange& exchange, std::unique_ptr<ResponseFormat> format, Headers headers,
+                 int choices);
   virtual ~ResponseWriter() = default;
 
   // Starts the response; false when the client is already gone.
   virtual net::awaitable<bool> begin() = 0;
   // When flush() should be called even if the engine has nothing new (keepalives).
   virtual Clock::time_point deadline() const = 0;
-  virtual void progress(int processed, int total) = 0;
-  virtual void delta(const chat::MessageDelta& delta) = 0;
-  virtual void finish(const GenerationOutcome& outcome) = 0;
+  virtual void progress(int choice, int processed, int total) = 0;
+  virtual void delta(int choice, const chat::MessageDelta& delta) = 0;
+  // A choice's generation ended. True when the response has ended with it: every choice
+  // ended ok, or this one failed (which fails the whole response). The usage of the
+  // response counts the prompt once, sums the choices' completion and reasoning tokens,
+  // and takes the fewest cached tokens of any choice: what was cached before this request.
+  bool finish(int choice, const GenerationOutcome& outcome);
   // Token logprobs sampled since the last call; they go out with the next delta or finish.
-  void add_logprobs(const std::vector<engine::TokenLogprob>& entries) {
-    format_->add_logprobs(entries);
+  void add_logprobs(int choice, const std::vector<engine::TokenLogprob>& entries) {
+    format_->add_logprobs(choice, entries);
   }
-  // Writes what is pending; `done` after finish(). False when the client is gone. A whole
-  // response throws the outcome's ApiError when the generation failed.
+  // Writes what is pending; `done` after finish() returned true. False when the client is
+  // gone. A whole response throws the outcome's ApiError when the generation failed.
   virtual net::awaitable<bool> flush(bool done) = 0;
 
  protected:
+  virtual void finish_choice(int choice, const GenerationOutcome& outcome) = 0;  // ok
+  virtual void finish_response(const GenerationOutcome& outcome) = 0;
+
   HttpExchange& exchange_;
   std::unique_ptr<ResponseFormat> format_;
   Headers headers_;  // extra response headers
+  int choices_;
+
+ private:
+  int unfinished_;
+  GenerationOutcome total_;  // the choices that ended so far
 };
 
-// Folds the deltas into one message and answers once, at the end.
+// Folds each choice's deltas into one message and answers once, at the end.
 class WholeResponseWriter final : public ResponseWriter {
  public:
-  using ResponseWriter::ResponseWriter;
+  WholeResponseWriter(HttpExchange& exchange, std::unique_ptr<ResponseFormat> format,
+                      Headers headers, int choices);
   net::awaitable<bool> begin() override { co_return true; }
   Clock::time_point deadline() const override { return Clock::time_point::max(); }
-  void progress(int, int) override {}
-  void delta(const chat::MessageDelta& delta) override { message_.apply(delta); }
-  void finish(const GenerationOutcome& outcome) override;
+  void progress(int, int, int) override {}
+  void delta(int choice, const chat::MessageDelta& delta) override {
+    results_[static_cast<std::size_t>(choice)].message.apply(delta);
+  }
   net::awaitable<bool> flush(bool done) override;
 
  private:
-  chat::ChatMessage message_;
+  void finish_choice(int choice, const GenerationOutcome& outcome) override;
+  void finish_response(const GenerationOutcome& outcome) override { outcome_ = outcome; }
+
+  std::vector<ChoiceResult> results_;
   GenerationOutcome outcome_;
 };
 
@@ -89,18 +118,24 @@ class WholeResponseWriter final : public ResponseWriter {
 class SseResponseWriter final : public ResponseWriter {
  public:
   SseResponseWriter(HttpExchange& exchange, std::unique_ptr<ResponseFormat> format, Headers headers,
-                    double ping_interval_s);
+                    int choices, double ping_interval_s);
   net::awaitable<bool> begin() override;
   Clock::time_point deadline() const override { return deadline_; }
-  void progress(int processed, int total) override;
-  void delta(const chat::MessageDelta& delta) override { format_->delta(delta, out_); }
-  void finish(const GenerationOutcome& outcome) override;
+  void progress(int choice, int processed, int total) override;
+  void delta(int choice, const chat::MessageDelta& delta) override {
+    format_->delta(choice, delta, out_);
+  }
   net::awaitable<bool> flush(bool done) override;
 
  private:
+  void finish_choice(int choice, const GenerationOutcome& outcome) override;
+  void finish_response(const GenerationOutcome& outcome) override {
+    format_->finish(outcome, out_);
+  }
+
   Clock::duration ping_;
   Clock::time_point deadline_;
-  bool prompt_done_ = false;
+  std::vector<bool> prompt_done_;  // per choice
   int processed_ = 0;
   int total_ = 0;
   std::string out_;  // pending events

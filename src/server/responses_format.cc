@@ -175,7 +175,8 @@ void ResponsesFormat::end_item(std::string& out) {
   item_ = Item::kNone;
 }
 
-void ResponsesFormat::delta(const chat::MessageDelta& delta, std::string& out) {
+// One choice (the API has no `n`).
+void ResponsesFormat::delta(int /*choice*/, const chat::MessageDelta& delta, std::string& out) {
   message_.apply(delta);
   auto text_delta = [&](Item kind, std::string_view type, const std::string& text) {
     if (text.empty()) return;
@@ -225,7 +226,9 @@ void ResponsesFormat::finish(const GenerationOutcome& outcome, std::string& out)
   event(cut ? "response.incomplete" : "response.completed", {{"response", std::move(r)}}, out);
 }
 
-json ResponsesFormat::body(const chat::ChatMessage& message, const GenerationOutcome& outcome) {
+json ResponsesFormat::body(const std::vector<ChoiceResult>& choices,
+                           const GenerationOutcome& outcome) {
+  const chat::ChatMessage& message = choices.front().message;
   if (!message.reasoning.empty()) {
     output_.push_back(reasoning_item(new_response_id("rs_"), message.reasoning));
   }

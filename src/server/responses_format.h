@@ -29,9 +29,9 @@ class ResponsesFormat final : public ResponseFormat {
   ResponsesFormat(ResponseMeta meta, json echo, ResponseCompleted on_completed);
 
   void open(std::string& out) override;
-  void delta(const chat::MessageDelta& delta, std::string& out) override;
+  void delta(int choice, const chat::MessageDelta& delta, std::string& out) override;
   void finish(const GenerationOutcome& outcome, std::string& out) override;
-  json body(const chat::ChatMessage& message, const GenerationOutcome& outcome) override;
+  json body(const std::vector<ChoiceResult>& choices, const GenerationOutcome& outcome) override;
 
  private:
   enum class Item { kNone, kReasoning, kMessage, kFunctionCall };

@@ -96,6 +96,38 @@ describe('a model whose answer is a tool call', () => {
     assert.deepEqual(choice.message.tool_calls[0].function, { name: 'get_weather', arguments: '{"city":"Paris"}' });
   });
 
+  test('n=2: each choice parses its own call and reasoning, whole and streamed', async () => {
+    const completion = await s.client.chat.completions.create({ ...params(), n: 2 });
+    assert.deepEqual(completion.choices.map((c) => c.index), [0, 1]);
+    for (const choice of completion.choices) {
+      assert.equal(choice.finish_reason, 'tool_calls');
+      assert.equal(choice.message.content, null);
+      assert.equal(choice.message.reasoning_content, 'Use the weather tool.');
+      assert.equal(choice.message.tool_calls.length, 1);
+      assert.deepEqual(choice.message.tool_calls[0].function, { name: 'get_weather', arguments: '{"city":"Paris"}' });
+    }
+    assert.notEqual(completion.choices[0].message.tool_calls[0].id, completion.choices[1].message.tool_calls[0].id);
+    assert.equal(completion.usage.completion_tokens, 2 * 23);
+    assert.equal(completion.usage.completion_tokens_details.reasoning_tokens, 2 * 5);
+
+    const stream = await s.client.chat.completions.create({ ...params(), n: 2, stream: true });
+    const pieces = [[], []];
+    const reasoning = ['', ''];
+    const finish = [null, null];
+    for await (const chunk of stream) {
+      const { index, delta, finish_reason: f } = chunk.choices[0];
+      pieces[index].push(...(delta.tool_calls ?? []));
+      reasoning[index] += delta.reasoning_content ?? '';
+      if (f) finish[index] = f;
+    }
+    assert.deepEqual(finish, ['tool_calls', 'tool_calls']);
+    assert.deepEqual(reasoning, ['Use the weather tool.', 'Use the weather tool.']);
+    for (const p of pieces) {
+      assert.equal(p[0].function.name, 'get_weather');
+      assert.equal(p.slice(1).map((x) => x.function.arguments).join(''), '{"city":"Paris"}');
+    }
+  });
+
   test('a call cut by max_tokens comes back as content, never dropped', async () => {
     const completion = await s.client.chat.completions.create({ ...params(), max_tokens: 12 });
     const choice = completion.choices[0];

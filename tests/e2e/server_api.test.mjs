@@ -159,7 +159,7 @@ const badRequests = [
   ['top_p above 1', '/v1/completions', { prompt: 'x', top_p: 2 }, 400, 'invalid_value', 'top_p'],
   ['negative top_k', '/v1/completions', { prompt: 'x', top_k: -2 }, 400, 'invalid_value', 'top_k'],
   ['stop of the wrong type', '/v1/completions', { prompt: 'x', stop: 5 }, 400, 'invalid_type', 'stop'],
-  ['n = 2', '/v1/chat/completions', { ...good, n: 2 }, 400, 'unsupported_parameter', 'n'],
+  ['n = 17', '/v1/chat/completions', { ...good, n: 17 }, 400, 'invalid_value', 'n'],
   ['token id out of range', '/v1/completions', { prompt: [1, 512] }, 400, 'invalid_value', 'prompt[1]'],
   ['empty prompt array', '/v1/completions', { prompt: [] }, 400, 'invalid_value', 'prompt'],
   ['prompt longer than the context', '/v1/completions', { prompt: Array(600).fill(300) }, 400,

@@ -72,6 +72,15 @@ TEST(ResponsesRequest, MapsFieldsOntoTheChatRequest) {
   EXPECT_TRUE(parse_responses_request(text, {}).chat.common.grammar);
 }
 
+// Neither API has `n`: a body that carries one still asks for one generation, which is all
+// their formats can word.
+TEST(AgentRequests, HaveOneChoiceWhateverTheBodySays) {
+  EXPECT_EQ(parse_responses_request(json::parse(R"({"input": "x", "n": 3})"), {}).chat.common.n, 1);
+  const json messages =
+      json::parse(R"({"max_tokens": 5, "n": 3, "messages": [{"role": "user", "content": "x"}]})");
+  EXPECT_EQ(parse_messages_request(messages, {}).common.n, 1);
+}
+
 TEST(ResponsesRequest, RefusesWhatItCannotServeNamingIt) {
   auto parse = [](const char* body) { return parse_responses_request(json::parse(body), {}); };
   expect_refused([&] { parse(R"({})"); }, "missing_required_parameter", "input");

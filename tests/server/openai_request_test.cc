@@ -270,7 +270,6 @@ TEST(ParseChat, UnsupportedButKnownFields) {
                                                 {"logit_bias", json::object()},
                                                 {"xtc_probability", 0}}),
                                      defaults()));
-  expect_chat_error(chat_body({{"n", 2}}), "unsupported_parameter", "n");
   expect_chat_error(chat_body({{"n", 0}}), "invalid_value", "n");
   expect_chat_error(chat_body({{"logprobs", 3}}), "invalid_type", "logprobs");
   expect_chat_error(chat_body({{"top_logprobs", 3}}), "invalid_value", "top_logprobs");
@@ -283,6 +282,28 @@ TEST(ParseChat, UnsupportedButKnownFields) {
   expect_chat_error(chat_body({{"adapters", "my-lora"}}), "unsupported_parameter", "adapters");
   expect_chat_error(chat_body({{"draft_model", "small"}}), "unsupported_parameter", "draft_model");
   expect_chat_error(chat_body({{"model", 4}}), "invalid_type", "model");
+}
+
+TEST(ParseChat, ChoicesN) {
+  EXPECT_EQ(parse_chat_request(chat_body(), defaults()).common.n, 1);
+  EXPECT_EQ(parse_chat_request(chat_body({{"n", 16}}), defaults()).common.n, 16);
+  EXPECT_EQ(parse_completion_request(completion_body({{"n", 2.0}}), defaults()).common.n, 2);
+  expect_chat_error(chat_body({{"n", 0}}), "invalid_value", "n");
+  expect_chat_error(chat_body({{"n", 17}}), "invalid_value", "n");
+  expect_chat_error(chat_body({{"n", 1.5}}), "invalid_type", "n");
+  expect_completion_error(completion_body({{"n", "2"}}), "invalid_type", "n");
+}
+
+TEST(ChoiceSampling, SeedPlusTheChoiceIndex) {
+  engine::SamplingParams seeded;
+  seeded.seed = 42;
+  seeded.temperature = 0.5f;
+  EXPECT_EQ(choice_sampling(seeded, 0).seed, 42u);  // choice 0 is the request alone
+  EXPECT_EQ(choice_sampling(seeded, 3).seed, 45u);
+  EXPECT_EQ(choice_sampling(seeded, 3).temperature, 0.5f);
+  seeded.seed = UINT64_MAX;
+  EXPECT_EQ(choice_sampling(seeded, 2).seed, 1u);  // wraps
+  EXPECT_EQ(choice_sampling(engine::SamplingParams{}, 5).seed, std::nullopt);
 }
 
 TEST(ParseChat, StructuredOutputCompilesToAGrammar) {
@@ -349,6 +370,13 @@ TEST(ParseCompletion, EchoSuffixBestOf) {
   expect_completion_error(completion_body({{"suffix", "end"}}), "unsupported_parameter", "suffix");
   expect_completion_error(completion_body({{"best_of", 3}}), "unsupported_parameter", "best_of");
   expect_completion_error(completion_body({{"best_of", 0}}), "invalid_value", "best_of");
+  // best_of = n returns every generation: the same as n alone. Fewer than n is an error.
+  EXPECT_EQ(
+      parse_completion_request(completion_body({{"n", 3}, {"best_of", 3}}), defaults()).common.n,
+      3);
+  expect_completion_error(completion_body({{"n", 3}, {"best_of", 2}}), "invalid_value", "best_of");
+  expect_completion_error(completion_body({{"n", 3}, {"best_of", 4}}), "unsupported_parameter",
+                          "best_of");
   expect_completion_error(completion_body({{"logprobs", 25}}), "invalid_value", "logprobs");
   expect_completion_error(completion_body({{"logprobs", "5"}}), "invalid_type", "logprobs");
 }

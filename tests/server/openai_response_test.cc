@@ -52,8 +52,9 @@ TEST(DumpJson, RawUtf8AndNoThrowOnInvalidBytes) {
 }
 
 TEST(ChatBody, Shape) {
-  json b = chat_completion_body(kMeta, {.content = "Hello!"}, "stop", {20, 3},
-                                ReasoningFormat::kReasoningContent);
+  json b = chat_completion_body(
+      kMeta, {chat_choice(0, {.content = "Hello!"}, "stop", ReasoningFormat::kReasoningContent)},
+      {20, 3});
   EXPECT_EQ(b["id"], "chatcmpl-abc");
   EXPECT_EQ(b["object"], "chat.completion");
   EXPECT_EQ(b["created"], 1767225600);
@@ -66,7 +67,8 @@ TEST(ChatBody, Shape) {
   EXPECT_EQ(b["usage"], json::parse(R"({"prompt_tokens":20,"completion_tokens":3,"total_tokens":23,
                                         "prompt_tokens_details":{"cached_tokens":0},
                                         "completion_tokens_details":{"reasoning_tokens":0}})"));
-  json empty = chat_completion_body(kMeta, {}, "length", {1, 1}, ReasoningFormat::kNone);
+  json empty =
+      chat_completion_body(kMeta, {chat_choice(0, {}, "length", ReasoningFormat::kNone)}, {1, 1});
   EXPECT_TRUE(empty["choices"][0]["message"].contains("content"));
   EXPECT_TRUE(empty["choices"][0]["message"]["content"].is_null());
 }
@@ -74,10 +76,9 @@ TEST(ChatBody, Shape) {
 TEST(ChatBody, ToolCallsAndReasoning) {
   chat::ChatMessage message{.reasoning = "Weather, so a call.",
                             .tool_calls = {{"call_1", "get_weather", R"({"city":"Paris"})"}}};
-  json b =
-      chat_completion_body(kMeta, message, "tool_calls",
-                           {.prompt_tokens = 20, .completion_tokens = 9, .reasoning_tokens = 5},
-                           ReasoningFormat::kReasoningContent);
+  json b = chat_completion_body(
+      kMeta, {chat_choice(0, message, "tool_calls", ReasoningFormat::kReasoningContent)},
+      {.prompt_tokens = 20, .completion_tokens = 9, .reasoning_tokens = 5});
   EXPECT_EQ(b["choices"][0]["message"], json::parse(R"({"role":"assistant","content":null,
       "refusal":null,"reasoning_content":"Weather, so a call.","tool_calls":[{"id":"call_1",
       "type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]})"));
@@ -99,7 +100,7 @@ TEST(Chunks, DeltaChunksInOpenAiStreamForm) {
       .content = "ok",
       .tool_calls = {{.index = 0, .id = "call_1", .name = "f"}, {.index = 0, .arguments = "{}"}}};
   std::vector<json> chunks =
-      chat_delta_chunks(kMeta, delta, ReasoningFormat::kReasoningContent, false);
+      chat_delta_chunks(kMeta, 0, delta, ReasoningFormat::kReasoningContent, false);
   ASSERT_EQ(chunks.size(), 4u);
   EXPECT_EQ(chunks[0]["choices"][0]["delta"], json::parse(R"({"reasoning_content":"hm"})"));
   EXPECT_EQ(chunks[1]["choices"][0]["delta"], json::parse(R"({"content":"ok"})"));
@@ -111,7 +112,7 @@ TEST(Chunks, DeltaChunksInOpenAiStreamForm) {
 }
 
 TEST(TextBody, Shape) {
-  json b = text_completion_body({"cmpl-x", 5, "m"}, " Paris", "length", {4, 2});
+  json b = text_completion_body({"cmpl-x", 5, "m"}, {text_choice(0, " Paris", "length")}, {4, 2});
   EXPECT_EQ(b["object"], "text_completion");
   EXPECT_EQ(
       b["choices"],
@@ -120,19 +121,44 @@ TEST(TextBody, Shape) {
                                         "prompt_tokens_details":{"cached_tokens":0}})"));
 }
 
+TEST(Bodies, SeveralChoicesInIndexOrder) {
+  json b = text_completion_body(
+      {"cmpl-x", 5, "m"}, {text_choice(0, "a", "stop"), text_choice(1, "b", "length")}, {4, 7});
+  EXPECT_EQ(b["choices"], json::parse(R"([
+      {"index":0,"text":"a","logprobs":null,"finish_reason":"stop"},
+      {"index":1,"text":"b","logprobs":null,"finish_reason":"length"}])"));
+  EXPECT_EQ(b["usage"]["total_tokens"], 11);
+  json chat =
+      chat_completion_body(kMeta,
+                           {chat_choice(0, {.content = "x"}, "stop", ReasoningFormat::kNone),
+                            chat_choice(1, {.content = "y"}, "stop", ReasoningFormat::kNone)},
+                           {4, 2});
+  EXPECT_EQ(chat["choices"][1]["index"], 1);
+  EXPECT_EQ(chat["choices"][1]["message"]["content"], "y");
+}
+
+TEST(Chunks, CarryTheirChoiceIndex) {
+  EXPECT_EQ(chat_chunk(kMeta, 3, json::object(), "stop", false)["choices"][0]["index"], 3);
+  EXPECT_EQ(text_chunk(kMeta, 2, "t", std::nullopt, false)["choices"][0]["index"], 2);
+  for (const json& chunk : chat_delta_chunks(kMeta, 5, {.reasoning = "r", .content = "c"},
+                                             ReasoningFormat::kReasoningContent, false)) {
+    EXPECT_EQ(chunk["choices"][0]["index"], 5);
+  }
+}
+
 TEST(Chunks, ChatTextAndUsage) {
-  json role = chat_chunk(kMeta, {{"role", "assistant"}, {"content", ""}}, std::nullopt, false);
+  json role = chat_chunk(kMeta, 0, {{"role", "assistant"}, {"content", ""}}, std::nullopt, false);
   EXPECT_EQ(role["object"], "chat.completion.chunk");
   EXPECT_FALSE(role.contains("usage"));
   EXPECT_EQ(role["choices"], json::parse(R"([{"index":0,"delta":{"role":"assistant","content":""},
                                               "logprobs":null,"finish_reason":null}])"));
-  json fin = chat_chunk(kMeta, json::object(), "stop", true);
+  json fin = chat_chunk(kMeta, 0, json::object(), "stop", true);
   EXPECT_TRUE(fin.contains("usage"));
   EXPECT_TRUE(fin["usage"].is_null());
   EXPECT_EQ(fin["choices"][0]["delta"], json::object());
   EXPECT_EQ(fin["choices"][0]["finish_reason"], "stop");
 
-  json t = text_chunk({"cmpl-1", 1, "m"}, "abc", std::nullopt, true);
+  json t = text_chunk({"cmpl-1", 1, "m"}, 0, "abc", std::nullopt, true);
   EXPECT_EQ(t["object"], "text_completion");
   EXPECT_EQ(t["choices"][0]["text"], "abc");
   EXPECT_TRUE(t["choices"][0]["finish_reason"].is_null());

@@ -124,9 +124,10 @@ class FakeBackend final : public Backend {
                                                 engine::EventSink sink) override {
     auto handle = std::make_shared<engine::RequestHandle>();
     std::lock_guard lock(mutex_);
+    if (requests.size() >= queue_capacity) throw engine::QueueFull("the queue is full");
+    std::vector<Step> steps = scripts.empty() ? script : scripts[requests.size() % scripts.size()];
     requests.push_back(request);
     handles.push_back(handle);
-    std::vector<Step> steps = script;
     int prompt = static_cast<int>(request.prompt.size());
     threads_.emplace_back([handle, sink = std::move(sink), steps = std::move(steps), prompt] {
       for (Step step : steps) {
@@ -168,6 +169,9 @@ class FakeBackend final : public Backend {
                               {text("Hello")},
                               {text(" world")},
                               {finished(FinishReason::kStop, 3)}};
+  // When not empty: submission i runs scripts[i % size] instead of `script`.
+  std::vector<std::vector<Step>> scripts;
+  std::size_t queue_capacity = SIZE_MAX;  // submissions accepted before QueueFull
   int context = 4096;
   std::atomic<bool> is_alive{true};
   std::atomic<std::chrono::steady_clock::duration> step_running{};  // step_running_for()
@@ -434,6 +438,132 @@ TEST_F(ServiceTest, ChatStreamWithUsage) {
   EXPECT_EQ(ev.data[4]["usage"]["total_tokens"],
             ev.data[4]["usage"]["prompt_tokens"].get<int>() + 3);
   EXPECT_TRUE(ev.done_last);
+}
+
+GenerationEvent finished_with_cache(int completion_tokens, int cached_tokens) {
+  GenerationEvent e = finished(FinishReason::kStop, completion_tokens);
+  e.usage.cached_tokens = cached_tokens;
+  return e;
+}
+
+TEST_F(ServiceTest, ChoicesAreSeparateEngineRequestsInOneResponse) {
+  // Each choice's engine request gets its own script: different texts, lengths and caching.
+  backend_.scripts = {{{text("a")}, {finished_with_cache(2, 0)}},
+                      {{text("bb")}, {finished_with_cache(3, 16)}},
+                      {{text("ccc")}, {finished(FinishReason::kLength, 4)}}};
+  start();
+  json body = kChat;
+  body["n"] = 3;
+  body["seed"] = 7;
+  auto r = post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json b = json::parse(r.body);
+  ASSERT_EQ(b["choices"].size(), 3u);
+  const char* texts[] = {"a", "bb", "ccc"};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(b["choices"][i]["index"], i);
+    EXPECT_EQ(b["choices"][i]["message"]["content"], texts[i]);
+  }
+  EXPECT_EQ(b["choices"][2]["finish_reason"], "length");
+  // The prompt counts once; completions add up; cached: the fewest of any choice.
+  const int prompt = b["usage"]["prompt_tokens"];
+  EXPECT_EQ(prompt, static_cast<int>(backend_.requests.at(0).prompt.size()));
+  EXPECT_EQ(b["usage"]["completion_tokens"], 9);
+  EXPECT_EQ(b["usage"]["total_tokens"], prompt + 9);
+  EXPECT_EQ(b["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  // Seeds: the request's for choice 0, then seed + i.
+  ASSERT_EQ(backend_.requests.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(backend_.requests[i].prompt, backend_.requests[0].prompt);
+    EXPECT_EQ(backend_.requests[i].sampling.seed, std::optional<std::uint64_t>(7 + i));
+  }
+}
+
+TEST_F(ServiceTest, ChoicesWithoutASeedEachDrawTheirOwn) {
+  start();
+  auto r = post("/v1/completions", {{"prompt", "Once"}, {"n", 2}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["choices"].size(), 2u);
+  ASSERT_EQ(backend_.requests.size(), 2u);
+  for (const auto& request : backend_.requests) EXPECT_EQ(request.sampling.seed, std::nullopt);
+}
+
+TEST_F(ServiceTest, ChoicesStreamInterleavedWithOneUsageChunkAndOneDone) {
+  backend_.scripts = {{{progress(5, 5)}, {text("x"), 30ms}, {finished(FinishReason::kStop, 2)}},
+                      {{progress(5, 5)}, {text("y")}, {finished(FinishReason::kStop, 1)}}};
+  start();
+  json body = kChat;
+  body["n"] = 2;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto r = post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200);
+  SseEvents ev = parse_sse(r.body);
+  ASSERT_FALSE(ev.data.empty());
+  std::vector<std::string> content(2);
+  std::vector<int> roles(2), finishes(2);
+  for (std::size_t k = 0; k + 1 < ev.data.size(); ++k) {
+    const json& chunk = ev.data[k];
+    ASSERT_EQ(chunk["choices"].size(), 1u) << chunk;
+    const int i = chunk["choices"][0]["index"];
+    ASSERT_TRUE(i == 0 || i == 1) << chunk;
+    EXPECT_EQ(finishes[i], 0) << "a chunk after its choice's finish: " << chunk;
+    const json& delta = chunk["choices"][0]["delta"];
+    if (delta.contains("role")) ++roles[i];
+    if (delta.contains("content")) content[i] += delta["content"].get<std::string>();
+    if (!chunk["choices"][0]["finish_reason"].is_null()) ++finishes[i];
+    EXPECT_TRUE(chunk["usage"].is_null());
+  }
+  EXPECT_EQ(content, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(roles, (std::vector<int>{1, 1}));
+  EXPECT_EQ(finishes, (std::vector<int>{1, 1}));
+  // Choice 1 ended while choice 0 was still generating: the stream does not wait in order.
+  EXPECT_LT(r.body.find(R"("index":1,"delta":{},"logprobs":null,"finish_reason":"stop")"),
+            r.body.find(R"("content":"x")"));
+  const json& usage = ev.data.back();
+  EXPECT_EQ(usage["choices"], json::array());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(usage["usage"]["prompt_tokens"], backend_.requests.at(0).prompt.size());
+  EXPECT_TRUE(ev.done_last);
+  EXPECT_EQ(r.body.find("[DONE]"), r.body.rfind("[DONE]"));
+}
+
+TEST_F(ServiceTest, AFullQueueRefusesEveryChoiceAndCancelsTheQueuedOnes) {
+  backend_.script = {{text(""), 0ms, true}};  // runs until cancelled
+  backend_.queue_capacity = 2;
+  start();
+  auto r = post("/v1/completions", {{"prompt", "Once"}, {"n", 3}});
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "queue_full");
+  EXPECT_EQ(r.header("retry-after"), "1");
+  backend_.join();
+  ASSERT_EQ(backend_.handles.size(), 2u);
+  for (const auto& handle : backend_.handles) EXPECT_TRUE(handle->cancelled());
+}
+
+TEST_F(ServiceTest, AFailedChoiceFailsTheResponseAndCancelsTheOthers) {
+  backend_.scripts = {{{text(""), 0ms, true}}, {{failed("out of memory")}}};
+  start();
+  auto r = post("/v1/completions", {{"prompt", "Once"}, {"n", 2}});
+  expect_error(r, 500, "internal_error");
+  backend_.join();  // choice 0 ends only once cancelled (or after 10 s)
+  EXPECT_TRUE(backend_.handles.at(0)->cancelled());
+}
+
+TEST_F(ServiceTest, StreamingClientDisconnectCancelsEveryChoice) {
+  backend_.script = {{text("first")}, {text(""), 0ms, true}};
+  start();
+  {
+    TestConnection c(port_);
+    json body = kChat;
+    body["stream"] = true;
+    body["n"] = 3;
+    c.send_request("POST", "/v1/chat/completions", body.dump(), testing::json_headers());
+    c.read_until("first");
+  }
+  backend_.join();
+  ASSERT_EQ(backend_.handles.size(), 3u);
+  for (const auto& handle : backend_.handles) EXPECT_TRUE(handle->cancelled());
 }
 
 TEST_F(ServiceTest, ChatStreamWithoutUsageHasNoUsageKey) {
@@ -1191,7 +1321,7 @@ TEST_F(ServiceTest, BadInputIsAnsweredAndTheNextRequestWorks) {
       {"/v1/completions", R"({"prompt":"x","top_p":1.5})", "invalid_value", "top_p"},
       {"/v1/completions", R"({"prompt":"x","temperature":NaN})", "invalid_json", std::nullopt},
       {"/v1/completions", R"({"prompt":"x","stream":"yes"})", "invalid_type", "stream"},
-      {"/v1/completions", R"({"prompt":"x","n":2})", "unsupported_parameter", "n"},
+      {"/v1/completions", R"({"prompt":"x","n":17})", "invalid_value", "n"},
       {"/v1/completions", R"({"prompt":"x","stop":[1]})", "invalid_type", "stop[0]"},
       {"/v1/completions", R"({"prompt":5})", "invalid_type", "prompt"},
       {"/v1/completions", std::string(200, '[') + std::string(200, ']'), "invalid_json",
