@@ -36,23 +36,49 @@ void widen(const std::byte* src, KvElement e, int n, int head_dim, float* dst) {
   }
 }
 
-float dot(const float* a, const float* b, int n) {
+// Scores of `heads` query vectors (q + h * head_dim) against a block's keys, transposed
+// (kt[i * width + j]: key j's element i): scores[h * width + j] = sum over i, in order, of
+// q[i] * key j[i], one fma chain per key, so every target computes the scalar target's bits
+// (the vector code runs 16 keys' chains side by side, for 4 heads at a time).
+void block_scores(const float* q, int head_dim, int heads, const float* kt, int width,
+                  float* scores) {
+  int h = 0;
 #if LMSERVE_HAVE_AVX2
-  __m256 acc = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-  float s = _mm_cvtss_f32(lo);
-  for (; i < n; ++i) s = std::fma(a[i], b[i], s);
-  return s;
-#else
-  float s = 0.0f;
-  for (int i = 0; i < n; ++i) s = std::fma(a[i], b[i], s);
-  return s;
+  constexpr int kHeads = 4;
+  for (; width == 16 && h + kHeads <= heads; h += kHeads) {
+    __m256 acc[kHeads][2];
+    for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
+    for (int i = 0; i < head_dim; ++i) {
+      const __m256 k0 = _mm256_loadu_ps(kt + i * 16);
+      const __m256 k1 = _mm256_loadu_ps(kt + i * 16 + 8);
+      for (int hh = 0; hh < kHeads; ++hh) {
+        const __m256 qi = _mm256_broadcast_ss(q + (h + hh) * head_dim + i);
+        acc[hh][0] = _mm256_fmadd_ps(qi, k0, acc[hh][0]);
+        acc[hh][1] = _mm256_fmadd_ps(qi, k1, acc[hh][1]);
+      }
+    }
+    for (int hh = 0; hh < kHeads; ++hh) {
+      _mm256_storeu_ps(scores + (h + hh) * 16, acc[hh][0]);
+      _mm256_storeu_ps(scores + (h + hh) * 16 + 8, acc[hh][1]);
+    }
+  }
 #endif
+  for (; h < heads; ++h) {
+    float* out = scores + h * width;
+    std::fill_n(out, width, 0.0f);
+    for (int i = 0; i < head_dim; ++i) {
+      const float qi = q[h * head_dim + i];
+      for (int j = 0; j < width; ++j) out[j] = std::fma(qi, kt[i * width + j], out[j]);
+    }
+  }
+}
+
+// keys [n][head_dim] -> kt [head_dim][width], slots n..width-1 zero.
+void transpose_keys(const float* keys, int n, int head_dim, int width, float* kt) {
+  for (int i = 0; i < head_dim; ++i) {
+    for (int j = 0; j < n; ++j) kt[i * width + j] = keys[j * head_dim + i];
+    std::fill(kt + i * width + n, kt + (i + 1) * width, 0.0f);
+  }
 }
 
 // acc = acc * c + p * v over n floats.
@@ -60,79 +86,106 @@ void scale_add(float* acc, float c, float p, const float* v, int n) {
   for (int i = 0; i < n; ++i) acc[i] = std::fma(p, v[i], acc[i] * c);
 }
 
+// Rows of one sequence attended together: each block of keys and values is widened to f32 once
+// for all of them instead of once per row.
+constexpr int kRowTile = 16;
+
 // Per-thread scratch, grown once: the step itself does not allocate.
 struct Scratch {
-  std::vector<float> keys, values, scores, acc, max, sum;
-  void fit(int block_size, int head_dim, int group) {
+  std::vector<float> keys, keys_t, values, scores, acc, max, sum;
+  void fit(int block_size, int head_dim, int group, int heads) {
     const std::size_t kv =
         static_cast<std::size_t>(block_size) * static_cast<std::size_t>(head_dim);
-    if (keys.size() < kv) keys.resize(kv), values.resize(kv);
-    const std::size_t s = static_cast<std::size_t>(block_size);
+    if (keys.size() < kv) keys.resize(kv), keys_t.resize(kv), values.resize(kv);
+    const std::size_t s = static_cast<std::size_t>(block_size) * static_cast<std::size_t>(group);
     if (scores.size() < s) scores.resize(s);
-    const std::size_t a = static_cast<std::size_t>(group) * static_cast<std::size_t>(head_dim);
+    const std::size_t a = static_cast<std::size_t>(heads) * static_cast<std::size_t>(head_dim);
     if (acc.size() < a) acc.resize(a);
-    if (max.size() < static_cast<std::size_t>(group)) {
-      max.resize(static_cast<std::size_t>(group));
-      sum.resize(static_cast<std::size_t>(group));
+    if (max.size() < static_cast<std::size_t>(heads)) {
+      max.resize(static_cast<std::size_t>(heads));
+      sum.resize(static_cast<std::size_t>(heads));
     }
   }
 };
 
-// One row, one kv head: the `group` query heads that read it, block by block.
-void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSequence& seq, int row,
-            int kv_head, const float* q, float scale, const ScoreOptions& options, float* out,
-            Scratch& s) {
+// Rows [row_begin, row_end) of one sequence, one kv head: the `group` query heads of each row
+// that read it, block by block. Each row sees exactly the blocks and float operations it would
+// alone (online softmax in block order), so its result does not depend on the tile or batch.
+void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSequence& seq,
+            int row_begin, int row_end, int kv_head, const float* q, float scale,
+            const ScoreOptions& options, float* out, Scratch& s) {
   const int hd = shape.head_dim;
   const int group = shape.n_heads / shape.n_kv_heads;
+  const int rows = row_end - row_begin;
   const long q_stride = static_cast<long>(shape.n_heads) * hd;
-  const int len = seq.start_pos + row + 1;  // causal: up to and including this position
-  // A sliding window hides positions < lo. Blocks before lo's are skipped whole; inside its
-  // block the scan starts at lo, so the visible positions keep their block grouping.
-  const int lo = options.window > 0 ? std::max(0, len - options.window) : 0;
-  const float* q_row =
-      q + (seq.first_row + row) * q_stride + static_cast<long>(kv_head) * group * hd;
-  float* out_row = out + (seq.first_row + row) * q_stride + static_cast<long>(kv_head) * group * hd;
-  s.fit(kv.block_size, hd, group);
-  std::fill_n(s.acc.begin(), group * hd, 0.0f);
-  std::fill_n(s.max.begin(), group, -std::numeric_limits<float>::infinity());
-  std::fill_n(s.sum.begin(), group, 0.0f);
+  // Row r attends causally up to and including its own position; a sliding window hides
+  // positions < lo(r). Blocks before lo's are skipped whole; inside its block the scan starts
+  // at lo, so the visible positions keep their block grouping.
+  auto len_of = [&](int r) { return seq.start_pos + r + 1; };
+  auto lo_of = [&](int r) {
+    return options.window > 0 ? std::max(0, len_of(r) - options.window) : 0;
+  };
+  const int bs = kv.block_size;
+  s.fit(bs, hd, group, rows * group);
+  std::fill_n(s.acc.begin(), rows * group * hd, 0.0f);
+  std::fill_n(s.max.begin(), rows * group, -std::numeric_limits<float>::infinity());
+  std::fill_n(s.sum.begin(), rows * group, 0.0f);
 
-  for (int first = lo - lo % kv.block_size; first < len; first += kv.block_size) {
-    const int j0 = std::max(0, lo - first);  // the first visible slot of this block
-    const int n = std::min(kv.block_size, len - first);
-    widen(kv_slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element, n, hd, s.keys.data());
-    widen(kv_slot(kv.values, kv, seq.blocks, kv_head, first, hd), kv.element, n, hd,
+  const int lo_first = lo_of(row_begin);
+  const int len_last = len_of(row_end - 1);
+  for (int first = lo_first - lo_first % kv.block_size; first < len_last; first += kv.block_size) {
+    const int n_block = std::min(kv.block_size, len_last - first);
+    widen(kv_slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element, n_block, hd,
+          s.keys.data());
+    widen(kv_slot(kv.values, kv, seq.blocks, kv_head, first, hd), kv.element, n_block, hd,
           s.values.data());
-    for (int g = 0; g < group; ++g) {
-      const float* qh = q_row + g * hd;
-      float block_max = -std::numeric_limits<float>::infinity();
-      for (int j = j0; j < n; ++j) {
-        float score = dot(qh, s.keys.data() + j * hd, hd) * scale;
-        if (options.softcap > 0.0f) score = options.softcap * std::tanh(score / options.softcap);
-        s.scores[static_cast<std::size_t>(j)] = score;
-        block_max = std::max(block_max, score);
+    transpose_keys(s.keys.data(), n_block, hd, bs, s.keys_t.data());
+    for (int r = row_begin; r < row_end; ++r) {
+      const int lo = lo_of(r), len = len_of(r);
+      if (first >= len || first + kv.block_size <= lo - lo % kv.block_size) continue;
+      const int j0 = std::max(0, lo - first);  // the first visible slot of this block
+      const int n = std::min(kv.block_size, len - first);
+      const float* q_row =
+          q + (seq.first_row + r) * q_stride + static_cast<long>(kv_head) * group * hd;
+      const int state = (r - row_begin) * group;
+      block_scores(q_row, hd, group, s.keys_t.data(), bs, s.scores.data());
+      for (int g = 0; g < group; ++g) {
+        float* scores = s.scores.data() + g * bs;
+        float block_max = -std::numeric_limits<float>::infinity();
+        for (int j = j0; j < n; ++j) {
+          float score = scores[j] * scale;
+          if (options.softcap > 0.0f) score = options.softcap * std::tanh(score / options.softcap);
+          scores[j] = score;
+          block_max = std::max(block_max, score);
+        }
+        float& m = s.max[static_cast<std::size_t>(state + g)];
+        const float new_max = std::max(m, block_max);
+        const float correction = std::exp(m - new_max);  // 0 on the first block (m = -inf)
+        m = new_max;
+        float* acc = s.acc.data() + static_cast<long>(state + g) * hd;
+        float block_sum = 0.0f;
+        for (int j = j0; j < n; ++j) {
+          const float p = std::exp(scores[j] - new_max);
+          block_sum += p;
+          scale_add(acc, j == j0 ? correction : 1.0f, p, s.values.data() + j * hd, hd);
+        }
+        float& sum = s.sum[static_cast<std::size_t>(state + g)];
+        sum = sum * correction + block_sum;
       }
-      float& m = s.max[static_cast<std::size_t>(g)];
-      const float new_max = std::max(m, block_max);
-      const float correction = std::exp(m - new_max);  // 0 on the first block (m = -inf)
-      m = new_max;
-      float* acc = s.acc.data() + g * hd;
-      float block_sum = 0.0f;
-      for (int j = j0; j < n; ++j) {
-        const float p = std::exp(s.scores[static_cast<std::size_t>(j)] - new_max);
-        block_sum += p;
-        scale_add(acc, j == j0 ? correction : 1.0f, p, s.values.data() + j * hd, hd);
-      }
-      s.sum[static_cast<std::size_t>(g)] =
-          s.sum[static_cast<std::size_t>(g)] * correction + block_sum;
     }
   }
-  for (int g = 0; g < group; ++g) {
-    const float inv = 1.0f / s.sum[static_cast<std::size_t>(g)];
-    for (int i = 0; i < hd; ++i)
-      out_row[g * hd + i] = s.acc[static_cast<std::size_t>(g * hd + i)] * inv;
+  for (int r = row_begin; r < row_end; ++r) {
+    float* out_row = out + (seq.first_row + r) * q_stride + static_cast<long>(kv_head) * group * hd;
+    const int state = (r - row_begin) * group;
+    for (int g = 0; g < group; ++g) {
+      const float inv = 1.0f / s.sum[static_cast<std::size_t>(state + g)];
+      const float* acc = s.acc.data() + static_cast<long>(state + g) * hd;
+      for (int i = 0; i < hd; ++i) out_row[g * hd + i] = acc[i] * inv;
+    }
   }
 }
+
+int row_tiles(const AttentionSequence& seq) { return (seq.n_rows + kRowTile - 1) / kRowTile; }
 
 }  // namespace
 
@@ -140,31 +193,32 @@ void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const 
                      std::span<const AttentionSequence> sequences, const float* q, float scale,
                      float* out, const ScoreOptions& options) {
   if (sequences.empty()) return;
-  const auto& last = sequences.back();
-  const int rows = last.first_row + last.n_rows;
-  const std::size_t items =
-      static_cast<std::size_t>(rows) * static_cast<std::size_t>(shape.n_kv_heads);
   long work = 0;
+  std::size_t tiles = 0;
   for (const auto& seq : sequences) {
     work += static_cast<long>(seq.n_rows) * (seq.start_pos + seq.n_rows) * shape.n_heads *
             shape.head_dim;
+    tiles += static_cast<std::size_t>(row_tiles(seq));
   }
-
+  const auto kv_heads = static_cast<std::size_t>(shape.n_kv_heads);
+  // Items are (row tile, kv head), tiles in sequence order.
   auto body = [&](std::size_t begin, std::size_t end) {
     thread_local Scratch scratch;
-    // Items are (row, kv head) in row order; find each row's sequence by walking forward.
-    auto seq =
-        std::upper_bound(sequences.begin(), sequences.end(),
-                         static_cast<int>(begin / static_cast<std::size_t>(shape.n_kv_heads)),
-                         [](int row, const AttentionSequence& s) { return row < s.first_row; }) -
-        1;
+    auto seq = sequences.begin();
+    std::size_t seq_first_tile = 0;
     for (std::size_t item = begin; item < end; ++item) {
-      const int row = static_cast<int>(item / static_cast<std::size_t>(shape.n_kv_heads));
-      const int kv_head = static_cast<int>(item % static_cast<std::size_t>(shape.n_kv_heads));
-      while (row >= seq->first_row + seq->n_rows) ++seq;
-      attend(shape, kv, *seq, row - seq->first_row, kv_head, q, scale, options, out, scratch);
+      const std::size_t tile = item / kv_heads;
+      while (tile >= seq_first_tile + static_cast<std::size_t>(row_tiles(*seq))) {
+        seq_first_tile += static_cast<std::size_t>(row_tiles(*seq));
+        ++seq;
+      }
+      const int row_begin = static_cast<int>(tile - seq_first_tile) * kRowTile;
+      const int row_end = std::min(seq->n_rows, row_begin + kRowTile);
+      attend(shape, kv, *seq, row_begin, row_end, static_cast<int>(item % kv_heads), q, scale,
+             options, out, scratch);
     }
   };
+  const std::size_t items = tiles * kv_heads;
   if (work < kMinParallelWork || pool.size() == 1) {
     body(0, items);
     return;

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "kernels/convert.h"
+#include "kernels/cpu.h"
+#include "kernels/target_kernels.h"
 
 namespace lmserve::kernels {
 namespace {
@@ -230,6 +232,51 @@ TEST(PagedAttention, BatchInvariant) {
   std::vector<AttentionSequence> only_a = {{0, 3, 37, a_table.data()}};
   paged_attention(one, shape, pool.view(), only_a, q.data(), 0.2f, alone.data());
   for (std::size_t i = 0; i < alone.size(); ++i) ASSERT_EQ(alone[i], together[i]) << i;
+}
+
+// A prompt's rows attended together (in row tiles, as a prefill chunk) give each row the bits
+// it gets attended alone (as a decode step), on every target, and every target gives the
+// scalar target's bits (the scores are one fma chain per key everywhere).
+TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (const int block_size : {16, 5}) {
+    const AttentionShape shape{8, 2, 64};
+    const int kv_dim = 2 * 64, q_dim = 8 * 64, rows = 45, start = 7;
+    const int blocks = (start + rows + block_size - 1) / block_size;
+    Pool pool(shape, block_size, blocks, KvElement::kF16);
+    std::vector<std::int32_t> table(static_cast<std::size_t>(blocks));
+    std::iota(table.rbegin(), table.rend(), 0);
+    for (int p = 0; p < start + rows; ++p) {
+      std::vector<float> k(kv_dim), v(kv_dim);
+      for (auto& x : k) x = dist(rng);
+      for (auto& x : v) x = dist(rng);
+      store_kv(pool.view(), shape, table.data(), p, k.data(), v.data());
+    }
+    std::vector<float> q(static_cast<std::size_t>(rows * q_dim));
+    for (auto& x : q) x = dist(rng);
+    util::ThreadPool threads(2);
+    std::vector<float> want;
+    for (auto name : available_cpu_targets()) {
+      SCOPED_TRACE(std::string(name) + " block " + std::to_string(block_size));
+      const auto attention = cpu_target(name)->paged_attention;
+      for (const ScoreOptions opt : {ScoreOptions{}, ScoreOptions{.window = 9}}) {
+        std::vector<float> together(q.size()), alone(q.size());
+        const std::vector<AttentionSequence> prompt = {{0, rows, start, table.data()}};
+        attention(threads, shape, pool.view(), prompt, q.data(), 0.125f, together.data(), opt);
+        for (int r = 0; r < rows; ++r) {
+          const std::vector<AttentionSequence> one = {{0, 1, start + r, table.data()}};
+          attention(threads, shape, pool.view(), one, q.data() + r * q_dim, 0.125f,
+                    alone.data() + r * q_dim, opt);
+        }
+        ASSERT_EQ(0, std::memcmp(together.data(), alone.data(), q.size() * sizeof(float)));
+        if (opt.window == 0) {
+          if (want.empty()) want = together;
+          ASSERT_EQ(0, std::memcmp(want.data(), together.data(), q.size() * sizeof(float)));
+        }
+      }
+    }
+  }
 }
 
 // A position never sees the future: changing a later position's keys/values changes nothing.
