@@ -117,6 +117,14 @@ int run_serve(const ServeOptions& o) {
         loaded->model->weight_bytes() >> 20, memory.kv_pool_bytes >> 20, memory.kv_blocks,
         engine_options.block_size, o.kv_type, engine_options.max_sequences, memory.ctx_size,
         memory.workspace_bytes >> 20);
+    for (const engine::KvKindMemory& kind : memory.kv_kinds) {
+      spdlog::info(
+          "KV {}: {} layer(s), {:.1f} MiB, {} blocks ({} per sequence + {} for a prefill chunk)",
+          kind.window == 0 ? std::string("full attention")
+                           : "sliding window " + std::to_string(kind.window),
+          kind.layers, static_cast<double>(kind.bytes) / (1 << 20), kind.blocks,
+          kind.sequence_blocks, kind.chunk_blocks);
+    }
     server::ServerProps props{.model_path = o.model.model,
                               .parallel = engine_options.max_sequences,
                               .kv_type = o.kv_type,

@@ -47,17 +47,50 @@ int resolve_ctx_size(const EngineOptions& o, const model::ModelConfig& c) {
   return o.ctx_size > 0 ? o.ctx_size : std::min(c.max_position_embeddings, kDefaultContextCap);
 }
 
-int resolve_kv_blocks(const EngineOptions& o, const model::KvShape& shape, int ctx_size) {
-  const int per_sequence = (ctx_size + shape.block_size - 1) / shape.block_size;
-  if (o.kv_memory == 0) return per_sequence * o.max_sequences;
-  const std::size_t blocks = o.kv_memory / shape.bytes_per_block();
-  if (blocks < static_cast<std::size_t>(per_sequence)) {
-    throw std::invalid_argument(
-        "--kv-memory " + mib(o.kv_memory) + " cannot hold one context of " +
-        std::to_string(ctx_size) + " positions (needs " +
-        mib(static_cast<std::size_t>(per_sequence) * shape.bytes_per_block()) + ")");
+SchedulerLimits scheduler_limits(const EngineOptions& o, int ctx_size) {
+  return {.max_sequences = o.max_sequences,
+          .max_batch_tokens = o.max_batch_tokens,
+          .prefill_step_size = o.prefill_step_size,
+          .ctx_size = ctx_size};
+}
+
+// Blocks per kind: each kind holds max_sequences sequences' share of it plus a prefill
+// chunk's spare; --kv-memory is split between the kinds in proportion to one sequence's
+// bytes of each (with one kind: every block it can pay for).
+std::vector<int> resolve_kv_blocks(const EngineOptions& o, const model::KvLayout& layout,
+                                   const SchedulerLimits& limits) {
+  std::vector<int> per_sequence, chunk, blocks;
+  std::size_t sequence_bytes = 0, chunk_bytes = 0;
+  for (const model::KvKind& kind : layout.kinds) {
+    per_sequence.push_back(Scheduler::sequence_blocks(kind, limits.ctx_size));
+    chunk.push_back(Scheduler::chunk_blocks(kind, limits));
+    sequence_bytes += static_cast<std::size_t>(per_sequence.back()) * kind.shape.bytes_per_block();
+    chunk_bytes += static_cast<std::size_t>(chunk.back()) * kind.shape.bytes_per_block();
   }
-  return static_cast<int>(std::min<std::size_t>(blocks, 1u << 30));
+  if (o.kv_memory != 0 && o.kv_memory < sequence_bytes + chunk_bytes) {
+    throw std::invalid_argument("--kv-memory " + mib(o.kv_memory) + " cannot hold one context of " +
+                                std::to_string(limits.ctx_size) + " positions (needs " +
+                                mib(sequence_bytes + chunk_bytes) + ")");
+  }
+  for (std::size_t k = 0; k < layout.kinds.size(); ++k) {
+    if (o.kv_memory == 0) {
+      blocks.push_back(per_sequence[k] * o.max_sequences + chunk[k]);
+      continue;
+    }
+    using Wide = unsigned __int128;  // bytes x blocks overflows 64 bits
+    const auto share = static_cast<std::size_t>(static_cast<Wide>(o.kv_memory - chunk_bytes) *
+                                                static_cast<Wide>(per_sequence[k]) /
+                                                static_cast<Wide>(sequence_bytes));
+    blocks.push_back(static_cast<int>(
+        std::min<std::size_t>(share + static_cast<std::size_t>(chunk[k]), 1u << 30)));
+  }
+  return blocks;
+}
+
+model::KvPools make_pools(const EngineOptions& o, const model::Model& m, int ctx_size) {
+  model::KvLayout layout = m.kv_layout(o.kv_type, o.block_size, ctx_size);
+  const std::vector<int> blocks = resolve_kv_blocks(o, layout, scheduler_limits(o, ctx_size));
+  return model::KvPools(std::move(layout), blocks);
 }
 
 }  // namespace
@@ -68,14 +101,9 @@ struct Engine::State {
         tokenizer(t),
         options(normalized(std::move(o))),
         ctx_size(resolve_ctx_size(options, m.config())),
-        pool(m.kv_shape(options.kv_type, options.block_size),
-             resolve_kv_blocks(options, m.kv_shape(options.kv_type, options.block_size), ctx_size)),
-        cache(pool),
-        scheduler(pool, cache,
-                  {.max_sequences = options.max_sequences,
-                   .max_batch_tokens = options.max_batch_tokens,
-                   .prefill_step_size = options.prefill_step_size,
-                   .ctx_size = ctx_size}) {
+        pools(make_pools(options, m, ctx_size)),
+        cache(pools),
+        scheduler(pools, cache, scheduler_limits(options, ctx_size)) {
     eos = model.config().eos_token_ids;
     // The tokenizer's EOS plus, for GGUF vocabularies, the end-of-turn ids llama.cpp stops
     // at: a GGUF has no generation_config.json to list them.
@@ -86,10 +114,22 @@ struct Engine::State {
     model.reserve(options.max_batch_tokens, options.max_sequences);
     logits.resize(static_cast<std::size_t>(options.max_sequences) *
                   static_cast<std::size_t>(model.config().vocab_size));
-    memory = {.kv_pool_bytes = pool.bytes(),
+    memory = {.kv_pool_bytes = pools.bytes(),
               .workspace_bytes = model.workspace_bytes() + logits.size() * sizeof(float),
-              .kv_blocks = pool.num_blocks(),
-              .ctx_size = ctx_size};
+              .kv_blocks = 0,
+              .ctx_size = ctx_size,
+              .kv_kinds = {}};
+    const SchedulerLimits limits = scheduler_limits(options, ctx_size);
+    for (int k = 0; k < pools.num_kinds(); ++k) {
+      const model::KvKind& kind = pools.layout().kinds[static_cast<std::size_t>(k)];
+      memory.kv_blocks += pools[k].num_blocks();
+      memory.kv_kinds.push_back({.window = kind.window,
+                                 .layers = kind.shape.num_layers,
+                                 .blocks = pools[k].num_blocks(),
+                                 .bytes = pools[k].bytes(),
+                                 .sequence_blocks = Scheduler::sequence_blocks(kind, ctx_size),
+                                 .chunk_blocks = Scheduler::chunk_blocks(kind, limits)});
+    }
     const std::size_t needed = memory.kv_pool_bytes + memory.workspace_bytes;
     const std::size_t available = available_memory();
     if (available != 0 && needed > available) {
@@ -125,7 +165,7 @@ struct Engine::State {
   const tokenizer::Tokenizer& tokenizer;
   EngineOptions options;
   int ctx_size;
-  model::KvPool pool;
+  model::KvPools pools;
   PrefixCache cache;
   Scheduler scheduler;
   std::vector<std::int32_t> eos;
@@ -318,24 +358,25 @@ void Engine::State::admit_waiting() {
 void Engine::State::step() {
   const std::vector<PlannedRows> plan = scheduler.plan(active);
   if (plan.empty()) return;
-  batch_tokens.clear();
-  batch_sequences.clear();
   int logit_rows = 0;
-  for (const PlannedRows& p : plan) {
-    Sequence& seq = *p.sequence;
-    const auto& tokens = seq.tokens();
-    batch_tokens.insert(batch_tokens.end(), tokens.begin() + seq.kv_len(),
-                        tokens.begin() + seq.kv_len() + p.n_rows);
-    batch_sequences.push_back({.n_rows = p.n_rows,
-                               .start_pos = seq.kv_len(),
-                               .blocks = seq.blocks(),
-                               .want_logits = p.want_logits});
-    logit_rows += p.want_logits ? 1 : 0;
-  }
+  for (const PlannedRows& p : plan) logit_rows += p.want_logits ? 1 : 0;
   const std::size_t vocab = static_cast<std::size_t>(model.config().vocab_size);
   const std::span<float> out(logits.data(), static_cast<std::size_t>(logit_rows) * vocab);
   try {
-    model.forward({.tokens = batch_tokens, .sequences = batch_sequences}, pool, out);
+    scheduler.prepare(plan);
+    batch_tokens.clear();
+    batch_sequences.clear();
+    for (const PlannedRows& p : plan) {
+      Sequence& seq = *p.sequence;
+      const auto& tokens = seq.tokens();
+      batch_tokens.insert(batch_tokens.end(), tokens.begin() + seq.kv_len(),
+                          tokens.begin() + seq.kv_len() + p.n_rows);
+      batch_sequences.push_back({.n_rows = p.n_rows,
+                                 .start_pos = seq.kv_len(),
+                                 .blocks = seq.blocks(),
+                                 .want_logits = p.want_logits});
+    }
+    model.forward({.tokens = batch_tokens, .sequences = batch_sequences}, pools, out);
   } catch (const std::exception& e) {
     // A step that cannot run fails the requests in it; the engine itself keeps serving.
     for (const PlannedRows& p : plan) p.sequence->fail(e.what());
@@ -346,7 +387,7 @@ void Engine::State::step() {
   for (const PlannedRows& p : plan) {
     Sequence& seq = *p.sequence;
     seq.advance_kv(p.n_rows);
-    scheduler.offer_full_blocks(seq);
+    scheduler.advance(seq);
     if (!p.want_logits) {
       seq.report_progress();
       continue;
@@ -377,8 +418,12 @@ void Engine::State::retire_done() {
 void Engine::State::publish_occupancy() {
   std::lock_guard lock(mutex);
   counters.running = static_cast<int>(active.size());
-  counters.kv_blocks_total = pool.num_blocks();
-  counters.kv_blocks_free = pool.free_blocks();
+  counters.kv_blocks_total = 0;
+  counters.kv_blocks_free = 0;
+  for (int k = 0; k < pools.num_kinds(); ++k) {
+    counters.kv_blocks_total += pools[k].num_blocks();
+    counters.kv_blocks_free += pools[k].free_blocks();
+  }
   counters.kv_blocks_cached = cache.cached_blocks();
 }
 

@@ -126,8 +126,10 @@ struct EngineOptions {
   int max_queue = 256;          // requests waiting for a slot; beyond it submit() refuses
   int ctx_size = 0;             // positions per sequence; 0 = the model's, capped at 4096
   model::KvType kv_type = model::KvType::kF16;
-  std::size_t kv_memory = 0;  // pool bytes; 0 = enough for max_sequences full contexts
-  int block_size = 16;        // positions per KV block
+  // Pool bytes, every kind's; 0 = enough for max_sequences full contexts (a windowed kind
+  // needs only its window per sequence).
+  std::size_t kv_memory = 0;
+  int block_size = 16;                      // positions per KV block
   std::vector<std::int32_t> extra_eos_ids;  // added to the model's and tokenizer's EOS set
   // Test hook (LMSERVE_TEST_STALL_STEP_MS): the first step with work sleeps this long, so a
   // test can watch the watchdog see a stuck step. 0 = off.
@@ -142,11 +144,11 @@ class QueueFull : public std::runtime_error {
 
 // A snapshot of the engine for /metrics and logs. Counters only grow.
 struct EngineStats {
-  int running = 0;  // admitted sequences (prefilling or decoding)
-  int queued = 0;   // waiting for admission
-  int kv_blocks_total = 0;
-  int kv_blocks_free = 0;
-  int kv_blocks_cached = 0;  // held by the prefix cache
+  int running = 0;           // admitted sequences (prefilling or decoding)
+  int queued = 0;            // waiting for admission
+  int kv_blocks_total = 0;   // every KV cache kind's
+  int kv_blocks_free = 0;    // every kind's
+  int kv_blocks_cached = 0;  // held by the prefix cache, every kind's
   std::uint64_t prompt_tokens = 0;
   std::uint64_t cached_prompt_tokens = 0;  // prompt tokens served from the prefix cache
   std::uint64_t generated_tokens = 0;
@@ -154,12 +156,24 @@ struct EngineStats {
   std::uint64_t steps = 0;              // forward passes
 };
 
+// One KV cache kind's pool (model::KvKind): the full-attention layers, or the sliding-window
+// layers of one window.
+struct KvKindMemory {
+  int window = 0;  // 0: full attention
+  int layers = 0;
+  int blocks = 0;
+  std::size_t bytes = 0;
+  int sequence_blocks = 0;  // the most one sequence of ctx_size positions holds between steps
+  int chunk_blocks = 0;     // kept free for a prefill chunk's window (Scheduler::chunk_blocks)
+};
+
 // The memory the engine set aside at start-up.
 struct EngineMemory {
-  std::size_t kv_pool_bytes = 0;
+  std::size_t kv_pool_bytes = 0;  // every kind's
   std::size_t workspace_bytes = 0;
-  int kv_blocks = 0;
+  int kv_blocks = 0;  // every kind's
   int ctx_size = 0;
+  std::vector<KvKindMemory> kv_kinds;  // full attention first, then windows ascending
 };
 
 class Engine {

@@ -39,7 +39,12 @@ class Sequence {
   int prompt_size() const { return static_cast<int>(request_.prompt.size()); }
   // Positions whose keys and values are in this sequence's blocks.
   int kv_len() const { return kv_len_; }
-  std::vector<model::BlockId>& blocks() { return blocks_; }
+  // Its block tables, one per KV cache kind (model::BatchSequence::blocks); kNoBlock where a
+  // windowed kind holds nothing (yet, or any more).
+  std::vector<std::vector<model::BlockId>>& blocks() { return blocks_; }
+  // Per kind: blocks it may still take from the pool beyond those it holds (its share of the
+  // admission reserve; windowed kinds take blocks as their rows need them).
+  std::vector<int>& reserved_blocks() { return reserved_blocks_; }
   // Blocks already offered to the prefix cache (they are full and never written again).
   int& offered_blocks() { return offered_blocks_; }
 
@@ -78,7 +83,8 @@ class Sequence {
   StopMatcher stops_;
   std::unique_ptr<grammar::Constraint> constraint_;  // set when the request has a grammar
   std::vector<std::int32_t> tokens_;
-  std::vector<model::BlockId> blocks_;
+  std::vector<std::vector<model::BlockId>> blocks_;
+  std::vector<int> reserved_blocks_;
   std::vector<TokenLogprob> pending_logprobs_;  // sampled, not yet attached to an event
   int offered_blocks_ = 0;
   int kv_len_ = 0;

@@ -1,5 +1,6 @@
 #include "model/kv_pool.h"
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -64,6 +65,53 @@ void KvPool::copy(BlockId from, BlockId to) {
     std::memcpy(keys(layer, to, 0), keys(layer, from, 0), shape_.block_bytes());
     std::memcpy(values(layer, to, 0), values(layer, from, 0), shape_.block_bytes());
   }
+}
+
+int KvKind::span_blocks(int positions, int context) const {
+  const int b = shape.block_size;
+  const int whole = (context + b - 1) / b;
+  if (positions <= 0) return 0;
+  // Starting in a block's last slot costs one block more than starting in its first.
+  return std::min(whole, (positions + b - 2) / b + 1);
+}
+
+KvLayout make_kv_layout(const KvShape& layer_shape, std::span<const int> layer_windows,
+                        int context) {
+  std::vector<int> windows;
+  for (int w : layer_windows) windows.push_back(w >= context ? 0 : w);
+  std::vector<int> distinct = windows;
+  std::sort(distinct.begin(), distinct.end());  // 0 (full attention) first
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  KvLayout layout;
+  layout.kind_of.resize(windows.size());
+  layout.slot_of.resize(windows.size());
+  for (int w : distinct) {
+    KvKind kind{.window = w, .layers = {}, .shape = layer_shape};
+    for (std::size_t l = 0; l < windows.size(); ++l) {
+      if (windows[l] != w) continue;
+      layout.kind_of[l] = static_cast<int>(layout.kinds.size());
+      layout.slot_of[l] = static_cast<int>(kind.layers.size());
+      kind.layers.push_back(static_cast<int>(l));
+    }
+    kind.shape.num_layers = static_cast<int>(kind.layers.size());
+    layout.kinds.push_back(std::move(kind));
+  }
+  return layout;
+}
+
+KvPools::KvPools(KvLayout layout, std::span<const int> num_blocks) : layout_(std::move(layout)) {
+  if (layout_.kinds.empty() || num_blocks.size() != layout_.kinds.size()) {
+    throw std::invalid_argument("KvPools: one block count per cache kind, at least one kind");
+  }
+  pools_.reserve(layout_.kinds.size());
+  for (std::size_t k = 0; k < layout_.kinds.size(); ++k)
+    pools_.emplace_back(layout_.kinds[k].shape, num_blocks[k]);
+}
+
+std::size_t KvPools::bytes() const {
+  std::size_t total = 0;
+  for (const KvPool& pool : pools_) total += pool.bytes();
+  return total;
 }
 
 }  // namespace lmserve::model

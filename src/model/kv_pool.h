@@ -1,5 +1,6 @@
-// The paged key/value pool: every layer's keys and values for every live or cached sequence,
-// in fixed-size blocks that sequences reference through block tables and share by refcount.
+// The paged key/value pools: the layers' keys and values for every live or cached sequence, in
+// fixed-size blocks that sequences reference through block tables and share by refcount; one
+// pool per cache kind (full-attention layers, sliding-window layers of one window).
 #pragma once
 
 #include <cstddef>
@@ -41,6 +42,8 @@ struct KvShape {
 };
 
 using BlockId = std::int32_t;
+// A block-table entry a sequence does not hold (a window block no later row can see).
+inline constexpr BlockId kNoBlock = -1;
 
 // Storage plus a refcounted block allocator. Within one layer a block is laid out
 // [kv_head][slot][head_dim], so one head's keys for a block are contiguous.
@@ -92,6 +95,58 @@ class KvPool {
   std::unique_ptr<std::byte[]> values_;  // same layout
   std::vector<int> refcount_;
   std::vector<BlockId> free_;  // a stack: recently freed blocks are reused first
+};
+
+// A group of layers cached alike, in one pool with its own block table per sequence.
+// Full-attention layers keep every position; sliding-window layers keep only the blocks a
+// later row can still see, so a sequence holds at most ceil(window / block_size) + 1 of them
+// between steps whatever its length.
+struct KvKind {
+  int window = 0;           // 0: full attention; > 0: a row at p sees positions > p - window
+  std::vector<int> layers;  // the model layers it holds, ascending (shape.num_layers of them)
+  KvShape shape;
+
+  // The first block a row at `pos` reads (0 for full attention).
+  int first_visible_block(int pos) const {
+    return window > 0 && pos + 1 > window ? (pos + 1 - window) / shape.block_size : 0;
+  }
+  // The most blocks that `positions` consecutive positions of one kind-wide block table can
+  // span, however they are aligned (never more than a context of `context` positions has).
+  int span_blocks(int positions, int context) const;
+};
+
+// A model's layers grouped into kinds: the full-attention kind first (if any), then one
+// windowed kind per window, ascending.
+struct KvLayout {
+  std::vector<KvKind> kinds;
+  std::vector<int> kind_of;  // per model layer: its kind
+  std::vector<int> slot_of;  // per model layer: its index among its kind's layers
+
+  int block_size() const { return kinds.front().shape.block_size; }
+};
+
+// Groups layers by window (layer_windows: one entry per layer, 0 = full attention). A window
+// of `context` positions or more hides nothing inside the context, so such layers join the
+// full-attention kind: a model without effective windows has exactly one kind.
+// `layer_shape` is one layer's shape (its num_layers is ignored).
+KvLayout make_kv_layout(const KvShape& layer_shape, std::span<const int> layer_windows,
+                        int context);
+
+// One pool per kind of a layout.
+class KvPools {
+ public:
+  // num_blocks: one count per kind. Throws like KvPool.
+  KvPools(KvLayout layout, std::span<const int> num_blocks);
+
+  const KvLayout& layout() const { return layout_; }
+  int num_kinds() const { return static_cast<int>(pools_.size()); }
+  KvPool& operator[](int kind) { return pools_[static_cast<std::size_t>(kind)]; }
+  const KvPool& operator[](int kind) const { return pools_[static_cast<std::size_t>(kind)]; }
+  std::size_t bytes() const;
+
+ private:
+  KvLayout layout_;
+  std::vector<KvPool> pools_;
 };
 
 }  // namespace lmserve::model

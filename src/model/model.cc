@@ -9,6 +9,11 @@ namespace {
 constexpr int kPrivateBlockSize = 16;
 
 int blocks_for(int positions, int block_size) { return (positions + block_size - 1) / block_size; }
+
+// The reference cache keeps every position of every kind.
+std::vector<int> blocks_per_kind(const KvLayout& layout, int capacity) {
+  return std::vector<int>(layout.kinds.size(), blocks_for(capacity, layout.block_size()));
+}
 }  // namespace
 
 KvShape Model::kv_shape(KvType type, int block_size) const {
@@ -20,9 +25,21 @@ KvShape Model::kv_shape(KvType type, int block_size) const {
           .type = type};
 }
 
-KvCache::KvCache(const KvShape& shape, int capacity)
-    : pool_(shape, blocks_for(capacity, shape.block_size)), capacity_(capacity) {
-  for (int i = 0; i < pool_.num_blocks(); ++i) blocks_.push_back(*pool_.allocate());
+KvLayout Model::kv_layout(KvType type, int block_size, int context) const {
+  const ModelConfig& c = config();
+  std::vector<int> windows(static_cast<std::size_t>(c.num_layers), 0);
+  for (std::size_t l = 0; l < c.local_layers.size(); ++l) {
+    if (c.local_layers[l]) windows[l] = c.sliding_window;
+  }
+  return make_kv_layout(kv_shape(type, block_size), windows, context);
+}
+
+KvCache::KvCache(const KvLayout& layout, int capacity)
+    : pools_(layout, blocks_per_kind(layout, capacity)), capacity_(capacity) {
+  for (int k = 0; k < pools_.num_kinds(); ++k) {
+    auto& table = blocks_.emplace_back();
+    for (int i = 0; i < pools_[k].num_blocks(); ++i) table.push_back(*pools_[k].allocate());
+  }
 }
 
 void KvCache::truncate(int n) {
@@ -38,7 +55,7 @@ std::unique_ptr<KvCache> Model::new_cache(int capacity, KvType type) const {
     throw std::invalid_argument("KV cache capacity " + std::to_string(capacity) + " outside [1, " +
                                 std::to_string(config().max_position_embeddings) + "]");
   }
-  return std::make_unique<KvCache>(kv_shape(type, kPrivateBlockSize), capacity);
+  return std::make_unique<KvCache>(kv_layout(type, kPrivateBlockSize, capacity), capacity);
 }
 
 void Model::forward(std::span<const std::int32_t> tokens, KvCache& cache, std::span<float> logits) {
@@ -52,7 +69,7 @@ void Model::forward(std::span<const std::int32_t> tokens, KvCache& cache, std::s
                           .start_pos = cache.size_,
                           .blocks = cache.blocks_,
                           .want_logits = true};
-  forward(Batch{.tokens = tokens, .sequences = std::span(&seq, 1)}, cache.pool_, logits);
+  forward(Batch{.tokens = tokens, .sequences = std::span(&seq, 1)}, cache.pools_, logits);
   cache.size_ += static_cast<int>(tokens.size());
 }
 

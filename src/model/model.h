@@ -1,5 +1,5 @@
 // A loaded causal language model: config, weights and the forward pass on the CPU.
-// The engine owns one Model and one KvPool; each step is one batched forward pass.
+// The engine owns one Model and its KvPools; each step is one batched forward pass.
 #pragma once
 
 #include <cstdint>
@@ -118,9 +118,11 @@ float rope_attention_factor(const ModelConfig& config);
 struct BatchSequence {
   int n_rows = 0;     // >= 1
   int start_pos = 0;  // position of its first row = positions already in its KV blocks
-  // Its block table: block i holds positions [i * block_size, (i + 1) * block_size). Covers
-  // at least start_pos + n_rows positions; the rows' keys and values are written into it.
-  std::span<const BlockId> blocks;
+  // Its block tables, one per cache kind (KvPools order): entry i holds positions
+  // [i * block_size, (i + 1) * block_size). Each covers at least start_pos + n_rows positions;
+  // the rows' keys and values are written into it. A windowed kind's table needs real blocks
+  // only from first_visible_block(start_pos) on: earlier entries are never read.
+  std::span<const std::vector<BlockId>> blocks;
   bool want_logits = false;  // compute the logits of its last row
 };
 
@@ -156,8 +158,12 @@ class Model {
   // multiplies faster repacked).
   virtual std::size_t repacked_bytes() const { return 0; }
 
-  // The KV block shape of this model for a pool of the given type and block size.
+  // The KV block shape of this model for a pool of the given type and block size, every
+  // layer in one block (what a model without windows has as its single kind).
   KvShape kv_shape(KvType type, int block_size) const;
+  // The cache kinds of this model for contexts of `context` positions: its full-attention
+  // layers, then its sliding-window layers grouped by window (see make_kv_layout).
+  KvLayout kv_layout(KvType type, int block_size, int context) const;
 
   // Preallocates the per-step workspace for batches of up to max_rows rows, max_logit_rows
   // of them with logits, so that forward() does not allocate. Larger batches still work:
@@ -172,9 +178,9 @@ class Model {
   // want_logits, in batch order). Each row's result depends only on its own sequence's
   // tokens, never on the rest of the batch (batch invariance; see docs/architecture.md).
   // Throws std::invalid_argument for malformed batches (ids outside the vocabulary, block
-  // tables too short, a pool of another shape, logits of the wrong size). Calls on one
+  // tables too short, pools of another layout, logits of the wrong size). Calls on one
   // Model must not overlap: they share its thread pool and workspace.
-  virtual void forward(const Batch& batch, KvPool& pool, std::span<float> logits) = 0;
+  virtual void forward(const Batch& batch, KvPools& pools, std::span<float> logits) = 0;
 
   // With Repack::kInBackground: swaps in the weight copies finished so far and hands the file's
   // pages of them back. Call between forward passes, on the thread that runs them. True while
@@ -190,10 +196,11 @@ class Model {
   void forward(std::span<const std::int32_t> tokens, KvCache& cache, std::span<float> logits);
 };
 
-// One sequence's key/value cache in a private pool (see Model::new_cache).
+// One sequence's key/value cache in private pools that keep every position of every kind
+// (see Model::new_cache): the reference the paged engine path is compared with.
 class KvCache {
  public:
-  KvCache(const KvShape& shape, int capacity);
+  KvCache(const KvLayout& layout, int capacity);
   int size() const { return size_; }
   int capacity() const { return capacity_; }
   // Drops every position >= n (0 <= n <= size()).
@@ -201,8 +208,8 @@ class KvCache {
 
  private:
   friend class Model;
-  KvPool pool_;
-  std::vector<BlockId> blocks_;
+  KvPools pools_;
+  std::vector<std::vector<BlockId>> blocks_;  // per kind
   int capacity_;
   int size_ = 0;
 };

@@ -315,14 +315,32 @@ std::size_t TransformerModel::workspace_bytes() const {
   return floats * sizeof(float) + w.attention.capacity() * sizeof(kernels::AttentionSequence);
 }
 
-void TransformerModel::validate(const Batch& batch, const KvPool& pool,
+void TransformerModel::validate_layout(const KvLayout& layout) const {
+  const auto& c = config_;
+  bool ok = layout.kind_of.size() == static_cast<std::size_t>(c.num_layers) &&
+            layout.slot_of.size() == layout.kind_of.size();
+  for (const KvKind& kind : layout.kinds) {
+    ok = ok && kind.shape.num_kv_heads == c.num_kv_heads && kind.shape.head_dim == c.head_dim &&
+         kind.shape.block_size == layout.block_size();
+  }
+  for (std::size_t l = 0; ok && l < layout.kind_of.size(); ++l) {
+    const auto kind = static_cast<std::size_t>(layout.kind_of[l]);
+    ok = kind < layout.kinds.size() && layout.slot_of[l] >= 0 &&
+         layout.slot_of[l] < layout.kinds[kind].shape.num_layers;
+    // A windowed kind drops what its layers can no longer see: only the window they attend
+    // with is safe.
+    const int window = ok ? layout.kinds[kind].window : 0;
+    ok = ok && (window == 0 || (layers_[l].local && window == c.sliding_window));
+  }
+  if (!ok) throw std::invalid_argument("forward: the KV pools' layout is not this model's");
+}
+
+void TransformerModel::validate(const Batch& batch, const KvPools& pools,
                                 std::span<float> logits) const {
   const auto& c = config_;
-  const KvShape& shape = pool.shape();
-  if (shape.num_layers != c.num_layers || shape.num_kv_heads != c.num_kv_heads ||
-      shape.head_dim != c.head_dim) {
-    throw std::invalid_argument("forward: the KV pool's shape is not this model's");
-  }
+  const KvLayout& layout = pools.layout();
+  validate_layout(layout);
+  const int block_size = layout.block_size();
   std::size_t rows = 0;
   std::size_t logit_rows = 0;
   for (const BatchSequence& seq : batch.sequences) {
@@ -335,13 +353,21 @@ void TransformerModel::validate(const Batch& batch, const KvPool& pool,
                                   " is beyond the context of " +
                                   std::to_string(c.max_position_embeddings));
     }
-    if (static_cast<long>(seq.blocks.size()) * shape.block_size < end) {
-      throw std::invalid_argument("forward: a block table is too short for its positions");
+    if (seq.blocks.size() != layout.kinds.size()) {
+      throw std::invalid_argument("forward: a batch sequence needs one block table per KV kind");
     }
-    for (std::size_t i = 0; i < seq.blocks.size() && static_cast<long>(i) * shape.block_size < end;
-         ++i) {
-      if (seq.blocks[i] < 0 || seq.blocks[i] >= pool.num_blocks()) {
-        throw std::invalid_argument("forward: block id outside the pool");
+    for (std::size_t k = 0; k < layout.kinds.size(); ++k) {
+      const std::vector<BlockId>& table = seq.blocks[k];
+      const long last = (end - 1) / block_size;
+      if (static_cast<long>(table.size()) <= last) {
+        throw std::invalid_argument("forward: a block table is too short for its positions");
+      }
+      // Only the blocks the rows read or write need to be there.
+      for (long i = layout.kinds[k].first_visible_block(seq.start_pos); i <= last; ++i) {
+        const BlockId id = table[static_cast<std::size_t>(i)];
+        if (id < 0 || id >= pools[static_cast<int>(k)].num_blocks()) {
+          throw std::invalid_argument("forward: block id outside the pool");
+        }
       }
     }
     rows += static_cast<std::size_t>(seq.n_rows);
@@ -365,8 +391,8 @@ void TransformerModel::validate(const Batch& batch, const KvPool& pool,
   }
 }
 
-void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float> logits) {
-  validate(batch, pool, logits);
+void TransformerModel::forward(const Batch& batch, KvPools& pools, std::span<float> logits) {
+  validate(batch, pools, logits);
   const auto& c = config_;
   const int T = static_cast<int>(batch.tokens.size());
   const int D = c.hidden_size;
@@ -386,10 +412,7 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
   w.attention.clear();
   int row = 0;
   for (const BatchSequence& seq : batch.sequences) {
-    w.attention.push_back({.first_row = row,
-                           .n_rows = seq.n_rows,
-                           .start_pos = seq.start_pos,
-                           .blocks = seq.blocks.data()});
+    w.attention.push_back({.first_row = row, .n_rows = seq.n_rows, .start_pos = seq.start_pos});
     for (int i = 0; i < seq.n_rows; ++i, ++row) {
       float* x = w.x.data() + sz(row, D);
       kernels::weight_row_to_f32(embed_, batch.tokens[static_cast<std::size_t>(row)], x);
@@ -415,7 +438,7 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
   }
 
   const kernels::AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};
-  const KvShape& kv_shape = pool.shape();
+  const KvLayout& layout = pools.layout();
   const float scale =
       1.0f / std::sqrt(c.query_pre_attn_scalar > 0.0f ? c.query_pre_attn_scalar
                                                       : static_cast<float>(c.head_dim));
@@ -436,9 +459,16 @@ void TransformerModel::forward(const Batch& batch, KvPool& pool, std::span<float
       add_bias(w.k.data(), L.k_bias, T);
       add_bias(w.v.data(), L.v_bias, T);
     }
+    // The layer's keys and values live in its kind's pool, read through that kind's tables.
+    const auto kind = static_cast<std::size_t>(layout.kind_of[static_cast<std::size_t>(l)]);
+    const int slot = layout.slot_of[static_cast<std::size_t>(l)];
+    const KvPool& pool = pools[static_cast<int>(kind)];
+    const KvShape& kv_shape = pool.shape();
+    for (std::size_t i = 0; i < w.attention.size(); ++i)
+      w.attention[i].blocks = batch.sequences[i].blocks[kind].data();
     const kernels::PagedKv kv{
-        .keys = pool.keys(l, 0, 0),
-        .values = pool.values(l, 0, 0),
+        .keys = pool.keys(slot, 0, 0),
+        .values = pool.values(slot, 0, 0),
         .block_stride = kv_shape.block_bytes(),
         .head_stride = kv_shape.block_bytes() / static_cast<std::size_t>(kv_shape.num_kv_heads),
         .block_size = kv_shape.block_size,

@@ -29,7 +29,7 @@ class TransformerModel final : public Model {
   std::size_t repacked_bytes() const override;
   void reserve(int max_rows, int max_logit_rows) override;
   std::size_t workspace_bytes() const override;
-  void forward(const Batch& batch, KvPool& pool, std::span<float> logits) override;
+  void forward(const Batch& batch, KvPools& pools, std::span<float> logits) override;
   bool adopt_repacked() override;
 
  private:
@@ -71,7 +71,8 @@ class TransformerModel final : public Model {
                                    const MlxQuantization::Params& params);
   // t's bytes, copied when not aligned to its element size; counted in weight_bytes_.
   const void* element_data(const formats::TensorView& t);
-  void validate(const Batch& batch, const KvPool& pool, std::span<float> logits) const;
+  void validate(const Batch& batch, const KvPools& pools, std::span<float> logits) const;
+  void validate_layout(const KvLayout& layout) const;
   void bind_layer(int l);
   std::vector<float> norm_vector(std::string_view name, int n);
   std::vector<float> f32_vector(std::string_view name, int n);

@@ -129,10 +129,10 @@ TEST_F(ServingTest, TwoClientsShareASystemPromptWhileBothRun) {
 // Every step carries each decoding sequence's next token, and a long prompt only adds chunks
 // of at most prefill_step_size tokens within the step budget.
 TEST_F(ServingTest, ALongPromptDelaysRunningStreamsByAtMostOneChunk) {
-  model::KvPool pool(model_->kv_shape(model::KvType::kF16, 16), 96);
-  PrefixCache cache(pool);
+  model::KvPools pools(model_->kv_layout(model::KvType::kF16, 16, 512), std::vector<int>{96});
+  PrefixCache cache(pools);
   Scheduler scheduler(
-      pool, cache,
+      pools, cache,
       {.max_sequences = 4, .max_batch_tokens = 40, .prefill_step_size = 24, .ctx_size = 512});
   std::vector<std::unique_ptr<Sequence>> active;
   auto add = [&](GenerationRequest r) {
