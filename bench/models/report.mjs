@@ -18,8 +18,10 @@ const lines = [
   '- files: `bench/models/synth_model --gguf TYPE` (random weights, llama.cpp\'s per-tensor type recipe); ' +
     `pp${first.lmserve.pp} = one forward over ${first.lmserve.pp} prompt tokens, tg${first.lmserve.tg} = ` +
     `${first.lmserve.tg} greedy tokens after it; medians; F16 KV cache on both`,
-  `- read bandwidth (bench_model --bandwidth, ${first.lmserve.threads} threads): ${f(first.bandwidth)} GB/s; ` +
-    'decode ceiling = bandwidth / weight bytes read per token',
+  `- read bandwidth (bench_model --bandwidth, ${first.lmserve.threads} threads, the higher of a measurement ` +
+    `right before and right after each row's runs: it drifts with the host's load): ` +
+    `${Math.min(...rows.map((r) => r.bandwidth)).toFixed(1)}-${Math.max(...rows.map((r) => r.bandwidth)).toFixed(1)} GB/s; ` +
+    'decode ceiling = that bandwidth / weight bytes read per token',
   '- command: `bench/models/compare.sh`',
   '',
   '| model | type | threads | pp lmserve t/s | pp llama.cpp t/s | pp ratio | tg lmserve t/s | tg llama.cpp t/s | tg ratio | tg / ceiling | peak RSS MiB / file MiB |',

@@ -81,6 +81,7 @@ int run_serve(const ServeOptions& o) {
   engine::EngineOptions engine_options = o.engine;
   engine_options.kv_type = *model::parse_kv_type(o.kv_type);  // CLI11 checked the name
   engine_options.test_stall_step_ms = test_hook_ms("LMSERVE_TEST_STALL_STEP_MS");
+  engine_options.test_fail_step = test_hook_ms("LMSERVE_TEST_FAIL_STEP") > 0;
   server_options.reasoning_format = *server::parse_reasoning_format(o.reasoning_format);
   if (server_options.model_id.empty()) server_options.model_id = o.model.model;
   server_options.cached_models = hf_cache_models(hub_settings);

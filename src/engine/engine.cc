@@ -300,6 +300,7 @@ void Engine::State::run() {
         std::this_thread::sleep_for(
             std::chrono::milliseconds(std::exchange(options.test_stall_step_ms, 0)));
       }
+      if (options.test_fail_step) throw std::runtime_error("test hook: the engine step failed");
       step();
       retire_done();
       step_started.store(0, std::memory_order_relaxed);

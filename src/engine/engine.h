@@ -134,6 +134,9 @@ struct EngineOptions {
   // Test hook (LMSERVE_TEST_STALL_STEP_MS): the first step with work sleeps this long, so a
   // test can watch the watchdog see a stuck step. 0 = off.
   int test_stall_step_ms = 0;
+  // Test hook (LMSERVE_TEST_FAIL_STEP): the first step with work throws, as an internal fault
+  // would, so a test can watch the server lose its engine thread.
+  bool test_fail_step = false;
 };
 
 // Thrown by submit() when max_queue requests are already waiting (the server answers 429).

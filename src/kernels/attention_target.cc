@@ -36,31 +36,40 @@ void widen(const std::byte* src, KvElement e, int n, int head_dim, float* dst) {
   }
 }
 
+#if LMSERVE_HAVE_AVX2
+// kHeads query vectors' scores against a 16-key block: 16 fma chains side by side per head.
+template <int kHeads>
+void block_scores16(const float* q, int head_dim, const float* kt, float* scores) {
+  __m256 acc[kHeads][2];
+  for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
+  for (int i = 0; i < head_dim; ++i) {
+    const __m256 k0 = _mm256_loadu_ps(kt + i * 16);
+    const __m256 k1 = _mm256_loadu_ps(kt + i * 16 + 8);
+    for (int h = 0; h < kHeads; ++h) {
+      const __m256 qi = _mm256_broadcast_ss(q + h * head_dim + i);
+      acc[h][0] = _mm256_fmadd_ps(qi, k0, acc[h][0]);
+      acc[h][1] = _mm256_fmadd_ps(qi, k1, acc[h][1]);
+    }
+  }
+  for (int h = 0; h < kHeads; ++h) {
+    _mm256_storeu_ps(scores + h * 16, acc[h][0]);
+    _mm256_storeu_ps(scores + h * 16 + 8, acc[h][1]);
+  }
+}
+#endif
+
 // Scores of `heads` query vectors (q + h * head_dim) against a block's keys, transposed
 // (kt[i * width + j]: key j's element i): scores[h * width + j] = sum over i, in order, of
 // q[i] * key j[i], one fma chain per key, so every target computes the scalar target's bits
-// (the vector code runs 16 keys' chains side by side, for 4 heads at a time).
+// (the vector code runs a 16-key block's chains side by side, for 4 heads at a time).
 void block_scores(const float* q, int head_dim, int heads, const float* kt, int width,
                   float* scores) {
   int h = 0;
 #if LMSERVE_HAVE_AVX2
-  constexpr int kHeads = 4;
-  for (; width == 16 && h + kHeads <= heads; h += kHeads) {
-    __m256 acc[kHeads][2];
-    for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
-    for (int i = 0; i < head_dim; ++i) {
-      const __m256 k0 = _mm256_loadu_ps(kt + i * 16);
-      const __m256 k1 = _mm256_loadu_ps(kt + i * 16 + 8);
-      for (int hh = 0; hh < kHeads; ++hh) {
-        const __m256 qi = _mm256_broadcast_ss(q + (h + hh) * head_dim + i);
-        acc[hh][0] = _mm256_fmadd_ps(qi, k0, acc[hh][0]);
-        acc[hh][1] = _mm256_fmadd_ps(qi, k1, acc[hh][1]);
-      }
-    }
-    for (int hh = 0; hh < kHeads; ++hh) {
-      _mm256_storeu_ps(scores + (h + hh) * 16, acc[hh][0]);
-      _mm256_storeu_ps(scores + (h + hh) * 16 + 8, acc[hh][1]);
-    }
+  if (width == 16) {
+    for (; h + 4 <= heads; h += 4)
+      block_scores16<4>(q + h * head_dim, head_dim, kt, scores + h * 16);
+    for (; h < heads; ++h) block_scores16<1>(q + h * head_dim, head_dim, kt, scores + h * 16);
   }
 #endif
   for (; h < heads; ++h) {

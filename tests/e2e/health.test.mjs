@@ -1,8 +1,9 @@
 // /health tells the truth: the server listens before it loads the model and answers 503
 // model_loading (every route) until it is loaded, then 200; a load failure exits non-zero
 // with its message; SIGTERM during the load stops it at once; an engine step running past --watchdog makes /health 503
-// worker_unavailable until the step completes. Test hooks (docs/architecture.md) delay the
-// load and stall one engine step.
+// worker_unavailable until the step completes; an engine thread that dies makes /health 503 and
+// fails every request fast with 503. Test hooks (docs/architecture.md) delay the load, stall
+// one engine step and make one throw.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -97,5 +98,37 @@ test('a step running past --watchdog makes /health 503 until it completes', { ti
     assert.equal((await answer.json()).usage.completion_tokens, 4);
   } finally {
     assert.deepEqual(await server.stop(), { code: 0, signal: null });
+  }
+});
+
+test('an engine thread that dies makes /health 503 and fails requests fast with 503', { timeout: 60_000 }, async () => {
+  const server = await startServer(['--parallel', '1'], { env: { LMSERVE_TEST_FAIL_STEP: '1' } });
+  try {
+    assert.equal((await fetch(`${server.baseURL}/health`)).status, 200);
+    // One request running into the failing step and one queued behind it: both end with 503.
+    const body = { prompt: 'Once upon a time', max_tokens: 8, ignore_eos: true };
+    const [running, queued] = await Promise.all([
+      postJson(server.baseURL, '/v1/completions', body),
+      postJson(server.baseURL, '/v1/completions', body),
+    ]);
+    for (const res of [running, queued]) {
+      assert.equal(res.status, 503);
+      assert.equal((await errorOf(res)).code, 'worker_unavailable');
+    }
+    const health = await fetch(`${server.baseURL}/health`);
+    assert.equal(health.status, 503);
+    assert.equal((await health.json()).error.code, 'worker_unavailable');
+    // Later requests fail at once, streaming or not, instead of waiting for a dead engine.
+    for (const stream of [false, true]) {
+      const since = Date.now();
+      const res = await postJson(server.baseURL, '/v1/chat/completions', {
+        messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, stream,
+      });
+      assert.equal(res.status, 503);
+      assert.equal((await errorOf(res)).code, 'worker_unavailable');
+      assert.ok(Date.now() - since < 1000, `answered after ${Date.now() - since} ms`);
+    }
+  } finally {
+    await server.stop();
   }
 });

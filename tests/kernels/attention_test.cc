@@ -10,6 +10,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "kernels/convert.h"
@@ -240,9 +241,11 @@ TEST(PagedAttention, BatchInvariant) {
 TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
   std::mt19937 rng(13);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (const int block_size : {16, 5}) {
-    const AttentionShape shape{8, 2, 64};
-    const int kv_dim = 2 * 64, q_dim = 8 * 64, rows = 45, start = 7;
+  // Groups of 4 and 7 query heads per kv head (Llama 3.2 1B, Qwen2.5 0.5B); a block size the
+  // vector code has and one it lacks.
+  for (const auto& [heads, block_size] : {std::pair{8, 16}, {14, 16}, {8, 5}}) {
+    const AttentionShape shape{heads, 2, 64};
+    const int kv_dim = 2 * 64, q_dim = heads * 64, rows = 45, start = 7;
     const int blocks = (start + rows + block_size - 1) / block_size;
     Pool pool(shape, block_size, blocks, KvElement::kF16);
     std::vector<std::int32_t> table(static_cast<std::size_t>(blocks));
@@ -258,7 +261,8 @@ TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
     util::ThreadPool threads(2);
     std::vector<float> want;
     for (auto name : available_cpu_targets()) {
-      SCOPED_TRACE(std::string(name) + " block " + std::to_string(block_size));
+      SCOPED_TRACE(std::string(name) + " heads " + std::to_string(heads) + " block " +
+                   std::to_string(block_size));
       const auto attention = cpu_target(name)->paged_attention;
       for (const ScoreOptions opt : {ScoreOptions{}, ScoreOptions{.window = 9}}) {
         std::vector<float> together(q.size()), alone(q.size());
