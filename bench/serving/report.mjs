@@ -1,6 +1,7 @@
-// Turns bench/serving/load.mjs's JSON into the serving section of docs/benchmarks.md
-// (between the serving-bench markers), replacing the previous one.
+// Turns bench/serving/load.mjs's JSON into a serving section of docs/benchmarks.md (between the
+// markers of --section, default serving-bench), replacing the previous one.
 //   node report.mjs load.json --machine M --commit C --command CMD --model DESC --doc docs/benchmarks.md
+//                   [--section NAME]
 import { readFileSync } from 'node:fs';
 import { writeSection } from './common.mjs';
 
@@ -13,7 +14,7 @@ const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 const decode = (round) => round.clients / (round.itl_ms_p50 / 1000);
 
 const lines = [
-  '## Serving: concurrent clients and prefix reuse',
+  `## Serving: concurrent clients and prefix reuse${opt.section && opt.section !== 'serving-bench' ? ` (${opt.section.replace('serving-bench-', '').toUpperCase()})` : ''}`,
   '',
   `- machine: ${opt.machine}`,
   `- date: ${new Date().toISOString().slice(0, 16)}Z, commit ${opt.commit}`,
@@ -47,4 +48,4 @@ if (r.soak) {
   lines.push(`Soak: ${r.soak.seconds} s, 16 clients, ~20% disconnecting mid-stream: ${r.soak.ok} completed, ` +
     `${r.soak.aborted} abandoned by the client, ${r.soak.errors} errors; server RSS MiB: ${rss}.`, '');
 }
-console.log(writeSection(opt.doc, 'serving-bench', lines));
+console.log(writeSection(opt.doc, opt.section ?? 'serving-bench', lines));
