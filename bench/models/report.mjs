@@ -18,8 +18,8 @@ const lines = [
   '- files: `bench/models/synth_model --gguf TYPE` (random weights, llama.cpp\'s per-tensor type recipe); ' +
     `pp${first.lmserve.pp} = one forward over ${first.lmserve.pp} prompt tokens, tg${first.lmserve.tg} = ` +
     `${first.lmserve.tg} greedy tokens after it; medians; F16 KV cache on both`,
-  `- read bandwidth (bench_model --bandwidth, ${first.lmserve.threads} threads, the higher of a measurement ` +
-    `right before and right after each row's runs: it drifts with the host's load): ` +
+  `- read bandwidth (bench_model --bandwidth, ${first.lmserve.threads} threads, measured right before each ` +
+    `row's lmserve run: on this VM it moves between ~35 and ~61 GB/s from minute to minute): ` +
     `${Math.min(...rows.map((r) => r.bandwidth)).toFixed(1)}-${Math.max(...rows.map((r) => r.bandwidth)).toFixed(1)} GB/s; ` +
     'decode ceiling = that bandwidth / weight bytes read per token',
   '- command: `bench/models/compare.sh`',

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <future>
 #include <memory>
 
 #include "cli/commands.h"
@@ -22,14 +23,20 @@ struct LoadedModel {
       : cpu(kernels::cpu_description()),
         path(hub::resolve_model(o.model, {.revision = o.revision, .hf_file = o.hf_file}, settings)),
         pool(o.threads),
+        model_loading(std::async(
+            std::launch::async, [this, repack] { return model::Model::load(path, pool, repack); })),
         tokenizer(tokenizer::Tokenizer::load(path)),
-        model(model::Model::load(path, pool, repack)) {
+        model(model_loading.get()) {
     spdlog::info("kernels: {}", cpu);
   }
 
   std::string cpu;             // the kernels' CPU target (first: LMSERVE_CPU errors come early)
   std::filesystem::path path;  // where --model was found (a Hub id: its HF cache snapshot)
   util::ThreadPool pool;       // declared before the model, which computes on it until destroyed
+  // The model is mapped on a thread of its own while the tokenizer builds its vocabulary (each
+  // takes a few hundred milliseconds on a large vocabulary or file); a failure of either is
+  // thrown from here, the tokenizer's first.
+  std::future<std::unique_ptr<model::Model>> model_loading;
   tokenizer::Tokenizer tokenizer;
   std::unique_ptr<model::Model> model;
 };
