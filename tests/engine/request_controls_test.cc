@@ -14,16 +14,7 @@
 namespace lmserve::engine {
 namespace {
 
-class RequestControls : public EngineTest {
- protected:
-  static GenerationEvent run(Engine& engine, GenerationRequest request) {
-    Collector col;
-    engine.submit(std::move(request), col.sink());
-    GenerationEvent end = col.wait();
-    EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
-    return end;
-  }
-};
+using RequestControls = EngineTest;
 
 // Each reported entry equals log_softmax of the logits the model gives for that position
 // when run alone over prompt + completion, and the alternatives are its true top-k.
@@ -75,13 +66,13 @@ TEST_F(RequestControls, LogprobsMatchTheModelsFullLogits) {
 TEST_F(RequestControls, LogitBiasForcesAndBansTokens) {
   const auto& c = (*reference_)["cases"][1];
   Engine engine(*model_, *tokenizer_, {});
-  const auto free_ids = run(engine, greedy(c, 8)).completion_ids;
+  const auto free_ids = run_to_end(engine, greedy(c, 8)).completion_ids;
   GenerationRequest forced = greedy(c, 8);
   forced.sampling.logit_bias = {{77, 100.0f}};
-  EXPECT_EQ(run(engine, forced).completion_ids, std::vector<std::int32_t>(8, 77));
+  EXPECT_EQ(run_to_end(engine, forced).completion_ids, std::vector<std::int32_t>(8, 77));
   GenerationRequest banned = greedy(c, 8);
   banned.sampling.logit_bias = {{free_ids[0], -100.0f}};
-  EXPECT_NE(run(engine, banned).completion_ids[0], free_ids[0]);
+  EXPECT_NE(run_to_end(engine, banned).completion_ids[0], free_ids[0]);
 }
 
 TEST_F(RequestControls, StopTokenIdsMinTokensAndIgnoreEos) {
@@ -93,7 +84,7 @@ TEST_F(RequestControls, StopTokenIdsMinTokensAndIgnoreEos) {
   // A stop token id ends the sequence like EOS: counted, not shown.
   GenerationRequest stop = greedy(c, 50);
   stop.stop_token_ids = {ids[2]};
-  GenerationEvent end = run(engine, stop);
+  GenerationEvent end = run_to_end(engine, stop);
   EXPECT_EQ(end.finish_reason, FinishReason::kStop);
   EXPECT_EQ(end.completion_ids, std::vector<std::int32_t>(ids.begin(), ids.begin() + 3));
 
@@ -101,7 +92,7 @@ TEST_F(RequestControls, StopTokenIdsMinTokensAndIgnoreEos) {
   GenerationRequest at_least = greedy(c, 50);
   at_least.stop_token_ids = {ids[2]};
   at_least.min_tokens = 10;
-  end = run(engine, at_least);
+  end = run_to_end(engine, at_least);
   ASSERT_GE(end.completion_ids.size(), 10u);
   for (std::size_t i = 0; i < 9; ++i) {
     EXPECT_NE(end.completion_ids[i], ids[2]);
@@ -111,7 +102,7 @@ TEST_F(RequestControls, StopTokenIdsMinTokensAndIgnoreEos) {
   // ignore_eos: the (extra) EOS id is an ordinary token; generation runs to max_tokens.
   GenerationRequest through = greedy(c, 20);
   through.ignore_eos = true;
-  end = run(engine, through);
+  end = run_to_end(engine, through);
   EXPECT_EQ(end.finish_reason, FinishReason::kLength);
   EXPECT_EQ(end.completion_ids, std::vector<std::int32_t>(ids.begin(), ids.begin() + 20));
 }
@@ -129,7 +120,7 @@ TEST_F(RequestControls, ThinkBudgetForcesTheEndMarker) {
 
   GenerationRequest marked = greedy(c, 8);
   marked.think_budget = ThinkBudget{.start_id = ids[1], .end_id = end_id, .budget = 3};
-  auto got = run(engine, marked).completion_ids;
+  auto got = run_to_end(engine, marked).completion_ids;
   ASSERT_GE(got.size(), 6u);
   EXPECT_EQ(std::vector<std::int32_t>(got.begin(), got.begin() + 5),
             std::vector<std::int32_t>(ids.begin(), ids.begin() + 5));
@@ -137,7 +128,7 @@ TEST_F(RequestControls, ThinkBudgetForcesTheEndMarker) {
 
   GenerationRequest open = greedy(c, 8);
   open.think_budget = ThinkBudget{.start_id = -1, .end_id = end_id, .budget = 2, .open = true};
-  got = run(engine, open).completion_ids;
+  got = run_to_end(engine, open).completion_ids;
   ASSERT_GE(got.size(), 3u);
   EXPECT_EQ(got[0], ids[0]);
   EXPECT_EQ(got[1], ids[1]);
@@ -155,10 +146,10 @@ TEST_F(RequestControls, FinishedEventNamesTheMatchedStopString) {
   ASSERT_GE(text.size(), 8u);
   GenerationRequest stopped = greedy(c, 12);
   stopped.stop = {"never in this text", text.substr(4, 3)};
-  GenerationEvent end = run(engine, stopped);
+  GenerationEvent end = run_to_end(engine, stopped);
   EXPECT_EQ(end.finish_reason, FinishReason::kStop);
   EXPECT_EQ(end.stop_sequence, text.substr(4, 3));
-  EXPECT_EQ(run(engine, greedy(c, 12)).stop_sequence, "");
+  EXPECT_EQ(run_to_end(engine, greedy(c, 12)).stop_sequence, "");
 }
 
 }  // namespace

@@ -16,26 +16,9 @@ namespace {
 
 class ServingTest : public EngineTest {
  protected:
-  // Every block is either free or held by the prefix cache once nothing runs: none leaked.
-  static void expect_no_leaked_blocks(const Engine& engine) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    EngineStats s = engine.stats();
-    while ((s.running != 0 || s.kv_blocks_free + s.kv_blocks_cached != s.kv_blocks_total) &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
-      s = engine.stats();
-    }
-    EXPECT_EQ(s.running, 0);
-    EXPECT_EQ(s.kv_blocks_free + s.kv_blocks_cached, s.kv_blocks_total);
-  }
-
   static std::vector<std::int32_t> run_alone(GenerationRequest request) {
     Engine engine(*model_, *tokenizer_, {.max_sequences = 1});
-    Collector col;
-    engine.submit(std::move(request), col.sink());
-    GenerationEvent end = col.wait();
-    EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
-    return end.completion_ids;
+    return run_to_end(engine, std::move(request)).completion_ids;
   }
 
   // A prompt of n tokens drawn from the reference prompts (all valid ids).
@@ -70,19 +53,8 @@ TEST_F(ServingTest, MixedBatchEqualsEachRequestAlone) {
 
   Engine engine(*model_, *tokenizer_,
                 {.max_sequences = 16, .prefill_step_size = 5, .max_batch_tokens = 30});
-  std::vector<std::unique_ptr<Collector>> cols;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    cols.push_back(std::make_unique<Collector>());
-    engine.submit(requests[i], cols.back()->sink());
-    // Stagger: the second half arrives while the first half is decoding.
-    if (i == 7) cols[0]->wait();
-  }
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    GenerationEvent end = cols[i]->wait();
-    ASSERT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
-    EXPECT_EQ(end.completion_ids, alone[i]) << "request " << i;
-  }
-  expect_no_leaked_blocks(engine);
+  // Stagger: the second half arrives while the first half is decoding.
+  expect_batched_as_alone(engine, requests, alone, 8);
 }
 
 // The second request repeats the first one's prompt and part of its answer: every token the

@@ -7,9 +7,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "engine/engine.h"
 #include "model/model.h"
@@ -60,6 +63,48 @@ class Collector {
   int text_events_ = 0;
   std::optional<GenerationEvent> end_;
 };
+
+// Submits `request` and waits for its end, which must be a finish.
+inline GenerationEvent run_to_end(Engine& engine, GenerationRequest request) {
+  Collector col;
+  engine.submit(std::move(request), col.sink());
+  GenerationEvent end = col.wait();
+  EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
+  return end;
+}
+
+// Every block is either free or held by the prefix cache once nothing runs: none leaked.
+inline void expect_no_leaked_blocks(const Engine& engine) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  EngineStats s = engine.stats();
+  while ((s.running != 0 || s.kv_blocks_free + s.kv_blocks_cached != s.kv_blocks_total) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    s = engine.stats();
+  }
+  EXPECT_EQ(s.running, 0);
+  EXPECT_EQ(s.kv_blocks_free + s.kv_blocks_cached, s.kv_blocks_total);
+}
+
+// Submits every request to one engine (after `stagger` of them, waits for the first to end, so
+// the rest arrive while it decodes) and checks each one's ids against `alone` (the same
+// request run by itself), then that no block leaked.
+inline void expect_batched_as_alone(Engine& engine, const std::vector<GenerationRequest>& requests,
+                                    const std::vector<std::vector<std::int32_t>>& alone,
+                                    std::size_t stagger = 0) {
+  std::vector<std::unique_ptr<Collector>> cols;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    cols.push_back(std::make_unique<Collector>());
+    engine.submit(requests[i], cols.back()->sink());
+    if (stagger > 0 && i + 1 == stagger) cols[0]->wait();
+  }
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    GenerationEvent end = cols[i]->wait();
+    ASSERT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
+    EXPECT_EQ(end.completion_ids, alone[i]) << "request " << i;
+  }
+  expect_no_leaked_blocks(engine);
+}
 
 class EngineTest : public ::testing::Test {
  protected:

@@ -45,29 +45,10 @@ class WindowedServingTest : public ::testing::Test {
   }
   static int window() { return model_->config().sliding_window; }
 
-  static GenerationEvent run(Engine& engine, GenerationRequest request) {
-    Collector col;
-    engine.submit(std::move(request), col.sink());
-    GenerationEvent end = col.wait();
-    EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
-    return end;
-  }
   static std::vector<std::int32_t> run_alone(GenerationRequest request, EngineOptions options) {
     options.max_sequences = 1;
     Engine engine(*model_, *tokenizer_, options);
-    return run(engine, std::move(request)).completion_ids;
-  }
-
-  // Every block is either free or held by the prefix cache once nothing runs: none leaked.
-  static void expect_no_leaked_blocks(const Engine& engine) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    EngineStats s = engine.stats();
-    while ((s.running != 0 || s.kv_blocks_free + s.kv_blocks_cached != s.kv_blocks_total) &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::yield();
-      s = engine.stats();
-    }
-    EXPECT_EQ(s.kv_blocks_free + s.kv_blocks_cached, s.kv_blocks_total);
+    return run_to_end(engine, std::move(request)).completion_ids;
   }
 
   static inline util::ThreadPool* pool_ = nullptr;
@@ -156,18 +137,7 @@ TEST_F(WindowedServingTest, BatchedRequestsEqualEachAlone) {
   for (const auto& r : requests) alone.push_back(run_alone(r, options));
 
   Engine engine(*model_, *tokenizer_, options);
-  std::vector<std::unique_ptr<Collector>> cols;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    cols.push_back(std::make_unique<Collector>());
-    engine.submit(requests[i], cols.back()->sink());
-    if (i == 5) cols[0]->wait();
-  }
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    GenerationEvent end = cols[i]->wait();
-    ASSERT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
-    EXPECT_EQ(end.completion_ids, alone[i]) << "request " << i;
-  }
-  expect_no_leaked_blocks(engine);
+  expect_batched_as_alone(engine, requests, alone, 6);
 }
 
 // The reuse rule (prefix_cache.h): a prefix is reused only while the window blocks its next
@@ -182,14 +152,14 @@ TEST_F(WindowedServingTest, APrefixIsReusedOnlyWhileItsWindowIsCached) {
     const EngineOptions options{
         .max_sequences = 1, .prefill_step_size = step, .ctx_size = kContext, .block_size = 4};
     Engine engine(*model_, *tokenizer_, options);
-    const GenerationEvent a = run(engine, first);
+    const GenerationEvent a = run_to_end(engine, first);
     ASSERT_EQ(a.completion_ids.size(), 150u);
 
     GenerationRequest middle = greedy(prompt(1), 30);
     middle.prompt.insert(middle.prompt.end(), a.completion_ids.begin(),
                          a.completion_ids.begin() + 100);
     middle.prompt.push_back(a.completion_ids[100] == 5 ? 6 : 5);  // diverges at 141
-    const GenerationEvent b = run(engine, middle);
+    const GenerationEvent b = run_to_end(engine, middle);
     EXPECT_EQ(b.usage.cached_tokens, step == 8 ? 0 : 141);
     EXPECT_EQ(b.completion_ids, run_alone(middle, options));
 
@@ -199,9 +169,9 @@ TEST_F(WindowedServingTest, APrefixIsReusedOnlyWhileItsWindowIsCached) {
     next_turn.prompt.push_back(7);
     if (step == 8) {
       // The middle request's blocks pushed out the first one's last window: run it again.
-      run(engine, first);
+      run_to_end(engine, first);
     }
-    const GenerationEvent c = run(engine, next_turn);
+    const GenerationEvent c = run_to_end(engine, next_turn);
     EXPECT_EQ(c.usage.cached_tokens, 41 + 149);
     EXPECT_EQ(c.completion_ids, run_alone(next_turn, options));
     expect_no_leaked_blocks(engine);
@@ -276,17 +246,7 @@ TEST_F(WindowedServingTest, APoolSizedForNSequencesAdmitsNLongOnes) {
     requests.back().prompt[1] = 300 + i;
     alone.push_back(run_alone(requests.back(), options));
   }
-  std::vector<std::unique_ptr<Collector>> cols;
-  for (const auto& r : requests) {
-    cols.push_back(std::make_unique<Collector>());
-    engine.submit(r, cols.back()->sink());
-  }
-  for (std::size_t i = 0; i < 4; ++i) {
-    GenerationEvent end = cols[i]->wait();
-    ASSERT_EQ(end.kind, GenerationEvent::Kind::kFinished) << end.error;
-    EXPECT_EQ(end.completion_ids, alone[i]);
-  }
-  expect_no_leaked_blocks(engine);
+  expect_batched_as_alone(engine, requests, alone);
 }
 
 }  // namespace
