@@ -383,7 +383,6 @@ void Engine::State::step() {
     for (const PlannedRows& p : plan) p.sequence->fail(e.what());
     return;
   }
-  std::uint64_t sampled = 0;
   std::size_t row = 0;
   for (const PlannedRows& p : plan) {
     Sequence& seq = *p.sequence;
@@ -397,15 +396,20 @@ void Engine::State::step() {
     std::span<float> row_logits(logits.data() + row * vocab, vocab);
     ++row;
     try {
-      seq.accept_token(seq.sample(row_logits, eos), eos, ctx_size);
-      ++sampled;
+      const std::int32_t token = seq.sample(row_logits, eos);
+      {
+        // Counted before accept_token delivers it: a client that reads /metrics right after
+        // its answer sees every token of it.
+        std::lock_guard lock(mutex);
+        ++counters.generated_tokens;
+      }
+      seq.accept_token(token, eos, ctx_size);
     } catch (const std::exception& e) {
       seq.fail(e.what());
     }
   }
   std::lock_guard lock(mutex);
   ++counters.steps;
-  counters.generated_tokens += sampled;
 }
 
 void Engine::State::retire_done() {
