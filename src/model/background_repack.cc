@@ -59,11 +59,6 @@ std::vector<BackgroundRepack::Copy> BackgroundRepack::take_finished() {
   return out;
 }
 
-void BackgroundRepack::wait_for_next() {
-  std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return done_ || !finished_.empty(); });
-}
-
 bool BackgroundRepack::pending() const {
   std::lock_guard lock(mutex_);
   return !(done_ && finished_.empty());

@@ -36,8 +36,6 @@ class BackgroundRepack {
 
   // The copies finished since the last call, in order (none: empty).
   std::vector<Copy> take_finished();
-  // Blocks until the next copy is finished or none remains.
-  void wait_for_next();
   // True until every copy was taken (or the thread gave up: out of memory).
   bool pending() const;
 
