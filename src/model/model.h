@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "formats/checkpoint.h"
 #include "model/kv_pool.h"
 #include "util/thread_pool.h"
 
@@ -139,9 +140,10 @@ class Model {
   virtual ~Model() = default;
 
   // Loads an HF-layout directory (config.json, model.safetensors or shards + index,
-  // optional generation_config.json) or a single .gguf file (config from its metadata; F32,
-  // F16 and BF16 tensors). Throws FileError with a precise message on any malformed, missing,
-  // inconsistent or unsupported (e.g. quantized) input.
+  // optional generation_config.json; float or MLX-quantized weights) or a .gguf file (config
+  // from its metadata; float and GGUF-quantized tensors; split files from their first part).
+  // Throws FileError with a precise message on any malformed, missing, inconsistent or
+  // unsupported input.
   // `repack`: when the weights the CPU target multiplies faster in a layout of its own are
   // copied into it (both layouts give the same bits).
   enum class Repack {
@@ -149,6 +151,9 @@ class Model {
     kInBackground,  // on a thread of the model's; adopt_repacked() swaps the copies in
   };
   static std::unique_ptr<Model> load(const std::filesystem::path& path, util::ThreadPool& pool,
+                                     Repack repack = Repack::kAtLoad);
+  // The same from a checkpoint already open (whose GGUF mapping the tokenizer shares).
+  static std::unique_ptr<Model> load(const formats::Checkpoint& checkpoint, util::ThreadPool& pool,
                                      Repack repack = Repack::kAtLoad);
 
   virtual const ModelConfig& config() const = 0;

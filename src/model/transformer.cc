@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "formats/checkpoint.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "kernels/attention.h"
@@ -540,9 +541,9 @@ void TransformerModel::forward(const Batch& batch, KvPools& pools, std::span<flo
 
 namespace {
 
-std::unique_ptr<Model> load_gguf(const std::filesystem::path& path, util::ThreadPool& pool,
-                                 Model::Repack repack) {
-  auto file = std::make_shared<const formats::GgufFile>(path);
+std::unique_ptr<Model> load_gguf(const std::filesystem::path& path,
+                                 std::shared_ptr<const formats::GgufFile> file,
+                                 util::ThreadPool& pool, Model::Repack repack) {
   if (!file->has("general.architecture")) {
     throw FileError(path.string() + ": GGUF file has no general.architecture");
   }
@@ -562,10 +563,13 @@ std::unique_ptr<Model> load_gguf(const std::filesystem::path& path, util::Thread
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& path, util::ThreadPool& pool,
                                    Repack repack) {
-  // A file is a GGUF checkpoint (the reader rejects anything without the magic); a directory
-  // is the HF layout.
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(path, ec)) return load_gguf(path, pool, repack);
+  return load(formats::Checkpoint::open(path), pool, repack);
+}
+
+std::unique_ptr<Model> Model::load(const formats::Checkpoint& checkpoint, util::ThreadPool& pool,
+                                   Repack repack) {
+  const std::filesystem::path& path = checkpoint.path();
+  if (checkpoint.gguf() != nullptr) return load_gguf(path, checkpoint.gguf(), pool, repack);
   ModelConfig config = load_model_config(path);
   const auto* arch = find_architecture_named(config.architecture);
   if (arch == nullptr)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "formats/checkpoint.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/json_util.h"
 #include "tokenizer/model_json.h"
@@ -74,6 +75,12 @@ bool is_llama_family_class(const std::string& name) {
 }
 
 }  // namespace
+
+Tokenizer Tokenizer::load(const formats::Checkpoint& checkpoint) {
+  if (checkpoint.gguf() != nullptr)
+    return Tokenizer(detail::load_gguf_tokenizer(*checkpoint.gguf()));
+  return load(checkpoint.path());
+}
 
 Tokenizer Tokenizer::load(const fs::path& path) {
   // A GGUF file (vocab-only or a whole model) carries its vocabulary as tokenizer.ggml.*.

@@ -12,6 +12,10 @@
 #include <utility>
 #include <vector>
 
+namespace lmserve::formats {
+class Checkpoint;
+}
+
 namespace lmserve::tokenizer {
 
 class Tokenizer {
@@ -21,6 +25,8 @@ class Tokenizer {
   // file (vocab-only or a whole model) whose tokenizer.ggml.* vocabulary is used.
   // Throws FileError on unreadable or unsupported input, naming what is unsupported.
   static Tokenizer load(const std::filesystem::path& path);
+  // The same from a model checkpoint already open (whose GGUF mapping the model shares).
+  static Tokenizer load(const formats::Checkpoint& checkpoint);
 
   // add_special_tokens: apply the post-processor (BOS/EOS per tokenizer_config.json).
   // parse_special: text of special added tokens maps to their ids; false treats it as text.

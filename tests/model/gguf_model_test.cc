@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "formats/checkpoint.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "kernels/ops.h"
@@ -103,6 +105,28 @@ TEST_F(Stories260KGguf, GreedyDecodingReproducesLlama2c) {
     }
     EXPECT_EQ(out, expected);
   }
+}
+
+// A model loaded from an open checkpoint reads the one mapping (it keeps the file alive) and
+// equals the model loaded from the path.
+TEST_F(Stories260KGguf, LoadsFromAnOpenCheckpointSharingItsMapping) {
+  const auto checkpoint = formats::Checkpoint::open(fixture("models/stories260K/stories260K.gguf"));
+  ASSERT_NE(checkpoint.gguf(), nullptr);
+  const auto model = Model::load(checkpoint, pool_);
+  EXPECT_GT(checkpoint.gguf().use_count(), 1);
+  const std::vector<std::int32_t> prompt = {1, 403, 407, 261, 378};
+  std::vector<float> a(512), b(512);
+  auto cache_a = model->new_cache(16), cache_b = gguf_->new_cache(16);
+  model->forward(prompt, *cache_a, a);
+  gguf_->forward(prompt, *cache_b, b);
+  EXPECT_EQ(a, b);
+}
+
+TEST(GgufModelErrors, AFileThatIsNotGgufIsRefusedWhenOpened) {
+  lmserve::testing::TempDir dir;
+  const auto path = dir.path() / "model.bin";
+  std::ofstream(path) << "not a checkpoint";
+  EXPECT_THROW(formats::Checkpoint::open(path), FileError);
 }
 
 // The interleaved (GGUF) and HF-permuted forms are the same model: identical logits at every

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "formats/checkpoint.h"
 #include "support/fixtures.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -209,6 +210,20 @@ TEST(GgufVocab, Stories260kEncodesPromptsLikeLlama2c) {
     ++checked;
   }
   EXPECT_EQ(checked, 18);
+}
+
+// The server opens its checkpoint once and hands it to the tokenizer and the model: both forms
+// (the mapped GGUF, the HF directory) give the tokenizer loaded from the path.
+TEST(GgufVocab, Stories260kFromAnOpenCheckpoint) {
+  for (const char* name : {"models/stories260K/stories260K.gguf", "models/stories260K"}) {
+    SCOPED_TRACE(name);
+    const auto checkpoint = formats::Checkpoint::open(testing::fixture(name));
+    EXPECT_EQ(checkpoint.gguf() != nullptr, std::string_view(name).ends_with(".gguf"));
+    const Tokenizer tok = Tokenizer::load(checkpoint);
+    for (const auto& c : stories_cases()) {
+      EXPECT_EQ(tok.encode(c["prompt"].get<std::string>()), c["prompt_ids"].get<Ids>());
+    }
+  }
 }
 
 TEST(GgufVocab, Stories260kMatchesItsTokenizerJson) {
