@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cmath>
 #include <iostream>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,9 @@ struct Copy {
     return gemma() ? 5e-3 : 1e-3;
   }
 };
+
+// gtest prints a parameter in test listings (ctest's names); the path says which copy it is.
+void PrintTo(const Copy& c, std::ostream* os) { *os << c.path(); }
 
 std::vector<Copy> all_copies() {
   std::vector<Copy> out;
