@@ -100,7 +100,10 @@ WeightMatrix weight_rows(const WeightMatrix& w, int first, int n) {
 std::optional<WeightType> repacked_type(const TargetKernels& target, const WeightMatrix& w) {
   const auto& repack = target.repack[static_cast<int>(w.type)];
   const int group = repack.fn != nullptr ? weight_format(repack.type).interleave : 0;
-  if (group == 0 || w.rows % group != 0 || w.group_size != 0) return std::nullopt;
+  if (group == 0 || w.rows % group != 0 ||
+      w.cols % weight_format(repack.type).block_elements != 0 || w.group_size != 0) {
+    return std::nullopt;
+  }
   return repack.type;
 }
 

@@ -6,6 +6,9 @@
 
 #include <cmath>
 #include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/convert.h"
@@ -104,6 +107,59 @@ TEST(Matmul, ThreadedEqualsSingleThreaded) {
     matmul(four, w.matrix(777, 301), x.data(), 6, b.data());
     EXPECT_EQ(a, b) << name(type);  // same per-row arithmetic whatever the split
   }
+}
+
+// The interleaved layouts SIMD targets repack f16 and bf16 into: on every target (the scalar one
+// reads them too) the product gives the file layout's bits for any token count, rows dequantize
+// to the same values, and fused projections split on whole groups.
+TEST(Matmul, RepackedFloatLayoutsGiveTheFileLayoutsBits) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  util::ThreadPool pool(2);
+  const TargetKernels& scalar = *cpu_target("scalar");
+  int repacked = 0;
+  for (auto packer_name : available_cpu_targets()) {
+    const TargetKernels& packer = *cpu_target(packer_name);
+    for (auto type : {WeightType::kF16, WeightType::kBF16}) {
+      for (const auto& [rows, cols] : {std::pair{4, 8}, {8, 24}, {12, 1032}, {40, 2048}}) {
+        SCOPED_TRACE(std::string(packer_name) + " " + name(type) + " rows " + std::to_string(rows) +
+                     " cols " + std::to_string(cols));
+        const auto weights = make_weights(type, rows, cols, rng);
+        const WeightMatrix w = weights.matrix(rows, cols);
+        const auto packed_type = repacked_type(packer, w);
+        if (!packed_type) continue;
+        ++repacked;
+        std::vector<std::uint16_t> storage(weights.u16.size() + 32);
+        auto* out = reinterpret_cast<std::byte*>(storage.data());
+        const WeightMatrix packed = repack(packer, pool, w, out);
+        EXPECT_EQ(packed.type, *packed_type);
+        std::vector<float> a(static_cast<std::size_t>(cols)), b(a.size());
+        for (int r = 0; r < rows; ++r) {
+          weight_row_to_f32(w, r, a.data());
+          weight_row_to_f32(packed, r, b.data());
+          ASSERT_EQ(a, b) << "row " << r;
+        }
+        for (int tokens : {1, 3, 4, 5, 9}) {
+          std::vector<float> x(static_cast<std::size_t>(tokens * cols));
+          for (auto& v : x) v = dist(rng);
+          std::vector<float> want(static_cast<std::size_t>(tokens * rows));
+          matmul(scalar, pool, w, x.data(), tokens, want.data());
+          for (auto target : available_cpu_targets()) {
+            std::vector<float> got(want.size());
+            matmul(*cpu_target(target), pool, packed, x.data(), tokens, got.data());
+            ASSERT_EQ(got, want) << target << " tokens " << tokens;
+          }
+        }
+        EXPECT_EQ(weight_rows(packed, 4, rows - 4).rows, rows - 4);
+        EXPECT_THROW(weight_rows(packed, 2, 2), std::invalid_argument);
+      }
+      // Rows that do not fill the groups, or a row that does not fill a chunk, stay as they are.
+      EXPECT_FALSE(repacked_type(packer, make_weights(type, 6, 8, rng).matrix(6, 8)));
+      EXPECT_FALSE(repacked_type(packer, make_weights(type, 4, 12, rng).matrix(4, 12)));
+    }
+  }
+  // Every SIMD target repacks them; the scalar one alone would not.
+  EXPECT_EQ(repacked > 0, available_cpu_targets().size() > 1);
 }
 
 TEST(Matmul, WeightRowToF32) {
