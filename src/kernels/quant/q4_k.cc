@@ -92,20 +92,44 @@ struct Q4_Kx8Layout {
     }
   }
   // pairs[p]: sub-block p's minimum twice (bsums 2p and 2p + 1 are its two halves).
+  // All 8 sub-blocks of the 8 rows are decoded at once as bytes [sub-block][row], then widened:
+  // a third of the instructions of decoding them sub-block by sub-block.
   static void scales_simd(const Group& g, __m256i scales[8], __m256i pairs[8]) {
-    const __m256i row_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-    const __m256i low4 = _mm256_set1_epi32(0xF), two = _mm256_set1_epi32(3);
-    for (int j = 0; j < 8; ++j) {
-      const __m256i low =
-          _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.sm_low + 8 * j)));
-      const __m256i high =
-          _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(g.sm_high[j])), row_shift);
-      scales[j] = _mm256_or_si256(_mm256_and_si256(low, low4),
-                                  _mm256_slli_epi32(_mm256_and_si256(high, two), 4));
-      const __m256i min =
-          _mm256_or_si256(_mm256_srli_epi32(low, 4),
-                          _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(high, 2), two), 4));
-      pairs[j] = _mm256_or_si256(min, _mm256_slli_epi32(min, 16));
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+    // sm_high[j] holds row r's two high bits of scale and of minimum in nibble r: bytes of the
+    // even rows' nibbles and of the odd rows', interleaved, give [j][r] bytes (j = 0, 1, 4, 5
+    // in `lo`, 2, 3, 6, 7 in `hi`: unpacking works within 128-bit lanes).
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.sm_high));
+    const __m256i even = _mm256_and_si256(h, low4);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi16(h, 4), low4);
+    const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.sm_low));
+    const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g.sm_low + 32));
+    const __m256i high[2] = {_mm256_unpacklo_epi8(even, odd), _mm256_unpackhi_epi8(even, odd)};
+    const __m256i low[2] = {_mm256_permute2x128_si256(l0, l1, 0x20),
+                            _mm256_permute2x128_si256(l0, l1, 0x31)};
+    constexpr int kSubBlock[2][4] = {{0, 1, 4, 5}, {2, 3, 6, 7}};
+    for (int half = 0; half < 2; ++half) {
+      const __m256i scale =
+          _mm256_or_si256(_mm256_and_si256(low[half], low4),
+                          _mm256_slli_epi16(_mm256_and_si256(high[half], two), 4));
+      const __m256i min = _mm256_or_si256(
+          _mm256_and_si256(_mm256_srli_epi16(low[half], 4), low4),
+          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high[half], 2), two), 4));
+      for (int lane = 0; lane < 2; ++lane) {
+        const __m128i s =
+            lane == 0 ? _mm256_castsi256_si128(scale) : _mm256_extracti128_si256(scale, 1);
+        const __m128i m =
+            lane == 0 ? _mm256_castsi256_si128(min) : _mm256_extracti128_si256(min, 1);
+        const int j = kSubBlock[half][2 * lane];
+        scales[j] = _mm256_cvtepu8_epi32(s);
+        scales[j + 1] = _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(s, s));
+        // Each row's minimum in both 16-bit halves of its lane.
+        const __m256i m16 = _mm256_cvtepu8_epi16(m);  // [j rows | j + 1 rows]
+        const __m256i dup_low = _mm256_unpacklo_epi16(m16, m16);
+        const __m256i dup_high = _mm256_unpackhi_epi16(m16, m16);
+        pairs[j] = _mm256_permute2x128_si256(dup_low, dup_high, 0x20);
+        pairs[j + 1] = _mm256_permute2x128_si256(dup_low, dup_high, 0x31);
+      }
     }
   }
 #endif
