@@ -4,6 +4,9 @@
 // llama.cpp peer on the same files.
 //
 // Usage: bench_model --model FILE|DIR [--threads 2] [--pp 512] [--tg 128] [--reps 3]
+//        bench_model --model FILE|DIR --batch 1,4,16 [--context 128] [--tg 32]
+//                    (decode of N sequences in lockstep, one batched forward a step, the way
+//                    the engine steps them: aggregate tokens/s per N, without HTTP or clients)
 //        bench_model --bandwidth [--threads 2]   (read bandwidth: decode's ceiling is
 //                                                 bandwidth / bytes of weights per token)
 #include <CLI/CLI.hpp>
@@ -13,10 +16,12 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu.h"
+#include "model/kv_pool.h"
 #include "model/model.h"
 #include "util/thread_pool.h"
 
@@ -56,6 +61,61 @@ double read_bandwidth(int threads) {
   return best;
 }
 
+std::int32_t argmax(std::span<const float> logits) {
+  return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+// Aggregate decode tokens/s of n sequences that each hold `context` positions and then
+// generate `tg` tokens together: every step one forward of n rows (greedy, as the engine's
+// sampler would pick from each row's logits).
+double batched_decode_rate(lmserve::model::Model& model, int n, int context, int tg) {
+  using namespace lmserve::model;
+  constexpr int kBlock = 16;
+  const KvLayout layout = model.kv_layout(KvType::kF16, kBlock, context + tg);
+  const int per_sequence = (context + tg + kBlock - 1) / kBlock;
+  KvPools pools(layout, std::vector<int>(layout.kinds.size(), n * per_sequence));
+  std::vector<std::vector<std::vector<BlockId>>> tables(static_cast<std::size_t>(n));
+  for (auto& table : tables) {
+    for (int k = 0; k < pools.num_kinds(); ++k) {
+      auto& blocks = table.emplace_back();
+      for (int b = 0; b < per_sequence; ++b) blocks.push_back(*pools[k].allocate());
+    }
+  }
+  const auto vocab = static_cast<std::size_t>(model.config().vocab_size);
+  std::vector<float> logits(vocab * static_cast<std::size_t>(n));
+  std::vector<std::int32_t> tokens;
+  std::vector<BatchSequence> sequences;
+  // Each sequence's context, one prefill each (distinct tokens: no two sequences alike).
+  for (int s = 0; s < n; ++s) {
+    tokens.assign(static_cast<std::size_t>(context), 0);
+    for (int i = 0; i < context; ++i)
+      tokens[static_cast<std::size_t>(i)] = 1000 + (i * 7919 + s * 104729) % 20000;
+    const BatchSequence seq{.n_rows = context,
+                            .start_pos = 0,
+                            .blocks = tables[static_cast<std::size_t>(s)],
+                            .want_logits = true};
+    model.forward({.tokens = tokens, .sequences = std::span(&seq, 1)}, pools,
+                  std::span(logits).first(vocab));
+  }
+  tokens.assign(static_cast<std::size_t>(n), 1000);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int step = 0; step < tg; ++step) {
+    sequences.clear();
+    for (int s = 0; s < n; ++s) {
+      sequences.push_back({.n_rows = 1,
+                           .start_pos = context + step,
+                           .blocks = tables[static_cast<std::size_t>(s)],
+                           .want_logits = true});
+    }
+    model.forward({.tokens = tokens, .sequences = sequences}, pools, logits);
+    for (int s = 0; s < n; ++s) {
+      tokens[static_cast<std::size_t>(s)] =
+          argmax(std::span(logits).subspan(static_cast<std::size_t>(s) * vocab, vocab));
+    }
+  }
+  return static_cast<double>(n) * tg / seconds_since(t0);
+}
+
 long peak_rss_kib() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -70,14 +130,18 @@ long peak_rss_kib() {
 int main(int argc, char** argv) {
   CLI::App app{"lmserve model speed: pp and tg tokens per second"};
   std::string model_path;
-  int threads = 2, pp = 512, tg = 128, reps = 3;
+  int threads = 2, pp = 512, tg = 128, reps = 3, context = 128;
   bool bandwidth = false;
+  std::vector<int> batch;
   app.add_option("--model", model_path, "GGUF file or HF folder");
   app.add_flag("--bandwidth", bandwidth, "Measure read bandwidth instead (GB/s)");
   app.add_option("--threads", threads)->capture_default_str();
   app.add_option("--pp", pp, "Prompt tokens")->capture_default_str();
   app.add_option("--tg", tg, "Generated tokens")->capture_default_str();
   app.add_option("--reps", reps)->capture_default_str();
+  app.add_option("--batch", batch, "Batched decode: sequence counts (e.g. 1,4,16)")->delimiter(',');
+  app.add_option("--context", context, "Batched decode: positions each sequence holds first")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     if (bandwidth) {
@@ -89,6 +153,26 @@ int main(int argc, char** argv) {
     lmserve::util::ThreadPool pool(threads);
     auto model = lmserve::model::Model::load(model_path, pool);
     const double load_s = seconds_since(t_load);
+    if (!batch.empty()) {
+      // Every count once a rep, in turn: the counts see the same machine (this VM's bandwidth
+      // moves from minute to minute), so their ratios hold even when the rates move.
+      std::vector<std::vector<double>> rate(batch.size());
+      for (int r = 0; r < reps; ++r) {
+        for (std::size_t i = 0; i < batch.size(); ++i)
+          rate[i].push_back(batched_decode_rate(*model, batch[i], context, tg));
+      }
+      nlohmann::json rates = nlohmann::json::object();
+      for (std::size_t i = 0; i < batch.size(); ++i)
+        rates[std::to_string(batch[i])] = median(rate[i]);
+      std::cout << nlohmann::json{{"engine", "lmserve"},
+                                  {"threads", threads},
+                                  {"context", context},
+                                  {"tg", tg},
+                                  {"batch_decode_tok_s", rates}}
+                       .dump()
+                << "\n";
+      return 0;
+    }
     const int vocab = model->config().vocab_size;
     std::vector<float> logits(static_cast<std::size_t>(vocab));
     // Arbitrary in-vocabulary ids: speed does not depend on which.
