@@ -31,30 +31,76 @@ WordCache& thread_cache() {
 
 }  // namespace
 
-BpeModel::BpeModel(const nlohmann::json& model) : cache_owner_(next_cache_owner()) {
+namespace {
+
+BpeSpec spec_from_json(const nlohmann::json& model) {
+  BpeSpec spec{.merges_name = "tokenizer.json: merges"};
   const auto vocab_it = model.find("vocab");
   if (vocab_it == model.end() || !vocab_it->is_object()) {
     throw FileError("tokenizer.json: BPE model has no \"vocab\" object");
   }
-  vocab_.reserve(vocab_it->size());
-  for (const auto& [token, id] : vocab_it->items()) {
+  spec.vocab.reserve(vocab_it->size());
+  for (const auto& [token, id] : vocab_it->get_ref<const nlohmann::json::object_t&>()) {
     if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > INT32_MAX) {
       throw FileError("tokenizer.json: vocab entry \"" + token + "\" has an invalid id");
     }
-    vocab_.add(token, id.get<std::int32_t>());
+    spec.vocab.emplace_back(token, id.get<std::int32_t>());
   }
+  const auto merges_it = model.find("merges");
+  if (merges_it == model.end() || !merges_it->is_array()) {
+    throw FileError("tokenizer.json: BPE model has no \"merges\" array");
+  }
+  spec.merges.reserve(merges_it->size());
+  for (const auto& merge : *merges_it) {
+    if (merge.is_string()) {
+      const std::string_view s = merge.get_ref<const std::string&>();
+      const auto space = s.find(' ');
+      if (space == std::string::npos) {
+        throw FileError("tokenizer.json: bad merge \"" + std::string(s) + "\"");
+      }
+      spec.merges.emplace_back(s.substr(0, space), s.substr(space + 1));
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
+               merge[1].is_string()) {
+      spec.merges.emplace_back(merge[0].get_ref<const std::string&>(),
+                               merge[1].get_ref<const std::string&>());
+    } else {
+      throw FileError("tokenizer.json: merge #" + std::to_string(spec.merges.size()) +
+                      " is neither \"a b\" nor [\"a\", \"b\"]");
+    }
+  }
+  auto string_field = [&](const char* key) -> std::string_view {
+    const auto it = model.find(key);
+    return it != model.end() && it->is_string()
+               ? std::string_view(it->get_ref<const std::string&>())
+               : std::string_view();
+  };
+  spec.unk_token = string_field("unk_token");
+  spec.continuing_subword_prefix = string_field("continuing_subword_prefix");
+  spec.end_of_word_suffix = string_field("end_of_word_suffix");
+  spec.fuse_unk = json_bool(model, "fuse_unk", false);
+  spec.byte_fallback = json_bool(model, "byte_fallback", false);
+  spec.ignore_merges = json_bool(model, "ignore_merges", false);
+  return spec;
+}
 
-  const std::string unk = json_string_or(model, "unk_token", "");
-  if (!unk.empty()) {
+}  // namespace
+
+BpeModel::BpeModel(const nlohmann::json& model) : BpeModel(spec_from_json(model)) {}
+
+BpeModel::BpeModel(const BpeSpec& spec) : cache_owner_(next_cache_owner()) {
+  vocab_.reserve(spec.vocab.size());
+  for (const auto& [token, id] : spec.vocab) vocab_.add(token, id);
+
+  if (!spec.unk_token.empty()) {
     // HF accepts an unk_token missing from the vocab and fails only when it is needed;
     // treating it as absent drops unknown characters instead, which cannot crash.
-    if (auto id = token_to_id(unk)) unk_id_ = *id;
+    if (auto id = token_to_id(spec.unk_token)) unk_id_ = *id;
   }
-  continuing_subword_prefix_ = json_string_or(model, "continuing_subword_prefix", "");
-  end_of_word_suffix_ = json_string_or(model, "end_of_word_suffix", "");
-  fuse_unk_ = json_bool(model, "fuse_unk", false);
-  byte_fallback_ = json_bool(model, "byte_fallback", false);
-  ignore_merges_ = json_bool(model, "ignore_merges", false);
+  continuing_subword_prefix_ = spec.continuing_subword_prefix;
+  end_of_word_suffix_ = spec.end_of_word_suffix;
+  fuse_unk_ = spec.fuse_unk;
+  byte_fallback_ = spec.byte_fallback;
+  ignore_merges_ = spec.ignore_merges;
   for (int b = 0; b < 256; ++b) {
     char name[8];
     std::snprintf(name, sizeof(name), "<0x%02X>", b);
@@ -70,31 +116,10 @@ BpeModel::BpeModel(const nlohmann::json& model) : cache_owner_(next_cache_owner(
     }
   }
 
-  const auto merges_it = model.find("merges");
-  if (merges_it == model.end() || !merges_it->is_array()) {
-    throw FileError("tokenizer.json: BPE model has no \"merges\" array");
-  }
-  merges_.reserve(merges_it->size());
+  merges_.reserve(spec.merges.size());
   std::uint32_t rank = 0;
   std::string merged;
-  for (const auto& merge : *merges_it) {
-    std::string_view a, b;
-    if (merge.is_string()) {
-      const std::string_view s = merge.get_ref<const std::string&>();
-      const auto space = s.find(' ');
-      if (space == std::string::npos) {
-        throw FileError("tokenizer.json: bad merge \"" + std::string(s) + "\"");
-      }
-      a = s.substr(0, space);
-      b = s.substr(space + 1);
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-               merge[1].is_string()) {
-      a = merge[0].get_ref<const std::string&>();
-      b = merge[1].get_ref<const std::string&>();
-    } else {
-      throw FileError("tokenizer.json: merge #" + std::to_string(rank) +
-                      " is neither \"a b\" nor [\"a\", \"b\"]");
-    }
+  for (const auto& [a, b] : spec.merges) {
     const auto a_id = token_to_id(a);
     const auto b_id = token_to_id(b);
     merged.assign(a);
@@ -105,7 +130,8 @@ BpeModel::BpeModel(const nlohmann::json& model) : cache_owner_(next_cache_owner(
     }
     const auto new_id = token_to_id(merged);
     if (!a_id || !b_id || !new_id) {
-      throw FileError("tokenizer.json: merge \"" + std::string(a) + " " + std::string(b) +
+      throw FileError(spec.merges_name + "[" + std::to_string(rank) + "] \"" +
+                      std::string(a.substr(0, 100)) + " " + std::string(b.substr(0, 100)) +
                       "\" uses a token missing from the vocab");
     }
     // Like HF's map construction, a repeated pair keeps its last rank.

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tokenizer/hash_map.h"
@@ -16,8 +17,25 @@
 
 namespace lmserve::tokenizer::detail {
 
+// What a BPE model is made of, whichever file states it (tokenizer.json, a GGUF vocabulary).
+// The views must outlive the BpeModel constructor only.
+struct BpeSpec {
+  std::string merges_name;  // for messages: "tokenizer.json: merges", "tokenizer.ggml.merges"
+  std::vector<std::pair<std::string_view, std::int32_t>> vocab;
+  std::vector<std::pair<std::string_view, std::string_view>> merges;  // by rank
+  std::string_view unk_token;
+  std::string_view continuing_subword_prefix;
+  std::string_view end_of_word_suffix;
+  bool fuse_unk = false;
+  bool byte_fallback = false;
+  bool ignore_merges = false;
+};
+
 class BpeModel final : public Model {
  public:
+  // Throws FileError for bad ids, repeated tokens or merges of tokens that
+  // are not in the vocab.
+  explicit BpeModel(const BpeSpec& spec);
   // `model` is tokenizer.json's "model" object with "type": "BPE". Throws FileError.
   explicit BpeModel(const nlohmann::json& model);
 

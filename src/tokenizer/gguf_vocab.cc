@@ -140,14 +140,13 @@ class Reader {
     }
   }
 
-  // tokenizer.ggml.merges as [left, right] pairs, each a known token whose concatenation is
-  // one too (as BPE needs to name the merged token).
-  json merges(const GgufVocab& v) const {
+  // tokenizer.ggml.merges as (left, right) views into the file; the BPE model checks that each
+  // is a known token whose concatenation is one too.
+  std::vector<std::pair<std::string_view, std::string_view>> merges() const {
     if (!file_.has("tokenizer.ggml.merges")) fail("a gpt2 vocabulary needs tokenizer.ggml.merges");
     const auto merges = file_.get_array<std::string_view>("tokenizer.ggml.merges");
-    json out = json::array();
-    out.get_ref<json::array_t&>().reserve(merges.size());
-    std::string joined;
+    std::vector<std::pair<std::string_view, std::string_view>> out;
+    out.reserve(merges.size());
     for (std::size_t i = 0; i < merges.size(); ++i) {
       const std::string_view m = merges[i];
       // The separator is the first space after the first character (a left part that is
@@ -158,13 +157,7 @@ class Reader {
              "\" " + why);
       };
       if (space == std::string_view::npos) bad("is not \"left right\"");
-      const std::string_view left = m.substr(0, space);
-      const std::string_view right = m.substr(space + 1);
-      joined.assign(left).append(right);
-      if (!v.ids.contains(left) || !v.ids.contains(right) || !v.ids.contains(joined)) {
-        bad("uses a token missing from tokenizer.ggml.tokens");
-      }
-      out.push_back(json::array({std::string(left), std::string(right)}));
+      out.emplace_back(m.substr(0, space), m.substr(space + 1));
     }
     return out;
   }
@@ -338,13 +331,12 @@ std::shared_ptr<Tokenizer::Impl> load_gguf_tokenizer(const formats::GgufFile& fi
       const BpePreset preset = bpe_preset(v.pre);
       add_bos = preset.add_bos;
       impl->clean_up_spaces = preset.clean_spaces;
-      json vocab = json::object();
-      for (std::size_t i = 0; i < n; ++i) vocab[v.tokens[i]] = static_cast<std::int32_t>(i);
-      json model = {{"type", "BPE"},
-                    {"vocab", std::move(vocab)},
-                    {"merges", reader.merges(v)},
-                    {"ignore_merges", preset.ignore_merges}};
-      impl->model = std::make_unique<BpeModel>(model);
+      BpeSpec spec{.merges_name = "tokenizer.ggml.merges", .merges = reader.merges()};
+      spec.vocab.reserve(n);
+      for (std::size_t i = 0; i < n; ++i)
+        spec.vocab.emplace_back(v.tokens[i], static_cast<std::int32_t>(i));
+      spec.ignore_merges = preset.ignore_merges;
+      impl->model = std::make_unique<BpeModel>(spec);
       impl->pre_tokenizer = make_pre_tokenizer(preset.pre_tokenizer);
       impl->decoder = std::make_unique<Decoder>(json{{"type", "ByteLevel"}});
     } else if (v.model == "bert") {
