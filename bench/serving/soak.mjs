@@ -2,9 +2,9 @@
 // drives it for --seconds with mixed traffic (streamed and whole completions and chats,
 // invalid requests, clients that disconnect mid-stream, read slowly or not at all, oversized
 // bodies, idle connections) while sampling the server's RSS, threads and open descriptors
-// from /proc. After the traffic it waits for the server to go idle: threads and descriptors
-// must be back to their start counts. Writes the "Operations soak" section of
-// docs/benchmarks.md.
+// from /proc, from the end of a 30 s warm-up with the same traffic. After the traffic it
+// waits for the server to go idle: threads and descriptors must be back to their start
+// counts. Writes the "Operations soak" section of docs/benchmarks.md.
 //
 //   node bench/serving/soak.mjs [--seconds 600] [--clients 12] [--doc docs/benchmarks.md]
 //   (LMSERVE_BIN, LMSERVE_MODEL as for the e2e tests: build/lmserve, ../shared/fixtures/models/stories260K)
@@ -140,59 +140,83 @@ async function settle(target) {
   return s;
 }
 
-// Warm-up: one of each kind (thread pools and lazily built tables start here), then idle.
-for (const [name, [, run]] of Object.entries(kinds)) {
-  if (name !== 'stops_reading' && name !== 'idle_connection') await run(1);
+// Runs `clients` clients, each picking exchanges at random until `until()` says stop; counts
+// every exchange by kind in `counts` and keeps the first unexpected answers in `unexpected`.
+const newCounts = () => Object.fromEntries(Object.keys(kinds).map((k) => [k, { ok: 0, unexpected: 0 }]));
+let seed = 1;
+async function drive(until, counts, unexpected) {
+  await Promise.all(Array.from({ length: o.clients }, async () => {
+    while (!until()) {
+      const kind = table[random(table.length)];
+      try {
+        await kinds[kind][1](seed++);
+        counts[kind].ok += 1;
+      } catch (e) {
+        counts[kind].unexpected += 1;
+        if (unexpected.length < 20) unexpected.push(`${kind}: ${e.message}`);
+      }
+    }
+  }));
 }
+const sum = (counts, key) => Object.values(counts).reduce((s, c) => s + c[key], 0);
+
+// Warm-up: WARM_S seconds of the soak's own traffic, so that thread pools, per-thread caches,
+// allocator arenas and the KV pool reach their working size (the pool is committed as blocks
+// are first written, and the prefix cache keeps written blocks until no block is free; the
+// most blocks it held is reported: at least that much of the pool was written). Then idle.
+const WARM_S = 30;
+const gauge = (text, name) => Number(text.match(new RegExp(`^${name} (\\d+)`, 'm'))[1]);
+const pool = { total: 0, mostCached: 0 };
+const poller = setInterval(() => fetch(`${url}/metrics`).then((r) => r.text()).then((text) => {
+  pool.total = gauge(text, 'lmserve_kv_blocks_total');
+  pool.mostCached = Math.max(pool.mostCached, gauge(text, 'lmserve_kv_blocks_cached'));
+}, () => {}), 250);
+const warmCounts = newCounts();
+const unexpected = [];
+const warmUntil = Date.now() + WARM_S * 1000;
+await drive(() => Date.now() >= warmUntil, warmCounts, unexpected);
+clearInterval(poller);
+const warm = { exchanges: sum(warmCounts, 'ok'), unexpected: sum(warmCounts, 'unexpected'), ...pool };
+console.error(`warm-up: ${JSON.stringify(warm)}`);
 // Idle: the clients' pooled keep-alive connections are closed by --idle-timeout (5 s), and
-// the server lingers up to 2 s on a close.
+// the server lingers up to 2 s on a close; slow clients cut off by --write-timeout are gone.
 await pause(8000);
 const start = sample();
+const loadAtStart = os.loadavg()[0].toFixed(1);
 console.error(`start: ${JSON.stringify(start)}`);
 
-const counts = Object.fromEntries(Object.keys(kinds).map((k) => [k, { ok: 0, unexpected: 0 }]));
-const unexpected = [];
+const counts = newCounts();
 const samples = [];
 const began = Date.now();
 const sampler = setInterval(() => samples.push({ t: Math.round((Date.now() - began) / 1000), ...sample() }), 5000);
 const deadline = began + o.seconds * 1000;
-let seed = 1;
-await Promise.all(Array.from({ length: o.clients }, async () => {
-  while (Date.now() < deadline) {
-    const kind = table[random(table.length)];
-    try {
-      await kinds[kind][1](seed++);
-      counts[kind].ok += 1;
-    } catch (e) {
-      counts[kind].unexpected += 1;
-      if (unexpected.length < 20) unexpected.push(`${kind}: ${e.message}`);
-    }
-  }
-}));
+await drive(() => Date.now() >= deadline, counts, unexpected);
 clearInterval(sampler);
 const busy = samples.reduce((m, s) => ({ rss_mib: Math.max(m.rss_mib, s.rss_mib), threads: Math.max(m.threads, s.threads), fds: Math.max(m.fds, s.fds) }), start);
 const end = await settle(start);
 console.error(`end: ${JSON.stringify(end)}`);
 const status = await server.stop();
 
-const total = Object.values(counts).reduce((s, c) => s + c.ok + c.unexpected, 0);
-const errors = Object.values(counts).reduce((s, c) => s + c.unexpected, 0);
+const errors = sum(counts, 'unexpected');
 const f = (x) => x.toFixed(0);
-const rssTrend = samples.filter((s) => s.t % 60 === 0).map((s) => `${s.t}s ${f(s.rss_mib)}`).join(', ');
+const rssTrend = samples.filter((s) => s.t % 60 === 0).map((s) => `${s.t}s ${s.rss_mib.toFixed(1)}`).join(', ');
 const lines = [
   '## Operations soak',
   '',
-  `- machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores visible, ${os.type()} ${os.release()}`,
+  `- machine: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores visible, ${os.type()} ${os.release()}; ` +
+    `shared with other work (load average ${loadAtStart} when the soak began)`,
   `- date: ${new Date().toISOString().slice(0, 16)}Z, commit ${execSync('git rev-parse --short HEAD').toString().trim()}`,
   `- command: \`node bench/serving/soak.mjs --seconds ${o.seconds} --clients ${o.clients}\` (model ${modelDir.split('/').slice(-1)[0]}; ` +
     `server flags --max-body ${MAX_BODY} --write-timeout ${WRITE_TIMEOUT_S} --idle-timeout 5 --parallel 4 --watchdog 10)`,
+  `- warm-up: the same traffic for ${WARM_S} s (${warm.exchanges} exchanges, ${warm.unexpected} unexpected; the prefix ` +
+    `cache held up to ${warm.mostCached} of the ${warm.total} KV blocks), then 8 s idle; "start" is sampled after it`,
   `- ${o.clients} clients, each picking its next exchange at random (weights in soak.mjs); every answer is checked ` +
     '(status, body shape, the server closing connections it must close)',
   '',
   '| exchange | done | unexpected |',
   '|---|---:|---:|',
   ...Object.entries(counts).map(([k, c]) => `| ${k.replaceAll('_', ' ')} | ${c.ok} | ${c.unexpected} |`),
-  `| **all** | **${total - errors}** | **${errors}** |`,
+  `| **all** | **${sum(counts, 'ok')}** | **${errors}** |`,
   '',
   '| server | start (idle, after warm-up) | busiest sample | end (idle again) |',
   '|---|---:|---:|---:|',
@@ -206,4 +230,4 @@ const lines = [
 ];
 console.log(lines.join('\n'));
 if (o.doc) writeSection(o.doc, 'ops-soak', lines);
-process.exitCode = errors === 0 && end.fds === start.fds && end.threads === start.threads && status.code === 0 ? 0 : 1;
+process.exitCode = errors + warm.unexpected === 0 && end.fds === start.fds && end.threads === start.threads && status.code === 0 ? 0 : 1;

@@ -71,17 +71,28 @@ bool WordCache::find(std::string_view word, std::uint64_t hash,
 
 void WordCache::insert(std::string_view word, std::uint64_t hash,
                        std::span<const std::int32_t> ids) {
-  if (slots_.empty()) slots_.assign(kSlots, Slot{});
-  if (used_ * 2 >= kSlots || keys_.size() + word.size() > kMaxPoolBytes) clear();
+  if (word.size() > kKeyBytes || ids.size() > kMaxIds) return;
+  if (slots_.empty()) {
+    // Zeroed now, so every page is committed at once: the cache's memory is fixed from here.
+    slots_.assign(kSlots, Slot{});
+    keys_.assign(kKeyBytes, '\0');
+    ids_.assign(kMaxIds, 0);
+  }
+  if (used_ * 2 >= kSlots || keys_used_ + word.size() > kKeyBytes ||
+      ids_used_ + ids.size() > kMaxIds) {
+    clear();
+  }
   hash |= 1;
   std::size_t i = hash & (kSlots - 1);
   for (std::uint32_t probe = 0; probe < kMaxProbe; ++probe, i = (i + 1) & (kSlots - 1)) {
     Slot& s = slots_[i];
     if (s.hash != 0) continue;
-    s = {hash, static_cast<std::uint32_t>(keys_.size()), static_cast<std::uint32_t>(word.size()),
-         static_cast<std::uint32_t>(ids_.size()), static_cast<std::uint32_t>(ids.size())};
-    keys_.append(word);
-    ids_.insert(ids_.end(), ids.begin(), ids.end());
+    s = {hash, static_cast<std::uint32_t>(keys_used_), static_cast<std::uint32_t>(word.size()),
+         static_cast<std::uint32_t>(ids_used_), static_cast<std::uint32_t>(ids.size())};
+    std::copy(word.begin(), word.end(), keys_.begin() + static_cast<std::ptrdiff_t>(keys_used_));
+    std::copy(ids.begin(), ids.end(), ids_.begin() + static_cast<std::ptrdiff_t>(ids_used_));
+    keys_used_ += word.size();
+    ids_used_ += ids.size();
     ++used_;
     return;
   }
@@ -91,8 +102,8 @@ void WordCache::insert(std::string_view word, std::uint64_t hash,
 void WordCache::clear() {
   if (used_ == 0) return;
   std::fill(slots_.begin(), slots_.end(), Slot{});
-  keys_.clear();
-  ids_.clear();
+  keys_used_ = 0;
+  ids_used_ = 0;
   used_ = 0;
 }
 

@@ -145,12 +145,17 @@ class U64Map {
   std::uint32_t max_probe_ = 0;
 };
 
-// Bounded cache from words to their ids. Not thread-safe: each thread owns one. When full
-// it starts over, so memory stays bounded whatever the input.
+// Bounded cache from words to their ids. Not thread-safe: each thread owns one. Its memory is
+// fixed: the slot table and the key and id arenas are allocated and zeroed on the first
+// insert, and the cache starts over when any of them is full, so a thread's cache is resident
+// in full from its first word on and no input makes it hold more. (Arenas that grew on demand
+// made a server's RSS creep for as long as new words came: a tokenizer without a
+// pre-tokenizer caches each whole prompt as one word.)
 class WordCache {
  public:
   static constexpr std::size_t kSlots = 1 << 15;  // at most half used
-  static constexpr std::size_t kMaxPoolBytes = 4 << 20;
+  static constexpr std::size_t kKeyBytes = 256 << 10;
+  static constexpr std::size_t kMaxIds = 64 << 10;
   static constexpr std::uint32_t kMaxProbe = 16;
 
   // Whose entries these are; a different owner empties the cache first.
@@ -161,8 +166,14 @@ class WordCache {
     }
   }
   bool find(std::string_view word, std::uint64_t hash, std::vector<std::int32_t>& out) const;
+  // A word or id list larger than its arena is left uncached.
   void insert(std::string_view word, std::uint64_t hash, std::span<const std::int32_t> ids);
   void clear();
+  // Bytes the cache holds: 0 before the first insert, then always the same.
+  std::size_t memory_bytes() const {
+    return slots_.capacity() * sizeof(Slot) + keys_.capacity() +
+           ids_.capacity() * sizeof(std::int32_t);
+  }
 
  private:
   struct Slot {
@@ -174,8 +185,10 @@ class WordCache {
   };
   std::uint64_t owner_ = 0;
   std::vector<Slot> slots_;
-  std::string keys_;
-  std::vector<std::int32_t> ids_;
+  std::vector<char> keys_;         // kKeyBytes, the first keys_used_ in use
+  std::vector<std::int32_t> ids_;  // kMaxIds, the first ids_used_ in use
+  std::size_t keys_used_ = 0;
+  std::size_t ids_used_ = 0;
   std::size_t used_ = 0;
 };
 
