@@ -281,7 +281,7 @@ void TransformerModel::reserve(int max_rows, int max_logit_rows) {
   w.logit_rows = std::max(w.logit_rows, max_logit_rows);
   const auto& c = config_;
   const auto rows = static_cast<std::size_t>(w.rows);
-  auto fit = [rows](std::vector<float>& v, int width) {
+  auto fit = [rows](util::ScratchVector<float>& v, int width) {
     v.resize(rows * static_cast<std::size_t>(width));
   };
   const int q_dim = c.num_heads * c.head_dim;

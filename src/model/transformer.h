@@ -13,6 +13,7 @@
 #include "model/background_repack.h"
 #include "model/model.h"
 #include "util/aligned_bytes.h"
+#include "util/uninitialized.h"
 
 namespace lmserve::model {
 
@@ -49,9 +50,12 @@ class TransformerModel final : public Model {
   // Activations of one step, sized for the largest batch seen (or reserved).
   struct Workspace {
     int rows = 0, logit_rows = 0;
-    std::vector<float> x, xn, q, k, v, att, gate, up, tmp, cos, sin;
-    std::vector<float> local_cos, local_sin;  // only when local layers have their own RoPE base
-    std::vector<float> head_in;               // the normed last rows of sequences that want logits
+    // Sized for the largest batch at start-up, written only as far as each step needs: pages
+    // a step never reaches stay uncommitted.
+    util::ScratchVector<float> x, xn, q, k, v, att, gate, up, tmp, cos, sin;
+    util::ScratchVector<float> local_cos,
+        local_sin;                       // only when local layers have their own RoPE base
+    util::ScratchVector<float> head_in;  // the normed last rows of sequences that want logits
     std::vector<kernels::AttentionSequence> attention;
   };
 
