@@ -52,6 +52,12 @@ for _ in $(seq 1 600); do
   kill -0 $server 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
   sleep 0.1
 done
+# Until the weights are in the CPU target's layout (the server copies them in the background),
+# a step reads the file's layout and the copy takes a core: measure after it.
+for _ in $(seq 1 1200); do
+  curl -sf "http://127.0.0.1:$port/metrics" | grep -q '^lmserve_weights_repacking 0' && break
+  sleep 0.1
+done
 memory_line=$(grep -m1 "memory:" "$out/server.log" | sed 's/.*memory: //')
 
 node "$root/bench/serving/load.mjs" --url "http://127.0.0.1:$port" --clients "$clients" \

@@ -152,7 +152,11 @@ struct Engine::State {
     return o;
   }
 
-  void run();
+  // `repacking`: whether weight copies remain to be adopted.
+  void run(bool repacking);
+  // Swaps in the weight copies the model finished and publishes the progress; true while
+  // copies remain.
+  bool adopt_repacked();
   void step();
   // Copies the running count and KV pool occupancy into the counters stats() reads.
   void publish_occupancy();
@@ -208,7 +212,10 @@ struct Engine::State {
 Engine::Engine(model::Model& model, const tokenizer::Tokenizer& tokenizer, EngineOptions options)
     : state_(std::make_unique<State>(model, tokenizer, std::move(options))) {
   state_->publish_occupancy();  // stats() shows the empty pool before the first request
-  state_->thread = std::thread([s = state_.get()] { s->run(); });
+  // And the repacking state: nothing computes yet, so the copies done so far may be swapped in
+  // from here.
+  const bool repacking = state_->adopt_repacked();
+  state_->thread = std::thread([s = state_.get(), repacking] { s->run(repacking); });
 }
 
 Engine::~Engine() {
@@ -272,11 +279,18 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-void Engine::State::run() {
+bool Engine::State::adopt_repacked() {
+  const bool repacking = model.adopt_repacked();
+  std::lock_guard lock(mutex);
+  counters.weights_repacking = repacking;
+  counters.weights_repacked_bytes = model.repacked_bytes();
+  return repacking;
+}
+
+void Engine::State::run(bool repacking) {
   try {
     // While the model copies weights into its faster layout in the background, an idle engine
     // looks in now and then to swap the finished copies in.
-    bool repacking = model.adopt_repacked();
     while (true) {
       bool idle = false;
       {
@@ -290,7 +304,7 @@ void Engine::State::run() {
         if (stopping) break;
         idle = !has_work();
       }
-      if (repacking) repacking = model.adopt_repacked();
+      if (repacking) repacking = adopt_repacked();
       if (idle) continue;
       step_started.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                          std::memory_order_relaxed);

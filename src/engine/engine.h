@@ -157,6 +157,10 @@ struct EngineStats {
   std::uint64_t generated_tokens = 0;
   std::uint64_t prefix_cache_hits = 0;  // admissions that reused at least one token
   std::uint64_t steps = 0;              // forward passes
+  // Weights copied into the CPU target's faster layout so far, and whether copies remain
+  // (the server repacks in the background: until then steps read the file's layout).
+  std::size_t weights_repacked_bytes = 0;
+  bool weights_repacking = false;
 };
 
 // One KV cache kind's pool (model::KvKind): the full-attention layers, or the sliding-window

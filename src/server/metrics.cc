@@ -146,6 +146,12 @@ std::string ServerMetrics::render(const engine::EngineStats& engine) const {
   scalar(out, "lmserve_kv_blocks_free", "gauge", "KV cache blocks free.", engine.kv_blocks_free);
   scalar(out, "lmserve_kv_blocks_cached", "gauge", "KV cache blocks held by the prefix cache.",
          engine.kv_blocks_cached);
+  scalar(out, "lmserve_weights_repacked_bytes", "gauge",
+         "Weight bytes copied into the CPU target's faster layout so far.",
+         count(engine.weights_repacked_bytes));
+  scalar(out, "lmserve_weights_repacking", "gauge",
+         "1 while weights are still being copied into the CPU target's layout, then 0.",
+         engine.weights_repacking ? 1 : 0);
 
   struct Named {
     const char* name;

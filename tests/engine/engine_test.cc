@@ -189,5 +189,22 @@ TEST_F(EngineTest, HeldBackTextIsReleasedWhenMaxTokensEndsGeneration) {
   EXPECT_EQ(col.text(), full);  // ... and released when the budget ends generation
 }
 
+// A server's model repacks in the background: stats() reports it until the engine has adopted
+// every copy, then the bytes a model repacked at load holds.
+TEST(EngineRepack, StatsFollowTheBackgroundCopy) {
+  const auto path = testing::fixture("models/tiny/llama-q/llama-q-Q8_0.gguf");
+  util::ThreadPool pool(2);
+  const auto at_load = model::Model::load(path, pool);
+  const auto model = model::Model::load(path, pool, model::Model::Repack::kInBackground);
+  const auto tokenizer = tokenizer::Tokenizer::load(path);
+  Engine engine(*model, tokenizer, {});
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (engine.stats().weights_repacking) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the copy never ended";
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(engine.stats().weights_repacked_bytes, at_load->repacked_bytes());
+}
+
 }  // namespace
 }  // namespace lmserve::engine

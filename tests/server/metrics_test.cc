@@ -68,6 +68,8 @@ TEST(ServerMetrics, AnEmptyRegistryIsValidAndNamesEveryFamily) {
   stats.cached_prompt_tokens = 30;
   stats.generated_tokens = 55;
   stats.prefix_cache_hits = 4;
+  stats.weights_repacked_bytes = 1 << 20;
+  stats.weights_repacking = true;
   auto f = parse_prometheus(metrics.render(stats));
   EXPECT_EQ(f.at("lmserve_requests_total").type, "counter");
   EXPECT_EQ(f.at("lmserve_requests_finished_total").type, "counter");
@@ -76,6 +78,8 @@ TEST(ServerMetrics, AnEmptyRegistryIsValidAndNamesEveryFamily) {
   EXPECT_EQ(prom_value(f, "lmserve_kv_blocks_total"), 64);
   EXPECT_EQ(prom_value(f, "lmserve_kv_blocks_free"), 40);
   EXPECT_EQ(prom_value(f, "lmserve_kv_blocks_cached"), 7);
+  EXPECT_EQ(prom_value(f, "lmserve_weights_repacked_bytes"), 1 << 20);
+  EXPECT_EQ(prom_value(f, "lmserve_weights_repacking"), 1);
   EXPECT_EQ(prom_value(f, "lmserve_prompt_tokens_total"), 100);
   EXPECT_EQ(prom_value(f, "lmserve_cached_prompt_tokens_total"), 30);
   EXPECT_EQ(prom_value(f, "lmserve_generated_tokens_total"), 55);
