@@ -474,6 +474,11 @@ TEST(JinjaLimits, HostileTemplatesFailCleanly) {
             "LimitExceeded");
   EXPECT_EQ(kind("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}"), "LimitExceeded");
   EXPECT_EQ(kind("{{ 2 ** 100 }}"), "OverflowError");
+  // Widths are sizes too (found by fuzz_jinja: tojson(indent=66666666666666662)).
+  EXPECT_EQ(kind("{{ [1] | tojson(indent=66666666666666662) }}"), "LimitExceeded");
+  EXPECT_EQ(kind("{{ 'a' | indent(1000000000) }}"), "LimitExceeded");
+  EXPECT_EQ(kind("{{ ('\n' * 100000) | indent('x' * 100000) }}"), "LimitExceeded");
+  EXPECT_EQ(kind("{{ 'a' | center(1000000000) }}"), "LimitExceeded");
   RenderOptions small;
   small.max_output_bytes = 100;
   EXPECT_EQ(kind("{% for i in range(1000) %}{{ i }}{% endfor %}", small), "LimitExceeded");

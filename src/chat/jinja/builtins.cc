@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <functional>
+#include <limits>
 #include <unordered_map>
 
 #include "chat/jinja/pystr.h"
@@ -374,7 +375,14 @@ std::string py_format(Interpreter& in, const std::string& fmt, const CallArgs& a
 
 using FilterFn = std::function<Value(Interpreter&, const Value&, CallArgs&)>;
 
-Value do_tojson(Interpreter&, const Value& v, CallArgs& args) {
+// n spaces (none when n < 0), within the template's output limit: a width is user input.
+std::string spaces(const Interpreter& in, std::int64_t n) {
+  const auto count = static_cast<std::size_t>(std::max<std::int64_t>(0, n));
+  in.check_size(count);
+  return std::string(count, ' ');
+}
+
+Value do_tojson(Interpreter& in, const Value& v, CallArgs& args) {
   auto a = bind_args(args, "tojson", {"ensure_ascii", "indent", "separators", "sort_keys"});
   JsonOptions o;
   o.ensure_ascii = a[0] && truthy(*a[0]);
@@ -382,8 +390,7 @@ Value do_tojson(Interpreter&, const Value& v, CallArgs& args) {
     if (a[1]->is_string()) {
       o.indent = a[1]->as_string();
     } else {
-      o.indent =
-          std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, opt_int(a[1], 0))), ' ');
+      o.indent = spaces(in, opt_int(a[1], 0));
     }
     o.item_separator = ",";
   }
@@ -696,18 +703,22 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       }
       return Value::number(r);
     };
-    f["indent"] = [](Interpreter&, const Value& v, CallArgs& args) {
+    f["indent"] = [](Interpreter& in, const Value& v, CallArgs& args) {
       auto a = bind_args(args, "indent", {"width", "first", "blank"});
       if (v.is_undefined()) v.fail_undefined();
-      std::string ind =
-          a[0] && a[0]->is_string()
-              ? a[0]->as_string()
-              : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, opt_int(a[0], 4))),
-                            ' ');
-      return str_value(indent_text(to_str(v), ind, a[1] && truthy(*a[1]), a[2] && truthy(*a[2])),
-                       v);
+      const std::string ind =
+          a[0] && a[0]->is_string() ? a[0]->as_string() : spaces(in, opt_int(a[0], 4));
+      const std::string text = to_str(v);
+      // Every line may get the indentation: bound the result before building it.
+      const auto lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+      if (!ind.empty()) {
+        const std::size_t most = std::numeric_limits<std::size_t>::max() / ind.size();
+        in.check_size(lines > most ? std::numeric_limits<std::size_t>::max()
+                                   : lines * ind.size() + text.size());
+      }
+      return str_value(indent_text(text, ind, a[1] && truthy(*a[1]), a[2] && truthy(*a[2])), v);
     };
-    f["center"] = [](Interpreter&, const Value& v, CallArgs& args) {
+    f["center"] = [](Interpreter& in, const Value& v, CallArgs& args) {
       auto a = bind_args(args, "center", {"width"});
       std::string s = to_str(v);
       std::int64_t width = opt_int(a[0], 80);
@@ -715,8 +726,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       if (width <= len) return Value::string(s);
       std::int64_t total = width - len;
       std::int64_t left = total / 2 + (total & width & 1);
-      return Value::string(std::string(static_cast<std::size_t>(left), ' ') + s +
-                           std::string(static_cast<std::size_t>(total - left), ' '));
+      return Value::string(spaces(in, left) + s + spaces(in, total - left));
     };
     f["format"] = [](Interpreter& in, const Value& v, CallArgs& args) {
       Value fmt = soft_str(v);
