@@ -16,7 +16,7 @@ namespace {
 constexpr long kMinParallelWork = 1L << 17;
 // Rows per unit of parallel work: a multiple of every kernel's tile height and of the
 // interleaved formats' groups.
-constexpr int kRowGrain = 8;
+constexpr int kRowGrain = 16;
 
 // The quantized activations of one product, grown to the largest product seen and then reused:
 // a step allocates nothing once the first one has run.

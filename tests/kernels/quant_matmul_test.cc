@@ -281,13 +281,16 @@ TEST(QuantMatmul, RepackedLayoutsGiveTheScalarKernelsBits) {
     const TargetKernels& packer = *cpu_target(packer_name);
     for (const auto& c : kCases) {
       const auto& f = weight_format(c.type);
-      // (rows, blocks per row): one group, several, a long row with an odd block count.
-      for (const auto& [rows, blocks] : {std::pair{8, 1}, {16, 3}, {24, 7}, {72, 65}}) {
-        const int cols = blocks * f.block_elements;
+      const auto& packing = packer.repack[static_cast<int>(c.type)];
+      if (packing.fn == nullptr) continue;
+      const int group = weight_format(packing.type).interleave;
+      // (groups, blocks per row): one group, several, a long row with an odd block count.
+      for (const auto& [groups, blocks] : {std::pair{1, 1}, {2, 3}, {3, 7}, {9, 65}}) {
+        const int rows = groups * group, cols = blocks * f.block_elements;
         auto bytes = random_blocks(c, rows, cols, rng);
         const WeightMatrix w{c.type, bytes.data(), rows, cols};
         const auto type = repacked_type(packer, w);
-        if (!type) continue;
+        ASSERT_EQ(type, packing.type);
         ++repacked;
         SCOPED_TRACE(std::string(packer_name) + " repacks " + std::string(f.name) + " rows " +
                      std::to_string(rows) + " cols " + std::to_string(cols));
@@ -313,9 +316,12 @@ TEST(QuantMatmul, RepackedLayoutsGiveTheScalarKernelsBits) {
                 << name << " tokens " << tokens;
           }
         }
-        // A fused projection splits on whole groups only.
-        EXPECT_EQ(weight_rows(packed, 8, rows - 8).rows, rows - 8);
-        EXPECT_THROW(weight_rows(packed, 4, 4), std::invalid_argument);
+        // A fused projection splits on whole groups only, and a matrix of part groups stays in
+        // the file's layout.
+        EXPECT_EQ(weight_rows(packed, group, rows - group).rows, rows - group);
+        EXPECT_THROW(weight_rows(packed, group / 2, group / 2), std::invalid_argument);
+        EXPECT_FALSE(repacked_type(packer, WeightMatrix{c.type, bytes.data(), rows - group / 2,
+                                                        cols}));
       }
     }
   }

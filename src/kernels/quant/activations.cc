@@ -57,7 +57,7 @@ void quantize_q8_32(const float* x, std::byte* out, int n) {
     const float d = amax / 127.0f;
     y.d = f16_to_f32(f32_to_f16(d));
     y.s = f16_to_f32(f32_to_f16(d * static_cast<float>(y.sum)));
-    y.unused = 0;
+    y.sum_neg128 = -128 * y.sum;
   }
 }
 

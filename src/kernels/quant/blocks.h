@@ -15,13 +15,15 @@ inline constexpr int kQ8_256Elements = 256;
 
 // 32 values as int8 quants q with x ~= d * q. d is rounded to f16 precision, as llama.cpp's
 // Q8_0/Q8_1 store it; sum = sum(q) and s = d * sum (rounded the same way) serve the formats
-// with an offset or a minimum (Q4_0, Q4_1, Q5_0, Q5_1).
+// with an offset or a minimum (Q4_0, Q4_1, Q5_0, Q5_1). sum_neg128 = -128 * sum corrects a
+// product whose signed weights are stored as unsigned bytes q + 128 (VNNI's u8 operand); a
+// kernel loads it straight into its accumulators.
 struct alignas(16) BlockQ8_32 {
   std::int8_t qs[kQ8_32Elements];
   float d;
   float s;
   std::int32_t sum;
-  std::int32_t unused;
+  std::int32_t sum_neg128;
 };
 static_assert(sizeof(BlockQ8_32) == 48);
 
@@ -128,13 +130,13 @@ inline void q3k_scales(const std::uint8_t* packed, std::int8_t out[16]) {
 
 // ---- Interleaved groups (a target's repacked layouts, quant/interleaved.h) ----
 
-// Block b of 8 rows of Q8_0: qs[32 * k + 4 * r + i] is row r's element 4k + i plus 128
-// (unsigned, so the 8 rows' values 4k..4k+3 are one 32-byte vector for an u8 x s8 dot product).
-struct BlockQ8_0x8 {
-  std::uint16_t d[8];
-  std::uint8_t qs[256];
+// Block b of 16 rows of Q8_0: qs[64 * k + 4 * r + i] is row r's element 4k + i plus 128
+// (unsigned, so the 16 rows' values 4k..4k+3 are one 64-byte vector for an u8 x s8 dot product).
+struct BlockQ8_0x16 {
+  std::uint16_t d[16];
+  std::uint8_t qs[512];
 };
-static_assert(sizeof(BlockQ8_0x8) == 8 * 34);
+static_assert(sizeof(BlockQ8_0x16) == 16 * 34);
 
 // Block b of 8 rows of Q4_0: qs[32 * j + 4 * r + i] is row r's qs[4j + i], whose low nibble is
 // element 4j + i and high nibble element 16 + 4j + i.

@@ -1,24 +1,27 @@
 // Row-interleaved layouts a CPU target repacks a block-quantized matrix into at load: groups of
-// kGroupRows rows stored block by block (group g's block b holds block b of rows 8g..8g+7, same
-// bytes as the file's layout). One 32-byte vector then holds the same four values of 8 rows, so
-// a u8 x s8 dot product (VNNI dpbusd) with four broadcast activation bytes adds up 8 rows in 8
-// lanes: no horizontal sums and one scale vector per block, where the row-by-row kernel spends
-// a reduction per row and token.
+// Layout::kRows rows stored block by block (group g's block b holds block b of its rows, same
+// bytes as the file's layout). One vector then holds the same four values of 8 rows (32 bytes)
+// or 16 rows (64 bytes), so a u8 x s8 dot product (VNNI dpbusd) with four broadcast activation
+// bytes adds up all the rows in their own lanes: no horizontal sums and one scale vector per
+// block, where the row-by-row kernel spends a reduction per row and token.
 //
 // A Layout describes one interleaved format:
-//   using Block = the file format's block; using Group = 8 rows' block b (quant/blocks.h);
+//   static constexpr int kRows;  // rows a group interleaves
+//   using Block = the file format's block; using Group = kRows rows' block b (quant/blocks.h);
 //   using Format = the file format's portable description (block_dot, dequantize);
 //   static void pack(const Block* const* rows, Group& out);   // rows[r]: row r's block
 //   static Block unpack(const Group& g, int r);               // row r's block, as in the file
-// and, for the vector kernel:
+// and, for the vector kernels:
 //   static constexpr int kOffset;  // the Group's values minus kOffset are the weights
-//   static void unpack_simd(const Group& g, __m256i w[8]);    // w[k]: rows' values 4k..4k+3
+//   static void unpack_simd(const Group& g, V w[8]);  // w[k]: rows' values 4k..4k+3, V the
+//                                                     // kernel's vector (__m256i or __m512i)
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/quant/blocks.h"
 #include "kernels/quant/quant_matmul.h"
@@ -27,6 +30,7 @@
 LMSERVE_TARGET_BEGIN
 namespace lmserve::kernels::LMSERVE_TARGET_NS {
 
+// The group height of the layouts whose kernels work on 256-bit vectors.
 inline constexpr int kGroupRows = 8;
 
 // Groups [g_begin, g_end) of w (a file format) into `out`, laid out as the whole interleaved
@@ -35,15 +39,16 @@ template <class Layout>
 void repack_groups(const WeightMatrix& w, std::byte* out, int g_begin, int g_end) {
   using Block = typename Layout::Block;
   using Group = typename Layout::Group;
+  constexpr int kRows = Layout::kRows;
   const int n_blocks = w.cols / weight_format(w.type).block_elements;
   auto* groups = reinterpret_cast<Group*>(out);
   for (int g = g_begin; g < g_end; ++g) {
-    const Block* rows[kGroupRows];
-    for (int r = 0; r < kGroupRows; ++r)
-      rows[r] = reinterpret_cast<const Block*>(weight_row(w, g * kGroupRows + r));
+    const Block* rows[kRows];
+    for (int r = 0; r < kRows; ++r)
+      rows[r] = reinterpret_cast<const Block*>(weight_row(w, g * kRows + r));
     for (int b = 0; b < n_blocks; ++b) {
-      const Block* blocks[kGroupRows];
-      for (int r = 0; r < kGroupRows; ++r) blocks[r] = rows[r] + b;
+      const Block* blocks[kRows];
+      for (int r = 0; r < kRows; ++r) blocks[r] = rows[r] + b;
       Layout::pack(blocks, groups[static_cast<std::size_t>(g) * n_blocks + b]);
     }
   }
@@ -70,15 +75,15 @@ inline void deinterleave_nibbles(const std::uint8_t* in, int r, std::uint8_t* ou
 
 template <class Layout>
 const typename Layout::Group* interleaved_group(const WeightMatrix& w, int group) {
-  return reinterpret_cast<const typename Layout::Group*>(weight_row(w, group * kGroupRows));
+  return reinterpret_cast<const typename Layout::Group*>(weight_row(w, group * Layout::kRows));
 }
 
 template <class Layout>
 void dequantize_interleaved(const WeightMatrix& w, int row, float* out) {
-  const auto* group = interleaved_group<Layout>(w, row / kGroupRows);
+  const auto* group = interleaved_group<Layout>(w, row / Layout::kRows);
   const int elements = weight_format(w.type).block_elements;
   for (int b = 0; b < w.cols / elements; ++b) {
-    const typename Layout::Block block = Layout::unpack(group[b], row % kGroupRows);
+    const typename Layout::Block block = Layout::unpack(group[b], row % Layout::kRows);
     Layout::Format::dequantize(reinterpret_cast<const std::byte*>(&block), out + elements * b,
                                elements);
   }
@@ -95,7 +100,7 @@ struct ScalarInterleavedKernel {
     using Act = typename Layout::Format::Act;
     for (int t = 0; t < T; ++t) {
       const auto* xb = reinterpret_cast<const Act*>(x[t]);
-      for (int r = 0; r < kGroupRows; ++r) {
+      for (int r = 0; r < Layout::kRows; ++r) {
         float acc = 0.0f;
         for (int b = 0; b < n_blocks; ++b)
           acc += Layout::Format::block_dot(Layout::unpack(group[b], r), xb[b]);
@@ -111,10 +116,11 @@ template <class Layout, class Kernel>
 void interleaved_matmul_rows(const WeightMatrix& w, const std::byte* x, std::size_t x_stride,
                              int n_tokens, float* y, int r_begin, int r_end) {
   constexpr int kT = Kernel::kTokens;
+  constexpr int kRows = Layout::kRows;
   constexpr std::size_t kBlockBytes = 256 << 10;
   const int n_blocks = w.cols / weight_format(w.type).block_elements;
-  const int g_begin = r_begin / kGroupRows, g_end = r_end / kGroupRows;
-  const std::size_t group_bytes = weight_row_bytes(w.type, w.cols) * kGroupRows;
+  const int g_begin = r_begin / kRows, g_end = r_end / kRows;
+  const std::size_t group_bytes = weight_row_bytes(w.type, w.cols) * kRows;
   const int groups_per_pass =
       n_tokens <= kT ? g_end - g_begin : std::max(1, static_cast<int>(kBlockBytes / group_bytes));
   const auto y_stride = static_cast<std::size_t>(w.rows);
@@ -128,7 +134,7 @@ void interleaved_matmul_rows(const WeightMatrix& w, const std::byte* x, std::siz
       for (int g = gb; g < gb_end; ++g) {
         with_tile_shape<1, kT>(1, nt, [&]<int R, int T>() {
           Kernel::template tile<T>(interleaved_group<Layout>(w, g), xs, n_blocks,
-                                   yt + g * kGroupRows, y_stride);
+                                   yt + g * kRows, y_stride);
         });
       }
     }
@@ -187,8 +193,60 @@ struct InterleavedVnniKernel {
   }
 };
 
+// A tile of several tokens reads its weights slower than one token's tile, slowly enough that the
+// hardware prefetcher stops running ahead of it: 4 KiB ahead of `block` it is fetched by hand
+// (8-16 tokens' products from memory ~20-30% faster; one token's tile needs no help).
+template <class Group>
+inline void prefetch_ahead(const Group* block) {
+  constexpr int kAheadBytes = 4096, kLineBytes = 64;
+  const char* ahead = reinterpret_cast<const char*>(block) + kAheadBytes;
+  for (int line = 0; line < static_cast<int>(sizeof(Group)); line += kLineBytes)
+    _mm_prefetch(ahead + line, _MM_HINT_T0);
+}
+
+// The VNNI kernel of the 16-row layouts, on 512-bit vectors: the same products and sums as the
+// 8-row kernel in half the instructions, which is what holds a tile of several tokens back (the
+// dot products themselves run at the same rate either way). The weights carry a +128 offset,
+// whose correction the activation block holds ready (BlockQ8_32::sum_neg128).
 template <class Layout>
-using InterleavedKernel = InterleavedVnniKernel<Layout>;
+struct InterleavedVnni512Kernel {
+  static_assert(Layout::kRows == 16 && Layout::kOffset == 128);
+  static constexpr int kTokens = 8;
+  template <int T>
+  static void tile(const typename Layout::Group* group, const std::byte* const* x, int n_blocks,
+                   float* y, std::size_t y_stride) {
+    using Act = quant::BlockQ8_32;
+    __m512 acc[T];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (int b = 0; b < n_blocks; ++b) {
+      if constexpr (T > 1) prefetch_ahead(group + b);
+      __m512i w[8];
+      Layout::unpack_simd(group[b], w);
+      // The zero-masking forms with every lane kept are the plain instructions; GCC 12 warns
+      // that the plain intrinsics' undefined pass-through value is uninitialized.
+      const __m512 dw = _mm512_maskz_cvtph_ps(
+          0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group[b].d)));
+      const Act* xb[T];
+      __m512i dot[T];
+      for (int t = 0; t < T; ++t) {
+        xb[t] = reinterpret_cast<const Act*>(x[t]) + b;
+        dot[t] = _mm512_set1_epi32(xb[t]->sum_neg128);
+      }
+      for (int k = 0; k < 8; ++k)
+        for (int t = 0; t < T; ++t) dot[t] = dpbusd_broadcast(dot[t], w[k], xb[t]->qs + 4 * k);
+      for (int t = 0; t < T; ++t) {
+        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(xb[t]->d));
+        acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(scale, _mm512_maskz_cvtepi32_ps(0xFFFF, dot[t])));
+      }
+    }
+    for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * y_stride, acc[t]);
+  }
+};
+
+template <class Layout>
+using InterleavedKernel =
+    std::conditional_t<Layout::kRows == 16, InterleavedVnni512Kernel<Layout>,
+                       InterleavedVnniKernel<Layout>>;
 #else
 template <class Layout>
 using InterleavedKernel = ScalarInterleavedKernel<Layout>;

@@ -21,6 +21,7 @@ struct Q4_0Layout {
 using Q4_0 = LegacyFormat<Q4_0Layout>;
 
 struct Q4_0x8Layout {
+  static constexpr int kRows = kGroupRows;
   using Block = quant::BlockQ4_0;
   using Group = quant::BlockQ4_0x8;
   using Format = Q4_0;

@@ -39,6 +39,7 @@ struct Q4_KLayout {
 using Q4_K = KFormat<Q4_KLayout>;
 
 struct Q4_Kx8Layout {
+  static constexpr int kRows = kGroupRows;
   using Block = quant::BlockQ4_K;
   using Group = quant::BlockQ4_Kx8;
   using Format = Q4_K;

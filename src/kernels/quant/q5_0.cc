@@ -23,6 +23,7 @@ struct Q5_0Layout {
 using Q5_0 = LegacyFormat<Q5_0Layout>;
 
 struct Q5_0x8Layout {
+  static constexpr int kRows = kGroupRows;
   using Block = quant::BlockQ5_0;
   using Group = quant::BlockQ5_0x8;
   using Format = Q5_0;

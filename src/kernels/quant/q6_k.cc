@@ -54,6 +54,7 @@ struct Q6_KLayout {
 using Q6_K = KFormat<Q6_KLayout>;
 
 struct Q6_Kx8Layout {
+  static constexpr int kRows = kGroupRows;
   using Block = quant::BlockQ6_K;
   using Group = quant::BlockQ6_Kx8;
   using Format = Q6_K;
