@@ -24,6 +24,10 @@ export const percentile = (values, p) => {
 };
 
 // One streaming request; resolves with its timings, or rejects on an HTTP/stream error.
+// gaps are per token: a chunk that carries k tokens (text held back until its UTF-8 or a possible
+// stop string is complete) after a gap g counts as k gaps of g / k. The tokens of a chunk are
+// its logprobs entries, so requests that want exact gaps ask for `logprobs`; without them every
+// chunk counts as one token. chunk_gaps are the raw gaps between chunks.
 export async function stream(url, route, body, { abortAfterMs } = {}) {
   const controller = new AbortController();
   const started = performance.now();
@@ -38,6 +42,7 @@ export async function stream(url, route, body, { abortAfterMs } = {}) {
   let first = 0;
   let last = 0;
   const gaps = [];
+  const chunkGaps = [];
   let usage = null;
   for await (const bytes of res.body) {
     buffer += decoder.decode(bytes, { stream: true });
@@ -53,12 +58,21 @@ export async function stream(url, route, body, { abortAfterMs } = {}) {
       const piece = choice?.text ?? choice?.delta?.content ?? '';
       if (piece) {
         const now = performance.now();
-        if (first === 0) first = now; else gaps.push(now - last);
+        const tokens = choice.logprobs?.tokens?.length ?? choice.logprobs?.content?.length ?? 1;
+        if (first === 0) {
+          first = now;
+          // The first chunk's other tokens arrived with it: gaps of zero.
+          for (let i = 1; i < tokens; ++i) gaps.push(0);
+        } else {
+          chunkGaps.push(now - last);
+          for (let i = 0; i < tokens; ++i) gaps.push((now - last) / tokens);
+        }
         last = now;
       }
     }
   }
-  return { ttft: first - started, gaps, total: performance.now() - started, usage };
+  return { ttft: first - started, gaps, chunk_gaps: chunkGaps, total: performance.now() - started,
+    usage };
 }
 
 export function rssMiB(pid) {

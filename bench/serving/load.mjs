@@ -6,8 +6,9 @@
 //        [--prompt-words 60] [--chat-words 1400] [--soak-seconds 0] [--pid PID] [--json out.json]
 //
 // Every figure is measured from the client side: time to first token (TTFT) is the time from
-// sending the request to the first text chunk; inter-token latency (ITL) the gaps between text
-// chunks; aggregate throughput = completion tokens of all clients / wall time of the round.
+// sending the request to the first text chunk; inter-token latency (ITL) the gaps between tokens
+// (the rounds ask for `logprobs: 0`, so each chunk says how many tokens it carries; see
+// common.mjs); aggregate throughput = completion tokens of all clients / wall time of the round.
 import { writeFileSync } from 'node:fs';
 import { percentile, rssMiB, stream, text } from './common.mjs';
 
@@ -28,7 +29,7 @@ async function concurrencyRound(o, n, round) {
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: n }, (_, i) => stream(o.url, '/v1/completions', {
     prompt: text(1000 * round + i + 1, o.promptWords), max_tokens: o.tokens, temperature: 0,
-    ignore_eos: true,
+    ignore_eos: true, logprobs: 0,
   })));
   const wall = (performance.now() - started) / 1000;
   const tokens = results.reduce((s, r) => s + r.usage.completion_tokens, 0);
@@ -38,6 +39,7 @@ async function concurrencyRound(o, n, round) {
     ttft_ms_p50: percentile(results.map((r) => r.ttft), 50),
     ttft_ms_p99: percentile(results.map((r) => r.ttft), 99),
     itl_ms_p50: percentile(gaps, 50), itl_ms_p99: percentile(gaps, 99),
+    chunk_gap_ms_p99: percentile(results.flatMap((r) => r.chunk_gaps), 99),
   };
 }
 

@@ -22,7 +22,9 @@ const lines = [
   `- model: ${opt.model}`,
   `- each client streams one /v1/completions request with a distinct prompt, ${r.tokens_per_client} tokens, ` +
     'greedy, `ignore_eos`; aggregate = all completion tokens / wall time of the round (prefill included); ' +
-    'TTFT and inter-token latency (ITL) measured by the client; the first round is 1 client',
+    'TTFT and inter-token latency (ITL) measured by the client, ITL per token (a chunk of k tokens, ' +
+    'text held back until its UTF-8 is complete, is k gaps of 1/k; the requests ask for `logprobs: 0` ' +
+    'to count them); the first round is 1 client',
   '',
   '| clients | aggregate tok/s (prefill incl.) | vs 1 client | decode tok/s (clients / ITL p50) | vs 1 client | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | ITL p99 vs 1 client |',
   '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

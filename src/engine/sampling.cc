@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "kernels/ops.h"
+
 namespace lmserve::engine {
 namespace {
 
@@ -62,8 +64,8 @@ void apply_count_penalty(std::span<float> logits, std::span<const std::int32_t> 
 // In place: logits -> logits - logsumexp(logits).
 void to_logprobs(std::span<float> logits) {
   const float max_logit = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float l : logits) sum += std::exp(static_cast<double>(l - max_logit));
+  const double sum =
+      kernels::sum_exp(logits.data(), static_cast<int>(logits.size()), max_logit);
   const float log_z = max_logit + static_cast<float>(std::log(sum));
   for (float& l : logits) l -= log_z;
 }

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu.h"
+#include "kernels/target_kernels.h"
+
 namespace lmserve::kernels {
 
 void rms_norm(const float* x, const float* weight, int n, float eps, float* out) {
@@ -69,6 +72,8 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int n) {
 void softcap(float* x, int n, float cap) {
   for (int i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
+
+double sum_exp(const float* x, int n, float shift) { return active_kernels().sum_exp(x, n, shift); }
 
 void softmax(float* x, int n) {
   if (n <= 0) return;

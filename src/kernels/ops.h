@@ -34,6 +34,10 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int n);
 // x[i] = cap * tanh(x[i] / cap): Gemma 2's soft-capping of logits.
 void softcap(float* x, int n, float cap);
 
+// The sum of exp(x[i] - shift) over n values, in double (a softmax's normaliser over a long row,
+// shift its maximum). The vector targets' exp is within 2 ulp of the float result.
+double sum_exp(const float* x, int n, float shift);
+
 // In-place numerically stable softmax over n values.
 void softmax(float* x, int n);
 

@@ -1,11 +1,18 @@
-// RMSNorm, RoPE (rotate_half), SiLU*mul and softmax against naive double-precision versions.
+// RMSNorm, RoPE (rotate_half), SiLU*mul, softmax and sums of exponentials against naive
+// double-precision versions.
 #include "kernels/ops.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/target_kernels.h"
 
 namespace lmserve::kernels {
 namespace {
@@ -125,6 +132,29 @@ TEST(Softmax, MatchesDefinitionAndIsStable) {
   float single = -3.0f;
   softmax(&single, 1);
   EXPECT_EQ(single, 1.0f);
+}
+
+// Every target's sum of exponentials within 1e-6 (relative) of the double-precision sum: logits
+// of a vocabulary's spread, values far below the shift and -inf (a banned token), lengths that
+// leave every kind of tail; and the scalar target is that sum.
+TEST(SumExp, EveryTargetMatchesTheDoubleSum) {
+  std::mt19937 rng(11);
+  for (int n : {0, 1, 7, 15, 16, 17, 1023, 1024, 1041, 32000, 128257}) {
+    std::vector<float> x = random_vector(n, rng, 4.0f);
+    for (int i = 0; i < n; i += 97) x[static_cast<std::size_t>(i)] = -200.0f;
+    for (int i = 5; i < n; i += 131)
+      x[static_cast<std::size_t>(i)] = -std::numeric_limits<float>::infinity();
+    const float shift = n > 0 ? *std::max_element(x.begin(), x.end()) : 0.0f;
+    double want = 0.0;
+    for (float v : x) want += std::exp(static_cast<double>(v - shift));
+    for (auto name : available_cpu_targets()) {
+      const double got = cpu_target(name)->sum_exp(x.data(), n, shift);
+      EXPECT_NEAR(got, want, 1e-6 * want) << name << " n " << n;
+      if (name == "scalar") {
+        EXPECT_EQ(got, want) << n;
+      }
+    }
+  }
 }
 
 TEST(AddInplace, Adds) {
