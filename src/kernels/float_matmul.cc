@@ -79,8 +79,9 @@ inline __m256 load8(const void* row, int i) {
   }
 }
 
-// How far ahead of a multi-token tile an interleaved layout's stream is prefetched.
-constexpr std::ptrdiff_t kPrefetchBytes = 4096;
+// How far ahead of a multi-token tile an interleaved layout's stream is prefetched, into L2
+// (into L1 the lines evict the ones in use: 4 tokens 96 -> 157 GFLOP/s on two threads with L2).
+constexpr std::ptrdiff_t kPrefetchBytes = 8192;
 
 // Adds w*x over k in [k0, k1) (multiples of 8) to the lane accumulators acc[r * T + t] of R
 // rows and T tokens. Splitting k into ranges keeps every lane's sequence of FMAs, so the
@@ -98,7 +99,7 @@ void accumulate(const void* const* w, const float* const* x, int k0, int k1, __m
       _mm_prefetch(static_cast<const char*>(w[0]) +
                        static_cast<std::ptrdiff_t>(i) * kInterleave * sizeof(std::uint16_t) +
                        kPrefetchBytes,
-                   _MM_HINT_T0);
+                   _MM_HINT_T1);
     }
     __m256 wv[R];
     for (int r = 0; r < R; ++r) wv[r] = load8<kType>(w[r], i * kInterleave);

@@ -194,14 +194,15 @@ struct InterleavedVnniKernel {
 };
 
 // A tile of several tokens reads its weights slower than one token's tile, slowly enough that the
-// hardware prefetcher stops running ahead of it: 4 KiB ahead of `block` it is fetched by hand
-// (8-16 tokens' products from memory ~20-30% faster; one token's tile needs no help).
+// hardware prefetcher stops running ahead of it: 8 KiB ahead of `block` it is fetched by hand,
+// into L2 (into L1 it evicts the lines in use: half the gain). 4-16 tokens' products from memory
+// run 1.3-1.5x faster; one token's tile needs no help.
 template <class Group>
 inline void prefetch_ahead(const Group* block) {
-  constexpr int kAheadBytes = 4096, kLineBytes = 64;
+  constexpr int kAheadBytes = 8192, kLineBytes = 64;
   const char* ahead = reinterpret_cast<const char*>(block) + kAheadBytes;
   for (int line = 0; line < static_cast<int>(sizeof(Group)); line += kLineBytes)
-    _mm_prefetch(ahead + line, _MM_HINT_T0);
+    _mm_prefetch(ahead + line, _MM_HINT_T1);
 }
 
 // The VNNI kernel of the 16-row layouts, on 512-bit vectors: the same products and sums as the
