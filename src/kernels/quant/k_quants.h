@@ -160,6 +160,7 @@ struct KInterleavedVnniKernel {
     for (auto& a : acc) a = _mm256_setzero_ps();
     const Act* xb[T];
     for (int b = 0; b < n_blocks; ++b) {
+      if constexpr (T > 1) prefetch_ahead(group + b);
       const auto& g = group[b];
       for (int t = 0; t < T; ++t) xb[t] = reinterpret_cast<const Act*>(x[t]) + b;
       __m256i scales[kSub], pairs[8];
