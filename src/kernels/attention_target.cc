@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/exp_approx.h"
 #include "kernels/attention.h"
 #include "kernels/target.h"
 
@@ -95,6 +96,18 @@ void scale_add(float* acc, float c, float p, const float* v, int n) {
   for (int i = 0; i < n; ++i) acc[i] = std::fma(p, v[i], acc[i] * c);
 }
 
+// x[i] = exp(x[i] - shift): a block's scores into its softmax terms, the same bits on every
+// target and in every lane.
+void exp_shifted(float* x, int n, float shift) {
+  int i = 0;
+#if LMSERVE_HAVE_AVX2
+  const __m256 s = _mm256_set1_ps(shift);
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, exp_approx8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
+#endif
+  for (; i < n; ++i) x[i] = exp_approx(x[i] - shift);
+}
+
 // Rows of one sequence attended together: each block of keys and values is widened to f32 once
 // for all of them instead of once per row.
 constexpr int kRowTile = 16;
@@ -173,8 +186,9 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
         m = new_max;
         float* acc = s.acc.data() + static_cast<long>(state + g) * hd;
         float block_sum = 0.0f;
+        exp_shifted(scores + j0, n - j0, new_max);
         for (int j = j0; j < n; ++j) {
-          const float p = std::exp(scores[j] - new_max);
+          const float p = scores[j];
           block_sum += p;
           scale_add(acc, j == j0 ? correction : 1.0f, p, s.values.data() + j * hd, hd);
         }

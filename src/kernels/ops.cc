@@ -55,10 +55,7 @@ void rope_rotate_adjacent_pairs(float* x, int n_heads, int head_dim, int half, c
 }
 
 void silu_mul(const float* gate, const float* up, float* out, int n) {
-  for (int i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  active_kernels().silu_mul(gate, up, out, n);
 }
 
 void gelu_tanh_mul(const float* gate, const float* up, float* out, int n) {

@@ -33,6 +33,8 @@ using ConvertFn16 = void (*)(const std::uint16_t* in, float* out, int n);
 using ConvertToF16Fn = void (*)(const float* in, std::uint16_t* out, int n);
 // The sum of exp(x[i] - shift) over n values (ops.h sum_exp).
 using SumExpFn = double (*)(const float* x, int n, float shift);
+// out[i] = silu(gate[i]) * up[i] (ops.h silu_mul).
+using GateFn = void (*)(const float* gate, const float* up, float* out, int n);
 
 struct TargetKernels {
   std::string_view name;
@@ -49,6 +51,7 @@ struct TargetKernels {
   ConvertFn16 f16_to_f32;
   ConvertToF16Fn f32_to_f16;
   SumExpFn sum_exp;
+  GateFn silu_mul;
 };
 
 namespace scalar {

@@ -26,6 +26,7 @@ void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const 
 void f16_to_f32(const std::uint16_t* in, float* out, int n);
 void f32_to_f16(const float* in, std::uint16_t* out, int n);
 double sum_exp(const float* x, int n, float shift);
+void silu_mul(const float* gate, const float* up, float* out, int n);
 
 const TargetKernels& target_kernels() {
   static const TargetKernels table = [] {
@@ -48,6 +49,7 @@ const TargetKernels& target_kernels() {
         .f16_to_f32 = &f16_to_f32,
         .f32_to_f16 = &f32_to_f16,
         .sum_exp = &sum_exp,
+        .silu_mul = &silu_mul,
     };
 #if LMSERVE_HAVE_AVX2
     // A float tile's rows read as one stream: the hardware prefetcher keeps up with one stream a
