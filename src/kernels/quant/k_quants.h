@@ -142,6 +142,8 @@ using KKernel = KSimdKernel<Layout>;
 //   kOffset (the stored values minus kOffset are the quants; then without minimums),
 //   static void unpack_sub(const Group&, int j, __m256i q[]);  // sub-block j's 4-value vectors
 //   static void scales_simd(const Group&, __m256i scales[kSubBlocks], __m256i pairs[8]);
+//   kPrefetchOneToken: whether a one-token tile unpacks so slowly that the hardware prefetcher
+//                      falls behind it too (quant/interleaved.h prefetch_ahead)
 // where pairs[p] holds, per row, the two 16-bit weights of the activations' sums bsums[2p] and
 // bsums[2p + 1]: the minimums, or (with an offset) the scales. Each sub-block's 8 dot products
 // are exact integers in 8 lanes, times the rows' scales, and the sums term is one dpwssd per
@@ -160,7 +162,7 @@ struct KInterleavedVnniKernel {
     for (auto& a : acc) a = _mm256_setzero_ps();
     const Act* xb[T];
     for (int b = 0; b < n_blocks; ++b) {
-      if constexpr (T > 1) prefetch_ahead(group + b);
+      if constexpr (T > 1 || Layout::kPrefetchOneToken) prefetch_ahead(group + b);
       const auto& g = group[b];
       for (int t = 0; t < T; ++t) xb[t] = reinterpret_cast<const Act*>(x[t]) + b;
       __m256i scales[kSub], pairs[8];
