@@ -36,9 +36,15 @@ inline __m256i dot_u8_s8(__m256i acc, __m256i u, __m256i s) {
 }
 
 #if LMSERVE_HAVE_AVX512
-// dot_u8_s8 of 16 lanes with the same four signed bytes s4[0..3] in every lane, read by the
-// instruction itself ({1to16} broadcast): compilers keep a broadcast of a load as an instruction
-// of its own, one more op per product than the dot product needs.
+// dot_u8_s8 with the same four signed bytes s4[0..3] in every lane, read by the instruction
+// itself ({1to8} / {1to16} broadcast): compilers keep a broadcast of a load as an instruction of
+// its own, one more op per product than the dot product needs.
+inline __m256i dpbusd_broadcast(__m256i acc, __m256i u, const void* s4) {
+  asm("vpdpbusd %2%{1to8%}, %1, %0"
+      : "+v"(acc)
+      : "v"(u), "m"(*static_cast<const std::int32_t*>(s4)));
+  return acc;
+}
 inline __m512i dpbusd_broadcast(__m512i acc, __m512i u, const void* s4) {
   asm("vpdpbusd %2%{1to16%}, %1, %0"
       : "+v"(acc)

@@ -164,91 +164,86 @@ inline void nibble_vectors(const std::uint8_t* qs, __m256i w[8]) {
   }
 }
 
-// The VNNI kernel: per block, 8 dpbusd of the 8 rows' values with broadcast activation bytes
-// give the 8 rows' exact integer dot products in 8 lanes; each is then scaled and added as the
-// scalar kernel does ((dw * dx) * dot, then the sum over blocks), so both give the same bits.
-// The tokens are the inner loop: T independent dpbusd chains side by side keep the VNNI units
-// busy without relying on the out-of-order window to find one token's chain behind another's.
-template <class Layout>
-struct InterleavedVnniKernel {
-  static constexpr int kTokens = 8;
-  template <int T>
-  static void tile(const typename Layout::Group* group, const std::byte* const* x, int n_blocks,
-                   float* y, std::size_t y_stride) {
-    using Act = quant::BlockQ8_32;
-    __m256 acc[T];
-    for (auto& a : acc) a = _mm256_setzero_ps();
-    for (int b = 0; b < n_blocks; ++b) {
-      if constexpr (T > 1) prefetch_ahead(group + b);
-      __m256i w[8];
-      Layout::unpack_simd(group[b], w);
-      const __m256 dw =
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(group[b].d)));
-      const Act* xb[T];
-      __m256i dot[T];
-      for (int t = 0; t < T; ++t) {
-        xb[t] = reinterpret_cast<const Act*>(x[t]) + b;
-        dot[t] = _mm256_set1_epi32(-Layout::kOffset * xb[t]->sum);
-      }
-      for (int k = 0; k < 8; ++k) {
-        for (int t = 0; t < T; ++t) {
-          int xq;
-          std::memcpy(&xq, xb[t]->qs + 4 * k, 4);
-          dot[t] = _mm256_dpbusd_epi32(dot[t], w[k], _mm256_set1_epi32(xq));
-        }
-      }
-      for (int t = 0; t < T; ++t) {
-        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(xb[t]->d));
-        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(dot[t])));
-      }
-    }
-    for (int t = 0; t < T; ++t) _mm256_storeu_ps(y + t * y_stride, acc[t]);
+// The lanes a VNNI kernel works in: 8 rows on 256-bit vectors, 16 on 512-bit ones.
+struct Lanes8 {
+  using F = __m256;
+  using I = __m256i;
+  static F zero() { return _mm256_setzero_ps(); }
+  static F scales(const std::uint16_t* d) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
   }
+  static I splat(std::int32_t v) { return _mm256_set1_epi32(v); }
+  static F splat(float v) { return _mm256_set1_ps(v); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F to_float(I v) { return _mm256_cvtepi32_ps(v); }
+  static void store(float* y, F v) { _mm256_storeu_ps(y, v); }
+};
+struct Lanes16 {
+  using F = __m512;
+  using I = __m512i;
+  static F zero() { return _mm512_setzero_ps(); }
+  // The zero-masking forms with every lane kept are the plain instructions; GCC 12 warns that
+  // the plain intrinsics' undefined pass-through value is uninitialized.
+  static F scales(const std::uint16_t* d) {
+    return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d)));
+  }
+  static I splat(std::int32_t v) { return _mm512_set1_epi32(v); }
+  static F splat(float v) { return _mm512_set1_ps(v); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F to_float(I v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
+  static void store(float* y, F v) { _mm512_storeu_ps(y, v); }
 };
 
-// The VNNI kernel of the 16-row layouts, on 512-bit vectors: the same products and sums as the
-// 8-row kernel in half the instructions, which is what holds a tile of several tokens back (the
-// dot products themselves run at the same rate either way). The weights carry a +128 offset,
-// whose correction the activation block holds ready (BlockQ8_32::sum_neg128).
+// The VNNI kernel: per block, 8 dpbusd of the group's rows' values with broadcast activation
+// bytes give the rows' exact integer dot products in their lanes; each is then scaled and added
+// as the scalar kernel does ((dw * dx) * dot, then the sum over blocks), so both give the same
+// bits. The tokens are the inner loop: T independent dpbusd chains side by side keep the VNNI
+// units busy without relying on the out-of-order window to find one token's chain behind
+// another's. A tile of several tokens is bound by instructions, not by the dot products (which
+// run at the same rate on 256- and 512-bit vectors), hence 16-row groups on 512-bit vectors
+// where a format has them, and the activation bytes broadcast by dpbusd itself.
 template <class Layout>
-struct InterleavedVnni512Kernel {
-  static_assert(Layout::kRows == 16 && Layout::kOffset == 128);
+struct InterleavedVnniKernel {
+  using V = std::conditional_t<Layout::kRows == 16, Lanes16, Lanes8>;
+  static_assert(Layout::kRows == sizeof(typename V::F) / sizeof(float));
   static constexpr int kTokens = 8;
   template <int T>
   static void tile(const typename Layout::Group* group, const std::byte* const* x, int n_blocks,
                    float* y, std::size_t y_stride) {
     using Act = quant::BlockQ8_32;
-    __m512 acc[T];
-    for (auto& a : acc) a = _mm512_setzero_ps();
+    typename V::F acc[T];
+    for (auto& a : acc) a = V::zero();
     for (int b = 0; b < n_blocks; ++b) {
       if constexpr (T > 1) prefetch_ahead(group + b);
-      __m512i w[8];
+      typename V::I w[8];
       Layout::unpack_simd(group[b], w);
-      // The zero-masking forms with every lane kept are the plain instructions; GCC 12 warns
-      // that the plain intrinsics' undefined pass-through value is uninitialized.
-      const __m512 dw = _mm512_maskz_cvtph_ps(
-          0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(group[b].d)));
+      const typename V::F dw = V::scales(group[b].d);
       const Act* xb[T];
-      __m512i dot[T];
+      typename V::I dot[T];
       for (int t = 0; t < T; ++t) {
         xb[t] = reinterpret_cast<const Act*>(x[t]) + b;
-        dot[t] = _mm512_set1_epi32(xb[t]->sum_neg128);
+        // The weights' offset, taken back: -kOffset * sum(x), ready in the block for Q8_0's.
+        if constexpr (Layout::kOffset == 128) {
+          dot[t] = V::splat(xb[t]->sum_neg128);
+        } else {
+          dot[t] = V::splat(-Layout::kOffset * xb[t]->sum);
+        }
       }
       for (int k = 0; k < 8; ++k)
         for (int t = 0; t < T; ++t) dot[t] = dpbusd_broadcast(dot[t], w[k], xb[t]->qs + 4 * k);
       for (int t = 0; t < T; ++t) {
-        const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(xb[t]->d));
-        acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(scale, _mm512_maskz_cvtepi32_ps(0xFFFF, dot[t])));
+        const typename V::F scale = V::mul(dw, V::splat(xb[t]->d));
+        acc[t] = V::add(acc[t], V::mul(scale, V::to_float(dot[t])));
       }
     }
-    for (int t = 0; t < T; ++t) _mm512_storeu_ps(y + t * y_stride, acc[t]);
+    for (int t = 0; t < T; ++t) V::store(y + t * y_stride, acc[t]);
   }
 };
 
 template <class Layout>
-using InterleavedKernel =
-    std::conditional_t<Layout::kRows == 16, InterleavedVnni512Kernel<Layout>,
-                       InterleavedVnniKernel<Layout>>;
+using InterleavedKernel = InterleavedVnniKernel<Layout>;
 #else
 template <class Layout>
 using InterleavedKernel = ScalarInterleavedKernel<Layout>;

@@ -178,11 +178,8 @@ struct KInterleavedVnniKernel {
         for (auto& d : dot) d = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int v = 0; v < kVectors; ++v) {
-          for (int t = 0; t < T; ++t) {
-            int xq;
-            std::memcpy(&xq, xb[t]->qs + 4 * (j * kVectors + v), 4);
-            dot[t] = _mm256_dpbusd_epi32(dot[t], q[v], _mm256_set1_epi32(xq));
-          }
+          for (int t = 0; t < T; ++t)
+            dot[t] = dpbusd_broadcast(dot[t], q[v], xb[t]->qs + 4 * (j * kVectors + v));
         }
         for (int t = 0; t < T; ++t)
           sum[t] = _mm256_add_epi32(sum[t], _mm256_mullo_epi32(dot[t], scales[j]));
