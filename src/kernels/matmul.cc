@@ -33,44 +33,88 @@ class ActivationBuffer {
 
 }  // namespace
 
-void matmul(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
-            const float* x, int n_tokens, float* y) {
-  if (n_tokens <= 0 || w.rows <= 0) return;
-  const ActivationType act = weight_format(w.type).activation;
-  const std::byte* xa = reinterpret_cast<const std::byte*>(x);
-  std::size_t x_stride = static_cast<std::size_t>(w.cols) * sizeof(float);
-  const long work = static_cast<long>(w.rows) * w.cols * n_tokens;
+void matmul(const TargetKernels& target, util::ThreadPool& pool,
+            std::span<const Product> products, const float* x, int n_tokens) {
+  if (n_tokens <= 0 || products.empty()) return;
+  const int cols = products.front().w->cols;
+  long work = 0;
+  std::size_t n_units = 0;
+  for (const Product& p : products) {
+    if (p.w->cols != cols) {
+      throw std::invalid_argument("matmul: products of one input have " + std::to_string(cols) +
+                                  " and " + std::to_string(p.w->cols) + " columns");
+    }
+    work += static_cast<long>(p.w->rows) * cols * n_tokens;
+    n_units += static_cast<std::size_t>((p.w->rows + kRowGrain - 1) / kRowGrain);
+  }
+  if (n_units == 0) return;
   const bool parallel = work >= kMinParallelWork && pool.size() > 1;
-  if (act != ActivationType::kF32) {
-    thread_local ActivationBuffer buffer;
-    x_stride = activation_row_bytes(act, w.cols);
-    std::byte* q = buffer.fit(x_stride * static_cast<std::size_t>(n_tokens));
+
+  // x in each activation form the products read, quantized once per form.
+  struct Input {
+    const std::byte* data = nullptr;
+    std::size_t stride = 0;
+  };
+  Input inputs[kActivationTypeCount];
+  thread_local ActivationBuffer buffers[kActivationTypeCount];
+  for (const Product& p : products) {
+    const ActivationType act = weight_format(p.w->type).activation;
+    Input& in = inputs[static_cast<int>(act)];
+    if (in.data != nullptr) continue;
+    if (act == ActivationType::kF32) {
+      in = {reinterpret_cast<const std::byte*>(x), static_cast<std::size_t>(cols) * sizeof(float)};
+      continue;
+    }
+    const std::size_t stride = activation_row_bytes(act, cols);
+    std::byte* q = buffers[static_cast<int>(act)].fit(stride * static_cast<std::size_t>(n_tokens));
     const QuantizeFn quantize = target.quantize[static_cast<int>(act)];
     auto quantize_rows = [&](std::size_t begin, std::size_t end) {
       for (std::size_t t = begin; t < end; ++t)
-        quantize(x + t * static_cast<std::size_t>(w.cols), q + t * x_stride, w.cols);
+        quantize(x + t * static_cast<std::size_t>(cols), q + t * stride, cols);
     };
     if (parallel && n_tokens > 1) {
       pool.parallel_for(static_cast<std::size_t>(n_tokens), quantize_rows);
     } else {
       quantize_rows(0, static_cast<std::size_t>(n_tokens));
     }
-    xa = q;
+    in = {q, stride};
   }
-  const MatmulRowsFn rows_fn = target.matmul_rows[static_cast<int>(w.type)];
-  const int rows = w.rows;
-  const auto n_units = static_cast<std::size_t>((rows + kRowGrain - 1) / kRowGrain);
+
+  // Units of kRowGrain rows, the products' one after another.
   auto body = [&](std::size_t begin, std::size_t end) {
-    rows_fn(w, xa, x_stride, n_tokens, y, static_cast<int>(begin) * kRowGrain,
-            std::min(rows, static_cast<int>(end) * kRowGrain));
+    std::size_t first = 0;  // the current product's first unit
+    for (const Product& p : products) {
+      const WeightMatrix& w = *p.w;
+      const auto units = static_cast<std::size_t>((w.rows + kRowGrain - 1) / kRowGrain);
+      const std::size_t lo = std::max(begin, first), hi = std::min(end, first + units);
+      if (lo < hi) {
+        const Input& in = inputs[static_cast<int>(weight_format(w.type).activation)];
+        target.matmul_rows[static_cast<int>(w.type)](
+            w, in.data, in.stride, n_tokens, p.y, static_cast<int>(lo - first) * kRowGrain,
+            std::min(w.rows, static_cast<int>(hi - first) * kRowGrain));
+      }
+      first += units;
+      if (first >= end) break;
+    }
   };
   if (!parallel) {
     body(0, n_units);
     return;
   }
-  const long per_unit = static_cast<long>(kRowGrain) * w.cols * n_tokens;
+  const long per_unit = static_cast<long>(kRowGrain) * cols * n_tokens;
   const auto min_chunk = static_cast<std::size_t>(std::max(1L, (kMinParallelWork / 4) / per_unit));
   pool.parallel_for(n_units, body, min_chunk);
+}
+
+void matmul(util::ThreadPool& pool, std::span<const Product> products, const float* x,
+            int n_tokens) {
+  matmul(active_kernels(), pool, products, x, n_tokens);
+}
+
+void matmul(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
+            const float* x, int n_tokens, float* y) {
+  const Product product{&w, y};
+  matmul(target, pool, std::span(&product, 1), x, n_tokens);
 }
 
 void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n_tokens, float* y) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <span>
 #include <cstdint>
 #include <optional>
 
@@ -43,6 +44,19 @@ void matmul(util::ThreadPool& pool, const WeightMatrix& w, const float* x, int n
 // The same on a given target (tests compare targets).
 void matmul(const TargetKernels& target, util::ThreadPool& pool, const WeightMatrix& w,
             const float* x, int n_tokens, float* y);
+
+// One of several products of the same input: y = w x.
+struct Product {
+  const WeightMatrix* w;
+  float* y;
+};
+// Every product of `products` (matrices of x's width) on x, as one parallel job over all their
+// rows, with x quantized once per activation form: a layer's q/k/v or gate/up projections wake
+// the pool once. Each output gets the same bits as its own matmul.
+void matmul(util::ThreadPool& pool, std::span<const Product> products, const float* x,
+            int n_tokens);
+void matmul(const TargetKernels& target, util::ThreadPool& pool,
+            std::span<const Product> products, const float* x, int n_tokens);
 
 // Rows [first, first + n) of w: one part of a fused projection, read in place (first and n
 // whole groups of an interleaved format).

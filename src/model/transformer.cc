@@ -452,9 +452,8 @@ void TransformerModel::forward(const Batch& batch, KvPools& pools, std::span<flo
   for (int l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[static_cast<std::size_t>(l)];
     norm_rows(w.x.data(), L.attn_norm, w.xn.data());
-    kernels::matmul(pool_, L.q, w.xn.data(), T, w.q.data());
-    kernels::matmul(pool_, L.k, w.xn.data(), T, w.k.data());
-    kernels::matmul(pool_, L.v, w.xn.data(), T, w.v.data());
+    const kernels::Product qkv[] = {{&L.q, w.q.data()}, {&L.k, w.k.data()}, {&L.v, w.v.data()}};
+    kernels::matmul(pool_, qkv, w.xn.data(), T);
     if (!L.q_bias.empty()) {
       add_bias(w.q.data(), L.q_bias, T);
       add_bias(w.k.data(), L.k_bias, T);
@@ -513,8 +512,8 @@ void TransformerModel::forward(const Batch& batch, KvPools& pools, std::span<flo
     kernels::add_inplace(w.x.data(), w.tmp.data(), T * D);
 
     norm_rows(w.x.data(), L.mlp_norm, w.xn.data());
-    kernels::matmul(pool_, L.gate, w.xn.data(), T, w.gate.data());
-    kernels::matmul(pool_, L.up, w.xn.data(), T, w.up.data());
+    const kernels::Product gate_up[] = {{&L.gate, w.gate.data()}, {&L.up, w.up.data()}};
+    kernels::matmul(pool_, gate_up, w.xn.data(), T);
     if (block.activation == Activation::kGeluTanh) {
       kernels::gelu_tanh_mul(w.gate.data(), w.up.data(), w.gate.data(), T * I);
     } else {

@@ -331,6 +331,51 @@ TEST(QuantMatmul, RepackedLayoutsGiveTheScalarKernelsBits) {
   EXPECT_EQ(repacked > 0, avx512);
 }
 
+// Products of one input run as one job (a layer's q/k/v): formats of different activation forms
+// (Q8_32, Q8_256, f32) and layouts side by side, each output the bits of its own product, on
+// every target and token count; inputs of other widths are refused.
+TEST(QuantMatmul, ProductsOfOneInputEqualTheirOwnProducts) {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  util::ThreadPool pool(2);
+  const int cols = 512;
+  std::vector<std::vector<std::uint8_t>> storage;
+  std::vector<WeightMatrix> matrices;
+  for (const auto& [type, rows] : {std::pair{WeightType::kQ8_0, 48}, {WeightType::kQ4_K, 40},
+                                   {WeightType::kQ6_K, 16}, {WeightType::kQ4_0, 24}}) {
+    const QuantCase& c = *std::find_if(std::begin(kCases), std::end(kCases),
+                                       [&](const QuantCase& q) { return q.type == type; });
+    storage.push_back(random_blocks(c, rows, cols, rng));
+    matrices.push_back(WeightMatrix{type, storage.back().data(), rows, cols});
+  }
+  std::vector<float> f32(static_cast<std::size_t>(8 * cols));
+  for (auto& v : f32) v = dist(rng);
+  matrices.push_back(WeightMatrix{WeightType::kF32, f32.data(), 8, cols});
+  for (auto name : available_cpu_targets()) {
+    const TargetKernels& k = *cpu_target(name);
+    for (int tokens : {1, 3, 9}) {
+      std::vector<float> x(static_cast<std::size_t>(tokens * cols));
+      for (auto& v : x) v = dist(rng);
+      std::vector<std::vector<float>> together, alone;
+      std::vector<Product> products;
+      for (const auto& w : matrices) {
+        together.emplace_back(static_cast<std::size_t>(tokens * w.rows));
+        alone.emplace_back(together.back().size());
+        matmul(k, pool, w, x.data(), tokens, alone.back().data());
+      }
+      for (std::size_t i = 0; i < matrices.size(); ++i)
+        products.push_back({&matrices[i], together[i].data()});
+      matmul(k, pool, products, x.data(), tokens);
+      for (std::size_t i = 0; i < matrices.size(); ++i)
+        EXPECT_EQ(together[i], alone[i]) << name << " tokens " << tokens << " product " << i;
+    }
+  }
+  const WeightMatrix narrow{WeightType::kF32, f32.data(), 16, cols / 2};
+  std::vector<float> x(cols), y(64);
+  const Product mixed[] = {{&matrices.back(), y.data()}, {&narrow, y.data()}};
+  EXPECT_THROW(matmul(pool, mixed, x.data(), 1), std::invalid_argument);
+}
+
 TEST(QuantMatmul, OwnQuantizersRoundTripWithinTheirStep) {
   // Each format's quantizer, read back by the kernels' dequantization: every value within half a
   // quantization step of the block (plus f16 rounding of the scales).
