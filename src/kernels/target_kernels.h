@@ -26,8 +26,9 @@ using PagedAttentionFn = void (*)(util::ThreadPool& pool, const AttentionShape& 
                                   const PagedKv& kv, std::span<const AttentionSequence> sequences,
                                   const float* q, float scale, float* out,
                                   const ScoreOptions& options);
-// Rows [group_begin * 8, group_end * 8) of w, a file format, rewritten into the target's
-// interleaved layout of it; out is laid out as the whole repacked matrix (quant/interleaved.h).
+// Groups [group_begin, group_end) of rows of w, a file format (groups of the interleaved
+// layout's height), rewritten into the target's interleaved layout of it; out is laid out as the
+// whole repacked matrix (quant/interleaved.h).
 using RepackFn = void (*)(const WeightMatrix& w, std::byte* out, int group_begin, int group_end);
 using ConvertFn16 = void (*)(const std::uint16_t* in, float* out, int n);
 using ConvertToF16Fn = void (*)(const float* in, std::uint16_t* out, int n);

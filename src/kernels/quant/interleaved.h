@@ -145,7 +145,8 @@ void interleaved_matmul_rows(const WeightMatrix& w, const std::byte* x, std::siz
 // A tile of several tokens reads its weights slower than one token's tile, slowly enough that the
 // hardware prefetcher stops running ahead of it: 8 KiB ahead of `block` it is fetched by hand,
 // into L2 (into L1 it evicts the lines in use: half the gain). 4-16 tokens' products from memory
-// run 1.3-1.5x faster; one token's tile needs no help.
+// run 1.3-1.5x faster. A one-token tile is left to the hardware, which keeps up with it, except
+// where unpacking is slow enough to fall behind too (Q6_K, k_quants.h kPrefetchOneToken).
 template <class Group>
 inline void prefetch_ahead(const Group* block) {
   constexpr int kAheadBytes = 8192, kLineBytes = 64;
