@@ -5,8 +5,8 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/exp_approx.h"
 #include "kernels/attention.h"
+#include "kernels/exp_approx.h"
 #include "kernels/target.h"
 
 LMSERVE_TARGET_BEGIN
