@@ -9,6 +9,8 @@
 //                    the engine steps them: aggregate tokens/s per N, without HTTP or clients)
 //        bench_model --bandwidth [--threads 2]   (read bandwidth: decode's ceiling is
 //                                                 bandwidth / bytes of weights per token)
+// tg_ceiling_fraction: the median over reps of tg / ceiling, each rep's ceiling from the
+// bandwidth measured right before and right after its tg run.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -36,21 +38,22 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// GB/s reading a 1 GiB buffer (much larger than any cache) with `threads` threads; best of 5.
-double read_bandwidth(int threads) {
-  const std::size_t n = (std::size_t{1} << 30) / sizeof(std::uint64_t);
-  std::vector<std::uint64_t> buffer(n, 1);
-  lmserve::util::ThreadPool pool(threads);
+// Read bandwidth: GB/s reading a buffer much larger than any cache, best of a few passes. The
+// buffer lives only while it is measured, so that it can be left out of the peak RSS (PeakRss).
+double read_bandwidth(lmserve::util::ThreadPool& pool, int passes) {
+  const std::vector<std::uint64_t> buffer((std::size_t{1} << 30) / sizeof(std::uint64_t), 1);
+  const std::size_t n = buffer.size();
+  const auto parts = static_cast<std::size_t>(pool.size());
   double best = 0.0;
-  for (int rep = 0; rep < 5; ++rep) {
-    std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
+  for (int pass = 0; pass < passes; ++pass) {
+    std::vector<std::uint64_t> sums(parts);
     const auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for(
-        static_cast<std::size_t>(threads),
+        parts,
         [&](std::size_t begin, std::size_t end) {
           for (std::size_t t = begin; t < end; ++t) {
             std::uint64_t sum = 0;
-            for (std::size_t i = t * n / threads; i < (t + 1) * n / threads; ++i) sum += buffer[i];
+            for (std::size_t i = t * n / parts; i < (t + 1) * n / parts; ++i) sum += buffer[i];
             sums[t] = sum;
           }
         },
@@ -116,7 +119,7 @@ double batched_decode_rate(lmserve::model::Model& model, int n, int context, int
   return static_cast<double>(n) * tg / seconds_since(t0);
 }
 
-long peak_rss_kib() {
+long high_water_rss_kib() {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
@@ -124,6 +127,22 @@ long peak_rss_kib() {
   }
   return 0;
 }
+
+// The peak resident memory of the model's work, less the bandwidth probe's buffer: the kernel's
+// high-water mark is taken before each probe and reset to the current RSS after it.
+class PeakRss {
+ public:
+  double read_bandwidth_outside(lmserve::util::ThreadPool& pool, int passes) {
+    peak_kib_ = std::max(peak_kib_, high_water_rss_kib());
+    const double gb_s = read_bandwidth(pool, passes);
+    std::ofstream("/proc/self/clear_refs") << "5";
+    return gb_s;
+  }
+  long kib() const { return std::max(peak_kib_, high_water_rss_kib()); }
+
+ private:
+  long peak_kib_ = 0;
+};
 
 }  // namespace
 
@@ -145,7 +164,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (bandwidth) {
-      std::cout << read_bandwidth(threads) << "\n";
+      lmserve::util::ThreadPool pool(threads);
+      std::cout << read_bandwidth(pool, 5) << "\n";
       return 0;
     }
     if (model_path.empty()) throw std::runtime_error("--model is required");
@@ -178,12 +198,16 @@ int main(int argc, char** argv) {
     // Arbitrary in-vocabulary ids: speed does not depend on which.
     std::vector<std::int32_t> prompt(static_cast<std::size_t>(pp));
     for (int i = 0; i < pp; ++i) prompt[static_cast<std::size_t>(i)] = 1000 + (i * 7919) % 20000;
-    std::vector<double> pp_rate, tg_rate;
+    // This VM's read bandwidth moves from minute to minute, so each tg run's ceiling is the
+    // bandwidth measured right before and right after it (their mean; both are reported).
+    PeakRss peak_rss;
+    std::vector<double> pp_rate, tg_rate, tg_ceiling_fraction, bandwidth_around_tg;
     for (int r = 0; r < reps; ++r) {
       auto cache = model->new_cache(pp + tg, lmserve::model::KvType::kF16);  // the server's default
       auto t0 = std::chrono::steady_clock::now();
       model->forward(prompt, *cache, logits);
       pp_rate.push_back(pp / seconds_since(t0));
+      const double bandwidth_before = peak_rss.read_bandwidth_outside(pool, 3);
       t0 = std::chrono::steady_clock::now();
       std::int32_t next = prompt.back();
       for (int i = 0; i < tg; ++i) {
@@ -192,6 +216,12 @@ int main(int argc, char** argv) {
                                          logits.begin());
       }
       tg_rate.push_back(tg / seconds_since(t0));
+      const double bandwidth_after = peak_rss.read_bandwidth_outside(pool, 3);
+      bandwidth_around_tg.push_back(bandwidth_before);
+      bandwidth_around_tg.push_back(bandwidth_after);
+      const double ceiling = (bandwidth_before + bandwidth_after) / 2 * 1e9 /
+                             static_cast<double>(model->weight_bytes());
+      tg_ceiling_fraction.push_back(tg_rate.back() / ceiling);
     }
     nlohmann::json out = {{"engine", "lmserve"},
                           {"cpu", lmserve::kernels::cpu_description()},
@@ -202,7 +232,11 @@ int main(int argc, char** argv) {
                           {"pp_tok_s", median(pp_rate)},
                           {"tg_tok_s", median(tg_rate)},
                           {"weight_bytes", model->weight_bytes()},
-                          {"peak_rss_mib", peak_rss_kib() / 1024}};
+                          {"tg_ceiling_fraction", median(tg_ceiling_fraction)},
+                          {"bandwidth_around_tg_gb_s",
+                           {*std::min_element(bandwidth_around_tg.begin(), bandwidth_around_tg.end()),
+                            *std::max_element(bandwidth_around_tg.begin(), bandwidth_around_tg.end())}},
+                          {"peak_rss_mib", peak_rss.kib() / 1024}};
     std::cout << out.dump() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "bench_model: " << e.what() << "\n";

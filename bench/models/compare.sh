@@ -23,9 +23,6 @@ mkdir -p "$MODELS"
 results="$ROOT/bench/models/results.json"
 echo "[" >"$results.tmp"
 first=1
-# This VM's two-thread read bandwidth moves between ~35 and ~61 GB/s from one minute to the next
-# (one thread: a steady ~33), so each row's ceiling is measured right before its lmserve run.
-measure_bandwidth() { "$BUILD/bench/models/bench_model" --bandwidth --threads "$1"; }
 for shape in $SHAPES; do
   for type in $TYPES; do
     file="$MODELS/$shape-$type.gguf"
@@ -33,13 +30,15 @@ for shape in $SHAPES; do
       --vocab "$FIXTURES/vocab/${VOCAB[$shape]}" --out "$file" >&2
     for threads in $THREADS; do
       echo "== $shape $type, $threads threads" >&2
-      bandwidth=$(measure_bandwidth "$threads")
       ours=$("$BUILD/bench/models/bench_model" --model "$file" --threads "$threads" --pp "$PP" --tg "$TG" --reps "$REPS")
+      # The peer's ceiling is bracketed by the bandwidth before and after its whole run.
+      peer_bw_before=$("$BUILD/bench/models/bench_model" --bandwidth --threads "$threads")
       peer=$(node "$ROOT/bench/models/llama_cpp.mjs" --model "$file" --threads "$threads" --pp "$PP" --tg "$TG" --reps "$REPS")
+      peer_bw_after=$("$BUILD/bench/models/bench_model" --bandwidth --threads "$threads")
       [ $first = 1 ] || echo "," >>"$results.tmp"
       first=0
-      printf '{"shape":"%s","type":"%s","bytes":%s,"bandwidth":%s,"lmserve":%s,"llama_cpp":%s}\n' \
-        "$shape" "$type" "$(stat -c %s "$file")" "$bandwidth" "$ours" "$peer" >>"$results.tmp"
+      printf '{"shape":"%s","type":"%s","bytes":%s,"lmserve":%s,"llama_cpp":%s,"llama_cpp_bandwidth_gb_s":[%s,%s]}\n' \
+        "$shape" "$type" "$(stat -c %s "$file")" "$ours" "$peer" "$peer_bw_before" "$peer_bw_after" >>"$results.tmp"
     done
   done
 done
