@@ -32,7 +32,9 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Splits [0, n) into contiguous chunks of at least min_chunk items and runs
-  // fn(begin, end) on each chunk, in parallel; returns when all chunks are done.
+  // fn(begin, end) on each chunk, in parallel; returns when all chunks are done. Chunks shrink
+  // as the range runs out (each claims a share of what is left), so the threads finish within
+  // a small chunk of each other.
   // Not reentrant: fn must not call parallel_for on the same pool, and one thread at a time
   // may call it. If fn throws, the remaining chunks still run to completion and the first
   // exception is rethrown here.
@@ -44,9 +46,10 @@ class ThreadPool {
   struct Job {
     const std::function<void(std::size_t, std::size_t)>* fn;
     std::size_t n;
-    std::size_t chunks;
-    alignas(64) std::atomic<std::size_t> next_chunk{0};
-    alignas(64) std::atomic<std::size_t> chunks_done{0};
+    std::size_t min_chunk;
+    std::size_t share_divisor;  // a chunk is 1/share_divisor of the items left
+    alignas(64) std::atomic<std::size_t> next_item{0};
+    alignas(64) std::atomic<std::size_t> items_done{0};
     std::mutex error_mutex;
     std::exception_ptr error;
   };
