@@ -91,9 +91,84 @@ void transpose_keys(const float* keys, int n, int head_dim, int width, float* kt
   }
 }
 
-// acc = acc * c + p * v over n floats.
-void scale_add(float* acc, float c, float p, const float* v, int n) {
-  for (int i = 0; i < n; ++i) acc[i] = std::fma(p, v[i], acc[i] * c);
+#if LMSERVE_HAVE_AVX2
+// r[j] = element d of row j (8 rows of 8 floats) -> r[d] = the rows' element d.
+void transpose8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+    u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+  }
+}
+
+// An f16 block of n <= 16 keys widened straight into kt [head_dim][16] (head_dim a multiple of
+// 8): eight dimensions of the 16 keys at a time, as two 8 x 8 transposes.
+void widen_transposed_f16_keys16(const std::uint16_t* keys, int n, int head_dim, float* kt) {
+  for (int i = 0; i < head_dim; i += 8) {
+    for (int half = 0; half < 2; ++half) {
+      __m256 r[8];
+      for (int j = 0; j < 8; ++j) {
+        const int key = 8 * half + j;
+        r[j] = key < n ? _mm256_cvtph_ps(_mm_loadu_si128(
+                             reinterpret_cast<const __m128i*>(keys + key * head_dim + i)))
+                       : _mm256_setzero_ps();
+      }
+      transpose8x8(r);
+      for (int d = 0; d < 8; ++d) _mm256_storeu_ps(kt + (i + d) * 16 + 8 * half, r[d]);
+    }
+  }
+}
+#endif
+
+// A block's n keys, widened to f32 and transposed into kt [head_dim][width] (slots
+// n..width-1 zero); `keys` is scratch for the generic path.
+void widen_transposed_keys(const std::byte* src, KvElement e, int n, int head_dim, int width,
+                           float* keys, float* kt) {
+#if LMSERVE_HAVE_AVX2
+  if (e == KvElement::kF16 && width == 16 && head_dim % 8 == 0) {
+    widen_transposed_f16_keys16(reinterpret_cast<const std::uint16_t*>(src), n, head_dim, kt);
+    return;
+  }
+#endif
+  widen(src, e, n, head_dim, keys);
+  transpose_keys(keys, n, head_dim, width, kt);
+}
+
+// acc = acc * correction, then acc = fma(p[j], v[j], acc) for keys j = 0..n-1 in order (n > 0,
+// v[j] = v + j * head_dim): one head's value sum over a block. The product by the correction is
+// rounded before the first key's fma, as the scalar loop does it, so every target gives its bits;
+// the vector code keeps 32 of the head's sums in registers across the block's keys.
+void accumulate_values(float* acc, float correction, const float* p, const float* v, int n,
+                       int head_dim) {
+  int i = 0;
+#if LMSERVE_HAVE_AVX2
+  for (; i + 32 <= head_dim; i += 32) {
+    const __m256 c = _mm256_set1_ps(correction);
+    __m256 a[4];
+    for (int k = 0; k < 4; ++k) a[k] = _mm256_mul_ps(_mm256_loadu_ps(acc + i + 8 * k), c);
+    for (int j = 0; j < n; ++j) {
+      const __m256 pj = _mm256_set1_ps(p[j]);
+      const float* vj = v + static_cast<long>(j) * head_dim + i;
+      for (int k = 0; k < 4; ++k) a[k] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * k), a[k]);
+    }
+    for (int k = 0; k < 4; ++k) _mm256_storeu_ps(acc + i + 8 * k, a[k]);
+  }
+#endif
+  for (; i < head_dim; ++i) {
+    float a = acc[i] * correction;
+    for (int j = 0; j < n; ++j) a = std::fma(p[j], v[static_cast<long>(j) * head_dim + i], a);
+    acc[i] = a;
+  }
 }
 
 // x[i] = exp(x[i] - shift): a block's scores into its softmax terms, the same bits on every
@@ -106,6 +181,14 @@ void exp_shifted(float* x, int n, float shift) {
     _mm256_storeu_ps(x + i, exp_approx8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s)));
 #endif
   for (; i < n; ++i) x[i] = exp_approx(x[i] - shift);
+}
+
+// The next block's keys and values are fetched while this one is attended: blocks sit anywhere
+// in the pool, so the hardware prefetcher cannot run ahead from one to the next (decode
+// attention over a long context waited on memory for most of its time).
+void prefetch_block(const std::byte* p, std::size_t bytes) {
+  constexpr std::size_t kLineBytes = 64;
+  for (std::size_t line = 0; line < bytes; line += kLineBytes) __builtin_prefetch(p + line);
 }
 
 // Rows of one sequence attended together: each block of keys and values is widened to f32 once
@@ -155,13 +238,17 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
 
   const int lo_first = lo_of(row_begin);
   const int len_last = len_of(row_end - 1);
+  const std::size_t block_bytes = static_cast<std::size_t>(bs) * kv_row_bytes(kv.element, hd);
   for (int first = lo_first - lo_first % kv.block_size; first < len_last; first += kv.block_size) {
     const int n_block = std::min(kv.block_size, len_last - first);
-    widen(kv_slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element, n_block, hd,
-          s.keys.data());
+    if (first + bs < len_last) {
+      prefetch_block(kv_slot(kv.keys, kv, seq.blocks, kv_head, first + bs, hd), block_bytes);
+      prefetch_block(kv_slot(kv.values, kv, seq.blocks, kv_head, first + bs, hd), block_bytes);
+    }
+    widen_transposed_keys(kv_slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element,
+                          n_block, hd, bs, s.keys.data(), s.keys_t.data());
     widen(kv_slot(kv.values, kv, seq.blocks, kv_head, first, hd), kv.element, n_block, hd,
           s.values.data());
-    transpose_keys(s.keys.data(), n_block, hd, bs, s.keys_t.data());
     for (int r = row_begin; r < row_end; ++r) {
       const int lo = lo_of(r), len = len_of(r);
       if (first >= len || first + kv.block_size <= lo - lo % kv.block_size) continue;
@@ -187,11 +274,8 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
         float* acc = s.acc.data() + static_cast<long>(state + g) * hd;
         float block_sum = 0.0f;
         exp_shifted(scores + j0, n - j0, new_max);
-        for (int j = j0; j < n; ++j) {
-          const float p = scores[j];
-          block_sum += p;
-          scale_add(acc, j == j0 ? correction : 1.0f, p, s.values.data() + j * hd, hd);
-        }
+        for (int j = j0; j < n; ++j) block_sum += scores[j];
+        accumulate_values(acc, correction, scores + j0, s.values.data() + j0 * hd, n - j0, hd);
         float& sum = s.sum[static_cast<std::size_t>(state + g)];
         sum = sum * correction + block_sum;
       }
