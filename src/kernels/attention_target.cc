@@ -197,7 +197,7 @@ constexpr int kRowTile = 16;
 
 // Per-thread scratch, grown once: the step itself does not allocate.
 struct Scratch {
-  std::vector<float> keys, keys_t, values, scores, acc, max, sum;
+  std::vector<float> keys, keys_t, values, scores, acc, max, sum, block_sum, correction;
   void fit(int block_size, int head_dim, int group, int heads) {
     const std::size_t kv =
         static_cast<std::size_t>(block_size) * static_cast<std::size_t>(head_dim);
@@ -209,6 +209,10 @@ struct Scratch {
     if (max.size() < static_cast<std::size_t>(heads)) {
       max.resize(static_cast<std::size_t>(heads));
       sum.resize(static_cast<std::size_t>(heads));
+    }
+    if (block_sum.size() < static_cast<std::size_t>(group)) {
+      block_sum.resize(static_cast<std::size_t>(group));
+      correction.resize(static_cast<std::size_t>(group));
     }
   }
 };
@@ -270,14 +274,21 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
         float& m = s.max[static_cast<std::size_t>(state + g)];
         const float new_max = std::max(m, block_max);
         const float correction = std::exp(m - new_max);  // 0 on the first block (m = -inf)
+        s.correction[static_cast<std::size_t>(g)] = correction;
         m = new_max;
-        float* acc = s.acc.data() + static_cast<long>(state + g) * hd;
-        float block_sum = 0.0f;
         exp_shifted(scores + j0, n - j0, new_max);
-        for (int j = j0; j < n; ++j) block_sum += scores[j];
-        accumulate_values(acc, correction, scores + j0, s.values.data() + j0 * hd, n - j0, hd);
+        accumulate_values(s.acc.data() + static_cast<long>(state + g) * hd, correction,
+                          scores + j0, s.values.data() + j0 * hd, n - j0, hd);
+      }
+      // Each head's block sum is one chain in key order; the heads' chains run side by side
+      // instead of waiting on one another.
+      std::fill_n(s.block_sum.begin(), group, 0.0f);
+      for (int j = j0; j < n; ++j) {
+        for (int g = 0; g < group; ++g) s.block_sum[static_cast<std::size_t>(g)] += s.scores[g * bs + j];
+      }
+      for (int g = 0; g < group; ++g) {
         float& sum = s.sum[static_cast<std::size_t>(state + g)];
-        sum = sum * correction + block_sum;
+        sum = sum * s.correction[static_cast<std::size_t>(g)] + s.block_sum[static_cast<std::size_t>(g)];
       }
     }
   }
