@@ -70,7 +70,14 @@ void block_scores(const float* q, int head_dim, int heads, const float* kt, int 
   if (width == 16) {
     for (; h + 4 <= heads; h += 4)
       block_scores16<4>(q + h * head_dim, head_dim, kt, scores + h * 16);
-    for (; h < heads; ++h) block_scores16<1>(q + h * head_dim, head_dim, kt, scores + h * 16);
+    // The rest in one pass over the keys (Qwen2.5's 7 heads a kv head: 4 + 3).
+    switch (heads - h) {
+      case 3: block_scores16<3>(q + h * head_dim, head_dim, kt, scores + h * 16); break;
+      case 2: block_scores16<2>(q + h * head_dim, head_dim, kt, scores + h * 16); break;
+      case 1: block_scores16<1>(q + h * head_dim, head_dim, kt, scores + h * 16); break;
+      default: break;
+    }
+    return;
   }
 #endif
   for (; h < heads; ++h) {
@@ -171,6 +178,34 @@ void accumulate_values(float* acc, float correction, const float* p, const float
   }
 }
 
+// x[i] = x[i] * scale, soft-capped where softcap > 0; returns their maximum (n > 0).
+float scale_scores(float* x, int n, float scale, float softcap) {
+  float max = -std::numeric_limits<float>::infinity();
+  int i = 0;
+#if LMSERVE_HAVE_AVX2
+  // The products are the scalar ones and a maximum does not depend on its order.
+  if (softcap <= 0.0f && n >= 8) {
+    const __m256 s = _mm256_set1_ps(scale);
+    __m256 m = _mm256_set1_ps(max);
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), s);
+      _mm256_storeu_ps(x + i, v);
+      m = _mm256_max_ps(v, m);  // a NaN score leaves m, as std::max(m, score) does
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, m);
+    for (const float lane : lanes) max = std::max(max, lane);
+  }
+#endif
+  for (; i < n; ++i) {
+    float score = x[i] * scale;
+    if (softcap > 0.0f) score = softcap * std::tanh(score / softcap);
+    x[i] = score;
+    max = std::max(max, score);
+  }
+  return max;
+}
+
 // x[i] = exp(x[i] - shift): a block's scores into its softmax terms, the same bits on every
 // target and in every lane.
 void exp_shifted(float* x, int n, float shift) {
@@ -264,13 +299,7 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
       block_scores(q_row, hd, group, s.keys_t.data(), bs, s.scores.data());
       for (int g = 0; g < group; ++g) {
         float* scores = s.scores.data() + g * bs;
-        float block_max = -std::numeric_limits<float>::infinity();
-        for (int j = j0; j < n; ++j) {
-          float score = scores[j] * scale;
-          if (options.softcap > 0.0f) score = options.softcap * std::tanh(score / options.softcap);
-          scores[j] = score;
-          block_max = std::max(block_max, score);
-        }
+        const float block_max = scale_scores(scores + j0, n - j0, scale, options.softcap);
         float& m = s.max[static_cast<std::size_t>(state + g)];
         const float new_max = std::max(m, block_max);
         const float correction = std::exp(m - new_max);  // 0 on the first block (m = -inf)
