@@ -71,6 +71,12 @@ void add_engine_options(CLI::App& app, ServeOptions& o) {
                  "Prompt tokens of one sequence evaluated per step")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--admission-wait", e.admission_wait,
+                 "An idle engine given a request first waits this fraction of its last step "
+                 "(at most 50 ms) for more, so requests sent together prefill together "
+                 "(0 = start at once)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--max-queue", e.max_queue,
                  "Requests waiting for a slot beyond which new ones get 429")
       ->check(CLI::NonNegativeNumber)

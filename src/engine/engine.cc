@@ -23,6 +23,8 @@ namespace {
 constexpr int kDefaultContextCap = 4096;
 // How often an idle engine takes the model's finished background weight copies.
 constexpr auto kRepackPoll = std::chrono::milliseconds(5);
+// The longest an idle engine waits for requests sent together (EngineOptions::admission_wait).
+constexpr auto kMaxAdmissionWait = std::chrono::milliseconds(50);
 
 // MemAvailable from /proc/meminfo in bytes, or 0 when unknown.
 std::size_t available_memory() {
@@ -149,6 +151,7 @@ struct Engine::State {
     o.max_batch_tokens = std::max(o.max_batch_tokens, o.max_sequences + 1);
     o.max_queue = std::max(0, o.max_queue);
     o.block_size = std::clamp(o.block_size, 1, 256);
+    o.admission_wait = std::clamp(o.admission_wait, 0.0, 1.0);
     return o;
   }
 
@@ -164,6 +167,11 @@ struct Engine::State {
   void drop_cancelled();
   void retire_done();
   bool has_work() const { return !active.empty() || !pending.empty(); }
+  std::chrono::steady_clock::duration admission_wait() const {
+    return std::min<std::chrono::steady_clock::duration>(
+        kMaxAdmissionWait, std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               last_step * options.admission_wait));
+  }
 
   model::Model& model;
   const tokenizer::Tokenizer& tokenizer;
@@ -189,6 +197,7 @@ struct Engine::State {
   // boot, so a real start is never 0).
   std::atomic<std::chrono::steady_clock::rep> step_started{0};
   std::vector<std::unique_ptr<Sequence>> active;  // engine thread only
+  std::chrono::steady_clock::duration last_step{};  // engine thread only
   std::thread thread;
 
   // Every token's bytes in a trie, for grammar-constrained requests: built once, on the
@@ -303,11 +312,17 @@ void Engine::State::run(bool repacking) {
         }
         if (stopping) break;
         idle = !has_work();
+        // Nothing running: the coming step starts the engine up, and requests sent together
+        // with this one get a moment to arrive (EngineOptions::admission_wait).
+        if (!idle && active.empty()) {
+          wake.wait_for(lock, admission_wait(), [&] { return stopping; });
+          if (stopping) break;
+        }
       }
       if (repacking) repacking = adopt_repacked();
       if (idle) continue;
-      step_started.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                         std::memory_order_relaxed);
+      const auto step_begin = std::chrono::steady_clock::now();
+      step_started.store(step_begin.time_since_epoch().count(), std::memory_order_relaxed);
       drop_cancelled();
       admit_waiting();
       if (options.test_stall_step_ms > 0) {
@@ -316,6 +331,7 @@ void Engine::State::run(bool repacking) {
       }
       if (options.test_fail_step) throw std::runtime_error("test hook: the engine step failed");
       step();
+      last_step = std::chrono::steady_clock::now() - step_begin;
       retire_done();
       step_started.store(0, std::memory_order_relaxed);
     }
@@ -392,6 +408,9 @@ void Engine::State::step() {
                                  .want_logits = p.want_logits});
     }
     model.forward({.tokens = batch_tokens, .sequences = batch_sequences}, pools, out);
+    // Counted before its tokens are delivered, as they are (below).
+    std::lock_guard lock(mutex);
+    ++counters.steps;
   } catch (const std::exception& e) {
     // A step that cannot run fails the requests in it; the engine itself keeps serving.
     for (const PlannedRows& p : plan) p.sequence->fail(e.what());
@@ -422,8 +441,6 @@ void Engine::State::step() {
       seq.fail(e.what());
     }
   }
-  std::lock_guard lock(mutex);
-  ++counters.steps;
 }
 
 void Engine::State::retire_done() {

@@ -131,6 +131,11 @@ struct EngineOptions {
   std::size_t kv_memory = 0;
   int block_size = 16;                      // positions per KV block
   std::vector<std::int32_t> extra_eos_ids;  // added to the model's and tokenizer's EOS set
+  // An idle engine that receives a request waits this fraction of its last step (at most
+  // kMaxAdmissionWait) for more before it starts (--admission-wait; 0 = start at once), so
+  // requests sent together are prefilled in one step: otherwise the ones that arrive a few
+  // milliseconds late are prefilled in a second step, which stalls the first one's decode.
+  double admission_wait = 0.25;
   // Test hook (LMSERVE_TEST_STALL_STEP_MS): the first step with work sleeps this long, so a
   // test can watch the watchdog see a stuck step. 0 = off.
   int test_stall_step_ms = 0;

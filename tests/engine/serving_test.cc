@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 
 #include "engine/engine.h"
@@ -55,6 +56,40 @@ TEST_F(ServingTest, MixedBatchEqualsEachRequestAlone) {
                 {.max_sequences = 16, .prefill_step_size = 5, .max_batch_tokens = 30});
   // Stagger: the second half arrives while the first half is decoding.
   expect_batched_as_alone(engine, requests, alone, 8);
+}
+
+// Requests that reach an idle engine a moment apart are prefilled in one step: the engine
+// waits a fraction of its last step for them (here a stalled 150 ms one: 50 ms at most).
+// Without the wait, a request that arrives once a step has begun goes to the next step.
+TEST_F(ServingTest, RequestsSentTogetherToAnIdleEngineShareTheirFirstStep) {
+  const auto& cases = (*reference_)["cases"];
+  auto steps_for_two = [&](Engine& engine, const std::function<void()>& between) {
+    const std::uint64_t steps_before = engine.stats().steps;
+    Collector first, second;
+    engine.submit(greedy(cases[1], 1), first.sink());
+    between();
+    engine.submit(greedy(cases[2], 1), second.sink());
+    EXPECT_EQ(first.wait().kind, GenerationEvent::Kind::kFinished);
+    EXPECT_EQ(second.wait().kind, GenerationEvent::Kind::kFinished);
+    // A step is counted before its tokens are delivered.
+    return engine.stats().steps - steps_before;
+  };
+  {
+    Engine engine(*model_, *tokenizer_,
+                  {.max_sequences = 4, .admission_wait = 1.0, .test_stall_step_ms = 150});
+    run_to_end(engine, greedy(cases[0], 1));  // its one step is the stalled one
+    EXPECT_EQ(steps_for_two(engine, [] { std::this_thread::sleep_for(5ms); }), 1u);
+  }
+  {
+    Engine engine(*model_, *tokenizer_,
+                  {.max_sequences = 4, .admission_wait = 0.0, .test_stall_step_ms = 150});
+    // The first request's step (stalled) has admitted it by the time the second arrives.
+    EXPECT_EQ(steps_for_two(engine,
+                            [&] {
+                              while (engine.step_running_for() < 20ms) std::this_thread::yield();
+                            }),
+              2u);
+  }
 }
 
 // The second request repeats the first one's prompt and part of its answer: every token the
