@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
   util::ThreadPool pool(threads);
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::printf("{\"heads\": %d, \"kv_heads\": %d, \"head_dim\": %d, \"sequences\": %d, \"rows\": %d, "
-              "\"threads\": %d, \"results\": [\n",
+  std::printf("{\"heads\": %d, \"kv_heads\": %d, \"head_dim\": %d, \"sequences\": %d, "
+              "\"rows\": %d, \"threads\": %d, \"results\": [\n",
               heads, kv_heads, head_dim, sequences, rows, pool.size());
   for (std::size_t c = 0; c < contexts.size(); ++c) {
     const int context = std::max(contexts[c], rows);
@@ -94,7 +94,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < rows; ++r) positions += context - rows + r + 1;
     const double flops = 4.0 * sequences * positions * heads * head_dim;
     const double bytes = 2.0 * sequences * context * kv_heads * static_cast<double>(row_bytes);
-    std::printf("  {\"context\": %d, \"us_per_call\": %.1f, \"gflops\": %.1f, \"kv_gb_per_s\": %.1f}%s\n",
+    std::printf("  {\"context\": %d, \"us_per_call\": %.1f, \"gflops\": %.1f, "
+                "\"kv_gb_per_s\": %.1f}%s\n",
                 context, per_call * 1e6, flops / per_call / 1e9, bytes / per_call / 1e9,
                 c + 1 < contexts.size() ? "," : "");
   }

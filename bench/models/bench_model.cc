@@ -223,6 +223,8 @@ int main(int argc, char** argv) {
                              static_cast<double>(model->weight_bytes());
       tg_ceiling_fraction.push_back(tg_rate.back() / ceiling);
     }
+    const auto [low, high] =
+        std::minmax_element(bandwidth_around_tg.begin(), bandwidth_around_tg.end());
     nlohmann::json out = {{"engine", "lmserve"},
                           {"cpu", lmserve::kernels::cpu_description()},
                           {"threads", threads},
@@ -233,9 +235,7 @@ int main(int argc, char** argv) {
                           {"tg_tok_s", median(tg_rate)},
                           {"weight_bytes", model->weight_bytes()},
                           {"tg_ceiling_fraction", median(tg_ceiling_fraction)},
-                          {"bandwidth_around_tg_gb_s",
-                           {*std::min_element(bandwidth_around_tg.begin(), bandwidth_around_tg.end()),
-                            *std::max_element(bandwidth_around_tg.begin(), bandwidth_around_tg.end())}},
+                          {"bandwidth_around_tg_gb_s", {*low, *high}},
                           {"peak_rss_mib", peak_rss.kib() / 1024}};
     std::cout << out.dump() << "\n";
   } catch (const std::exception& e) {

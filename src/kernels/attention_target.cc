@@ -311,13 +311,14 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
       }
       // Each head's block sum is one chain in key order; the heads' chains run side by side
       // instead of waiting on one another.
-      std::fill_n(s.block_sum.begin(), group, 0.0f);
+      float* block_sum = s.block_sum.data();
+      std::fill_n(block_sum, group, 0.0f);
       for (int j = j0; j < n; ++j) {
-        for (int g = 0; g < group; ++g) s.block_sum[static_cast<std::size_t>(g)] += s.scores[g * bs + j];
+        for (int g = 0; g < group; ++g) block_sum[g] += s.scores[g * bs + j];
       }
       for (int g = 0; g < group; ++g) {
         float& sum = s.sum[static_cast<std::size_t>(state + g)];
-        sum = sum * s.correction[static_cast<std::size_t>(g)] + s.block_sum[static_cast<std::size_t>(g)];
+        sum = sum * s.correction[static_cast<std::size_t>(g)] + block_sum[g];
       }
     }
   }
