@@ -1,7 +1,7 @@
 // Prompt processing and decode speed of one model file with lmserve's kernels, the way
 // llama-bench measures them: pp = one forward over N prompt tokens, tg = M single-token forwards
-// after it; medians of --reps runs, JSON on stdout. bench/models/compare.sh runs it beside the
-// llama.cpp peer on the same files.
+// after it; medians of --reps runs after a warm-up, JSON on stdout. bench/models/compare.sh runs
+// it beside the llama.cpp peer on the same files.
 //
 // Usage: bench_model --model FILE|DIR [--threads 2] [--pp 512] [--tg 128] [--reps 3]
 //        bench_model --model FILE|DIR --batch 1,4,16 [--context 128] [--tg 32]
@@ -201,6 +201,12 @@ int main(int argc, char** argv) {
     // This VM's read bandwidth moves from minute to minute, so each tg run's ceiling is the
     // bandwidth measured right before and right after it (their mean; both are reported).
     PeakRss peak_rss;
+    // A warm-up forward, as llama-bench does: the first one pays once-only costs (the
+    // workspace, the first touch of the KV pool) that a served model has long paid.
+    {
+      auto cache = model->new_cache(pp + tg, lmserve::model::KvType::kF16);
+      model->forward(std::span(prompt).first(std::min(pp, 16)), *cache, logits);
+    }
     std::vector<double> pp_rate, tg_rate, tg_ceiling_fraction, bandwidth_around_tg;
     for (int r = 0; r < reps; ++r) {
       auto cache = model->new_cache(pp + tg, lmserve::model::KvType::kF16);  // the server's default

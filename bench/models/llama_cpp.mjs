@@ -1,6 +1,6 @@
 // The peer side of bench/models/compare.sh: llama.cpp's CPU build through node-llama-cpp, measured
 // like bench_model (pp = one evaluation of N prompt tokens, tg = M greedy tokens after it;
-// medians of --reps runs), JSON on stdout.
+// medians of --reps runs after a warm-up), JSON on stdout.
 //
 // Usage: node llama_cpp.mjs --model FILE [--threads 2] [--pp 512] [--tg 128] [--reps 3]
 import { parseArgs } from 'node:util';
@@ -26,6 +26,12 @@ const context = await model.createContext({
   contextSize: pp + tg + 16, batchSize: pp, threads, sequences: 1, flashAttention: false,
 });
 const prompt = Array.from({ length: pp }, (_, i) => 1000 + ((i * 7919) % 20000));
+// A warm-up evaluation, as llama-bench does: the first one touches the mapped weights.
+{
+  const sequence = context.getSequence();
+  await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, Math.min(pp, 16)));
+  sequence.dispose();
+}
 const ppRate = [], tgRate = [];
 for (let r = 0; r < Number(args.reps); ++r) {
   const sequence = context.getSequence();

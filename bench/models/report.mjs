@@ -5,38 +5,61 @@ import { execSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [file, doc] = process.argv.slice(2);
-const rows = JSON.parse(readFileSync(file, 'utf8'));
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b), mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+// A row's figures from its rounds: each engine's median, and each ratio the median of the
+// rounds' ratios (the two runs of a round saw nearly the same machine).
+const summary = (row) => {
+  const ours = row.rounds.map((r) => r.lmserve), peer = row.rounds.map((r) => r.llama_cpp);
+  const ceiling = (run) => {
+    const [before, after] = run.bandwidth_around_tg_gb_s;
+    return ((before + after) / 2) * 1e9 / ours[0].weight_bytes;
+  };
+  return {
+    threads: ours[0].threads,
+    pp: [median(ours.map((a) => a.pp_tok_s)), median(peer.map((b) => b.pp_tok_s))],
+    tg: [median(ours.map((a) => a.tg_tok_s)), median(peer.map((b) => b.tg_tok_s))],
+    ppRatio: median(row.rounds.map((r) => r.lmserve.pp_tok_s / r.llama_cpp.pp_tok_s)),
+    tgRatio: median(row.rounds.map((r) => r.lmserve.tg_tok_s / r.llama_cpp.tg_tok_s)),
+    ceiling: [median(ours.map((a) => a.tg_ceiling_fraction)),
+      median(peer.map((b) => b.tg_tok_s / ceiling(b)))],
+    rss: Math.max(...ours.map((a) => a.peak_rss_mib)),
+  };
+};
+const rows = JSON.parse(readFileSync(file, 'utf8'));
 const commit = execSync('git rev-parse --short HEAD').toString().trim();
-const first = rows[0];
-const bandwidths = rows.flatMap((r) => [...r.lmserve.bandwidth_around_tg_gb_s, ...r.llama_cpp_bandwidth_gb_s]);
+const first = rows[0].rounds[0];
+const bandwidths = rows.flatMap((row) => row.rounds.flatMap((r) =>
+  [...r.lmserve.bandwidth_around_tg_gb_s, ...r.llama_cpp.bandwidth_around_tg_gb_s]));
 const lines = [
   '<!-- model-bench:begin -->',
   '## Model speed: lmserve vs llama.cpp on the same files',
   '',
   `- date: ${new Date().toISOString().slice(0, 16)}Z, commit ${commit}; lmserve kernels: ${first.lmserve.cpu}`,
-  `- peer: ${first.llama_cpp.engine}, CPU build, same GGUF files, run right after lmserve on each file`,
+  `- peer: ${first.llama_cpp.engine}, CPU build, same GGUF files; the engines take turns, ` +
+    `${rows[0].rounds.length} rounds per file of one run each (who goes first alternates); ` +
+    'each engine\'s figure is its median, each ratio the median of the rounds\' ratios',
   '- files: `bench/models/synth_model --gguf TYPE` (random weights, llama.cpp\'s per-tensor type recipe); ' +
     `pp${first.lmserve.pp} = one forward over ${first.lmserve.pp} prompt tokens, tg${first.lmserve.tg} = ` +
-    `${first.lmserve.tg} greedy tokens after it; medians; F16 KV cache on both`,
-  `- decode ceiling = read bandwidth / weight bytes read per token. This VM's two-thread read bandwidth ` +
-    'moves from minute to minute, so bench_model measures it right before and right after each tg run ' +
-    '(their mean is that run\'s ceiling; tg / ceiling is the median over runs), and for llama.cpp right ' +
-    'before and after its whole run: ' +
+    `${first.lmserve.tg} greedy tokens after it, both after a warm-up forward; F16 KV cache on both`,
+  '- decode ceiling = read bandwidth / weight bytes read per token. This VM\'s two-thread read ' +
+    'bandwidth moves from minute to minute, so it is measured right before and right after each ' +
+    'run (lmserve\'s tg run, llama.cpp\'s whole process); their mean is that run\'s ceiling, and ' +
+    'tg / ceiling is the median over rounds: ' +
     `${Math.min(...bandwidths).toFixed(1)}-${Math.max(...bandwidths).toFixed(1)} GB/s in this run`,
   '- command: `bench/models/compare.sh`',
   '',
   '| model | type | threads | pp lmserve t/s | pp llama.cpp t/s | pp ratio | tg lmserve t/s | tg llama.cpp t/s | tg ratio | tg / ceiling lmserve | tg / ceiling llama.cpp | peak RSS MiB / file MiB |',
   '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => {
-    const a = r.lmserve, b = r.llama_cpp;
-    const [before, after] = r.llama_cpp_bandwidth_gb_s;
-    const peerCeiling = ((before + after) / 2) * 1e9 / a.weight_bytes;
-    return `| ${r.shape} | ${r.type} | ${a.threads} | ${f(a.pp_tok_s)} | ${f(b.pp_tok_s)} | ` +
-      `**${f(a.pp_tok_s / b.pp_tok_s, 2)}x** | ${f(a.tg_tok_s)} | ${f(b.tg_tok_s)} | ` +
-      `**${f(a.tg_tok_s / b.tg_tok_s, 2)}x** | ${f(100 * a.tg_ceiling_fraction, 0)}% | ` +
-      `${f((100 * b.tg_tok_s) / peerCeiling, 0)}% | ` +
-      `${a.peak_rss_mib} / ${Math.round(r.bytes / 2 ** 20)} |`;
+  ...rows.map((row) => {
+    const s = summary(row);
+    return `| ${row.shape} | ${row.type} | ${s.threads} | ${f(s.pp[0])} | ${f(s.pp[1])} | ` +
+      `**${f(s.ppRatio, 2)}x** | ${f(s.tg[0])} | ${f(s.tg[1])} | **${f(s.tgRatio, 2)}x** | ` +
+      `${f(100 * s.ceiling[0], 0)}% | ${f(100 * s.ceiling[1], 0)}% | ` +
+      `${s.rss} / ${Math.round(row.bytes / 2 ** 20)} |`;
   }),
   '<!-- model-bench:end -->',
 ];
