@@ -9,8 +9,8 @@
 //                    the engine steps them: aggregate tokens/s per N, without HTTP or clients)
 //        bench_model --bandwidth [--threads 2]   (read bandwidth: decode's ceiling is
 //                                                 bandwidth / bytes of weights per token)
-// tg_ceiling_fraction: the median over reps of tg / ceiling, each rep's ceiling from the
-// bandwidth measured right before and right after its tg run.
+// tg_ceiling_fraction: the median of tg / ceiling over the parts of the reps' tg runs, each
+// part's ceiling from the bandwidth measured right before and right after it (timed_decode).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -39,30 +39,37 @@ double median(std::vector<double> v) {
 }
 
 // Read bandwidth: GB/s reading a buffer much larger than any cache, best of a few passes. The
-// buffer lives only while it is measured, so that it can be left out of the peak RSS (PeakRss).
-double read_bandwidth(lmserve::util::ThreadPool& pool, int passes) {
-  const std::vector<std::uint64_t> buffer((std::size_t{1} << 30) / sizeof(std::uint64_t), 1);
-  const std::size_t n = buffer.size();
-  const auto parts = static_cast<std::size_t>(pool.size());
-  double best = 0.0;
-  for (int pass = 0; pass < passes; ++pass) {
-    std::vector<std::uint64_t> sums(parts);
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(
-        parts,
-        [&](std::size_t begin, std::size_t end) {
-          for (std::size_t t = begin; t < end; ++t) {
-            std::uint64_t sum = 0;
-            for (std::size_t i = t * n / parts; i < (t + 1) * n / parts; ++i) sum += buffer[i];
-            sums[t] = sum;
-          }
-        },
-        1);
-    best = std::max(best, static_cast<double>(n * sizeof(std::uint64_t)) / seconds_since(t0) / 1e9);
-    if (sums[0] == 0) std::cerr << "";  // keep the reads
+// buffer is the probe's own, so that it can be left out of the peak RSS (PeakRss).
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(std::size_t bytes) : buffer_(bytes / sizeof(std::uint64_t), 1) {}
+
+  double measure(lmserve::util::ThreadPool& pool, int passes) const {
+    const std::size_t n = buffer_.size();
+    const auto parts = static_cast<std::size_t>(pool.size());
+    double best = 0.0;
+    for (int pass = 0; pass < passes; ++pass) {
+      std::vector<std::uint64_t> sums(parts);
+      const auto t0 = std::chrono::steady_clock::now();
+      pool.parallel_for(
+          parts,
+          [&](std::size_t begin, std::size_t end) {
+            for (std::size_t t = begin; t < end; ++t) {
+              std::uint64_t sum = 0;
+              for (std::size_t i = t * n / parts; i < (t + 1) * n / parts; ++i) sum += buffer_[i];
+              sums[t] = sum;
+            }
+          },
+          1);
+      best = std::max(best, static_cast<double>(n * sizeof(std::uint64_t)) / seconds_since(t0) / 1e9);
+      if (sums[0] == 0) std::cerr << "";  // keep the reads
+    }
+    return best;
   }
-  return best;
-}
+
+ private:
+  std::vector<std::uint64_t> buffer_;
+};
 
 std::int32_t argmax(std::span<const float> logits) {
   return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
@@ -119,30 +126,69 @@ double batched_decode_rate(lmserve::model::Model& model, int n, int context, int
   return static_cast<double>(n) * tg / seconds_since(t0);
 }
 
-long high_water_rss_kib() {
+long status_kib(const std::string& field) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
   }
   return 0;
 }
 
-// The peak resident memory of the model's work, less the bandwidth probe's buffer: the kernel's
-// high-water mark is taken before each probe and reset to the current RSS after it.
+// The peak resident memory of the model's work, less the bandwidth probe's buffer: while a probe
+// lives, the kernel's high-water mark is set aside; after it, the model's memory (which only
+// grows) is the current RSS, and the mark is reset to it.
 class PeakRss {
  public:
-  double read_bandwidth_outside(lmserve::util::ThreadPool& pool, int passes) {
-    peak_kib_ = std::max(peak_kib_, high_water_rss_kib());
-    const double gb_s = read_bandwidth(pool, passes);
+  void probe_begins() { peak_kib_ = std::max(peak_kib_, status_kib("VmHWM:")); }
+  void probe_ended() {
+    peak_kib_ = std::max(peak_kib_, status_kib("VmRSS:"));
     std::ofstream("/proc/self/clear_refs") << "5";
-    return gb_s;
   }
-  long kib() const { return std::max(peak_kib_, high_water_rss_kib()); }
+  long kib() const { return std::max(peak_kib_, status_kib("VmHWM:")); }
 
  private:
   long peak_kib_ = 0;
 };
+
+// One tg run of `tg` greedy tokens after `first`, in kSegments parts with the read bandwidth
+// measured between them: this VM's bandwidth moves from one second to the next, so each part's
+// ceiling is the mean of the bandwidths right before and right after it.
+struct DecodeRun {
+  double seconds = 0.0;
+  std::vector<double> ceiling_fractions;  // one a part
+  std::vector<double> bandwidths_gb_s;
+};
+DecodeRun timed_decode(lmserve::model::Model& model, lmserve::model::KvCache& cache,
+                       std::int32_t first, int tg, lmserve::util::ThreadPool& pool,
+                       PeakRss& peak_rss) {
+  constexpr int kSegments = 4, kProbePasses = 2;
+  constexpr std::size_t kProbeBytes = std::size_t{256} << 20;  // 8x this machine's L3
+  std::vector<float> logits(static_cast<std::size_t>(model.config().vocab_size));
+  DecodeRun run;
+  peak_rss.probe_begins();
+  {
+    const BandwidthProbe probe(kProbeBytes);
+    run.bandwidths_gb_s.push_back(probe.measure(pool, kProbePasses));
+    std::int32_t next = first;
+    for (int s = 0; s < kSegments; ++s) {
+      const int n = tg * (s + 1) / kSegments - tg * s / kSegments;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < n; ++i) {
+        model.forward(std::span(&next, 1), cache, logits);
+        next = argmax(logits);
+      }
+      const double seconds = seconds_since(t0);
+      run.seconds += seconds;
+      run.bandwidths_gb_s.push_back(probe.measure(pool, kProbePasses));
+      const double gb_s = (run.bandwidths_gb_s[s] + run.bandwidths_gb_s[s + 1]) / 2;
+      const double ceiling = gb_s * 1e9 / static_cast<double>(model.weight_bytes());
+      if (n > 0) run.ceiling_fractions.push_back(n / seconds / ceiling);
+    }
+  }
+  peak_rss.probe_ended();
+  return run;
+}
 
 }  // namespace
 
@@ -165,7 +211,7 @@ int main(int argc, char** argv) {
   try {
     if (bandwidth) {
       lmserve::util::ThreadPool pool(threads);
-      std::cout << read_bandwidth(pool, 5) << "\n";
+      std::cout << BandwidthProbe(std::size_t{1} << 30).measure(pool, 5) << "\n";
       return 0;
     }
     if (model_path.empty()) throw std::runtime_error("--model is required");
@@ -198,8 +244,6 @@ int main(int argc, char** argv) {
     // Arbitrary in-vocabulary ids: speed does not depend on which.
     std::vector<std::int32_t> prompt(static_cast<std::size_t>(pp));
     for (int i = 0; i < pp; ++i) prompt[static_cast<std::size_t>(i)] = 1000 + (i * 7919) % 20000;
-    // This VM's read bandwidth moves from minute to minute, so each tg run's ceiling is the
-    // bandwidth measured right before and right after it (their mean; both are reported).
     PeakRss peak_rss;
     // A warm-up forward, as llama-bench does: the first one pays once-only costs (the
     // workspace, the first touch of the KV pool) that a served model has long paid.
@@ -210,24 +254,15 @@ int main(int argc, char** argv) {
     std::vector<double> pp_rate, tg_rate, tg_ceiling_fraction, bandwidth_around_tg;
     for (int r = 0; r < reps; ++r) {
       auto cache = model->new_cache(pp + tg, lmserve::model::KvType::kF16);  // the server's default
-      auto t0 = std::chrono::steady_clock::now();
+      const auto t0 = std::chrono::steady_clock::now();
       model->forward(prompt, *cache, logits);
       pp_rate.push_back(pp / seconds_since(t0));
-      const double bandwidth_before = peak_rss.read_bandwidth_outside(pool, 3);
-      t0 = std::chrono::steady_clock::now();
-      std::int32_t next = prompt.back();
-      for (int i = 0; i < tg; ++i) {
-        model->forward(std::span(&next, 1), *cache, logits);
-        next = static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                         logits.begin());
-      }
-      tg_rate.push_back(tg / seconds_since(t0));
-      const double bandwidth_after = peak_rss.read_bandwidth_outside(pool, 3);
-      bandwidth_around_tg.push_back(bandwidth_before);
-      bandwidth_around_tg.push_back(bandwidth_after);
-      const double ceiling = (bandwidth_before + bandwidth_after) / 2 * 1e9 /
-                             static_cast<double>(model->weight_bytes());
-      tg_ceiling_fraction.push_back(tg_rate.back() / ceiling);
+      const DecodeRun run = timed_decode(*model, *cache, prompt.back(), tg, pool, peak_rss);
+      tg_rate.push_back(tg / run.seconds);
+      tg_ceiling_fraction.insert(tg_ceiling_fraction.end(), run.ceiling_fractions.begin(),
+                                 run.ceiling_fractions.end());
+      bandwidth_around_tg.insert(bandwidth_around_tg.end(), run.bandwidths_gb_s.begin(),
+                                 run.bandwidths_gb_s.end());
     }
     const auto [low, high] =
         std::minmax_element(bandwidth_around_tg.begin(), bandwidth_around_tg.end());

@@ -46,9 +46,11 @@ const lines = [
     `pp${first.lmserve.pp} = one forward over ${first.lmserve.pp} prompt tokens, tg${first.lmserve.tg} = ` +
     `${first.lmserve.tg} greedy tokens after it, both after a warm-up forward; F16 KV cache on both`,
   '- decode ceiling = read bandwidth / weight bytes read per token. This VM\'s two-thread read ' +
-    'bandwidth moves from minute to minute, so it is measured right before and right after each ' +
-    'run (lmserve\'s tg run, llama.cpp\'s whole process); their mean is that run\'s ceiling, and ' +
-    'tg / ceiling is the median over rounds: ' +
+    'bandwidth moves from one second to the next, so lmserve\'s tg run is timed in four parts with ' +
+    'the bandwidth measured between them (a part\'s ceiling is the mean of the bandwidths right ' +
+    'before and after it; tg / ceiling is the median over the parts, then over rounds), and ' +
+    'llama.cpp\'s ceiling is measured right before and right after its whole process (median over ' +
+    'rounds): ' +
     `${Math.min(...bandwidths).toFixed(1)}-${Math.max(...bandwidths).toFixed(1)} GB/s in this run`,
   '- command: `bench/models/compare.sh`',
   '',
