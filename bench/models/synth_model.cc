@@ -4,7 +4,8 @@
 //
 // Usage: synth_model --shape llama-3.2-1b|qwen2.5-0.5b|tiny|tiny-qwen --tokenizer DIR --out DIR
 // [--dtype f16|f32] [--seed N]
-//    or: synth_model --shape ... --gguf f16|q8_0|q4_0|q4_k_m --vocab VOCAB.gguf --out FILE.gguf
+//    or: synth_model --shape ... --gguf f16|q8_0|q4_0|q4_k_m|iq4_xs --vocab VOCAB.gguf
+//                    --out FILE.gguf
 // The GGUF form (llama architecture, the vocabulary's tokenizer metadata copied from a
 // vocab-only GGUF) is what the peer comparison feeds both lmserve and llama.cpp; its tensor types
 // follow llama.cpp's recipes for those file types (below), with the project's own quantizers.
@@ -201,15 +202,18 @@ bool use_more_bits(int layer, int n_layers) {
   return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
 }
 
-// The type llama.cpp's recipe gives a tensor of a file type; norms stay F32.
-// llama.cpp's choice for a K type on rows that are not whole 256-value blocks.
+// llama.cpp's choice for a 256-value type on rows that are not whole 256-value blocks.
 std::string k_fallback(const std::string& type, std::int64_t cols) {
   if (cols % 256 == 0) return type;
   if (type == "Q6_K") return "Q8_0";
   if (type == "Q4_K") return "Q5_0";
+  if (type == "IQ4_XS") return "IQ4_NL";
   throw std::runtime_error("no fallback for " + type);
 }
 
+// The type llama.cpp's recipe gives a tensor of a file type; norms stay F32. (IQ4_XS: its
+// base recipe, IQ4_XS everywhere but the Q6_K output; llama.cpp also raises attn_v to Q5_K
+// where a kv head serves four or more query heads.)
 std::string tensor_type(const std::string& file_type, const std::string& gguf_name, int layer,
                         int n_layers, std::int64_t cols) {
   if (gguf_name.ends_with("norm.weight")) return "F32";
@@ -218,6 +222,7 @@ std::string tensor_type(const std::string& file_type, const std::string& gguf_na
   const bool embedding = gguf_name == "token_embd.weight";  // tied: it is also the output
   if (embedding) return k_fallback("Q6_K", cols);
   if (file_type == "q4_0") return "Q4_0";
+  if (file_type == "iq4_xs") return k_fallback("IQ4_XS", cols);
   if ((gguf_name.ends_with("attn_v.weight") || gguf_name.ends_with("ffn_down.weight")) &&
       use_more_bits(layer, n_layers)) {
     return k_fallback("Q6_K", cols);
@@ -321,7 +326,7 @@ int main(int argc, char** argv) {
                              "Folder with tokenizer.json (and tokenizer_config.json)")
                   ->check(CLI::ExistingDirectory);
   auto* gguf = app.add_option("--gguf", gguf_type, "Write one GGUF file of this type instead")
-                   ->check(CLI::IsMember({"f16", "q8_0", "q4_0", "q4_k_m"}));
+                   ->check(CLI::IsMember({"f16", "q8_0", "q4_0", "q4_k_m", "iq4_xs"}));
   app.add_option("--vocab", vocab, "Vocab-only GGUF whose tokenizer the GGUF gets")
       ->check(CLI::ExistingFile)
       ->needs(gguf);

@@ -42,7 +42,7 @@ const QuantCase kCases[] = {
     {WeightType::kQ8_0, {0}},   {WeightType::kQ4_0, {0}},    {WeightType::kQ4_1, {0, 2}},
     {WeightType::kQ5_0, {0}},   {WeightType::kQ5_1, {0, 2}}, {WeightType::kQ2_K, {80, 82}},
     {WeightType::kQ3_K, {108}}, {WeightType::kQ4_K, {0, 2}}, {WeightType::kQ5_K, {0, 2}},
-    {WeightType::kQ6_K, {208}},
+    {WeightType::kQ6_K, {208}}, {WeightType::kIQ4_NL, {0}},  {WeightType::kIQ4_XS, {0}},
 };
 
 std::vector<std::uint8_t> random_blocks(const QuantCase& c, int rows, int cols, std::mt19937& rng) {
@@ -223,6 +223,54 @@ TEST(QuantMatmul, MlxAffineUnpacksTheContractExamples) {
   EXPECT_EQ(straddle[11], 0.0f);
 }
 
+// IQ4_NL and IQ4_XS blocks written byte by byte from the format's definition (llama.cpp's
+// dequantize_row_iq4_nl / _iq4_xs): index q stands for the level kvalues_iq4nl[q], element j of a
+// 32-value run is the low nibble of byte j (j < 16) or the high nibble of byte j - 16, and an
+// IQ4_XS sub-block's six-bit scale is split between scales_l's nibbles and scales_h's bit pairs.
+TEST(QuantMatmul, Iq4FormatsUnpackTheirDefinition) {
+  const float levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                            1,    13,   25,  38,  53,  69,  89,  113};
+  auto dequantized = [](WeightType type, std::vector<std::uint8_t>& bytes, int cols) {
+    std::vector<float> out(static_cast<std::size_t>(cols));
+    weight_row_to_f32(WeightMatrix{type, bytes.data(), 1, cols}, 0, out.data());
+    return out;
+  };
+  {
+    std::vector<std::uint8_t> nl(18);
+    const std::uint16_t d = f32_to_f16(0.5f);
+    std::memcpy(nl.data(), &d, 2);
+    for (int j = 0; j < 16; ++j) nl[2 + j] = static_cast<std::uint8_t>(j | (15 - j) << 4);
+    const auto x = dequantized(WeightType::kIQ4_NL, nl, 32);
+    for (int j = 0; j < 16; ++j) {
+      EXPECT_EQ(x[j], 0.5f * levels[j]) << j;
+      EXPECT_EQ(x[j + 16], 0.5f * levels[15 - j]) << j;
+    }
+  }
+  {
+    std::vector<std::uint8_t> xs(136);
+    const std::uint16_t d = f32_to_f16(0.25f);
+    std::memcpy(xs.data(), &d, 2);
+    // Sub-block scales (stored values, biased by 32): 0, 63, 32, 33, 17, 48, 5, 40.
+    const int stored[8] = {0, 63, 32, 33, 17, 48, 5, 40};
+    std::uint16_t scales_h = 0;
+    for (int j = 0; j < 8; ++j) {
+      xs[4 + j / 2] = static_cast<std::uint8_t>(xs[4 + j / 2] | (stored[j] & 15) << 4 * (j % 2));
+      scales_h = static_cast<std::uint16_t>(scales_h | (stored[j] >> 4) << 2 * j);
+    }
+    std::memcpy(xs.data() + 2, &scales_h, 2);
+    for (int i = 0; i < 128; ++i) xs[8 + i] = static_cast<std::uint8_t>((i * 7) % 256);
+    const auto x = dequantized(WeightType::kIQ4_XS, xs, 256);
+    for (int j = 0; j < 8; ++j) {
+      const float dl = 0.25f * static_cast<float>(stored[j] - 32);
+      for (int l = 0; l < 16; ++l) {
+        const int byte = (16 * j + l) * 7 % 256;
+        EXPECT_EQ(x[32 * j + l], dl * levels[byte & 15]) << j << " " << l;
+        EXPECT_EQ(x[32 * j + l + 16], dl * levels[byte >> 4]) << j << " " << l;
+      }
+    }
+  }
+}
+
 TEST(QuantMatmul, EveryTargetQuantizesActivationsToTheSameBytes) {
   std::mt19937 rng(5);
   std::normal_distribution<float> dist(0.0f, 3.0f);
@@ -388,7 +436,10 @@ TEST(QuantMatmul, OwnQuantizersRoundTripWithinTheirStep) {
                {WeightType::kQ4_0, 15},
                {WeightType::kQ5_0, 31},
                {WeightType::kQ4_K, 15},
-               {WeightType::kQ6_K, 62}};
+               {WeightType::kQ6_K, 62},
+               // The IQ4 levels' widest gap is 24 of the 254 from -127 to 127.
+               {WeightType::kIQ4_NL, 254.0 / 24},
+               {WeightType::kIQ4_XS, 254.0 / 24}};
   for (const auto& c : cases) {
     ASSERT_TRUE(quant::can_quantize(c.type));
     const int n = 512;

@@ -246,9 +246,10 @@ TEST(TinyLlamaGguf, RopeFreqsTensorEqualsHfLlama3Scaling) {
 // Errors
 
 TEST(GgufModelErrors, TensorTypesWithoutKernelsNameTensorAndType) {
-  // llama-q-Q4_0 with token_embd relabelled IQ4_NL (ggml type 20): the same block size, so the
-  // file stays valid, but no kernel computes with that format.
-  std::string bytes = lmserve::testing::read_file(fixture("models/tiny/llama-q/llama-q-Q4_0.gguf"));
+  // llama-q-Q3_K_M with token_embd relabelled IQ3_S (ggml type 21): the same block size as Q3_K,
+  // so the file stays valid, but no kernel computes with that format.
+  std::string bytes =
+      lmserve::testing::read_file(fixture("models/tiny/llama-q/llama-q-Q3_K_M.gguf"));
   const std::string name = "token_embd.weight";
   std::size_t at = bytes.find(name);
   ASSERT_NE(at, std::string::npos);
@@ -258,13 +259,13 @@ TEST(GgufModelErrors, TensorTypesWithoutKernelsNameTensorAndType) {
   at += 4 + 8 * static_cast<std::size_t>(n_dims);
   std::uint32_t type;
   std::memcpy(&type, bytes.data() + at, 4);
-  ASSERT_EQ(type, 2u);  // Q4_0
-  const std::uint32_t iq4_nl = 20;
-  std::memcpy(bytes.data() + at, &iq4_nl, 4);
+  ASSERT_EQ(type, 11u);  // Q3_K
+  const std::uint32_t iq3_s = 21;
+  std::memcpy(bytes.data() + at, &iq3_s, 4);
   lmserve::testing::TempDir dir;
-  const auto path = dir.path() / "iq4_nl.gguf";
+  const auto path = dir.path() / "iq3_s.gguf";
   lmserve::testing::write_file(path, bytes);
-  expect_load_error(path, {"token_embd.weight", "IQ4_NL", "cannot compute", "Q4_K"});
+  expect_load_error(path, {"token_embd.weight", "IQ3_S", "cannot compute", "IQ4_XS"});
 }
 
 TEST(GgufModelErrors, UnsupportedOrIncompleteFiles) {

@@ -88,6 +88,32 @@ struct BlockQ6_K {
   std::int8_t scales[16];
   std::uint16_t d;
 };
+// The 16 levels of the IQ4 formats (llama.cpp's kvalues_iq4nl): a 4-bit index q stands for
+// kIq4Levels[q], a curve denser near zero, where most weights sit.
+inline constexpr std::int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                               1,    13,   25,  38,  53,  69,  89,  113};
+struct BlockIQ4_NL {
+  std::uint16_t d;
+  std::uint8_t qs[16];  // indices into kIq4Levels, nibbles ordered as Q4_0's
+};
+// 8 sub-blocks of 32 values, x = d * (scale_j - 32) * kIq4Levels[q]: scale_j's low four bits are
+// nibble j % 2 of scales_l[j / 2], its high two bits bits 2j..2j+1 of scales_h; sub-block j's
+// indices are qs[16 j ..16 j + 15], nibbles ordered as Q4_0's.
+struct BlockIQ4_XS {
+  std::uint16_t d;
+  std::uint16_t scales_h;
+  std::uint8_t scales_l[4];
+  std::uint8_t qs[128];
+};
+static_assert(sizeof(BlockIQ4_NL) == 18 && sizeof(BlockIQ4_XS) == 136);
+
+// Sub-block j's scale (-32..31) of an IQ4_XS block.
+inline int iq4xs_scale(const BlockIQ4_XS& b, int j) {
+  const int low = (b.scales_l[j / 2] >> (4 * (j % 2))) & 0xF;
+  const int high = (b.scales_h >> (2 * j)) & 3;
+  return (low | (high << 4)) - 32;
+}
+
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20 &&
               sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ2_K) == 84 && sizeof(BlockQ3_K) == 110 && sizeof(BlockQ4_K) == 144 &&

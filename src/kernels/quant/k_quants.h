@@ -1,7 +1,7 @@
-// The 256-value GGUF "K" formats (Q2_K ... Q6_K), compiled per CPU target: each is a super-block
-// of sub-blocks (16 of 16 values or 8 of 32) with small integer scales under an f16 scale d.
-// With minimums (Q2_K, Q4_K, Q5_K): x = d * scale_j * q - dmin * min_j, q unsigned;
-// without (Q3_K, Q6_K): x = d * scale_j * q, q signed.
+// The 256-value GGUF "K" formats (Q2_K ... Q6_K) and IQ4_XS, compiled per CPU target: each is a
+// super-block of sub-blocks (16 of 16 values or 8 of 32) with small integer scales under an f16
+// scale d. With minimums (Q2_K, Q4_K, Q5_K): x = d * scale_j * q - dmin * min_j, q unsigned;
+// without (Q3_K, Q6_K, IQ4_XS): x = d * scale_j * q, q signed.
 // A format file describes how to unpack its block; the portable kernel and dequantization are
 // shared here.
 #pragma once
@@ -87,6 +87,8 @@ inline void k4_unpacked_scales(const std::uint8_t* packed, KUnpacked& u) {
 
 // The vector kernel: Layout also gives
 //   static void unpack_simd(const Block&, KUnpacked&)
+// and may set kSigned: its KUnpacked quants are then signed (IQ4_XS's levels, -127..113) and
+// multiply as |q| times x with q's sign.
 // Sums are exact integers per block, combined with the scales in the portable kernel's float
 // operations, so it equals the scalar target bit for bit.
 template <class Layout>
@@ -95,12 +97,16 @@ struct KSimdKernel {
   using Act = quant::BlockQ8_256;
   static constexpr int kRows = 2;
   static constexpr int kTokens = 4;
+  static constexpr bool kSigned = requires { requires Layout::kSigned; };
 
   static float block_dot(const KUnpacked& u, const Block& w, const Act& x) {
     __m256i acc = _mm256_setzero_si256();
     for (int i = 0; i < 8; ++i) {
       const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.qs) + i);
-      const __m256i p = _mm256_maddubs_epi16(u.q[i], xq);
+      // Pairs of products stay below maddubs' 16-bit saturation: |q|, |x| <= 127.
+      const __m256i p = kSigned ? _mm256_maddubs_epi16(_mm256_sign_epi8(u.q[i], u.q[i]),
+                                                       _mm256_sign_epi8(xq, u.q[i]))
+                                : _mm256_maddubs_epi16(u.q[i], xq);
       const __m256i s =
           _mm256_set_m128i(_mm_set1_epi16(u.scales[2 * i + 1]), _mm_set1_epi16(u.scales[2 * i]));
       acc = dot_s16(acc, p, s);

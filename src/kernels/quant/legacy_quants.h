@@ -1,6 +1,6 @@
-// The 32-value GGUF formats with 4 or 5 bits per value (Q4_0, Q4_1, Q5_0, Q5_1), compiled per
-// CPU target: a format file describes its block (how to unpack it to integer quants in element
-// order, the offset or the minimum) and gets its portable kernel and dequantization here.
+// The 32-value GGUF formats with 4 or 5 bits per value (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), compiled
+// per CPU target: a format file describes its block (how to unpack it to integer quants in
+// element order, the offset or the minimum) and gets its portable kernel and dequantization here.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,12 @@ inline void unpack_nibbles(const std::uint8_t* qs, std::int8_t* q) {
     q[j] = static_cast<std::int8_t>(qs[j] & 0xF);
     q[j + 16] = static_cast<std::int8_t>(qs[j] >> 4);
   }
+}
+
+// 32 four-bit indices (nibbles ordered as unpack_nibbles) as the IQ4 formats' levels.
+inline void unpack_iq4_levels(const std::uint8_t* qs, std::int8_t* q) {
+  unpack_nibbles(qs, q);
+  for (int j = 0; j < 32; ++j) q[j] = quant::kIq4Levels[q[j]];
 }
 
 // The same with each element's fifth bit from the 32-bit little-endian mask qh.
@@ -140,6 +146,13 @@ struct LegacySimdKernel {
 inline __m256i unpack_nibbles_simd(const std::uint8_t* qs) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+}
+
+// 16 bytes of IQ4 indices as their 32 levels (signed) in element order: one byte shuffle.
+inline __m256i iq4_levels_simd(const std::uint8_t* qs) {
+  const auto* table = reinterpret_cast<const __m128i*>(quant::kIq4Levels);
+  const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128(table));
+  return _mm256_shuffle_epi8(levels, unpack_nibbles_simd(qs));
 }
 
 // The same with each element's fifth bit from the mask qh.

@@ -132,6 +132,60 @@ void quantize_q6_k(const float* x, BlockQ6_K& b) {
   }
 }
 
+// The index of the IQ4 level nearest to v.
+std::uint8_t nearest_iq4_level(float v) {
+  int best = 0;
+  for (int i = 1; i < 16; ++i) {
+    if (std::fabs(v - kIq4Levels[i]) < std::fabs(v - kIq4Levels[best])) best = i;
+  }
+  return static_cast<std::uint8_t>(best);
+}
+
+// n = 32 values as IQ4 indices for the step d (x ~= d * level), nibbles ordered as Q4_0's.
+void iq4_indices(const float* x, float d, std::uint8_t* qs) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < 16; ++j) {
+    qs[j] = static_cast<std::uint8_t>(nearest_iq4_level(x[j] * id) |
+                                      nearest_iq4_level(x[j + 16] * id) << 4);
+  }
+}
+
+// The step that maps a block's value of largest magnitude to the level -127, as llama.cpp's
+// first guess does.
+float iq4_step(const float* x) {
+  float max = 0.0f;
+  for (int i = 0; i < 32; ++i) {
+    if (std::fabs(x[i]) > std::fabs(max)) max = x[i];
+  }
+  return max / kIq4Levels[0];
+}
+
+void quantize_iq4_nl(const float* x, BlockIQ4_NL& b) {
+  b.d = f32_to_f16(iq4_step(x));
+  iq4_indices(x, f16_to_f32(b.d), b.qs);
+}
+
+// IQ4_XS: each sub-block's step as a six-bit signed multiple (-32..31) of the block's d.
+void quantize_iq4_xs(const float* x, BlockIQ4_XS& b) {
+  float steps[8], max_step = 0.0f;
+  for (int j = 0; j < 8; ++j) {
+    steps[j] = iq4_step(x + 32 * j);
+    if (std::fabs(steps[j]) > std::fabs(max_step)) max_step = steps[j];
+  }
+  b.d = f32_to_f16(max_step / -32.0f);
+  const float d = f16_to_f32(b.d);
+  b.scales_h = 0;
+  std::memset(b.scales_l, 0, sizeof(b.scales_l));
+  for (int j = 0; j < 8; ++j) {
+    const int scale = d != 0.0f ? round_clamp(steps[j] / d, -32, 31) : 0;
+    const int stored = scale + 32;
+    std::uint8_t& low = b.scales_l[j / 2];
+    low = static_cast<std::uint8_t>(low | (stored & 0xF) << (4 * (j % 2)));
+    b.scales_h = static_cast<std::uint16_t>(b.scales_h | (stored >> 4) << (2 * j));
+    iq4_indices(x + 32 * j, d * static_cast<float>(scale), b.qs + 16 * j);
+  }
+}
+
 template <class Block, class Fn>
 void blocks(const float* x, std::byte* out, int n, int per_block, Fn fn) {
   auto* b = reinterpret_cast<Block*>(out);
@@ -142,7 +196,8 @@ void blocks(const float* x, std::byte* out, int n, int per_block, Fn fn) {
 
 bool can_quantize(WeightType type) {
   return type == WeightType::kQ8_0 || type == WeightType::kQ4_0 || type == WeightType::kQ5_0 ||
-         type == WeightType::kQ4_K || type == WeightType::kQ6_K;
+         type == WeightType::kQ4_K || type == WeightType::kQ6_K || type == WeightType::kIQ4_NL ||
+         type == WeightType::kIQ4_XS;
 }
 
 void quantize_row(WeightType type, const float* x, std::byte* out, int n) {
@@ -157,6 +212,10 @@ void quantize_row(WeightType type, const float* x, std::byte* out, int n) {
       return blocks<BlockQ4_K>(x, out, n, 256, quantize_q4_k);
     case WeightType::kQ6_K:
       return blocks<BlockQ6_K>(x, out, n, 256, quantize_q6_k);
+    case WeightType::kIQ4_NL:
+      return blocks<BlockIQ4_NL>(x, out, n, 32, quantize_iq4_nl);
+    case WeightType::kIQ4_XS:
+      return blocks<BlockIQ4_XS>(x, out, n, 256, quantize_iq4_xs);
     default:
       throw std::invalid_argument("no quantizer for " + std::string(weight_format(type).name));
   }

@@ -1,5 +1,6 @@
 // Quantizers the project owns for the GGUF formats its benchmarks and tests write (Q8_0, Q4_0,
-// Q5_0, Q4_K, Q6_K): plain round-to-nearest with per-block scales, valid files for any reader.
+// Q5_0, Q4_K, Q6_K, IQ4_NL, IQ4_XS): plain round-to-nearest with per-block scales, valid files
+// for any reader.
 // (llama.cpp's quantizers search scales to minimise error; these aim at correct layouts and
 // realistic bytes, not at the best accuracy.)
 #pragma once
