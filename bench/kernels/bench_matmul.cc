@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   std::vector<int> tokens = {1, 4, 16};
   app.add_option("--rows", rows)->capture_default_str();
   app.add_option("--cols", cols)->capture_default_str();
-  app.add_option("--type", type, "f32, f16, bf16 or a quantized format (q8_0, q4_0, q4_k, q6_k)")
+  app.add_option("--type", type,
+                 "f32, f16, bf16 or a quantized format (q8_0, q4_0, q4_k, q6_k, iq4_nl, iq4_xs)")
       ->capture_default_str();
   app.add_option("--tokens", tokens)->delimiter(',');
   app.add_option("--threads", threads, "0 = one per core")->capture_default_str();

@@ -18,6 +18,8 @@ void repack_Q4_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end
 void repack_Q5_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q4_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q6_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
+void repack_IQ4_NLx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
+void repack_IQ4_XSx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void quantize_q8_32(const float* x, std::byte* out, int n);
 void quantize_q8_256(const float* x, std::byte* out, int n);
 void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const PagedKv& kv,
@@ -65,6 +67,8 @@ const TargetKernels& target_kernels() {
     t.repack[static_cast<int>(WeightType::kQ5_0)] = {WeightType::kQ5_0x8, &repack_Q5_0x8};
     t.repack[static_cast<int>(WeightType::kQ4_K)] = {WeightType::kQ4_Kx8, &repack_Q4_Kx8};
     t.repack[static_cast<int>(WeightType::kQ6_K)] = {WeightType::kQ6_Kx8, &repack_Q6_Kx8};
+    t.repack[static_cast<int>(WeightType::kIQ4_NL)] = {WeightType::kIQ4_NLx8, &repack_IQ4_NLx8};
+    t.repack[static_cast<int>(WeightType::kIQ4_XS)] = {WeightType::kIQ4_XSx8, &repack_IQ4_XSx8};
 #endif
     return t;
   }();

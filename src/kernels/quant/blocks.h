@@ -164,8 +164,8 @@ struct BlockQ8_0x16 {
 };
 static_assert(sizeof(BlockQ8_0x16) == 16 * 34);
 
-// Block b of 8 rows of Q4_0: qs[32 * j + 4 * r + i] is row r's qs[4j + i], whose low nibble is
-// element 4j + i and high nibble element 16 + 4j + i.
+// Block b of 8 rows of Q4_0 (or of IQ4_NL: the same bytes): qs[32 * j + 4 * r + i] is row r's
+// qs[4j + i], whose low nibble is element 4j + i and high nibble element 16 + 4j + i.
 struct BlockQ4_0x8 {
   std::uint16_t d[8];
   std::uint8_t qs[128];
@@ -204,5 +204,15 @@ struct BlockQ4_Kx8 {
   std::uint8_t qs[1024];
 };
 static_assert(sizeof(BlockQ4_Kx8) == 8 * 144);
+
+// Block b of 8 rows of IQ4_XS: qs[32 * k + 4 * r + i] is row r's qs[4k + i] (sub-block k / 4's
+// bytes 4 (k % 4) .. 4 (k % 4) + 3); row r's scales as in its block.
+struct BlockIQ4_XSx8 {
+  std::uint16_t d[8];
+  std::uint16_t scales_h[8];
+  std::uint32_t scales_l[8];
+  std::uint8_t qs[1024];
+};
+static_assert(sizeof(BlockIQ4_XSx8) == 8 * 136);
 
 }  // namespace lmserve::kernels::quant

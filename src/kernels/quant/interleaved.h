@@ -73,6 +73,26 @@ inline void deinterleave_nibbles(const std::uint8_t* in, int r, std::uint8_t* ou
   for (int j = 0; j < 4; ++j) store_word(out + 4 * j, load_word(in + 32 * j + 4 * r));
 }
 
+// The packing of the 32-value formats whose blocks are an f16 d and 16 nibble bytes (Q4_0,
+// IQ4_NL) into groups of 8 rows laid out as quant::BlockQ4_0x8.
+template <class Block>
+struct NibbleGroupPacking {
+  static void pack(const Block* const* rows, quant::BlockQ4_0x8& out) {
+    const std::uint8_t* qs[kGroupRows];
+    for (int r = 0; r < kGroupRows; ++r) {
+      out.d[r] = rows[r]->d;
+      qs[r] = rows[r]->qs;
+    }
+    interleave_nibbles(qs, out.qs);
+  }
+  static Block unpack(const quant::BlockQ4_0x8& g, int r) {
+    Block b;
+    b.d = g.d[r];
+    deinterleave_nibbles(g.qs, r, b.qs);
+    return b;
+  }
+};
+
 template <class Layout>
 const typename Layout::Group* interleaved_group(const WeightMatrix& w, int group) {
   return reinterpret_cast<const typename Layout::Group*>(weight_row(w, group * Layout::kRows));
@@ -163,6 +183,14 @@ inline void nibble_vectors(const std::uint8_t* qs, __m256i w[8]) {
     w[j] = _mm256_and_si256(v, low);
     w[4 + j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
   }
+}
+
+// The IQ4 levels plus 128 (unsigned, for VNNI's u8 operand) in both lanes, for a byte shuffle
+// by 4-bit index.
+inline __m256i iq4_levels_u8() {
+  const auto* table = reinterpret_cast<const __m128i*>(quant::kIq4Levels);
+  return _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128(table)),
+                          _mm256_set1_epi8(static_cast<char>(0x80)));
 }
 
 // The lanes a VNNI kernel works in: 8 rows on 256-bit vectors, 16 on 512-bit ones.

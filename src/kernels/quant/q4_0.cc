@@ -20,26 +20,12 @@ struct Q4_0Layout {
 };
 using Q4_0 = LegacyFormat<Q4_0Layout>;
 
-struct Q4_0x8Layout {
+struct Q4_0x8Layout : NibbleGroupPacking<quant::BlockQ4_0> {
   static constexpr int kRows = kGroupRows;
   using Block = quant::BlockQ4_0;
   using Group = quant::BlockQ4_0x8;
   using Format = Q4_0;
   static constexpr int kOffset = 8;
-  static void pack(const Block* const* rows, Group& out) {
-    const std::uint8_t* qs[kGroupRows];
-    for (int r = 0; r < kGroupRows; ++r) {
-      out.d[r] = rows[r]->d;
-      qs[r] = rows[r]->qs;
-    }
-    interleave_nibbles(qs, out.qs);
-  }
-  static Block unpack(const Group& g, int r) {
-    Block b;
-    b.d = g.d[r];
-    deinterleave_nibbles(g.qs, r, b.qs);
-    return b;
-  }
 #if LMSERVE_HAVE_AVX512
   static void unpack_simd(const Group& g, __m256i w[8]) { nibble_vectors(g.qs, w); }
 #endif
