@@ -6,12 +6,13 @@
 # median of the rounds' ratios. Writes bench/models/results.json and the "Model speed" table of
 # docs/benchmarks.md.
 #
-# Usage: bench/models/compare.sh   (env: SHAPES="llama-3.2-1b", TYPES="q8_0 q4_0 q4_k_m f16",
-#        THREADS="2", PP=512, TG=128, ROUNDS=3, MODELS=/tmp/lmserve-bench-models)
+# Usage: bench/models/compare.sh   (env: SHAPES="llama-3.2-1b",
+#        TYPES="q8_0 q4_0 q4_k_m f16 iq4_xs", THREADS="2", PP=512, TG=128, ROUNDS=3,
+#        MODELS=/tmp/lmserve-bench-models)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SHAPES="${SHAPES:-llama-3.2-1b}"
-TYPES="${TYPES:-q8_0 q4_0 q4_k_m f16}"
+TYPES="${TYPES:-q8_0 q4_0 q4_k_m f16 iq4_xs}"
 THREADS="${THREADS:-2}"
 PP="${PP:-512}" TG="${TG:-128}" ROUNDS="${ROUNDS:-3}"
 MODELS="${MODELS:-/tmp/lmserve-bench-models}"
