@@ -14,7 +14,7 @@ namespace lmserve::kernels::LMSERVE_TARGET_NS {
 
 void repack_16bit_x4(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q8_0x16(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
-void repack_Q4_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
+void repack_Q4_0x16(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q5_0x8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q4_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
 void repack_Q6_Kx8(const WeightMatrix& w, std::byte* out, int g_begin, int g_end);
@@ -63,7 +63,7 @@ const TargetKernels& target_kernels() {
     // The interleaved layouts pay where VNNI's dpbusd takes 8 or 16 rows at once; the AVX2
     // target keeps the row-by-row kernels.
     t.repack[static_cast<int>(WeightType::kQ8_0)] = {WeightType::kQ8_0x16, &repack_Q8_0x16};
-    t.repack[static_cast<int>(WeightType::kQ4_0)] = {WeightType::kQ4_0x8, &repack_Q4_0x8};
+    t.repack[static_cast<int>(WeightType::kQ4_0)] = {WeightType::kQ4_0x16, &repack_Q4_0x16};
     t.repack[static_cast<int>(WeightType::kQ5_0)] = {WeightType::kQ5_0x8, &repack_Q5_0x8};
     t.repack[static_cast<int>(WeightType::kQ4_K)] = {WeightType::kQ4_Kx8, &repack_Q4_Kx8};
     t.repack[static_cast<int>(WeightType::kQ6_K)] = {WeightType::kQ6_Kx8, &repack_Q6_Kx8};

@@ -164,13 +164,20 @@ struct BlockQ8_0x16 {
 };
 static_assert(sizeof(BlockQ8_0x16) == 16 * 34);
 
-// Block b of 8 rows of Q4_0 (or of IQ4_NL: the same bytes): qs[32 * j + 4 * r + i] is row r's
+// Block b of 8 rows of IQ4_NL (or of Q4_0: the same bytes): qs[32 * j + 4 * r + i] is row r's
 // qs[4j + i], whose low nibble is element 4j + i and high nibble element 16 + 4j + i.
 struct BlockQ4_0x8 {
   std::uint16_t d[8];
   std::uint8_t qs[128];
 };
 static_assert(sizeof(BlockQ4_0x8) == 8 * 18);
+
+// Block b of 16 rows of Q4_0: as BlockQ4_0x8 with 16 rows, qs[64 * j + 4 * r + i].
+struct BlockQ4_0x16 {
+  std::uint16_t d[16];
+  std::uint8_t qs[256];
+};
+static_assert(sizeof(BlockQ4_0x16) == 16 * 18);
 
 // Block b of 8 rows of Q5_0: qs as in BlockQ4_0x8, and qh[k] holds the fifth bits of the rows'
 // values 4k..4k+3, row r's at bits 4r..4r+3.

@@ -63,32 +63,35 @@ inline std::uint32_t load_word(const void* p) {
 }
 inline void store_word(void* p, std::uint32_t v) { std::memcpy(p, &v, 4); }
 
-// The 16 nibble bytes of a 32-value block (low nibble: element j, high: element j + 16) of 8
-// rows, four bytes of each row in turn: the interleaved form of Q4_0's and Q5_0's qs.
-inline void interleave_nibbles(const std::uint8_t* const* rows, std::uint8_t* out) {
-  for (int r = 0; r < kGroupRows; ++r)
-    for (int j = 0; j < 4; ++j) store_word(out + 32 * j + 4 * r, load_word(rows[r] + 4 * j));
+// The 16 nibble bytes of a 32-value block (low nibble: element j, high: element j + 16) of
+// Rows rows, four bytes of each row in turn: the interleaved form of Q4_0's, IQ4_NL's and Q5_0's
+// qs.
+template <int Rows>
+void interleave_nibbles(const std::uint8_t* const* rows, std::uint8_t* out) {
+  for (int r = 0; r < Rows; ++r)
+    for (int j = 0; j < 4; ++j) store_word(out + 4 * Rows * j + 4 * r, load_word(rows[r] + 4 * j));
 }
-inline void deinterleave_nibbles(const std::uint8_t* in, int r, std::uint8_t* out) {
-  for (int j = 0; j < 4; ++j) store_word(out + 4 * j, load_word(in + 32 * j + 4 * r));
+template <int Rows>
+void deinterleave_nibbles(const std::uint8_t* in, int r, std::uint8_t* out) {
+  for (int j = 0; j < 4; ++j) store_word(out + 4 * j, load_word(in + 4 * Rows * j + 4 * r));
 }
 
 // The packing of the 32-value formats whose blocks are an f16 d and 16 nibble bytes (Q4_0,
-// IQ4_NL) into groups of 8 rows laid out as quant::BlockQ4_0x8.
-template <class Block>
+// IQ4_NL) into groups of Rows rows laid out as quant::BlockQ4_0x8 or BlockQ4_0x16.
+template <class Block, class Group, int Rows>
 struct NibbleGroupPacking {
-  static void pack(const Block* const* rows, quant::BlockQ4_0x8& out) {
-    const std::uint8_t* qs[kGroupRows];
-    for (int r = 0; r < kGroupRows; ++r) {
+  static void pack(const Block* const* rows, Group& out) {
+    const std::uint8_t* qs[Rows];
+    for (int r = 0; r < Rows; ++r) {
       out.d[r] = rows[r]->d;
       qs[r] = rows[r]->qs;
     }
-    interleave_nibbles(qs, out.qs);
+    interleave_nibbles<Rows>(qs, out.qs);
   }
-  static Block unpack(const quant::BlockQ4_0x8& g, int r) {
+  static Block unpack(const Group& g, int r) {
     Block b;
     b.d = g.d[r];
-    deinterleave_nibbles(g.qs, r, b.qs);
+    deinterleave_nibbles<Rows>(g.qs, r, b.qs);
     return b;
   }
 };
@@ -182,6 +185,16 @@ inline void nibble_vectors(const std::uint8_t* qs, __m256i w[8]) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
     w[j] = _mm256_and_si256(v, low);
     w[4 + j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+  }
+}
+
+// The same for 16 rows (64-byte vectors).
+inline void nibble_vectors(const std::uint8_t* qs, __m512i w[8]) {
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v = _mm512_loadu_si512(qs + 64 * j);
+    w[j] = _mm512_and_si512(v, low);
+    w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
   }
 }
 

@@ -1,6 +1,6 @@
 // GGUF IQ4_NL: blocks of 32 four-bit indices into a fixed non-linear table of levels with an
-// f16 scale, x = d * kIq4Levels[q]; and IQ4_NLx8, its groups of 8 rows interleaved as Q4_0x8's
-// (quant/interleaved.h).
+// f16 scale, x = d * kIq4Levels[q]; and IQ4_NLx8, its groups of 8 rows with Q4_0's nibble
+// interleaving (quant/interleaved.h).
 #include "kernels/quant/interleaved.h"
 #include "kernels/quant/legacy_quants.h"
 
@@ -21,7 +21,8 @@ struct IQ4_NLLayout {
 };
 using IQ4_NL = LegacyFormat<IQ4_NLLayout>;
 
-struct IQ4_NLx8Layout : NibbleGroupPacking<quant::BlockIQ4_NL> {
+struct IQ4_NLx8Layout
+    : NibbleGroupPacking<quant::BlockIQ4_NL, quant::BlockQ4_0x8, kGroupRows> {
   static constexpr int kRows = kGroupRows;
   using Block = quant::BlockIQ4_NL;
   using Group = quant::BlockQ4_0x8;

@@ -38,7 +38,7 @@ struct Q5_0x8Layout {
       std::memcpy(&qh, rows[r]->qh, 4);
       for (int k = 0; k < 8; ++k) out.qh[k] |= (qh >> (4 * k) & 0xF) << (4 * r);
     }
-    interleave_nibbles(qs, out.qs);
+    interleave_nibbles<kGroupRows>(qs, out.qs);
   }
   static Block unpack(const Group& g, int r) {
     Block b;
@@ -46,7 +46,7 @@ struct Q5_0x8Layout {
     std::uint32_t qh = 0;
     for (int k = 0; k < 8; ++k) qh |= (g.qh[k] >> (4 * r) & 0xF) << (4 * k);
     std::memcpy(b.qh, &qh, 4);
-    deinterleave_nibbles(g.qs, r, b.qs);
+    deinterleave_nibbles<kGroupRows>(g.qs, r, b.qs);
     return b;
   }
 #if LMSERVE_HAVE_AVX512
