@@ -61,7 +61,8 @@ class BandwidthProbe {
             }
           },
           1);
-      best = std::max(best, static_cast<double>(n * sizeof(std::uint64_t)) / seconds_since(t0) / 1e9);
+      const double bytes = static_cast<double>(n * sizeof(std::uint64_t));
+      best = std::max(best, bytes / seconds_since(t0) / 1e9);
       if (sums[0] == 0) std::cerr << "";  // keep the reads
     }
     return best;

@@ -31,7 +31,8 @@ run_lmserve() {
 run_llama_cpp() {
   local before after run
   before=$("$BUILD/bench/models/bench_model" --bandwidth --threads "$2")
-  run=$(node "$ROOT/bench/models/llama_cpp.mjs" --model "$1" --threads "$2" --pp "$PP" --tg "$TG" --reps 1)
+  run=$(node "$ROOT/bench/models/llama_cpp.mjs" --model "$1" --threads "$2" --pp "$PP" --tg "$TG" \
+    --reps 1)
   after=$("$BUILD/bench/models/bench_model" --bandwidth --threads "$2")
   printf '%s\n' "${run%\}},\"bandwidth_around_tg_gb_s\":[$before,$after]}"
 }

@@ -38,19 +38,21 @@ const lines = [
   '<!-- model-bench:begin -->',
   '## Model speed: lmserve vs llama.cpp on the same files',
   '',
-  `- date: ${new Date().toISOString().slice(0, 16)}Z, commit ${commit}; lmserve kernels: ${first.lmserve.cpu}`,
+  `- date: ${new Date().toISOString().slice(0, 16)}Z, commit ${commit}; ` +
+    `lmserve kernels: ${first.lmserve.cpu}`,
   `- peer: ${first.llama_cpp.engine}, CPU build, same GGUF files; the engines take turns, ` +
     `${rows[0].rounds.length} rounds per file of one run each (who goes first alternates); ` +
     'each engine\'s figure is its median, each ratio the median of the rounds\' ratios',
-  '- files: `bench/models/synth_model --gguf TYPE` (random weights, llama.cpp\'s per-tensor type recipe); ' +
-    `pp${first.lmserve.pp} = one forward over ${first.lmserve.pp} prompt tokens, tg${first.lmserve.tg} = ` +
-    `${first.lmserve.tg} greedy tokens after it, both after a warm-up forward; F16 KV cache on both`,
+  '- files: `bench/models/synth_model --gguf TYPE` (random weights, llama.cpp\'s per-tensor ' +
+    `type recipe); pp${first.lmserve.pp} = one forward over ${first.lmserve.pp} prompt tokens, ` +
+    `tg${first.lmserve.tg} = ${first.lmserve.tg} greedy tokens after it, both after a warm-up ` +
+    'forward; F16 KV cache on both',
   '- decode ceiling = read bandwidth / weight bytes read per token. This VM\'s two-thread read ' +
-    'bandwidth moves from one second to the next, so lmserve\'s tg run is timed in four parts with ' +
-    'the bandwidth measured between them (a part\'s ceiling is the mean of the bandwidths right ' +
-    'before and after it; tg / ceiling is the median over the parts, then over rounds), and ' +
-    'llama.cpp\'s ceiling is measured right before and right after its whole process (median over ' +
-    'rounds): ' +
+    'bandwidth moves from one second to the next, so lmserve\'s tg run is timed in four parts ' +
+    'with the bandwidth measured between them (a part\'s ceiling is the mean of the bandwidths ' +
+    'right before and after it; tg / ceiling is the median over the parts, then over rounds), ' +
+    'and llama.cpp\'s ceiling is measured right before and right after its whole process ' +
+    '(median over rounds): ' +
     `${Math.min(...bandwidths).toFixed(1)}-${Math.max(...bandwidths).toFixed(1)} GB/s in this run`,
   '- command: `bench/models/compare.sh`',
   '',
