@@ -59,6 +59,7 @@ function rssMiB(pid) {
 // connection out when the next one opens (a slower server, e.g. under a sanitizer, more often).
 const kProbeSlots = 4;
 const idleCount = cap - kProbeSlots;
+const kSlack = 8;
 
 test(`${idleCount} idle connections, then more than --max-connections`, { timeout: 120_000 }, async (t) => {
   const rssBefore = rssMiB(server.child.pid);
@@ -78,15 +79,26 @@ test(`${idleCount} idle connections, then more than --max-connections`, { timeou
   const rssIdle = rssMiB(server.child.pid);
   t.diagnostic(`${idle.length} idle connections: slowest probe ${slowest} ms; server RSS ${rssBefore.toFixed(0)} -> ${rssIdle.toFixed(0)} MiB`);
 
-  // The cap reached: the probe's own connection is one too many.
-  for (let i = 0; i < kProbeSlots; i++) idle.push(await openIdle());
-  const refused = await probe();
-  assert.equal(refused.status, 503);
+  // The cap reached: one more connection is refused, fast. The server counts what it has
+  // accepted, which may differ from what this client believes open by a connection or two
+  // either way: a closed probe may still be counted for a moment, and the kernel may complete
+  // a handshake that never reaches the server's accept queue (a SYN-cookie connection whose
+  // ACK met a full queue, seen on a loaded machine). So the refusal is looked for one
+  // connection at a time, and must come within a few of the cap.
+  let refused;
+  while (!refused && idle.length < cap + kSlack) {
+    idle.push(await openIdle());
+    const answer = await probe();
+    if (answer.status === 503) refused = answer;
+    else assert.equal(answer.status, 200);
+  }
+  assert.ok(refused, `no 503 with ${idle.length} connections open against a cap of ${cap}`);
   assert.ok(refused.ms < 1000);
-  t.diagnostic(`refused in ${refused.ms} ms`);
+  t.diagnostic(`refused in ${refused.ms} ms with ${idle.length} idle connections (cap ${cap})`);
 
-  // A slot frees once the server has seen a connection close.
-  idle.pop().destroy();
+  // Slots free once the server has seen connections close (a few, in case one of them
+  // never reached it).
+  for (const socket of idle.splice(-kSlack)) socket.destroy();
   const deadline = Date.now() + 10_000;
   let status = 0;
   while (status !== 200 && Date.now() < deadline) ({ status } = await probe());
