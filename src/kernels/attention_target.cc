@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/convert.h"
 #include "kernels/exp_approx.h"
 #include "kernels/target.h"
 
@@ -38,44 +39,88 @@ void widen(const std::byte* src, KvElement e, int n, int head_dim, float* dst) {
 }
 
 #if LMSERVE_HAVE_AVX2
-// kHeads query vectors' scores against a 16-key block: 16 fma chains side by side per head.
-template <int kHeads>
+// The vectors the block loops work in: 512-bit where the target has them (16 keys or 16 value
+// dimensions a vector, 32 registers), else 256-bit (16 registers). kScoreHeads and kValueHeads
+// are how many query heads one pass carries in registers.
+#if LMSERVE_HAVE_AVX512
+struct Lanes {
+  using F = __m512;
+  static constexpr int kWidth = 16;
+  static constexpr int kScoreHeads = 8;  // 8 sums + the keys' vector
+  static constexpr int kValueHeads = 8;  // 8 x 2 sums + 2 value vectors + the weight
+  static F zero() { return _mm512_setzero_ps(); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  // The zero-masking form with every lane kept is the plain instruction; GCC 12 warns that the
+  // plain intrinsic's undefined pass-through value is uninitialized.
+  static F load(const std::uint16_t* p) {
+    return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static F splat(float v) { return _mm512_set1_ps(v); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+};
+#else
+struct Lanes {
+  using F = __m256;
+  static constexpr int kWidth = 8;
+  static constexpr int kScoreHeads = 4;  // 4 x 2 sums + 2 key vectors
+  static constexpr int kValueHeads = 2;  // 2 x 4 sums + 4 value vectors + the weight
+  static F zero() { return _mm256_setzero_ps(); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static F load(const std::uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static F splat(float v) { return _mm256_set1_ps(v); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+};
+#endif
+
+// fn.template operator()<G>() with G = n, for 1 <= n <= kMax.
+template <int kMax, class Fn>
+void with_count(int n, Fn&& fn) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return with_count<kMax - 1>(n, fn);
+  }
+  fn.template operator()<kMax>();
+}
+
+// G query vectors' scores against a 16-key block: 16 fma chains side by side per head.
+template <int G>
 void block_scores16(const float* q, int head_dim, const float* kt, float* scores) {
-  __m256 acc[kHeads][2];
-  for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
+  constexpr int K = 16 / Lanes::kWidth;
+  Lanes::F acc[G][K];
+  for (auto& a : acc)
+    for (auto& v : a) v = Lanes::zero();
   for (int i = 0; i < head_dim; ++i) {
-    const __m256 k0 = _mm256_loadu_ps(kt + i * 16);
-    const __m256 k1 = _mm256_loadu_ps(kt + i * 16 + 8);
-    for (int h = 0; h < kHeads; ++h) {
-      const __m256 qi = _mm256_broadcast_ss(q + h * head_dim + i);
-      acc[h][0] = _mm256_fmadd_ps(qi, k0, acc[h][0]);
-      acc[h][1] = _mm256_fmadd_ps(qi, k1, acc[h][1]);
+    Lanes::F k[K];
+    for (int v = 0; v < K; ++v) k[v] = Lanes::load(kt + i * 16 + v * Lanes::kWidth);
+    for (int h = 0; h < G; ++h) {
+      const Lanes::F qi = Lanes::splat(q[h * head_dim + i]);
+      for (int v = 0; v < K; ++v) acc[h][v] = Lanes::fmadd(qi, k[v], acc[h][v]);
     }
   }
-  for (int h = 0; h < kHeads; ++h) {
-    _mm256_storeu_ps(scores + h * 16, acc[h][0]);
-    _mm256_storeu_ps(scores + h * 16 + 8, acc[h][1]);
-  }
+  for (int h = 0; h < G; ++h)
+    for (int v = 0; v < K; ++v) Lanes::store(scores + h * 16 + v * Lanes::kWidth, acc[h][v]);
 }
 #endif
 
 // Scores of `heads` query vectors (q + h * head_dim) against a block's keys, transposed
 // (kt[i * width + j]: key j's element i): scores[h * width + j] = sum over i, in order, of
 // q[i] * key j[i], one fma chain per key, so every target computes the scalar target's bits
-// (the vector code runs a 16-key block's chains side by side, for 4 heads at a time).
+// (the vector code runs a 16-key block's chains side by side, for several heads at a time).
 void block_scores(const float* q, int head_dim, int heads, const float* kt, int width,
                   float* scores) {
   int h = 0;
 #if LMSERVE_HAVE_AVX2
   if (width == 16) {
-    for (; h + 4 <= heads; h += 4)
-      block_scores16<4>(q + h * head_dim, head_dim, kt, scores + h * 16);
-    // The rest in one pass over the keys (Qwen2.5's 7 heads a kv head: 4 + 3).
-    switch (heads - h) {
-      case 3: block_scores16<3>(q + h * head_dim, head_dim, kt, scores + h * 16); break;
-      case 2: block_scores16<2>(q + h * head_dim, head_dim, kt, scores + h * 16); break;
-      case 1: block_scores16<1>(q + h * head_dim, head_dim, kt, scores + h * 16); break;
-      default: break;
+    // Qwen2.5's 7 heads a kv head: one pass with 512-bit vectors, 4 + 3 with 256-bit ones.
+    for (; h < heads; h += Lanes::kScoreHeads) {
+      with_count<Lanes::kScoreHeads>(heads - h, [&]<int G>() {
+        block_scores16<G>(q + h * head_dim, head_dim, kt, scores + h * 16);
+      });
     }
     return;
   }
@@ -151,30 +196,63 @@ void widen_transposed_keys(const std::byte* src, KvElement e, int n, int head_di
   transpose_keys(keys, n, head_dim, width, kt);
 }
 
-// acc = acc * correction, then acc = fma(p[j], v[j], acc) for keys j = 0..n-1 in order (n > 0,
-// v[j] = v + j * head_dim): one head's value sum over a block. The product by the correction is
-// rounded before the first key's fma, as the scalar loop does it, so every target gives its bits;
-// the vector code keeps 32 of the head's sums in registers across the block's keys.
-void accumulate_values(float* acc, float correction, const float* p, const float* v, int n,
-                       int head_dim) {
+inline float to_f32(float v) { return v; }
+inline float to_f32(std::uint16_t h) { return kernels::f16_to_f32(h); }
+
+#if LMSERVE_HAVE_AVX2
+// accumulate_values for G heads and 32 dimensions (acc, v offset to them): the value vectors
+// are loaded once per key for all G heads.
+template <int G, class E>
+void accumulate_values32(float* acc, int head_dim, const float* correction, const float* p,
+                         int p_stride, const E* v, int n) {
+  constexpr int K = 32 / Lanes::kWidth;
+  Lanes::F a[G][K];
+  for (int g = 0; g < G; ++g) {
+    const Lanes::F c = Lanes::splat(correction[g]);
+    for (int k = 0; k < K; ++k)
+      a[g][k] = Lanes::mul(Lanes::load(acc + g * head_dim + k * Lanes::kWidth), c);
+  }
+  for (int j = 0; j < n; ++j) {
+    const E* vj = v + static_cast<long>(j) * head_dim;
+    Lanes::F vk[K];
+    for (int k = 0; k < K; ++k) vk[k] = Lanes::load(vj + k * Lanes::kWidth);
+    for (int g = 0; g < G; ++g) {
+      const Lanes::F pj = Lanes::splat(p[g * p_stride + j]);
+      for (int k = 0; k < K; ++k) a[g][k] = Lanes::fmadd(pj, vk[k], a[g][k]);
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    for (int k = 0; k < K; ++k) Lanes::store(acc + g * head_dim + k * Lanes::kWidth, a[g][k]);
+}
+#endif
+
+// One block's value sums for `heads` heads (acc + g * head_dim: head g's sums, p + g * p_stride:
+// its weights): acc = acc * correction[g], then acc = fma(p[j], v[j], acc) for keys j = 0..n-1
+// in order (n > 0, v[j] = v + j * head_dim, f32 or f16 values read as they are stored). The
+// product by the correction is rounded before the first key's fma, as the scalar loop does it,
+// so every target gives its bits; the vector code keeps 32 of several heads' sums in registers
+// across the block's keys.
+template <class E>
+void accumulate_values(float* acc, const float* correction, const float* p, int p_stride,
+                       const E* v, int n, int head_dim, int heads) {
   int i = 0;
 #if LMSERVE_HAVE_AVX2
   for (; i + 32 <= head_dim; i += 32) {
-    const __m256 c = _mm256_set1_ps(correction);
-    __m256 a[4];
-    for (int k = 0; k < 4; ++k) a[k] = _mm256_mul_ps(_mm256_loadu_ps(acc + i + 8 * k), c);
-    for (int j = 0; j < n; ++j) {
-      const __m256 pj = _mm256_set1_ps(p[j]);
-      const float* vj = v + static_cast<long>(j) * head_dim + i;
-      for (int k = 0; k < 4; ++k) a[k] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8 * k), a[k]);
+    for (int g = 0; g < heads; g += Lanes::kValueHeads) {
+      with_count<Lanes::kValueHeads>(heads - g, [&]<int G>() {
+        accumulate_values32<G>(acc + g * head_dim + i, head_dim, correction + g, p + g * p_stride,
+                               p_stride, v + i, n);
+      });
     }
-    for (int k = 0; k < 4; ++k) _mm256_storeu_ps(acc + i + 8 * k, a[k]);
   }
 #endif
-  for (; i < head_dim; ++i) {
-    float a = acc[i] * correction;
-    for (int j = 0; j < n; ++j) a = std::fma(p[j], v[static_cast<long>(j) * head_dim + i], a);
-    acc[i] = a;
+  for (int g = 0; g < heads; ++g) {
+    for (int d = i; d < head_dim; ++d) {
+      float a = acc[g * head_dim + d] * correction[g];
+      for (int j = 0; j < n; ++j)
+        a = std::fma(p[g * p_stride + j], to_f32(v[static_cast<long>(j) * head_dim + d]), a);
+      acc[g * head_dim + d] = a;
+    }
   }
 }
 
@@ -286,8 +364,10 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
     }
     widen_transposed_keys(kv_slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element,
                           n_block, hd, bs, s.keys.data(), s.keys_t.data());
-    widen(kv_slot(kv.values, kv, seq.blocks, kv_head, first, hd), kv.element, n_block, hd,
-          s.values.data());
+    // f16 values are read as they are stored; the other elements are widened once a block.
+    const std::byte* values = kv_slot(kv.values, kv, seq.blocks, kv_head, first, hd);
+    const bool f16_values = kv.element == KvElement::kF16;
+    if (!f16_values) widen(values, kv.element, n_block, hd, s.values.data());
     for (int r = row_begin; r < row_end; ++r) {
       const int lo = lo_of(r), len = len_of(r);
       if (first >= len || first + kv.block_size <= lo - lo % kv.block_size) continue;
@@ -306,8 +386,15 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
         s.correction[static_cast<std::size_t>(g)] = correction;
         m = new_max;
         exp_shifted(scores + j0, n - j0, new_max);
-        accumulate_values(s.acc.data() + static_cast<long>(state + g) * hd, correction,
-                          scores + j0, s.values.data() + j0 * hd, n - j0, hd);
+      }
+      float* acc = s.acc.data() + static_cast<long>(state) * hd;
+      if (f16_values) {
+        accumulate_values(acc, s.correction.data(), s.scores.data() + j0, bs,
+                          reinterpret_cast<const std::uint16_t*>(values) + j0 * hd, n - j0, hd,
+                          group);
+      } else {
+        accumulate_values(acc, s.correction.data(), s.scores.data() + j0, bs,
+                          s.values.data() + j0 * hd, n - j0, hd, group);
       }
       // Each head's block sum is one chain in key order; the heads' chains run side by side
       // instead of waiting on one another.

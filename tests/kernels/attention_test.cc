@@ -241,13 +241,21 @@ TEST(PagedAttention, BatchInvariant) {
 TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
   std::mt19937 rng(13);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  // Groups of 4 and 7 query heads per kv head (Llama 3.2 1B, Qwen2.5 0.5B); a block size the
-  // vector code has and one it lacks.
-  for (const auto& [heads, block_size] : {std::pair{8, 16}, {14, 16}, {8, 5}}) {
-    const AttentionShape shape{heads, 2, 64};
-    const int kv_dim = 2 * 64, q_dim = heads * 64, rows = 45, start = 7;
+  // Groups of 4 and 7 query heads per kv head (Llama 3.2 1B, Qwen2.5 0.5B) and of 10 (more than
+  // one pass of the vector code carries); a head size with dimensions past the vectors' 32; a
+  // block size the vector code has and one it lacks; values read as f16 and widened from f32.
+  struct Shape {
+    int heads, head_dim, block_size;
+    KvElement element;
+  };
+  for (const auto& [heads, head_dim, block_size, element] :
+       {Shape{8, 64, 16, KvElement::kF16}, Shape{14, 64, 16, KvElement::kF16},
+        Shape{8, 64, 5, KvElement::kF16}, Shape{20, 48, 16, KvElement::kF16},
+        Shape{14, 64, 16, KvElement::kF32}}) {
+    const AttentionShape shape{heads, 2, head_dim};
+    const int kv_dim = 2 * head_dim, q_dim = heads * head_dim, rows = 45, start = 7;
     const int blocks = (start + rows + block_size - 1) / block_size;
-    Pool pool(shape, block_size, blocks, KvElement::kF16);
+    Pool pool(shape, block_size, blocks, element);
     std::vector<std::int32_t> table(static_cast<std::size_t>(blocks));
     std::iota(table.rbegin(), table.rend(), 0);
     for (int p = 0; p < start + rows; ++p) {
@@ -261,8 +269,9 @@ TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
     util::ThreadPool threads(2);
     std::vector<float> want;
     for (auto name : available_cpu_targets()) {
-      SCOPED_TRACE(std::string(name) + " heads " + std::to_string(heads) + " block " +
-                   std::to_string(block_size));
+      SCOPED_TRACE(std::string(name) + " heads " + std::to_string(heads) + " head_dim " +
+                   std::to_string(head_dim) + " block " + std::to_string(block_size) +
+                   " element " + std::to_string(static_cast<int>(element)));
       const auto attention = cpu_target(name)->paged_attention;
       for (const ScoreOptions opt : {ScoreOptions{}, ScoreOptions{.window = 9}}) {
         std::vector<float> together(q.size()), alone(q.size());

@@ -198,14 +198,6 @@ inline void nibble_vectors(const std::uint8_t* qs, __m512i w[8]) {
   }
 }
 
-// The IQ4 levels plus 128 (unsigned, for VNNI's u8 operand) in both lanes, for a byte shuffle
-// by 4-bit index.
-inline __m256i iq4_levels_u8() {
-  const auto* table = reinterpret_cast<const __m128i*>(quant::kIq4Levels);
-  return _mm256_xor_si256(_mm256_broadcastsi128_si256(_mm_loadu_si128(table)),
-                          _mm256_set1_epi8(static_cast<char>(0x80)));
-}
-
 // The lanes a VNNI kernel works in: 8 rows on 256-bit vectors, 16 on 512-bit ones.
 struct Lanes8 {
   using F = __m256;

@@ -148,11 +148,20 @@ inline __m256i unpack_nibbles_simd(const std::uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
 }
 
+// The 16 IQ4 levels (signed) in both lanes, for a byte shuffle by 4-bit index.
+inline __m256i iq4_levels_i8() {
+  const auto* table = reinterpret_cast<const __m128i*>(quant::kIq4Levels);
+  return _mm256_broadcastsi128_si256(_mm_loadu_si128(table));
+}
+
+// The same plus 128: unsigned, for VNNI's u8 operand.
+inline __m256i iq4_levels_u8() {
+  return _mm256_xor_si256(iq4_levels_i8(), _mm256_set1_epi8(static_cast<char>(0x80)));
+}
+
 // 16 bytes of IQ4 indices as their 32 levels (signed) in element order: one byte shuffle.
 inline __m256i iq4_levels_simd(const std::uint8_t* qs) {
-  const auto* table = reinterpret_cast<const __m128i*>(quant::kIq4Levels);
-  const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128(table));
-  return _mm256_shuffle_epi8(levels, unpack_nibbles_simd(qs));
+  return _mm256_shuffle_epi8(iq4_levels_i8(), unpack_nibbles_simd(qs));
 }
 
 // The same with each element's fifth bit from the mask qh.
