@@ -81,11 +81,33 @@ void load_kv_row(KvElement element, const std::byte* in, float* out, int head_di
   }
 }
 
+namespace {
+
+// One key into slot `slot` of a dimension-major block part (see PagedKv).
+void store_key_dimension_major(KvElement element, const float* in, std::byte* block, int slot,
+                               int block_size, int head_dim) {
+  for (int i = 0; i < head_dim; ++i) {
+    const auto at = static_cast<std::size_t>(i * block_size + slot);
+    if (element == KvElement::kF16) {
+      reinterpret_cast<std::uint16_t*>(block)[at] = f32_to_f16(in[i]);
+    } else {
+      reinterpret_cast<float*>(block)[at] = in[i];
+    }
+  }
+}
+
+}  // namespace
+
 void store_kv(const PagedKv& kv, const AttentionShape& shape, const std::int32_t* blocks, int pos,
               const float* k, const float* v) {
   const int hd = shape.head_dim;
   for (int h = 0; h < shape.n_kv_heads; ++h) {
-    store_kv_row(kv.element, k + h * hd, kv_slot(kv.keys, kv, blocks, h, pos, hd), hd);
+    if (keys_dimension_major(kv.element)) {
+      store_key_dimension_major(kv.element, k + h * hd, kv_block(kv.keys, kv, blocks, h, pos),
+                                pos % kv.block_size, kv.block_size, hd);
+    } else {
+      store_kv_row(kv.element, k + h * hd, kv_slot(kv.keys, kv, blocks, h, pos, hd), hd);
+    }
     store_kv_row(kv.element, v + h * hd, kv_slot(kv.values, kv, blocks, h, pos, hd), hd);
   }
 }

@@ -26,10 +26,13 @@ std::size_t kv_row_bytes(KvElement element, int head_dim);
 void store_kv_row(KvElement element, const float* in, std::byte* out, int head_dim);
 void load_kv_row(KvElement element, const std::byte* in, float* out, int head_dim);
 
-// One layer's keys and values, in blocks of block_size positions. Position p of kv head h
-// (in a sequence whose block table is `blocks`) starts at
-//   base + blocks[p / block_size] * block_stride + h * head_stride + (p % block_size) * row
-// where row = kv_row_bytes(element, head_dim).
+// One layer's keys and values, in blocks of block_size positions. Kv head h's part of the block
+// holding position p (in a sequence whose block table is `blocks`) starts at
+//   base + blocks[p / block_size] * block_stride + h * head_stride
+// and holds block_size rows of kv_row_bytes(element, head_dim). Values, and q8_0 keys, are
+// stored position-major: position p's row is the (p % block_size)-th. f16 and f32 keys are
+// stored dimension-major: element i of position p is the (i * block_size + p % block_size)-th,
+// so that a block's scores read one dimension of all its keys as one vector (no transpose).
 struct PagedKv {
   std::byte* keys = nullptr;
   std::byte* values = nullptr;
@@ -53,11 +56,20 @@ struct ScoreOptions {
   int window = 0;        // > 0: a row at pos attends only to positions > pos - window
 };
 
-// Where position `pos` of kv head `head` starts in `base` (kv.keys or kv.values).
+// Whether keys in this element type are stored dimension-major (see PagedKv).
+inline bool keys_dimension_major(KvElement element) { return element != KvElement::kQ8_0; }
+
+// Where kv head `head`'s part of the block holding `pos` starts in `base` (kv.keys or kv.values).
+inline std::byte* kv_block(std::byte* base, const PagedKv& kv, const std::int32_t* blocks, int head,
+                           int pos) {
+  return base + static_cast<std::size_t>(blocks[pos / kv.block_size]) * kv.block_stride +
+         static_cast<std::size_t>(head) * kv.head_stride;
+}
+
+// Where the position-major row of position `pos` of kv head `head` starts in `base`.
 inline std::byte* kv_slot(std::byte* base, const PagedKv& kv, const std::int32_t* blocks, int head,
                           int pos, int head_dim) {
-  return base + static_cast<std::size_t>(blocks[pos / kv.block_size]) * kv.block_stride +
-         static_cast<std::size_t>(head) * kv.head_stride +
+  return kv_block(base, kv, blocks, head, pos) +
          static_cast<std::size_t>(pos % kv.block_size) * kv_row_bytes(kv.element, head_dim);
 }
 

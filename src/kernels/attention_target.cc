@@ -1,7 +1,6 @@
 // Causal attention over the paged cache (compiled per CPU target).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -13,28 +12,19 @@
 LMSERVE_TARGET_BEGIN
 namespace lmserve::kernels::LMSERVE_TARGET_NS {
 
-void f16_to_f32(const std::uint16_t* in, float* out, int n);
-
 namespace {
 
 constexpr long kMinParallelWork = 1L << 15;
 
-// n consecutive rows of head_dim values, widened to f32.
-void widen(const std::byte* src, KvElement e, int n, int head_dim, float* dst) {
-  switch (e) {
-    case KvElement::kF16:
-      f16_to_f32(reinterpret_cast<const std::uint16_t*>(src), dst, n * head_dim);
-      return;
-    case KvElement::kF32:
-      std::memcpy(dst, src,
-                  static_cast<std::size_t>(n) * static_cast<std::size_t>(head_dim) * sizeof(float));
-      return;
-    case KvElement::kQ8_0:
-      for (int r = 0; r < n; ++r) {
-        load_kv_row(e, src + static_cast<std::size_t>(r) * kv_row_bytes(e, head_dim),
-                    dst + r * head_dim, head_dim);
-      }
-      return;
+inline float to_f32(float v) { return v; }
+inline float to_f32(std::uint16_t h) { return kernels::f16_to_f32(h); }
+
+// n consecutive q8_0 rows of head_dim values, widened to f32.
+void widen_q8_rows(const std::byte* src, int n, int head_dim, float* dst) {
+  const std::size_t row = kv_row_bytes(KvElement::kQ8_0, head_dim);
+  for (int r = 0; r < n; ++r) {
+    load_kv_row(KvElement::kQ8_0, src + static_cast<std::size_t>(r) * row, dst + r * head_dim,
+                head_dim);
   }
 }
 
@@ -88,8 +78,8 @@ void with_count(int n, Fn&& fn) {
 }
 
 // G query vectors' scores against a 16-key block: 16 fma chains side by side per head.
-template <int G>
-void block_scores16(const float* q, int head_dim, const float* kt, float* scores) {
+template <int G, class E>
+void block_scores16(const float* q, int head_dim, const E* kt, float* scores) {
   constexpr int K = 16 / Lanes::kWidth;
   Lanes::F acc[G][K];
   for (auto& a : acc)
@@ -107,11 +97,13 @@ void block_scores16(const float* q, int head_dim, const float* kt, float* scores
 }
 #endif
 
-// Scores of `heads` query vectors (q + h * head_dim) against a block's keys, transposed
-// (kt[i * width + j]: key j's element i): scores[h * width + j] = sum over i, in order, of
-// q[i] * key j[i], one fma chain per key, so every target computes the scalar target's bits
-// (the vector code runs a 16-key block's chains side by side, for several heads at a time).
-void block_scores(const float* q, int head_dim, int heads, const float* kt, int width,
+// Scores of `heads` query vectors (q + h * head_dim) against a block's keys, dimension-major
+// (kt[i * width + j]: key j's element i, f32 or f16): scores[h * width + j] = sum over i, in
+// order, of q[i] * key j[i], one fma chain per key, so every target computes the scalar target's
+// bits (the vector code runs a 16-key block's chains side by side, for several heads at a time).
+// Slots past the block's filled ones are computed too, and never read.
+template <class E>
+void block_scores(const float* q, int head_dim, int heads, const E* kt, int width,
                   float* scores) {
   int h = 0;
 #if LMSERVE_HAVE_AVX2
@@ -130,7 +122,7 @@ void block_scores(const float* q, int head_dim, int heads, const float* kt, int 
     std::fill_n(out, width, 0.0f);
     for (int i = 0; i < head_dim; ++i) {
       const float qi = q[h * head_dim + i];
-      for (int j = 0; j < width; ++j) out[j] = std::fma(qi, kt[i * width + j], out[j]);
+      for (int j = 0; j < width; ++j) out[j] = std::fma(qi, to_f32(kt[i * width + j]), out[j]);
     }
   }
 }
@@ -142,62 +134,6 @@ void transpose_keys(const float* keys, int n, int head_dim, int width, float* kt
     std::fill(kt + i * width + n, kt + (i + 1) * width, 0.0f);
   }
 }
-
-#if LMSERVE_HAVE_AVX2
-// r[j] = element d of row j (8 rows of 8 floats) -> r[d] = the rows' element d.
-void transpose8x8(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int k = 0; k < 8; k += 2) {
-    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-  }
-  for (int k = 0; k < 8; k += 4) {
-    u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-    u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
-    u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-    u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
-  }
-  for (int k = 0; k < 4; ++k) {
-    r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
-    r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
-  }
-}
-
-// An f16 block of n <= 16 keys widened straight into kt [head_dim][16] (head_dim a multiple of
-// 8): eight dimensions of the 16 keys at a time, as two 8 x 8 transposes.
-void widen_transposed_f16_keys16(const std::uint16_t* keys, int n, int head_dim, float* kt) {
-  for (int i = 0; i < head_dim; i += 8) {
-    for (int half = 0; half < 2; ++half) {
-      __m256 r[8];
-      for (int j = 0; j < 8; ++j) {
-        const int key = 8 * half + j;
-        r[j] = key < n ? _mm256_cvtph_ps(_mm_loadu_si128(
-                             reinterpret_cast<const __m128i*>(keys + key * head_dim + i)))
-                       : _mm256_setzero_ps();
-      }
-      transpose8x8(r);
-      for (int d = 0; d < 8; ++d) _mm256_storeu_ps(kt + (i + d) * 16 + 8 * half, r[d]);
-    }
-  }
-}
-#endif
-
-// A block's n keys, widened to f32 and transposed into kt [head_dim][width] (slots
-// n..width-1 zero); `keys` is scratch for the generic path.
-void widen_transposed_keys(const std::byte* src, KvElement e, int n, int head_dim, int width,
-                           float* keys, float* kt) {
-#if LMSERVE_HAVE_AVX2
-  if (e == KvElement::kF16 && width == 16 && head_dim % 8 == 0) {
-    widen_transposed_f16_keys16(reinterpret_cast<const std::uint16_t*>(src), n, head_dim, kt);
-    return;
-  }
-#endif
-  widen(src, e, n, head_dim, keys);
-  transpose_keys(keys, n, head_dim, width, kt);
-}
-
-inline float to_f32(float v) { return v; }
-inline float to_f32(std::uint16_t h) { return kernels::f16_to_f32(h); }
 
 #if LMSERVE_HAVE_AVX2
 // accumulate_values for G heads and 32 dimensions (acc, v offset to them): the value vectors
@@ -353,21 +289,8 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
   std::fill_n(s.max.begin(), rows * group, -std::numeric_limits<float>::infinity());
   std::fill_n(s.sum.begin(), rows * group, 0.0f);
 
-  const int lo_first = lo_of(row_begin);
-  const int len_last = len_of(row_end - 1);
-  const std::size_t block_bytes = static_cast<std::size_t>(bs) * kv_row_bytes(kv.element, hd);
-  for (int first = lo_first - lo_first % kv.block_size; first < len_last; first += kv.block_size) {
-    const int n_block = std::min(kv.block_size, len_last - first);
-    if (first + bs < len_last) {
-      prefetch_block(kv_slot(kv.keys, kv, seq.blocks, kv_head, first + bs, hd), block_bytes);
-      prefetch_block(kv_slot(kv.values, kv, seq.blocks, kv_head, first + bs, hd), block_bytes);
-    }
-    widen_transposed_keys(kv_slot(kv.keys, kv, seq.blocks, kv_head, first, hd), kv.element,
-                          n_block, hd, bs, s.keys.data(), s.keys_t.data());
-    // f16 values are read as they are stored; the other elements are widened once a block.
-    const std::byte* values = kv_slot(kv.values, kv, seq.blocks, kv_head, first, hd);
-    const bool f16_values = kv.element == KvElement::kF16;
-    if (!f16_values) widen(values, kv.element, n_block, hd, s.values.data());
+  // One block's keys (dimension-major) and values for every row that sees it.
+  auto attend_block = [&](int first, const auto* keys, const auto* values) {
     for (int r = row_begin; r < row_end; ++r) {
       const int lo = lo_of(r), len = len_of(r);
       if (first >= len || first + kv.block_size <= lo - lo % kv.block_size) continue;
@@ -376,7 +299,7 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
       const float* q_row =
           q + (seq.first_row + r) * q_stride + static_cast<long>(kv_head) * group * hd;
       const int state = (r - row_begin) * group;
-      block_scores(q_row, hd, group, s.keys_t.data(), bs, s.scores.data());
+      block_scores(q_row, hd, group, keys, bs, s.scores.data());
       for (int g = 0; g < group; ++g) {
         float* scores = s.scores.data() + g * bs;
         const float block_max = scale_scores(scores + j0, n - j0, scale, options.softcap);
@@ -387,15 +310,8 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
         m = new_max;
         exp_shifted(scores + j0, n - j0, new_max);
       }
-      float* acc = s.acc.data() + static_cast<long>(state) * hd;
-      if (f16_values) {
-        accumulate_values(acc, s.correction.data(), s.scores.data() + j0, bs,
-                          reinterpret_cast<const std::uint16_t*>(values) + j0 * hd, n - j0, hd,
-                          group);
-      } else {
-        accumulate_values(acc, s.correction.data(), s.scores.data() + j0, bs,
-                          s.values.data() + j0 * hd, n - j0, hd, group);
-      }
+      accumulate_values(s.acc.data() + static_cast<long>(state) * hd, s.correction.data(),
+                        s.scores.data() + j0, bs, values + j0 * hd, n - j0, hd, group);
       // Each head's block sum is one chain in key order; the heads' chains run side by side
       // instead of waiting on one another.
       float* block_sum = s.block_sum.data();
@@ -406,6 +322,39 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
       for (int g = 0; g < group; ++g) {
         float& sum = s.sum[static_cast<std::size_t>(state + g)];
         sum = sum * s.correction[static_cast<std::size_t>(g)] + block_sum[g];
+      }
+    }
+  };
+
+  const int lo_first = lo_of(row_begin);
+  const int len_last = len_of(row_end - 1);
+  const std::size_t block_bytes = static_cast<std::size_t>(bs) * kv_row_bytes(kv.element, hd);
+  for (int first = lo_first - lo_first % kv.block_size; first < len_last; first += kv.block_size) {
+    if (first + bs < len_last) {
+      prefetch_block(kv_block(kv.keys, kv, seq.blocks, kv_head, first + bs), block_bytes);
+      prefetch_block(kv_block(kv.values, kv, seq.blocks, kv_head, first + bs), block_bytes);
+    }
+    const std::byte* keys = kv_block(kv.keys, kv, seq.blocks, kv_head, first);
+    const std::byte* values = kv_block(kv.values, kv, seq.blocks, kv_head, first);
+    // f16 and f32 are read where they are stored; q8_0 is widened once a block, its keys
+    // transposed to dimension-major.
+    switch (kv.element) {
+      case KvElement::kF16:
+        attend_block(first, reinterpret_cast<const std::uint16_t*>(keys),
+                     reinterpret_cast<const std::uint16_t*>(values));
+        break;
+      case KvElement::kF32:
+        attend_block(first, reinterpret_cast<const float*>(keys),
+                     reinterpret_cast<const float*>(values));
+        break;
+      case KvElement::kQ8_0: {
+        const int n_block = std::min(kv.block_size, len_last - first);
+        widen_q8_rows(keys, n_block, hd, s.keys.data());
+        transpose_keys(s.keys.data(), n_block, hd, bs, s.keys_t.data());
+        widen_q8_rows(values, n_block, hd, s.values.data());
+        attend_block(first, static_cast<const float*>(s.keys_t.data()),
+                     static_cast<const float*>(s.values.data()));
+        break;
       }
     }
   }
