@@ -28,6 +28,27 @@ void widen_q8_rows(const std::byte* src, int n, int head_dim, float* dst) {
   }
 }
 
+// fn.template operator()<G>() with G = n, for 1 <= n <= kMax.
+template <int kMax, class Fn>
+void with_count(int n, Fn&& fn) {
+  if constexpr (kMax > 1) {
+    if (n < kMax) return with_count<kMax - 1>(n, fn);
+  }
+  fn.template operator()<kMax>();
+}
+
+// G heads' sums of their n weights (head g's at p + g * stride), each one chain in key order;
+// the heads' chains run side by side in registers instead of waiting on one another.
+constexpr int kSumHeads = 8;
+template <int G>
+void block_sums(const float* p, int stride, int n, float* out) {
+  float sum[G] = {};
+  for (int j = 0; j < n; ++j) {
+    for (int g = 0; g < G; ++g) sum[g] += p[g * stride + j];
+  }
+  for (int g = 0; g < G; ++g) out[g] = sum[g];
+}
+
 #if LMSERVE_HAVE_AVX2
 // The vectors the block loops work in: 512-bit where the target has them (16 keys or 16 value
 // dimensions a vector, 32 registers), else 256-bit (16 registers). kScoreHeads and kValueHeads
@@ -47,6 +68,7 @@ struct Lanes {
   }
   static F splat(float v) { return _mm512_set1_ps(v); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F max(F a, F b) { return _mm512_maskz_max_ps(0xFFFF, a, b); }
   static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
 };
@@ -63,19 +85,11 @@ struct Lanes {
   }
   static F splat(float v) { return _mm256_set1_ps(v); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
   static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
 };
 #endif
-
-// fn.template operator()<G>() with G = n, for 1 <= n <= kMax.
-template <int kMax, class Fn>
-void with_count(int n, Fn&& fn) {
-  if constexpr (kMax > 1) {
-    if (n < kMax) return with_count<kMax - 1>(n, fn);
-  }
-  fn.template operator()<kMax>();
-}
 
 // G query vectors' scores against a 16-key block: 16 fma chains side by side per head.
 template <int G, class E>
@@ -198,16 +212,16 @@ float scale_scores(float* x, int n, float scale, float softcap) {
   int i = 0;
 #if LMSERVE_HAVE_AVX2
   // The products are the scalar ones and a maximum does not depend on its order.
-  if (softcap <= 0.0f && n >= 8) {
-    const __m256 s = _mm256_set1_ps(scale);
-    __m256 m = _mm256_set1_ps(max);
-    for (; i + 8 <= n; i += 8) {
-      const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), s);
-      _mm256_storeu_ps(x + i, v);
-      m = _mm256_max_ps(v, m);  // a NaN score leaves m, as std::max(m, score) does
+  if (softcap <= 0.0f && n >= Lanes::kWidth) {
+    const Lanes::F s = Lanes::splat(scale);
+    Lanes::F m = Lanes::splat(max);
+    for (; i + Lanes::kWidth <= n; i += Lanes::kWidth) {
+      const Lanes::F v = Lanes::mul(Lanes::load(x + i), s);
+      Lanes::store(x + i, v);
+      m = Lanes::max(v, m);  // a NaN score leaves m, as std::max(m, score) does
     }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, m);
+    float lanes[Lanes::kWidth];
+    Lanes::store(lanes, m);
     for (const float lane : lanes) max = std::max(max, lane);
   }
 #endif
@@ -224,6 +238,11 @@ float scale_scores(float* x, int n, float scale, float softcap) {
 // target and in every lane.
 void exp_shifted(float* x, int n, float shift) {
   int i = 0;
+#if LMSERVE_HAVE_AVX512
+  const __m512 s16 = _mm512_set1_ps(shift);
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(x + i, exp_approx16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s16)));
+#endif
 #if LMSERVE_HAVE_AVX2
   const __m256 s = _mm256_set1_ps(shift);
   for (; i + 8 <= n; i += 8)
@@ -246,7 +265,8 @@ constexpr int kRowTile = 16;
 
 // Per-thread scratch, grown once: the step itself does not allocate.
 struct Scratch {
-  std::vector<float> keys, keys_t, values, scores, acc, max, sum, block_sum, correction;
+  std::vector<float> keys, keys_t, values, scores, acc, max, sum, block_max, block_sum,
+      correction;
   void fit(int block_size, int head_dim, int group, int heads) {
     const std::size_t kv =
         static_cast<std::size_t>(block_size) * static_cast<std::size_t>(head_dim);
@@ -260,6 +280,7 @@ struct Scratch {
       sum.resize(static_cast<std::size_t>(heads));
     }
     if (block_sum.size() < static_cast<std::size_t>(group)) {
+      block_max.resize(static_cast<std::size_t>(group));
       block_sum.resize(static_cast<std::size_t>(group));
       correction.resize(static_cast<std::size_t>(group));
     }
@@ -300,24 +321,28 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
           q + (seq.first_row + r) * q_stride + static_cast<long>(kv_head) * group * hd;
       const int state = (r - row_begin) * group;
       block_scores(q_row, hd, group, keys, bs, s.scores.data());
+      // The heads' softmax terms, one step for all heads at a time: each step's heads are
+      // independent chains that run side by side.
+      float* scores = s.scores.data() + j0;
+      for (int g = 0; g < group; ++g)
+        s.block_max[static_cast<std::size_t>(g)] =
+            scale_scores(scores + g * bs, n - j0, scale, options.softcap);
       for (int g = 0; g < group; ++g) {
-        float* scores = s.scores.data() + g * bs;
-        const float block_max = scale_scores(scores + j0, n - j0, scale, options.softcap);
         float& m = s.max[static_cast<std::size_t>(state + g)];
-        const float new_max = std::max(m, block_max);
-        const float correction = std::exp(m - new_max);  // 0 on the first block (m = -inf)
-        s.correction[static_cast<std::size_t>(g)] = correction;
+        const float new_max = std::max(m, s.block_max[static_cast<std::size_t>(g)]);
+        // 0 on the first block (m = -inf)
+        s.correction[static_cast<std::size_t>(g)] = std::exp(m - new_max);
         m = new_max;
-        exp_shifted(scores + j0, n - j0, new_max);
       }
-      accumulate_values(s.acc.data() + static_cast<long>(state) * hd, s.correction.data(),
-                        s.scores.data() + j0, bs, values + j0 * hd, n - j0, hd, group);
-      // Each head's block sum is one chain in key order; the heads' chains run side by side
-      // instead of waiting on one another.
+      for (int g = 0; g < group; ++g)
+        exp_shifted(scores + g * bs, n - j0, s.max[static_cast<std::size_t>(state + g)]);
+      accumulate_values(s.acc.data() + static_cast<long>(state) * hd, s.correction.data(), scores,
+                        bs, values + j0 * hd, n - j0, hd, group);
       float* block_sum = s.block_sum.data();
-      std::fill_n(block_sum, group, 0.0f);
-      for (int j = j0; j < n; ++j) {
-        for (int g = 0; g < group; ++g) block_sum[g] += s.scores[g * bs + j];
+      for (int g = 0; g < group; g += kSumHeads) {
+        with_count<kSumHeads>(std::min(kSumHeads, group - g), [&]<int G>() {
+          block_sums<G>(scores + g * bs, bs, n - j0, block_sum + g);
+        });
       }
       for (int g = 0; g < group; ++g) {
         float& sum = s.sum[static_cast<std::size_t>(state + g)];

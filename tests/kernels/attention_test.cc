@@ -243,15 +243,17 @@ TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   // Groups of 4 and 7 query heads per kv head (Llama 3.2 1B, Qwen2.5 0.5B) and of 10 (more than
   // one pass of the vector code carries); a head size with dimensions past the vectors' 32; a
-  // block size the vector code has and one it lacks; values read as f16 and widened from f32.
+  // block size the vector code has and one it lacks; values read as f16 and widened from f32;
+  // scores spread so far apart that exp's lower clamp is reached.
   struct Shape {
     int heads, head_dim, block_size;
     KvElement element;
+    float scale = 0.125f;
   };
-  for (const auto& [heads, head_dim, block_size, element] :
+  for (const auto& [heads, head_dim, block_size, element, scale] :
        {Shape{8, 64, 16, KvElement::kF16}, Shape{14, 64, 16, KvElement::kF16},
         Shape{8, 64, 5, KvElement::kF16}, Shape{20, 48, 16, KvElement::kF16},
-        Shape{14, 64, 16, KvElement::kF32}}) {
+        Shape{14, 64, 16, KvElement::kF32}, Shape{8, 64, 16, KvElement::kF16, 30.0f}}) {
     const AttentionShape shape{heads, 2, head_dim};
     const int kv_dim = 2 * head_dim, q_dim = heads * head_dim, rows = 45, start = 7;
     const int blocks = (start + rows + block_size - 1) / block_size;
@@ -271,15 +273,16 @@ TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
     for (auto name : available_cpu_targets()) {
       SCOPED_TRACE(std::string(name) + " heads " + std::to_string(heads) + " head_dim " +
                    std::to_string(head_dim) + " block " + std::to_string(block_size) +
-                   " element " + std::to_string(static_cast<int>(element)));
+                   " element " + std::to_string(static_cast<int>(element)) + " scale " +
+                   std::to_string(scale));
       const auto attention = cpu_target(name)->paged_attention;
       for (const ScoreOptions opt : {ScoreOptions{}, ScoreOptions{.window = 9}}) {
         std::vector<float> together(q.size()), alone(q.size());
         const std::vector<AttentionSequence> prompt = {{0, rows, start, table.data()}};
-        attention(threads, shape, pool.view(), prompt, q.data(), 0.125f, together.data(), opt);
+        attention(threads, shape, pool.view(), prompt, q.data(), scale, together.data(), opt);
         for (int r = 0; r < rows; ++r) {
           const std::vector<AttentionSequence> one = {{0, 1, start + r, table.data()}};
-          attention(threads, shape, pool.view(), one, q.data() + r * q_dim, 0.125f,
+          attention(threads, shape, pool.view(), one, q.data() + r * q_dim, scale,
                     alone.data() + r * q_dim, opt);
         }
         ASSERT_EQ(0, std::memcmp(together.data(), alone.data(), q.size() * sizeof(float)));
