@@ -238,11 +238,6 @@ float scale_scores(float* x, int n, float scale, float softcap) {
 // target and in every lane.
 void exp_shifted(float* x, int n, float shift) {
   int i = 0;
-#if LMSERVE_HAVE_AVX512
-  const __m512 s16 = _mm512_set1_ps(shift);
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(x + i, exp_approx16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s16)));
-#endif
 #if LMSERVE_HAVE_AVX2
   const __m256 s = _mm256_set1_ps(shift);
   for (; i + 8 <= n; i += 8)

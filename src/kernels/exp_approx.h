@@ -59,27 +59,5 @@ inline __m256 exp_approx8(__m256 x) {
 }
 #endif
 
-#if LMSERVE_HAVE_AVX512
-// The same operations on 16 lanes (the zero-masking forms with every lane kept are the plain
-// instructions; GCC 12 warns that the plain intrinsics' pass-through value is uninitialized).
-inline __m512 exp_approx16(__m512 x) {
-  using namespace exp_approx_constants;
-  constexpr __mmask16 kAll = 0xFFFF;
-  x = _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, x, _mm512_set1_ps(kLow)),
-                         _mm512_set1_ps(kHigh));
-  const __m512 n = _mm512_maskz_roundscale_ps(kAll, _mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
-                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(kLn2High)));
-  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(kLn2Low)));
-  __m512 p = _mm512_set1_ps(kPoly[0]);
-  for (int i = 1; i < 6; ++i) p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kPoly[i]));
-  const __m512 y = _mm512_add_ps(
-      _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(p, r), r), r), _mm512_set1_ps(1.0f));
-  const __m512i pow2n = _mm512_maskz_slli_epi32(
-      kAll, _mm512_add_epi32(_mm512_maskz_cvtps_epi32(kAll, n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(y, _mm512_castsi512_ps(pow2n));
-}
-#endif
-
 }  // namespace lmserve::kernels::LMSERVE_TARGET_NS
 LMSERVE_TARGET_END
