@@ -7,6 +7,7 @@
 #include "kernels/attention.h"
 #include "kernels/convert.h"
 #include "kernels/exp_approx.h"
+#include "kernels/simd.h"
 #include "kernels/target.h"
 
 LMSERVE_TARGET_BEGIN
@@ -28,7 +29,7 @@ void widen_q8_rows(const std::byte* src, int n, int head_dim, float* dst) {
   }
 }
 
-// fn.template operator()<G>() with G = n, for 1 <= n <= kMax.
+// fn.template operator()<G>() with G = min(n, kMax), for n >= 1.
 template <int kMax, class Fn>
 void with_count(int n, Fn&& fn) {
   if constexpr (kMax > 1) {
@@ -54,41 +55,13 @@ void block_sums(const float* p, int stride, int n, float* out) {
 // dimensions a vector, 32 registers), else 256-bit (16 registers). kScoreHeads and kValueHeads
 // are how many query heads one pass carries in registers.
 #if LMSERVE_HAVE_AVX512
-struct Lanes {
-  using F = __m512;
-  static constexpr int kWidth = 16;
-  static constexpr int kScoreHeads = 8;  // 8 sums + the keys' vector
-  static constexpr int kValueHeads = 8;  // 8 x 2 sums + 2 value vectors + the weight
-  static F zero() { return _mm512_setzero_ps(); }
-  static F load(const float* p) { return _mm512_loadu_ps(p); }
-  // The zero-masking form with every lane kept is the plain instruction; GCC 12 warns that the
-  // plain intrinsic's undefined pass-through value is uninitialized.
-  static F load(const std::uint16_t* p) {
-    return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  }
-  static F splat(float v) { return _mm512_set1_ps(v); }
-  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  static F max(F a, F b) { return _mm512_maskz_max_ps(0xFFFF, a, b); }
-  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
-  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
-};
+using Lanes = Lanes16;
+constexpr int kScoreHeads = 8;  // 8 sums + the keys' vector
+constexpr int kValueHeads = 8;  // 8 x 2 sums + 2 value vectors + the weight
 #else
-struct Lanes {
-  using F = __m256;
-  static constexpr int kWidth = 8;
-  static constexpr int kScoreHeads = 4;  // 4 x 2 sums + 2 key vectors
-  static constexpr int kValueHeads = 2;  // 2 x 4 sums + 4 value vectors + the weight
-  static F zero() { return _mm256_setzero_ps(); }
-  static F load(const float* p) { return _mm256_loadu_ps(p); }
-  static F load(const std::uint16_t* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  }
-  static F splat(float v) { return _mm256_set1_ps(v); }
-  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-  static F max(F a, F b) { return _mm256_max_ps(a, b); }
-  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
-  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
-};
+using Lanes = Lanes8;
+constexpr int kScoreHeads = 4;  // 4 x 2 sums + 2 key vectors
+constexpr int kValueHeads = 2;  // 2 x 4 sums + 4 value vectors + the weight
 #endif
 
 // G query vectors' scores against a 16-key block: 16 fma chains side by side per head.
@@ -123,8 +96,8 @@ void block_scores(const float* q, int head_dim, int heads, const E* kt, int widt
 #if LMSERVE_HAVE_AVX2
   if (width == 16) {
     // Qwen2.5's 7 heads a kv head: one pass with 512-bit vectors, 4 + 3 with 256-bit ones.
-    for (; h < heads; h += Lanes::kScoreHeads) {
-      with_count<Lanes::kScoreHeads>(heads - h, [&]<int G>() {
+    for (; h < heads; h += kScoreHeads) {
+      with_count<kScoreHeads>(heads - h, [&]<int G>() {
         block_scores16<G>(q + h * head_dim, head_dim, kt, scores + h * 16);
       });
     }
@@ -188,8 +161,8 @@ void accumulate_values(float* acc, const float* correction, const float* p, int 
   int i = 0;
 #if LMSERVE_HAVE_AVX2
   for (; i + 32 <= head_dim; i += 32) {
-    for (int g = 0; g < heads; g += Lanes::kValueHeads) {
-      with_count<Lanes::kValueHeads>(heads - g, [&]<int G>() {
+    for (int g = 0; g < heads; g += kValueHeads) {
+      with_count<kValueHeads>(heads - g, [&]<int G>() {
         accumulate_values32<G>(acc + g * head_dim + i, head_dim, correction + g, p + g * p_stride,
                                p_stride, v + i, n);
       });
@@ -335,7 +308,7 @@ void attend(const AttentionShape& shape, const PagedKv& kv, const AttentionSeque
                         bs, values + j0 * hd, n - j0, hd, group);
       float* block_sum = s.block_sum.data();
       for (int g = 0; g < group; g += kSumHeads) {
-        with_count<kSumHeads>(std::min(kSumHeads, group - g), [&]<int G>() {
+        with_count<kSumHeads>(group - g, [&]<int G>() {
           block_sums<G>(scores + g * bs, bs, n - j0, block_sum + g);
         });
       }

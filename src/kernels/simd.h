@@ -76,6 +76,50 @@ inline __m256i bits_to_bytes(const std::uint8_t* mask) {
   return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
 }
 
+// f32 lanes of one vector width, for kernels written once for both widths: 8 lanes on 256-bit
+// vectors (Lanes8), 16 on 512-bit ones (Lanes16). load() of f16 values widens them.
+struct Lanes8 {
+  using F = __m256;
+  using I = __m256i;
+  static constexpr int kWidth = 8;
+  static F zero() { return _mm256_setzero_ps(); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static F load(const std::uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static I splat(std::int32_t v) { return _mm256_set1_epi32(v); }
+  static F splat(float v) { return _mm256_set1_ps(v); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F to_float(I v) { return _mm256_cvtepi32_ps(v); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+};
+
+#if LMSERVE_HAVE_AVX512
+struct Lanes16 {
+  using F = __m512;
+  using I = __m512i;
+  static constexpr int kWidth = 16;
+  static F zero() { return _mm512_setzero_ps(); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  // The zero-masking forms with every lane kept are the plain instructions; GCC 12 warns that
+  // the plain intrinsics' undefined pass-through value is uninitialized.
+  static F load(const std::uint16_t* p) {
+    return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static I splat(std::int32_t v) { return _mm512_set1_epi32(v); }
+  static F splat(float v) { return _mm512_set1_ps(v); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F max(F a, F b) { return _mm512_maskz_max_ps(0xFFFF, a, b); }
+  static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F to_float(I v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+};
+#endif
+
 }  // namespace lmserve::kernels::LMSERVE_TARGET_NS
 LMSERVE_TARGET_END
 #endif

@@ -243,8 +243,8 @@ TEST(PagedAttention, PrefillRowsEqualSingleRowsOnEveryTarget) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   // Groups of 4 and 7 query heads per kv head (Llama 3.2 1B, Qwen2.5 0.5B) and of 10 (more than
   // one pass of the vector code carries); a head size with dimensions past the vectors' 32; a
-  // block size the vector code has and one it lacks; values read as f16 and widened from f32;
-  // scores spread so far apart that exp's lower clamp is reached.
+  // block size the vector code has and one it lacks; f16 and f32 caches (both read in place);
+  // scores spread so far apart that their exponentials cover exp's whole range.
   struct Shape {
     int heads, head_dim, block_size;
     KvElement element;

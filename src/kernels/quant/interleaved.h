@@ -198,38 +198,6 @@ inline void nibble_vectors(const std::uint8_t* qs, __m512i w[8]) {
   }
 }
 
-// The lanes a VNNI kernel works in: 8 rows on 256-bit vectors, 16 on 512-bit ones.
-struct Lanes8 {
-  using F = __m256;
-  using I = __m256i;
-  static F zero() { return _mm256_setzero_ps(); }
-  static F scales(const std::uint16_t* d) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
-  }
-  static I splat(std::int32_t v) { return _mm256_set1_epi32(v); }
-  static F splat(float v) { return _mm256_set1_ps(v); }
-  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
-  static F add(F a, F b) { return _mm256_add_ps(a, b); }
-  static F to_float(I v) { return _mm256_cvtepi32_ps(v); }
-  static void store(float* y, F v) { _mm256_storeu_ps(y, v); }
-};
-struct Lanes16 {
-  using F = __m512;
-  using I = __m512i;
-  static F zero() { return _mm512_setzero_ps(); }
-  // The zero-masking forms with every lane kept are the plain instructions; GCC 12 warns that
-  // the plain intrinsics' undefined pass-through value is uninitialized.
-  static F scales(const std::uint16_t* d) {
-    return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(d)));
-  }
-  static I splat(std::int32_t v) { return _mm512_set1_epi32(v); }
-  static F splat(float v) { return _mm512_set1_ps(v); }
-  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
-  static F add(F a, F b) { return _mm512_add_ps(a, b); }
-  static F to_float(I v) { return _mm512_maskz_cvtepi32_ps(0xFFFF, v); }
-  static void store(float* y, F v) { _mm512_storeu_ps(y, v); }
-};
-
 // The VNNI kernel: per block, 8 dpbusd of the group's rows' values with broadcast activation
 // bytes give the rows' exact integer dot products in their lanes; each is then scaled and added
 // as the scalar kernel does ((dw * dx) * dot, then the sum over blocks), so both give the same
@@ -240,6 +208,7 @@ struct Lanes16 {
 // where a format has them, and the activation bytes broadcast by dpbusd itself.
 template <class Layout>
 struct InterleavedVnniKernel {
+  // The lanes a VNNI kernel works in: 8 rows on 256-bit vectors, 16 on 512-bit ones.
   using V = std::conditional_t<Layout::kRows == 16, Lanes16, Lanes8>;
   static_assert(Layout::kRows == sizeof(typename V::F) / sizeof(float));
   static constexpr int kTokens = 8;
@@ -253,7 +222,7 @@ struct InterleavedVnniKernel {
       if constexpr (T > 1) prefetch_ahead(group + b);
       typename V::I w[8];
       Layout::unpack_simd(group[b], w);
-      const typename V::F dw = V::scales(group[b].d);
+      const typename V::F dw = V::load(group[b].d);
       const Act* xb[T];
       typename V::I dot[T];
       for (int t = 0; t < T; ++t) {
