@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kernels/cpu.h"
+#include "kernels/ops.h"
 #include "model/kv_pool.h"
 #include "model/model.h"
 #include "util/thread_pool.h"
@@ -72,8 +73,9 @@ class BandwidthProbe {
   std::vector<std::uint64_t> buffer_;
 };
 
+// The greedy pick, as the engine's sampler makes it.
 std::int32_t argmax(std::span<const float> logits) {
-  return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  return lmserve::kernels::argmax(logits.data(), static_cast<int>(logits.size()));
 }
 
 // Aggregate decode tokens/s of n sequences that each hold `context` positions and then

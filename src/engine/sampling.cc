@@ -13,7 +13,11 @@ namespace lmserve::engine {
 namespace {
 
 std::int32_t argmax(std::span<const float> logits) {
-  return static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  return kernels::argmax(logits.data(), static_cast<int>(logits.size()));
+}
+
+float greatest(std::span<const float> logits) {
+  return logits[static_cast<std::size_t>(argmax(logits))];
 }
 
 // CTRL-style, sign-aware: each distinct id of the window is penalised once.
@@ -63,7 +67,7 @@ void apply_count_penalty(std::span<float> logits, std::span<const std::int32_t> 
 
 // In place: logits -> logits - logsumexp(logits).
 void to_logprobs(std::span<float> logits) {
-  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  const float max_logit = greatest(logits);
   const double sum =
       kernels::sum_exp(logits.data(), static_cast<int>(logits.size()), max_logit);
   const float log_z = max_logit + static_cast<float>(std::log(sum));
@@ -135,7 +139,7 @@ std::int32_t Sampler::draw(std::span<const float> logits) {
     auto candidates_end = order_.end();
     if (use_min_p) {
       const float threshold =
-          *std::max_element(logits.begin(), logits.end()) + std::log(params_.min_p);
+          greatest(logits) + std::log(params_.min_p);
       candidates_end = std::partition(order_.begin(), order_.end(), [&](std::int32_t id) {
         return logits[static_cast<std::size_t>(id)] >= threshold;
       });

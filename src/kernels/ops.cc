@@ -70,6 +70,8 @@ void softcap(float* x, int n, float cap) {
   for (int i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
+int argmax(const float* x, int n) { return active_kernels().argmax(x, n); }
+
 double sum_exp(const float* x, int n, float shift) { return active_kernels().sum_exp(x, n, shift); }
 
 void softmax(float* x, int n) {

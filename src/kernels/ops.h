@@ -34,6 +34,10 @@ void gelu_tanh_mul(const float* gate, const float* up, float* out, int n);
 // x[i] = cap * tanh(x[i] / cap): Gemma 2's soft-capping of logits.
 void softcap(float* x, int n, float cap);
 
+// The index of the first greatest of n >= 1 values: the greedy pick over a vocabulary. NaNs
+// are never the greatest (0 when every value is NaN).
+int argmax(const float* x, int n);
+
 // The sum of exp(x[i] - shift) over n values, in double (a softmax's normaliser over a long row,
 // shift its maximum), with exp_approx.h's exp: within 1e-6 of the exact sum, the same bits on
 // every CPU target.

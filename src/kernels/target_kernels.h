@@ -32,6 +32,8 @@ using PagedAttentionFn = void (*)(util::ThreadPool& pool, const AttentionShape& 
 using RepackFn = void (*)(const WeightMatrix& w, std::byte* out, int group_begin, int group_end);
 using ConvertFn16 = void (*)(const std::uint16_t* in, float* out, int n);
 using ConvertToF16Fn = void (*)(const float* in, std::uint16_t* out, int n);
+// The index of the first greatest of n values (ops.h argmax).
+using ArgmaxFn = int (*)(const float* x, int n);
 // The sum of exp(x[i] - shift) over n values (ops.h sum_exp).
 using SumExpFn = double (*)(const float* x, int n, float shift);
 // out[i] = silu(gate[i]) * up[i] (ops.h silu_mul).
@@ -51,6 +53,7 @@ struct TargetKernels {
   PagedAttentionFn paged_attention;
   ConvertFn16 f16_to_f32;
   ConvertToF16Fn f32_to_f16;
+  ArgmaxFn argmax;
   SumExpFn sum_exp;
   GateFn silu_mul;
 };

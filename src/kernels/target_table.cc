@@ -27,6 +27,7 @@ void paged_attention(util::ThreadPool& pool, const AttentionShape& shape, const 
                      float* out, const ScoreOptions& options);
 void f16_to_f32(const std::uint16_t* in, float* out, int n);
 void f32_to_f16(const float* in, std::uint16_t* out, int n);
+int argmax(const float* x, int n);
 double sum_exp(const float* x, int n, float shift);
 void silu_mul(const float* gate, const float* up, float* out, int n);
 
@@ -50,6 +51,7 @@ const TargetKernels& target_kernels() {
         .paged_attention = &paged_attention,
         .f16_to_f32 = &f16_to_f32,
         .f32_to_f16 = &f32_to_f16,
+        .argmax = &argmax,
         .sum_exp = &sum_exp,
         .silu_mul = &silu_mul,
     };

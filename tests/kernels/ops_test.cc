@@ -165,6 +165,42 @@ TEST(SumExp, EveryTargetMatchesTheDoubleSum) {
   }
 }
 
+// The first index of the greatest value on every target: ties (the first wins), the greatest in
+// a vector body or in a tail, NaNs (never the greatest; 0 when all are), -inf everywhere.
+TEST(Argmax, EveryTargetFindsTheFirstGreatest) {
+  std::mt19937 rng(12);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  auto first_greatest = [](const std::vector<float>& x) {
+    int best = -1;
+    for (int i = 0; i < static_cast<int>(x.size()); ++i) {
+      const float v = x[static_cast<std::size_t>(i)];
+      if (!std::isnan(v) && (best < 0 || v > x[static_cast<std::size_t>(best)])) best = i;
+    }
+    return std::max(best, 0);
+  };
+  for (int n : {1, 7, 8, 31, 32, 33, 100, 1000, 151937}) {
+    const std::vector<float> x = random_vector(n, rng, 4.0f);
+    std::vector<std::vector<float>> cases = {x, std::vector<float>(static_cast<std::size_t>(n), -inf),
+                                             std::vector<float>(static_cast<std::size_t>(n), nan)};
+    for (int at : {0, n / 2, n - 1}) {
+      std::vector<float> tie = x;
+      tie[static_cast<std::size_t>(at)] = 1e3f;
+      tie[static_cast<std::size_t>(n - 1)] = 1e3f;
+      EXPECT_EQ(first_greatest(tie), at);
+      cases.push_back(tie);
+      tie[0] = nan;
+      tie[static_cast<std::size_t>(std::min(at + 1, n - 1))] = nan;
+      cases.push_back(tie);
+    }
+    for (auto name : available_cpu_targets()) {
+      for (const auto& values : cases)
+        EXPECT_EQ(cpu_target(name)->argmax(values.data(), n), first_greatest(values))
+            << name << " n " << n;
+    }
+  }
+}
+
 TEST(AddInplace, Adds) {
   std::vector<float> y = {1, 2, 3}, x = {0.5f, -2, 10};
   add_inplace(y.data(), x.data(), 3);
