@@ -1,7 +1,8 @@
 // Prompt processing and decode speed of one model file with lmserve's kernels, the way
-// llama-bench measures them: pp = one forward over N prompt tokens, tg = M single-token forwards
-// after it; medians of --reps runs after a warm-up, JSON on stdout. bench/models/compare.sh runs
-// it beside the llama.cpp peer on the same files.
+// llama-bench measures its pp512 and tg128: pp = one forward over N prompt tokens, tg = M
+// single-token forwards from an empty context (a test of its own, as llama-bench's tg has no
+// prompt); medians of --reps runs after a warm-up, JSON on stdout. bench/models/compare.sh runs
+// it beside the llama.cpp peer on the same files; bench/serving measures decode at long contexts.
 //
 // Usage: bench_model --model FILE|DIR [--threads 2] [--pp 512] [--tg 128] [--reps 3]
 //        bench_model --model FILE|DIR --batch 1,4,16 [--context 128] [--tg 32]
@@ -256,11 +257,13 @@ int main(int argc, char** argv) {
     }
     std::vector<double> pp_rate, tg_rate, tg_ceiling_fraction, bandwidth_around_tg;
     for (int r = 0; r < reps; ++r) {
-      auto cache = model->new_cache(pp + tg, lmserve::model::KvType::kF16);  // the server's default
+      // F16, the server's default KV type.
+      auto prompt_cache = model->new_cache(pp, lmserve::model::KvType::kF16);
       const auto t0 = std::chrono::steady_clock::now();
-      model->forward(prompt, *cache, logits);
+      model->forward(prompt, *prompt_cache, logits);
       pp_rate.push_back(pp / seconds_since(t0));
-      const DecodeRun run = timed_decode(*model, *cache, prompt.back(), tg, pool, peak_rss);
+      auto cache = model->new_cache(tg, lmserve::model::KvType::kF16);
+      const DecodeRun run = timed_decode(*model, *cache, prompt.front(), tg, pool, peak_rss);
       tg_rate.push_back(tg / run.seconds);
       tg_ceiling_fraction.insert(tg_ceiling_fraction.end(), run.ceiling_fractions.begin(),
                                  run.ceiling_fractions.end());

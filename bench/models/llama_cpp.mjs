@@ -1,6 +1,6 @@
 // The peer side of bench/models/compare.sh: llama.cpp's CPU build through node-llama-cpp, measured
-// like bench_model (pp = one evaluation of N prompt tokens, tg = M greedy tokens after it;
-// medians of --reps runs after a warm-up), JSON on stdout.
+// like bench_model and llama-bench (pp = one evaluation of N prompt tokens, tg = M greedy tokens
+// from an empty context; medians of --reps runs after a warm-up), JSON on stdout.
 //
 // Usage: node llama_cpp.mjs --model FILE [--threads 2] [--pp 512] [--tg 128] [--reps 3]
 import { parseArgs } from 'node:util';
@@ -34,13 +34,15 @@ const prompt = Array.from({ length: pp }, (_, i) => 1000 + ((i * 7919) % 20000))
 }
 const ppRate = [], tgRate = [];
 for (let r = 0; r < Number(args.reps); ++r) {
-  const sequence = context.getSequence();
+  let sequence = context.getSequence();
   let start = performance.now();
   await sequence.evaluateWithoutGeneratingNewTokens(prompt);
   ppRate.push(pp / ((performance.now() - start) / 1000));
+  sequence.dispose();
+  sequence = context.getSequence();
   start = performance.now();
   let n = 0;
-  for await (const token of sequence.evaluate([prompt[pp - 1]], { temperature: 0 })) {
+  for await (const token of sequence.evaluate([prompt[0]], { temperature: 0 })) {
     void token;
     if (++n >= tg) break;
   }

@@ -45,8 +45,9 @@ const lines = [
     'each engine\'s figure is its median, each ratio the median of the rounds\' ratios',
   '- files: `bench/models/synth_model --gguf TYPE` (random weights, llama.cpp\'s per-tensor ' +
     `type recipe); pp${first.lmserve.pp} = one forward over ${first.lmserve.pp} prompt tokens, ` +
-    `tg${first.lmserve.tg} = ${first.lmserve.tg} greedy tokens after it, both after a warm-up ` +
-    'forward; F16 KV cache on both',
+    `tg${first.lmserve.tg} = ${first.lmserve.tg} greedy tokens from an empty context (as ` +
+    'llama-bench runs them, each a test of its own), both after a warm-up forward; F16 KV cache ' +
+    'on both',
   '- decode ceiling = read bandwidth / weight bytes read per token. This VM\'s two-thread read ' +
     'bandwidth moves from one second to the next, so lmserve\'s tg run is timed in four parts ' +
     'with the bandwidth measured between them (a part\'s ceiling is the mean of the bandwidths ' +
